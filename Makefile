@@ -1,0 +1,59 @@
+# meshgate: `make demo` runs the seed walkthrough on a local mesh, `make test` runs
+# lint, types and the whole test suite. Both set up everything they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEBS   := iptables curl wrk iproute2
+
+.PHONY: all test demo lint types unit e2e deps venv bench clean
+
+all: test
+
+# Debian packages the runtime needs (only as root, only when missing).
+deps:
+	@missing=""; \
+	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux; do \
+	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "note: missing$$missing (install them as root; e2e tests will skip)"; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e"
+
+e2e: deps $(STAMP)
+	$(BIN)/pytest -q -m e2e
+
+test: deps $(STAMP) lint types
+	$(BIN)/pytest -q
+
+demo: deps $(STAMP)
+	$(BIN)/python -m meshgate.demo
+
+bench: deps $(STAMP)
+	$(BIN)/python benchmarks/config_scale.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

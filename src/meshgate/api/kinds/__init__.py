@@ -1,0 +1,1 @@
+"""Importing this package registers every kind (see ``meshgate.api.registry``)."""
