@@ -1,0 +1,62 @@
+"""Helpers for end-to-end tests: a mesh in its own state directory, driven through the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WALKTHROUGH = ROOT / "examples" / "walkthrough"
+
+
+def meshgate_argv() -> list[str]:
+    exe = Path(sys.executable).parent / "meshgate"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "meshgate.cli.main"]
+
+
+class Mesh:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = dict(os.environ, MESHGATE_HOME=str(home))
+
+    def meshgate(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            meshgate_argv() + list(args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"meshgate {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}\n{self.log_tail()}"
+            )
+        return proc
+
+    def log_tail(self, n: int = 40) -> str:
+        log = self.home / "control-plane.log"
+        if not log.exists():
+            return "(no control-plane.log)"
+        lines = log.read_text(errors="replace").splitlines()[-n:]
+        return "--- control-plane.log ---\n" + "\n".join(lines)
+
+    def wait_pod(self, namespace: str, prefix: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            last = self.meshgate("get", "pods", "-n", namespace, check=False).stdout
+            for line in last.splitlines():
+                cols = line.split()
+                if len(cols) >= 3 and cols[0].startswith(prefix) and cols[2] == "Running":
+                    ready, _, total = cols[1].partition("/")
+                    if ready == total:
+                        return cols[0]
+            time.sleep(0.25)
+        raise AssertionError(f"pod {prefix}* not running in {namespace}:\n{last}\n{self.log_tail()}")
