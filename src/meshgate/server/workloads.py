@@ -1,0 +1,207 @@
+"""Workload controllers as pure functions: what objects should exist, given what does.
+
+Rules:
+- Inputs and outputs are canonical wire dicts (what the store holds); no I/O here, and
+  randomness only through the ``suffix`` callable, so tests can pin names.
+- An ``IstioGateway`` owns a Deployment and a Service of its own name in its namespace:
+  pods labelled ``app: <name>`` and ``istio: <name without a leading "istio-">`` plus
+  ``podLabels``, annotated as routers, with the proxy container ``istio-proxy``.
+- A Deployment owns ``replicas`` pods named ``<deployment>-<template hash>-<5 chars>``,
+  labelled with the template's labels and ``pod-template-hash``. Pods whose hash is stale
+  are replaced.
+- Objects created by a controller carry an ownerReference, and only those are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ROUTER_ANNOTATION = "meshgate.io/proxy-type"
+INJECT_ANNOTATION = "sidecar.istio.io/inject"
+PROXY_CONTAINER = "istio-proxy"
+PROXY_IMAGE = "meshgate/proxyv2:envoy-1.40"
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+Obj = dict[str, Any]
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(n))
+
+
+def _meta(obj: Obj) -> Obj:
+    meta: Obj = obj.get("metadata") or {}
+    return meta
+
+
+def key_of(obj: Obj) -> tuple[str, str, str, str]:
+    api = obj.get("apiVersion", "")
+    group = api.rsplit("/", 1)[0] if "/" in api else ""
+    meta = _meta(obj)
+    return (group, obj.get("kind", ""), meta.get("namespace", "") or "", meta.get("name", ""))
+
+
+def owner_ref(owner: Obj) -> Obj:
+    meta = _meta(owner)
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "controller": True,
+    }
+
+
+def owned_by(obj: Obj, owner: Obj) -> bool:
+    for ref in _meta(obj).get("ownerReferences") or []:
+        if ref.get("kind") == owner.get("kind") and ref.get("name") == _meta(owner).get("name"):
+            return True
+    return False
+
+
+def gateway_labels(gw: Obj) -> dict[str, str]:
+    name: str = _meta(gw)["name"]
+    istio = name[len("istio-") :] if name.startswith("istio-") else name
+    labels = {"app": name, "istio": istio}
+    labels.update((gw.get("spec") or {}).get("podLabels") or {})
+    return labels
+
+
+def gateway_objects(gw: Obj) -> list[Obj]:
+    """The Deployment and Service an ``IstioGateway`` stands for."""
+    spec = gw.get("spec") or {}
+    meta = _meta(gw)
+    name = meta["name"]
+    namespace = meta.get("namespace") or "istio-system"
+    labels = gateway_labels(gw)
+    ports = []
+    container_ports = []
+    for p in spec.get("ports") or []:
+        port: Obj = {"name": p.get("name", ""), "port": p["port"], "protocol": p.get("protocol", "TCP")}
+        port["targetPort"] = p.get("targetPort", p["port"])
+        ports.append(port)
+        if isinstance(port["targetPort"], int):
+            container_ports.append({"containerPort": port["targetPort"], "protocol": "TCP"})
+    ref = owner_ref(gw)
+    deployment: Obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "ownerReferences": [ref],
+        },
+        "spec": {
+            "replicas": int(spec.get("replicaCount", 1)),
+            "selector": {"matchLabels": {"app": labels["app"], "istio": labels["istio"]}},
+            "template": {
+                "metadata": {
+                    "labels": dict(labels),
+                    "annotations": {ROUTER_ANNOTATION: "router", INJECT_ANNOTATION: "false"},
+                },
+                "spec": {
+                    "serviceAccountName": f"{name}-service-account",
+                    "containers": [
+                        {"name": PROXY_CONTAINER, "image": PROXY_IMAGE, "ports": container_ports}
+                    ],
+                },
+            },
+        },
+    }
+    service: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "ownerReferences": [ref],
+        },
+        "spec": {
+            "type": spec.get("serviceType", "ClusterIP"),
+            "selector": {"app": labels["app"], "istio": labels["istio"]},
+            "ports": ports,
+        },
+    }
+    account: Obj = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": f"{name}-service-account",
+            "namespace": namespace,
+            "ownerReferences": [ref],
+        },
+    }
+    return [deployment, service, account]
+
+
+def template_hash(deployment: Obj) -> str:
+    template = (deployment.get("spec") or {}).get("template") or {}
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    # Kubernetes' pod-template-hash is a short lowercase alphanumeric string.
+    return "".join(_NAME_ALPHABET[int(digest[i : i + 2], 16) % 27] for i in range(0, 20, 2))
+
+
+@dataclass
+class PodPlan:
+    create: list[Obj] = field(default_factory=list)
+    delete: list[Obj] = field(default_factory=list)
+
+
+def plan_pods(
+    deployment: Obj, pods: list[Obj], suffix: Callable[[], str] = random_suffix
+) -> PodPlan:
+    """Pods to create and delete so the Deployment has ``replicas`` current pods."""
+    meta = _meta(deployment)
+    spec = deployment.get("spec") or {}
+    replicas = int(spec.get("replicas", 1))
+    thash = template_hash(deployment)
+    mine = [p for p in pods if owned_by(p, deployment)]
+    current = [p for p in mine if (_meta(p).get("labels") or {}).get("pod-template-hash") == thash]
+    plan = PodPlan(delete=[p for p in mine if p not in current])
+    current.sort(key=lambda p: _meta(p).get("name", ""))
+    plan.delete.extend(current[replicas:])
+    template = spec.get("template") or {}
+    taken = {_meta(p).get("name") for p in pods}
+    for _ in range(max(0, replicas - len(current))):
+        name = f"{meta['name']}-{thash}-{suffix()}"
+        while name in taken:
+            name = f"{meta['name']}-{thash}-{suffix()}"
+        taken.add(name)
+        tmeta = template.get("metadata") or {}
+        labels = dict(tmeta.get("labels") or {})
+        labels["pod-template-hash"] = thash
+        pod_meta: Obj = {
+            "name": name,
+            "namespace": meta.get("namespace") or "default",
+            "labels": labels,
+            "ownerReferences": [owner_ref(deployment)],
+        }
+        if tmeta.get("annotations"):
+            pod_meta["annotations"] = dict(tmeta["annotations"])
+        plan.create.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": pod_meta,
+                "spec": json.loads(json.dumps(template.get("spec") or {})),
+            }
+        )
+    return plan
+
+
+def is_router(pod: Obj) -> bool:
+    return (_meta(pod).get("annotations") or {}).get(ROUTER_ANNOTATION) == "router"
+
+
+def wants_sidecar(pod: Obj) -> bool:
+    annotations = _meta(pod).get("annotations") or {}
+    labels = _meta(pod).get("labels") or {}
+    flag = annotations.get(INJECT_ANNOTATION, labels.get(INJECT_ANNOTATION, "true"))
+    return str(flag).lower() != "false" and not is_router(pod)
