@@ -1,0 +1,307 @@
+"""The ADS gRPC server: one stream per proxy, config pushed on demand.
+
+Rules:
+- State-of-the-world ADS only (`StreamAggregatedResources`); the protocol itself lives
+  in `session.AdsSession` (sans-I/O); this module owns sockets, tasks and logging.
+- One writer per stream: responses go through a per-stream queue drained by the RPC
+  handler, so pushes and request handling never interleave writes.
+- Failures stay local: a bad request, a disconnect or an exception in `generate` for one
+  proxy is logged and affects only that stream; `generate` returning None means "not
+  known yet": the stream stays open and the next push tries again.
+- `request_push` is debounced (see debounce.py) and may be called from any thread.
+- `statuses()` reports the latest stream of every node id seen since start, connected or
+  not, for `meshgate proxy-status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+
+from meshgate.translate.output import ProxyConfig
+from meshgate.xds.debounce import Debouncer
+from meshgate.xds.session import AdsSession, UnknownTypeError, node_metadata
+from meshgate.xds.status import ProxyStatus
+
+log = logging.getLogger(__name__)
+
+Generate = Callable[[str, Mapping[str, Any]], ProxyConfig | None]
+
+_END = None  # queue sentinel: close the stream
+
+
+@dataclass(eq=False)
+class _Stream:
+    stream_id: int
+    node_id: str
+    cluster: str
+    metadata: dict[str, Any]
+    session: AdsSession
+    connected_since: datetime
+    queue: asyncio.Queue[DiscoveryResponse | None] = field(default_factory=asyncio.Queue)
+    connected: bool = True
+    disconnected_at: datetime | None = None
+
+    def status(self) -> ProxyStatus:
+        return ProxyStatus(
+            node_id=self.node_id,
+            cluster=self.cluster,
+            metadata=dict(self.metadata),
+            connected=self.connected,
+            connected_since=self.connected_since,
+            disconnected_at=self.disconnected_at,
+            types=self.session.type_statuses(),
+        )
+
+
+class XdsServer:
+    """Aggregated Discovery Service over gRPC (Unix socket or TCP)."""
+
+    def __init__(
+        self,
+        generate: Generate,
+        *,
+        debounce: float = 0.1,
+        max_delay: float = 1.0,
+        control_plane_id: str = "meshgate",
+    ) -> None:
+        self._generate = generate
+        self._control_plane_id = control_plane_id
+        self._debouncer = Debouncer(self._push_all, quiet=debounce, max_delay=max_delay)
+        self._servers: list[grpc.aio.Server] = []
+        self._streams: set[_Stream] = set()
+        self._latest: dict[str, _Stream] = {}
+        self._ids = itertools.count(1)
+        self._push_count = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self, uds_path: str) -> None:
+        """Listen on a Unix socket (mode 0666: Envoy runs as uid 1337)."""
+        if len(os.fsencode(uds_path)) > 107:
+            raise ValueError(f"socket path too long for AF_UNIX: {uds_path}")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(uds_path).st_mode):
+                os.unlink(uds_path)  # left behind by a previous run of ours
+        server = self._new_server()
+        server.add_insecure_port(f"unix:{uds_path}")
+        await self._start_server(server)
+        os.chmod(uds_path, 0o666)
+
+    async def start_tcp(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> int:
+        """Listen on TCP (plain, or TLS/mTLS with `credentials`); returns the bound port."""
+        server = self._new_server()
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+        await self._start_server(server)
+        return int(bound)
+
+    async def stop(self, grace: float = 0.2) -> None:
+        """Stop listening and end every stream (proxies keep their config and retry)."""
+        await self._debouncer.stop()
+        for stream in list(self._streams):
+            stream.queue.put_nowait(_END)
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await server.stop(grace)
+
+    # -- pushes and status ---------------------------------------------------------
+
+    def request_push(self, reason: str = "") -> None:
+        """Regenerate every connected proxy's config soon (debounced); any thread."""
+        self._debouncer.trigger(reason)
+
+    async def push_now(self, reason: str = "") -> None:
+        """Regenerate and send at once, skipping the debounce (tests, shutdown paths)."""
+        await self._push_all([reason] if reason else [])
+
+    @property
+    def push_count(self) -> int:
+        """How many pushes ran since construction."""
+        return self._push_count
+
+    def statuses(self) -> list[ProxyStatus]:
+        """The latest stream of every node id seen, sorted by node id."""
+        return [self._latest[node].status() for node in sorted(self._latest)]
+
+    # -- internals -----------------------------------------------------------------
+
+    def _new_server(self) -> grpc.aio.Server:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                # Notice dead proxies (and let proxies notice us) without traffic.
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        return server
+
+    async def _start_server(self, server: grpc.aio.Server) -> None:
+        await server.start()
+        self._servers.append(server)
+        self._debouncer.start()
+
+    async def _push_all(self, reasons: list[str]) -> None:
+        self._push_count += 1
+        if reasons:
+            log.debug("xDS push %d: %s", self._push_count, "; ".join(reasons))
+        for stream in list(self._streams):
+            config = self._safe_generate(stream)
+            if config is None:
+                continue
+            try:
+                responses = stream.session.set_config(config)
+            except Exception:
+                log.exception("xDS: rendering config for %s failed", stream.node_id)
+                continue
+            for response in responses:
+                stream.queue.put_nowait(response)
+
+    def _safe_generate(self, stream: _Stream) -> ProxyConfig | None:
+        try:
+            return self._generate(stream.node_id, stream.metadata)
+        except Exception:
+            log.exception("xDS: generate failed for %s; keeping its last config", stream.node_id)
+            return None
+
+    async def _serve(
+        self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        stream_id = next(self._ids)
+        holder: dict[str, _Stream] = {}
+        first_seen = asyncio.Event()
+        reader = asyncio.create_task(self._read(stream_id, requests, holder, first_seen))
+        try:
+            await first_seen.wait()
+            stream = holder.get("stream")
+            if stream is None:
+                await reader
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request lacks node.id")
+                return
+            while True:
+                response = await stream.queue.get()
+                if response is _END:
+                    break
+                await context.write(response)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            stream_or_none = holder.get("stream")
+            if stream_or_none is not None:
+                self._disconnected(stream_or_none)
+
+    async def _read(
+        self,
+        stream_id: int,
+        requests: AsyncIterator[DiscoveryRequest],
+        holder: dict[str, _Stream],
+        first_seen: asyncio.Event,
+    ) -> None:
+        stream: _Stream | None = None
+        try:
+            async for request in requests:
+                if stream is None:
+                    stream = self._connected(stream_id, request)
+                    if stream is not None:
+                        holder["stream"] = stream
+                    first_seen.set()
+                    if stream is None:
+                        return
+                self._handle(stream, request)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        except Exception:
+            log.exception("xDS: stream %d read failed", stream_id)
+        finally:
+            first_seen.set()
+            if stream is not None:
+                stream.queue.put_nowait(_END)
+
+    def _connected(self, stream_id: int, request: DiscoveryRequest) -> _Stream | None:
+        node_id = request.node.id
+        if not node_id:
+            log.warning("xDS: stream %d sent no node.id; closing it", stream_id)
+            return None
+        try:
+            metadata = node_metadata(request)
+        except Exception:
+            log.warning("xDS: unreadable metadata from %s; using none", node_id)
+            metadata = {}
+        stream = _Stream(
+            stream_id=stream_id,
+            node_id=node_id,
+            cluster=request.node.cluster,
+            metadata=metadata,
+            session=AdsSession(f"{stream_id}", self._control_plane_id),
+            connected_since=datetime.now(UTC),
+        )
+        self._streams.add(stream)
+        self._latest[node_id] = stream
+        log.info("xDS: %s connected (stream %d)", node_id, stream_id)
+        return stream
+
+    def _disconnected(self, stream: _Stream) -> None:
+        self._streams.discard(stream)
+        stream.connected = False
+        stream.disconnected_at = datetime.now(UTC)
+        log.info("xDS: %s disconnected (stream %d)", stream.node_id, stream.stream_id)
+
+    def _handle(self, stream: _Stream, request: DiscoveryRequest) -> None:
+        try:
+            if not stream.session.has_config:
+                config = self._safe_generate(stream)
+                if config is not None:
+                    for response in stream.session.set_config(config):
+                        stream.queue.put_nowait(response)
+            responses = stream.session.handle_request(request)
+        except UnknownTypeError as exc:
+            log.warning("xDS: %s: %s; ignored", stream.node_id, exc)
+            return
+        except Exception:
+            log.exception("xDS: %s: request handling failed; ignored", stream.node_id)
+            return
+        if request.HasField("error_detail") and request.response_nonce:
+            log.warning(
+                "xDS: %s rejected %s: %s",
+                stream.node_id,
+                request.type_url.rsplit(".", 1)[-1],
+                request.error_detail.message,
+            )
+        for response in responses:
+            stream.queue.put_nowait(response)
+
+
+class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    def __init__(self, owner: XdsServer) -> None:
+        self._owner = owner
+
+    async def StreamAggregatedResources(
+        self, request_iterator: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        await self._owner._serve(request_iterator, context)

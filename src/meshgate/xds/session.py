@@ -1,0 +1,154 @@
+"""The state-of-the-world ADS protocol for one proxy stream, without I/O.
+
+Rules:
+- Input is a DiscoveryRequest or a new ProxyConfig; output is the list of
+  DiscoveryResponses to send, in order. No clock, no sockets, no logging of secrets.
+- A request whose nonce is not the last one sent for its type is stale and ignored
+  (the xDS protocol: the proxy will answer the newer response).
+- ACK: nonce matches, no error_detail. NACK: nonce matches, error_detail set. A NACK is
+  recorded with its message; the rejected version is not sent again until the content
+  changes (the proxy keeps its last good config meanwhile).
+- LDS/CDS are wildcard; RDS/EDS/SDS carry the names the proxy asked for, and a change
+  of those names is answered at once.
+- A request without a nonce opens (or reopens) a subscription and is always answered
+  when a config is known, whatever version the proxy says it has: resending the same
+  version after a control-plane restart is harmless and keeps the logic simple.
+- Pushes send only the types whose rendered content changed, in PUSH_ORDER.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.core.v3.base_pb2 import ControlPlane
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from google.protobuf.json_format import MessageToDict
+
+from meshgate.translate.output import ProxyConfig
+from meshgate.xds.resources import PUSH_ORDER, WILDCARD_TYPES, Rendered, render
+from meshgate.xds.status import TypeStatus
+
+KNOWN_TYPES: frozenset[str] = frozenset(PUSH_ORDER)
+
+
+@dataclass
+class _TypeState:
+    subscribed: bool = False
+    names: frozenset[str] | None = None
+    sent_version: str | None = None
+    sent_nonce: str | None = None
+    sent_count: int = 0
+    acked_version: str | None = None
+    nack_error: str | None = None
+    nacked_version: str | None = None
+
+
+class UnknownTypeError(ValueError):
+    """The proxy asked for a type this server does not serve."""
+
+
+class AdsSession:
+    """Protocol state of one ADS stream: subscriptions, versions, nonces, ACK/NACK."""
+
+    def __init__(self, nonce_prefix: str, control_plane_id: str = "meshgate") -> None:
+        self._nonce_prefix = nonce_prefix
+        self._nonce_counter = 0
+        self._control_plane = ControlPlane(identifier=control_plane_id)
+        self._types: dict[str, _TypeState] = {url: _TypeState() for url in PUSH_ORDER}
+        self._config: ProxyConfig | None = None
+
+    @property
+    def has_config(self) -> bool:
+        return self._config is not None
+
+    def handle_request(self, request: DiscoveryRequest) -> list[DiscoveryResponse]:
+        """Apply one request from the proxy; return what to send back."""
+        type_url = request.type_url
+        if type_url not in KNOWN_TYPES:
+            raise UnknownTypeError(f"unsupported type_url {type_url!r}")
+        state = self._types[type_url]
+        names = _requested_names(type_url, request)
+        if request.response_nonce:
+            if request.response_nonce != state.sent_nonce:
+                return []
+            if request.HasField("error_detail"):
+                state.nack_error = request.error_detail.message or "rejected (no message)"
+                state.nacked_version = state.sent_version
+            else:
+                state.acked_version = request.version_info
+                state.nack_error = None
+                state.nacked_version = None
+            if names == state.names:
+                return []
+            state.names = names
+            return self._send(type_url, force=True)
+        state.subscribed = True
+        state.names = names
+        if request.version_info and state.acked_version is None:
+            # The proxy already runs this version (it reconnected after our restart).
+            state.acked_version = request.version_info
+        return self._send(type_url, force=True)
+
+    def set_config(self, config: ProxyConfig) -> list[DiscoveryResponse]:
+        """Adopt a new config; return the responses for the types whose content changed."""
+        self._config = config
+        out: list[DiscoveryResponse] = []
+        for type_url in PUSH_ORDER:
+            if self._types[type_url].subscribed:
+                out.extend(self._send(type_url, force=False))
+        return out
+
+    def type_statuses(self) -> dict[str, TypeStatus]:
+        """Per subscribed type: what was sent, acknowledged, rejected."""
+        return {
+            url: TypeStatus(
+                type_url=url,
+                sent_version=s.sent_version,
+                acked_version=s.acked_version,
+                last_nonce=s.sent_nonce,
+                nack_error=s.nack_error,
+                nacked_version=s.nacked_version,
+                resource_count=s.sent_count,
+                subscribed_names=None if s.names is None else tuple(sorted(s.names)),
+            )
+            for url, s in self._types.items()
+            if s.subscribed
+        }
+
+    def _send(self, type_url: str, *, force: bool) -> list[DiscoveryResponse]:
+        if self._config is None:
+            return []
+        state = self._types[type_url]
+        rendered = render(type_url, self._config.by_type()[type_url], state.names)
+        if not force and rendered.version == state.sent_version:
+            return []
+        return [self._response(state, rendered)]
+
+    def _response(self, state: _TypeState, rendered: Rendered) -> DiscoveryResponse:
+        self._nonce_counter += 1
+        nonce = f"{self._nonce_prefix}-{self._nonce_counter}"
+        state.sent_version = rendered.version
+        state.sent_nonce = nonce
+        state.sent_count = len(rendered.resources)
+        return DiscoveryResponse(
+            version_info=rendered.version,
+            resources=list(rendered.resources),
+            type_url=rendered.type_url,
+            nonce=nonce,
+            control_plane=self._control_plane,
+        )
+
+
+def _requested_names(type_url: str, request: DiscoveryRequest) -> frozenset[str] | None:
+    if type_url in WILDCARD_TYPES:
+        return None
+    return frozenset(name for name in request.resource_names if name != "*")
+
+
+def node_metadata(request: DiscoveryRequest) -> dict[str, Any]:
+    """The node's metadata Struct as plain JSON values."""
+    if not request.node.HasField("metadata"):
+        return {}
+    result: dict[str, Any] = MessageToDict(request.node.metadata)
+    return result

@@ -1,0 +1,84 @@
+"""What `meshgate proxy-status` shows: per proxy, per xDS type, what was sent and acknowledged.
+
+Rules: plain immutable values, safe to hand to other threads and to serialise; no
+behaviour beyond derived read-only properties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class SyncState(StrEnum):
+    """istioctl-style summary of one type on one proxy."""
+
+    NOT_SENT = "NOT SENT"  # the proxy asked, nothing has gone out yet (unknown proxy)
+    STALE = "STALE"  # sent, not yet acknowledged
+    SYNCED = "SYNCED"  # the proxy acknowledged the last version sent
+    NACKED = "NACKED"  # the proxy rejected the last version sent; it runs an older one
+
+
+@dataclass(frozen=True)
+class TypeStatus:
+    """One xDS type on one proxy stream."""
+
+    type_url: str
+    sent_version: str | None
+    acked_version: str | None
+    last_nonce: str | None
+    nack_error: str | None
+    nacked_version: str | None
+    resource_count: int
+    subscribed_names: tuple[str, ...] | None  # None: wildcard (LDS, CDS)
+
+    @property
+    def state(self) -> SyncState:
+        if self.sent_version is None:
+            return SyncState.NOT_SENT
+        if self.nack_error is not None and self.nacked_version == self.sent_version:
+            return SyncState.NACKED
+        if self.acked_version == self.sent_version:
+            return SyncState.SYNCED
+        return SyncState.STALE
+
+
+@dataclass(frozen=True)
+class ProxyStatus:
+    """One proxy (its latest stream): identity, connection and per-type state."""
+
+    node_id: str
+    cluster: str
+    metadata: dict[str, Any]
+    connected: bool
+    connected_since: datetime
+    disconnected_at: datetime | None
+    types: dict[str, TypeStatus] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready view for the HTTP API and the CLI."""
+        return {
+            "nodeId": self.node_id,
+            "cluster": self.cluster,
+            "metadata": self.metadata,
+            "connected": self.connected,
+            "connectedSince": self.connected_since.isoformat(),
+            "disconnectedAt": self.disconnected_at.isoformat() if self.disconnected_at else None,
+            "types": {
+                url: {
+                    "state": str(t.state),
+                    "sentVersion": t.sent_version,
+                    "ackedVersion": t.acked_version,
+                    "lastNonce": t.last_nonce,
+                    "nackError": t.nack_error,
+                    "nackedVersion": t.nacked_version,
+                    "resourceCount": t.resource_count,
+                    "subscribedNames": list(t.subscribed_names)
+                    if t.subscribed_names is not None
+                    else None,
+                }
+                for url, t in sorted(self.types.items())
+            },
+        }

@@ -1,0 +1,280 @@
+"""The gRPC server with a real gRPC client: isolation between streams, robustness, pushes.
+
+Rules: loopback TCP or a Unix socket in a temp dir; each test owns its event loop
+(asyncio.run) and stops its server in `finally`; waits poll until a deadline, and no
+assertion is about how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.base_pb2 import Node
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from google.protobuf.struct_pb2 import Struct
+from google.rpc.status_pb2 import Status
+
+from meshgate.translate.output import CLUSTER, LISTENER, ProxyConfig
+from meshgate.xds.server import XdsServer
+from meshgate.xds.status import SyncState
+
+WAIT = 10.0
+
+
+class Generator:
+    def __init__(self) -> None:
+        self.tag = "v1"
+        self.broken: set[str] = set()
+        self.unknown: set[str] = set()
+        self.seen_metadata: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, node_id: str, metadata: Mapping[str, Any]) -> ProxyConfig | None:
+        self.seen_metadata[node_id] = dict(metadata)
+        if node_id in self.broken:
+            raise RuntimeError(f"boom for {node_id}")
+        if node_id in self.unknown:
+            return None
+        return ProxyConfig(
+            listeners=[Listener(name=f"{node_id}-l", stat_prefix=self.tag)],
+            clusters=[Cluster(name="c")],
+        )
+
+
+class Client:
+    """One ADS stream, driven by hand."""
+
+    def __init__(self, channel: grpc.aio.Channel, node_id: str | None) -> None:
+        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        self.node_id = node_id
+        self.first = True
+
+    async def send(self, type_url: str, **kw: Any) -> None:
+        request = DiscoveryRequest(type_url=type_url, **kw)
+        if self.first and self.node_id is not None:
+            metadata = Struct()
+            metadata.update({"app": "sleep"})
+            request.node.CopyFrom(Node(id=self.node_id, cluster="c", metadata=metadata))
+        self.first = False
+        await self.call.write(request)
+
+    async def recv(self) -> DiscoveryResponse:
+        response = await asyncio.wait_for(self.call.read(), WAIT)
+        assert isinstance(response, DiscoveryResponse), response
+        return response
+
+    async def ack(self, response: DiscoveryResponse) -> None:
+        await self.send(response.type_url, response_nonce=response.nonce,
+                        version_info=response.version_info)  # fmt: skip
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+    return value
+
+
+def run(body: Callable[[XdsServer, Generator, grpc.aio.Channel], Awaitable[None]]) -> None:
+    async def main() -> None:
+        generator = Generator()
+        server = XdsServer(generator, debounce=0.02, max_delay=0.2)
+        port = await server.start_tcp()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await body(server, generator, channel)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def status_of(server: XdsServer, node: str) -> Any:
+    return next((s for s in server.statuses() if s.node_id == node), None)
+
+
+def test_subscribe_ack_and_status() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        client = Client(channel, "n1")
+        await client.send(CLUSTER)
+        await client.send(LISTENER)
+        cds = await client.recv()
+        lds = await client.recv()
+        assert (cds.type_url, lds.type_url) == (CLUSTER, LISTENER)
+        assert lds.control_plane.identifier == "meshgate"
+        await client.ack(cds)
+        await client.ack(lds)
+        await eventually(
+            lambda: status_of(server, "n1").types[LISTENER].state == SyncState.SYNCED, "ACK"
+        )
+        status = status_of(server, "n1")
+        assert status.connected
+        assert status.cluster == "c"
+        assert status.metadata == {"app": "sleep"}
+        assert gen.seen_metadata["n1"] == {"app": "sleep"}
+        assert status.to_json()["types"][LISTENER]["state"] == "SYNCED"
+        client.call.cancel()
+
+    run(body)
+
+
+def test_push_sends_only_changed_types_and_is_debounced() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        client = Client(channel, "n1")
+        await client.send(CLUSTER)
+        await client.send(LISTENER)
+        await client.ack(await client.recv())
+        await client.ack(await client.recv())
+        before = server.push_count
+        gen.tag = "v2"
+        for i in range(20):
+            server.request_push(f"change {i}")
+        update = await client.recv()
+        assert update.type_url == LISTENER
+        await eventually(lambda: server.push_count > before, "a push")
+        # Twenty requests in a burst coalesce (quiet period 20 ms, max delay 200 ms).
+        assert server.push_count - before <= 2
+        client.call.cancel()
+
+    run(body)
+
+
+def test_request_push_from_another_thread() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        client = Client(channel, "n1")
+        await client.send(LISTENER)
+        await client.ack(await client.recv())
+        gen.tag = "v3"
+        thread = threading.Thread(target=server.request_push, args=("from a thread",))
+        thread.start()
+        thread.join()
+        assert (await client.recv()).type_url == LISTENER
+        client.call.cancel()
+
+    run(body)
+
+
+def test_missing_node_id_closes_only_that_stream() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        bad = Client(channel, None)
+        await bad.send(LISTENER)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await bad.recv()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        good = Client(channel, "n2")
+        await good.send(LISTENER)
+        assert (await good.recv()).type_url == LISTENER
+        good.call.cancel()
+
+    run(body)
+
+
+def test_unknown_type_is_ignored_and_stream_continues() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        client = Client(channel, "n1")
+        await client.send("type.googleapis.com/not.a.Type")
+        await client.send(LISTENER)
+        assert (await client.recv()).type_url == LISTENER
+        client.call.cancel()
+
+    run(body)
+
+
+def test_generate_failure_or_unknown_affects_only_that_proxy() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        gen.broken.add("broken")
+        gen.unknown.add("later")
+        broken, later, good = (Client(channel, n) for n in ("broken", "later", "good"))
+        for client in (broken, later, good):
+            await client.send(LISTENER)
+        assert (await good.recv()).type_url == LISTENER
+        assert status_of(server, "broken").connected
+        assert status_of(server, "later").types[LISTENER].state == SyncState.NOT_SENT
+        gen.broken.clear()
+        gen.unknown.clear()
+        server.request_push("now known")
+        assert (await broken.recv()).type_url == LISTENER
+        assert (await later.recv()).type_url == LISTENER
+        for client in (broken, later, good):
+            client.call.cancel()
+
+    run(body)
+
+
+def test_nack_of_one_proxy_does_not_affect_another() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        a, b = Client(channel, "a"), Client(channel, "b")
+        await a.send(LISTENER)
+        await b.send(LISTENER)
+        ra, rb = await a.recv(), await b.recv()
+        await a.send(LISTENER, response_nonce=ra.nonce, error_detail=Status(message="nope"))
+        await b.ack(rb)
+        await eventually(lambda: status_of(server, "a").types[LISTENER].nack_error, "NACK")
+        await eventually(
+            lambda: status_of(server, "b").types[LISTENER].state == SyncState.SYNCED, "ACK"
+        )
+        assert status_of(server, "a").types[LISTENER].state == SyncState.NACKED
+        assert status_of(server, "a").types[LISTENER].nack_error == "nope"
+        # Same content again: the rejected version is not resent.
+        await server.push_now("no change")
+        gen.tag = "fixed"
+        await server.push_now("changed")
+        assert (await a.recv()).version_info != ra.version_info
+        a.call.cancel()
+        b.call.cancel()
+
+    run(body)
+
+
+def test_disconnect_mid_stream_is_recorded_and_server_keeps_serving() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        first = Client(channel, "n1")
+        await first.send(LISTENER)
+        await first.recv()
+        first.call.cancel()
+        await eventually(lambda: not status_of(server, "n1").connected, "disconnect")
+        assert status_of(server, "n1").disconnected_at is not None
+        server.request_push("after a disconnect")
+        second = Client(channel, "n1")
+        await second.send(LISTENER)
+        assert (await second.recv()).type_url == LISTENER
+        await eventually(lambda: status_of(server, "n1").connected, "reconnect")
+        second.call.cancel()
+
+    run(body)
+
+
+def test_unix_socket_is_world_writable_and_restartable() -> None:
+    async def main() -> None:
+        with tempfile.TemporaryDirectory(prefix="mg-xds-", dir="/tmp") as tmp:
+            path = str(Path(tmp) / "xds.sock")
+            for _ in range(2):  # stop then start again on the same path
+                server = XdsServer(Generator())
+                await server.start(path)
+                try:
+                    mode = os.stat(path).st_mode
+                    assert stat.S_ISSOCK(mode)
+                    assert stat.S_IMODE(mode) == 0o666
+                    async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+                        client = Client(channel, "n1")
+                        await client.send(LISTENER)
+                        assert (await client.recv()).type_url == LISTENER
+                        client.call.cancel()
+                finally:
+                    await server.stop()
+
+    asyncio.run(main())

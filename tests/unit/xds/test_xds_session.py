@@ -1,0 +1,173 @@
+"""The sans-I/O ADS session: versions, nonces, ACK/NACK, subscriptions, ordering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from google.rpc.status_pb2 import Status
+
+from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyConfig
+from meshgate.xds.session import AdsSession, UnknownTypeError
+from meshgate.xds.status import SyncState
+
+
+def config(tag: str = "a", eds: tuple[str, ...] = ("c1", "c2")) -> ProxyConfig:
+    return ProxyConfig(
+        listeners=[Listener(name="l1", stat_prefix=tag)],
+        routes=[RouteConfiguration(name="r1"), RouteConfiguration(name="r2")],
+        clusters=[Cluster(name=n) for n in eds],
+        endpoints=[ClusterLoadAssignment(cluster_name=n) for n in eds],
+    )
+
+
+def req(type_url: str, *, nonce: str = "", version: str = "", names: Any = (), **kw: Any) -> Any:
+    return DiscoveryRequest(
+        type_url=type_url,
+        response_nonce=nonce,
+        version_info=version,
+        resource_names=list(names),
+        **kw,
+    )
+
+
+def ack(response: DiscoveryResponse, names: Any = ()) -> Any:
+    return req(response.type_url, nonce=response.nonce, version=response.version_info, names=names)
+
+
+def nack(response: DiscoveryResponse, last_good: str, message: str = "bad") -> Any:
+    return req(
+        response.type_url,
+        nonce=response.nonce,
+        version=last_good,
+        error_detail=Status(code=3, message=message),
+    )
+
+
+def test_no_answer_until_config_known_then_push_answers() -> None:
+    session = AdsSession("s")
+    assert session.handle_request(req(LISTENER)) == []
+    assert session.type_statuses()[LISTENER].state == SyncState.NOT_SENT
+    out = session.set_config(config())
+    assert [r.type_url for r in out] == [LISTENER]
+    assert len(out[0].resources) == 1
+
+
+def test_versions_are_content_hashes_and_deterministic() -> None:
+    a, b = AdsSession("a"), AdsSession("b")
+    a.set_config(config())
+    b.set_config(config())
+    ra = a.handle_request(req(LISTENER))[0]
+    rb = b.handle_request(req(LISTENER))[0]
+    assert ra.version_info == rb.version_info
+    assert ra.nonce != rb.nonce
+    c = AdsSession("c")
+    c.set_config(config("other"))
+    assert c.handle_request(req(LISTENER))[0].version_info != ra.version_info
+
+
+def test_ack_then_push_sends_only_changed_types() -> None:
+    session = AdsSession("s")
+    session.set_config(config())
+    lds = session.handle_request(req(LISTENER))[0]
+    cds = session.handle_request(req(CLUSTER))[0]
+    assert session.handle_request(ack(lds)) == []
+    assert session.handle_request(ack(cds)) == []
+    statuses = session.type_statuses()
+    assert statuses[LISTENER].state == SyncState.SYNCED
+    assert statuses[LISTENER].acked_version == lds.version_info
+    assert session.set_config(config()) == []
+    out = session.set_config(config("b"))
+    assert [r.type_url for r in out] == [LISTENER]
+
+
+def test_nack_recorded_not_resent_until_content_changes() -> None:
+    session = AdsSession("s")
+    session.set_config(config("good"))
+    good = session.handle_request(req(LISTENER))[0]
+    session.handle_request(ack(good))
+    bad = session.set_config(config("bad"))[0]
+    assert session.handle_request(nack(bad, good.version_info, "invalid regex")) == []
+    status = session.type_statuses()[LISTENER]
+    assert status.state == SyncState.NACKED
+    assert status.nack_error == "invalid regex"
+    assert status.acked_version == good.version_info
+    assert session.set_config(config("bad")) == []
+    fixed = session.set_config(config("fixed"))
+    assert len(fixed) == 1
+    assert session.type_statuses()[LISTENER].state == SyncState.STALE
+    session.handle_request(ack(fixed[0]))
+    status = session.type_statuses()[LISTENER]
+    assert status.state == SyncState.SYNCED
+    assert status.nack_error is None
+
+
+def test_stale_nonce_is_ignored() -> None:
+    session = AdsSession("s")
+    session.set_config(config("a"))
+    first = session.handle_request(req(LISTENER))[0]
+    second = session.set_config(config("b"))[0]
+    assert session.handle_request(ack(first)) == []
+    assert session.type_statuses()[LISTENER].acked_version is None
+    session.handle_request(ack(second))
+    assert session.type_statuses()[LISTENER].acked_version == second.version_info
+
+
+def test_named_types_filter_and_resend_on_subscription_change() -> None:
+    session = AdsSession("s")
+    session.set_config(config())
+    eds = session.handle_request(req(ENDPOINT, names=["c1"]))[0]
+    assert [ClusterLoadAssignment.FromString(r.value).cluster_name for r in eds.resources] == ["c1"]
+    more = session.handle_request(ack(eds, names=["c1", "c2", "missing"]))
+    assert len(more) == 1
+    assert len(more[0].resources) == 2
+    assert session.type_statuses()[ENDPOINT].subscribed_names == ("c1", "c2", "missing")
+    # A plain ACK with unchanged names asks for nothing.
+    assert session.handle_request(ack(more[0], names=["c1", "c2", "missing"])) == []
+
+
+def test_wildcard_types_send_everything() -> None:
+    session = AdsSession("s")
+    session.set_config(config())
+    out = session.handle_request(req(CLUSTER, names=["c1"]))[0]
+    assert len(out.resources) == 2
+    assert session.type_statuses()[CLUSTER].subscribed_names is None
+
+
+def test_push_order_cds_eds_lds_rds() -> None:
+    session = AdsSession("s")
+    session.set_config(config("a", ("c1",)))
+    for type_url, names in ((ROUTE, ["r1"]), (LISTENER, []), (ENDPOINT, ["c1"]), (CLUSTER, [])):
+        session.handle_request(req(type_url, names=names))
+    changed = ProxyConfig(
+        listeners=[Listener(name="l1", stat_prefix="z")],
+        routes=[RouteConfiguration(name="r1", validate_clusters={"value": True})],
+        clusters=[Cluster(name="c1", connect_timeout={"seconds": 2})],
+        endpoints=[ClusterLoadAssignment(cluster_name="c1", endpoints=[{"priority": 0}])],
+    )
+    out = session.set_config(changed)
+    assert [r.type_url for r in out] == [CLUSTER, ENDPOINT, LISTENER, ROUTE]
+
+
+def test_resync_after_restart_answers_with_current_config() -> None:
+    first = AdsSession("old")
+    first.set_config(config())
+    old = first.handle_request(req(LISTENER))[0]
+    # A new control-plane process: fresh session; the proxy says what it runs.
+    second = AdsSession("new")
+    second.set_config(config())
+    again = second.handle_request(req(LISTENER, version=old.version_info))
+    assert len(again) == 1
+    assert again[0].version_info == old.version_info
+    assert second.type_statuses()[LISTENER].state == SyncState.SYNCED
+
+
+def test_unknown_type_is_rejected() -> None:
+    session = AdsSession("s")
+    with pytest.raises(UnknownTypeError):
+        session.handle_request(req("type.googleapis.com/nope.Thing"))
