@@ -1,0 +1,126 @@
+"""The config store contract: what every backend (SQLite now, etcd later) provides.
+
+Rules of this module:
+- The store is generic: it holds canonical wire dicts (``Resource.to_wire()`` output),
+  keyed by ``ResourceKey``; it never imports the typed models.
+- The store owns ``metadata.uid``, ``metadata.resourceVersion``, ``metadata.generation`` and
+  ``metadata.creationTimestamp``; values supplied by callers are ignored. ``status`` is
+  written only through ``update_status``; ``apply`` keeps the stored status.
+- Every write gets its own global revision (one per object, monotonically increasing);
+  a resource's ``resourceVersion`` is the revision of its last write, as a string.
+- ``apply`` and ``delete`` are atomic: every object or none. Watchers hear about a
+  commit after it is durable, all events of one call in one batch, in revision order.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from meshgate.api.meta import ResourceKey
+
+Action = Literal["created", "configured", "unchanged", "deleted"]
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One version of a resource. ``deleted`` marks a history entry recording a deletion."""
+
+    key: ResourceKey
+    object: dict[str, Any]
+    resource_version: int
+    generation: int
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What ``apply``/``delete``/``rollback`` did (or would do, on a dry run) to one key."""
+
+    key: ResourceKey
+    action: Action
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One committed write; ``object`` is the state after it (the last state, if deleted)."""
+
+    revision: int
+    type: EventType
+    key: ResourceKey
+    object: dict[str, Any]
+
+
+WatchCallback = Callable[[builtins.list[Event]], None]
+
+
+class StoreError(Exception):
+    """Base for store failures that are not caller mistakes (ValueError/KeyError)."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer meshgate than this one."""
+
+
+class Compacted(StoreError):
+    """The events asked for were dropped from the bounded events table: relist, then poll."""
+
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(
+            f"events after revision {requested} are no longer kept (compacted up to "
+            f"revision {compacted}); list the store again and poll from its revision"
+        )
+        self.requested = requested
+        self.compacted = compacted
+
+
+class ConfigStore(Protocol):
+    """A transactional, revisioned, watchable store of wire dicts."""
+
+    def get(self, key: ResourceKey) -> StoredObject | None: ...
+
+    def list(
+        self, group: str | None = None, kind: str | None = None, namespace: str | None = None
+    ) -> builtins.list[StoredObject]:
+        """Objects matching every filter given, sorted by key."""
+        ...
+
+    def apply(
+        self, objects: builtins.list[dict[str, Any]], *, dry_run: bool = False
+    ) -> builtins.list[Change]:
+        """Create or update all objects in one transaction; ValueError leaves nothing changed."""
+        ...
+
+    def update_status(self, key: ResourceKey, status: dict[str, Any]) -> StoredObject:
+        """Replace ``status``; bumps resourceVersion, not generation. KeyError if missing."""
+        ...
+
+    def delete(
+        self, keys: builtins.list[ResourceKey], *, dry_run: bool = False, missing_ok: bool = False
+    ) -> builtins.list[Change]:
+        """Delete all keys in one transaction; KeyError (nothing deleted) if one is missing."""
+        ...
+
+    def history(self, key: ResourceKey) -> builtins.list[StoredObject]:
+        """The last versions of a resource, oldest first, deletions included."""
+        ...
+
+    def rollback(self, key: ResourceKey, revision: int) -> Change:
+        """Make the resource as it was at ``revision`` (a ``history`` entry), as a new write."""
+        ...
+
+    def revision(self) -> int: ...
+
+    def events_since(self, revision: int) -> builtins.list[Event]:
+        """Events with a revision above ``revision``; raises Compacted if some were dropped."""
+        ...
+
+    def watch(self, callback: WatchCallback) -> Callable[[], None]:
+        """Call ``callback`` after each commit made through this store; returns unsubscribe."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,264 @@
+"""SqliteStore behaviour: writes, generation, atomicity, history, events, schema."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshgate.api.meta import ResourceKey
+from meshgate.store import Compacted, SchemaVersionError, SqliteStore, open_store
+from meshgate.store.base import Event
+from meshgate.store.schema import SCHEMA_VERSION
+
+GROUP = "networking.istio.io"
+
+
+def se(name: str, host: str = "aliyun.com", namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"hosts": [host], "location": "MESH_EXTERNAL"},
+    }
+
+
+def key(name: str, namespace: str = "default") -> ResourceKey:
+    return ResourceKey(GROUP, "ServiceEntry", namespace, name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "store.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_create_update_unchanged_delete(store: SqliteStore) -> None:
+    [c] = store.apply([se("a")])
+    assert (c.key, c.action) == (key("a"), "created")
+    meta = c.object["metadata"]
+    assert meta["resourceVersion"] == "1" and meta["generation"] == 1
+    assert len(meta["uid"]) == 36 and meta["creationTimestamp"].endswith("Z")
+
+    got = store.get(key("a"))
+    assert got is not None and got.object == c.object
+    assert (got.resource_version, got.generation) == (1, 1)
+
+    # What `get -o yaml` prints, applied back, changes nothing and takes no revision.
+    assert [x.action for x in store.apply([got.object])] == ["unchanged"]
+    assert store.revision() == 1
+
+    [c] = store.apply([se("a", host="www.aliyun.com")])
+    assert c.action == "configured"
+    got = store.get(key("a"))
+    assert got is not None and (got.resource_version, got.generation) == (2, 2)
+    assert got.object["metadata"]["uid"] == meta["uid"]
+    assert got.object["metadata"]["creationTimestamp"] == meta["creationTimestamp"]
+
+    [d] = store.delete([key("a")])
+    assert (d.action, d.key) == ("deleted", key("a"))
+    assert store.get(key("a")) is None and store.list() == []
+    assert store.revision() == 3
+
+
+def test_labels_and_annotations_configure_without_generation(store: SqliteStore) -> None:
+    store.apply([se("a")])
+    labelled = se("a")
+    labelled["metadata"]["labels"] = {"team": "egress"}
+    labelled["metadata"]["annotations"] = {"note": "x"}
+    assert store.apply([labelled])[0].action == "configured"
+    got = store.get(key("a"))
+    assert got is not None and (got.generation, got.resource_version) == (1, 2)
+
+
+def test_supplied_server_fields_are_ignored(store: SqliteStore) -> None:
+    forged = se("a")
+    forged["metadata"].update(uid="forged", resourceVersion="77", generation=9)
+    forged["metadata"]["creationTimestamp"] = "1999-01-01T00:00:00Z"
+    meta = store.apply([forged])[0].object["metadata"]
+    assert meta["uid"] != "forged" and meta["resourceVersion"] == "1"
+    assert meta["generation"] == 1 and meta["creationTimestamp"] != "1999-01-01T00:00:00Z"
+
+
+def test_list_filters_and_sorts(store: SqliteStore) -> None:
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}
+    store.apply([se("b", namespace="z"), se("c"), se("a", namespace="z"), ns])
+    assert [s.key.name for s in store.list()] == ["istio-system", "c", "a", "b"]
+    assert [s.key.name for s in store.list(namespace="z")] == ["a", "b"]
+    assert [s.key.name for s in store.list(group="", kind="Namespace")] == ["istio-system"]
+    assert store.list(kind="Gateway") == []
+    assert store.get(ResourceKey("", "Namespace", "", "istio-system")) is not None
+
+
+def test_failing_apply_changes_nothing(store: SqliteStore) -> None:
+    store.apply([se("a")])
+    heard: list[list[Event]] = []
+    store.watch(heard.append)
+    nameless = {"apiVersion": f"{GROUP}/v1", "kind": "ServiceEntry", "metadata": {}}
+    with pytest.raises(ValueError, match="object 1"):
+        store.apply([se("b"), nameless, se("a", host="other")])
+    not_json = se("c")
+    not_json["spec"]["bad"] = {1, 2}
+    with pytest.raises(ValueError, match="JSON"):
+        store.apply([se("d"), not_json])
+    assert [s.key.name for s in store.list()] == ["a"]
+    assert store.revision() == 1 and heard == [] and len(store.events_since(0)) == 1
+
+
+def test_dry_run_reports_and_writes_nothing(store: SqliteStore) -> None:
+    store.apply([se("a")])
+    changes = store.apply([se("a", host="x"), se("b")], dry_run=True)
+    assert [c.action for c in changes] == ["configured", "created"]
+    assert [c.action for c in store.delete([key("a")], dry_run=True)] == ["deleted"]
+    assert store.revision() == 1 and [s.key.name for s in store.list()] == ["a"]
+
+
+def test_duplicates_in_one_apply_are_applied_in_order(store: SqliteStore) -> None:
+    changes = store.apply([se("a"), se("a"), se("a", host="x")])
+    assert [c.action for c in changes] == ["created", "unchanged", "configured"]
+    got = store.get(key("a"))
+    assert got is not None and got.object["spec"]["hosts"] == ["x"] and got.generation == 2
+
+
+def test_delete_missing_is_atomic_unless_missing_ok(store: SqliteStore) -> None:
+    store.apply([se("a")])
+    with pytest.raises(KeyError, match="ghost"):
+        store.delete([key("a"), key("ghost")])
+    assert store.get(key("a")) is not None
+    changes = store.delete([key("a"), key("ghost"), key("a")], missing_ok=True)
+    assert [c.key.name for c in changes] == ["a"]
+
+
+def test_update_status(store: SqliteStore) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}}
+    store.apply([pod])
+    pkey = ResourceKey("", "Pod", "default", "p")
+    updated = store.update_status(pkey, {"podIP": "10.1.0.5", "phase": "Running"})
+    assert (updated.resource_version, updated.generation) == (2, 1)
+    assert updated.object["metadata"]["resourceVersion"] == "2"
+    assert store.get(pkey) == updated
+    # Re-applying the spec keeps the controller's status; history has only the apply.
+    assert store.apply([pod])[0].action == "unchanged"
+    got = store.get(pkey)
+    assert got is not None and got.object["status"]["podIP"] == "10.1.0.5"
+    assert [h.resource_version for h in store.history(pkey)] == [1]
+    with pytest.raises(KeyError):
+        store.update_status(ResourceKey("", "Pod", "default", "nope"), {})
+
+
+def test_history_keeps_last_n_including_deletions(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "h.db", history_limit=3) as s:
+        for i in range(5):
+            s.apply([se("a", host=f"h{i}.com")])
+        s.apply([se("b")])
+        s.delete([key("a")])
+        hist = s.history(key("a"))
+        assert [h.resource_version for h in hist] == [4, 5, 7]
+        assert [h.deleted for h in hist] == [False, False, True]
+        assert hist[0].object["spec"]["hosts"] == ["h3.com"]
+        assert len(s.history(key("b"))) == 1
+
+
+def test_rollback(store: SqliteStore) -> None:
+    store.apply([se("a", host="one.com")])
+    store.apply([se("a", host="two.com")])
+    change = store.rollback(key("a"), 1)
+    assert change.action == "configured"
+    got = store.get(key("a"))
+    assert got is not None and got.object["spec"]["hosts"] == ["one.com"]
+    assert (got.resource_version, got.generation) == (3, 3)
+    assert store.rollback(key("a"), 3).action == "unchanged"
+
+    store.delete([key("a")])
+    assert store.rollback(key("a"), 3).action == "created"  # undo the delete
+    with pytest.raises(KeyError):
+        store.rollback(key("a"), 999)
+
+
+def test_events_and_watch(store: SqliteStore) -> None:
+    heard: list[list[Event]] = []
+    unsubscribe = store.watch(heard.append)
+    store.apply([se("a"), se("b")])
+    store.apply([se("a", host="x"), se("b")])
+    store.delete([key("a"), key("b")])
+    unsubscribe()
+    store.apply([se("c")])
+
+    assert [[(e.revision, e.type, e.key.name) for e in batch] for batch in heard] == [
+        [(1, "ADDED", "a"), (2, "ADDED", "b")],
+        [(3, "MODIFIED", "a")],
+        [(4, "DELETED", "a"), (5, "DELETED", "b")],
+    ]
+    polled = store.events_since(2)
+    assert [(e.revision, e.type, e.key.name) for e in polled] == [
+        (3, "MODIFIED", "a"),
+        (4, "DELETED", "a"),
+        (5, "DELETED", "b"),
+        (6, "ADDED", "c"),
+    ]
+    assert polled[0].object["spec"]["hosts"] == ["x"]
+    assert store.events_since(6) == [] and store.events_since(100) == []
+
+
+def test_broken_watcher_does_not_break_commit_or_others(store: SqliteStore) -> None:
+    def broken(events: list[Event]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    heard: list[list[Event]] = []
+    store.watch(broken)
+    store.watch(heard.append)
+    assert store.apply([se("a")])[0].action == "created"
+    assert len(heard) == 1 and store.get(key("a")) is not None
+
+
+def test_watcher_may_read_the_store(store: SqliteStore) -> None:
+    seen: list[int] = []
+    store.watch(lambda events: seen.append(len(store.list())))
+    store.apply([se("a"), se("b")])
+    assert seen == [2]
+
+
+def test_events_are_bounded_and_compaction_is_reported(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "e.db", event_limit=5) as s:
+        s.apply([se(f"n{i}") for i in range(8)])
+        assert [e.revision for e in s.events_since(3)] == [4, 5, 6, 7, 8]
+        with pytest.raises(Compacted) as info:
+            s.events_since(2)
+        assert info.value.compacted == 3
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="upgrade meshgate"):
+        SqliteStore(path)
+
+
+def test_reopen_keeps_data_and_revision(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "r.db") as s:
+        s.apply([se("a"), se("b")])
+    with SqliteStore(tmp_path / "r.db") as s:
+        assert s.revision() == 2 and len(s.list()) == 2
+        assert s.apply([se("c")])[0].object["metadata"]["resourceVersion"] == "3"
+
+
+def test_open_store_creates_private_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "mesh"
+    store = open_store(state)
+    try:
+        assert (state / "store.db").exists()
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+        assert store.apply([se("a")])[0].action == "created"
+    finally:
+        store.close()
