@@ -1,0 +1,124 @@
+"""Istio ``security.istio.io`` kinds: AuthorizationPolicy.
+
+Rules of this module:
+- One schema for v1 and v1beta1; v1 is the version we emit. Every field of istio/api
+  ``security/v1beta1/authorization_policy.proto`` (and ``type/v1beta1/selector.proto``) is
+  modelled; unknown fields are errors.
+- ``Rule.from`` is a Python keyword: the attribute is ``from_``, the wire name ``from``.
+- ``action`` stays ``None`` when omitted (ALLOW is the effective value, see
+  ``effective_action``) so the stored form is what the user wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from meshgate.api.kinds.types import IstioWire
+from meshgate.api.meta import Resource
+from meshgate.api.registry import KindInfo, register
+
+GROUP = "security.istio.io"
+VERSIONS = ("v1", "v1beta1")
+
+Action = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+
+
+class WorkloadSelector(IstioWire):
+    """istio.type.v1beta1.WorkloadSelector (note: ``matchLabels``, not ``labels``)."""
+
+    match_labels: dict[str, str] | None = None
+
+
+class PolicyTargetReference(IstioWire):
+    group: str | None = None
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+class Source(IstioWire):
+    principals: list[str] | None = None
+    not_principals: list[str] | None = None
+    request_principals: list[str] | None = None
+    not_request_principals: list[str] | None = None
+    namespaces: list[str] | None = None
+    not_namespaces: list[str] | None = None
+    service_accounts: list[str] | None = None
+    not_service_accounts: list[str] | None = None
+    ip_blocks: list[str] | None = None
+    not_ip_blocks: list[str] | None = None
+    remote_ip_blocks: list[str] | None = None
+    not_remote_ip_blocks: list[str] | None = None
+
+
+class Operation(IstioWire):
+    hosts: list[str] | None = None
+    not_hosts: list[str] | None = None
+    ports: list[str] | None = None
+    not_ports: list[str] | None = None
+    methods: list[str] | None = None
+    not_methods: list[str] | None = None
+    paths: list[str] | None = None
+    not_paths: list[str] | None = None
+
+
+class Condition(IstioWire):
+    key: str
+    values: list[str] | None = None
+    not_values: list[str] | None = None
+
+
+class RuleFrom(IstioWire):
+    """Rule.From."""
+
+    source: Source | None = None
+
+
+class RuleTo(IstioWire):
+    """Rule.To."""
+
+    operation: Operation | None = None
+
+
+class Rule(IstioWire):
+    from_: list[RuleFrom] | None = Field(default=None, alias="from")
+    to: list[RuleTo] | None = None
+    when: list[Condition] | None = None
+
+
+class ExtensionProvider(IstioWire):
+    name: str
+
+
+class AuthorizationPolicySpec(IstioWire):
+    selector: WorkloadSelector | None = None
+    target_ref: PolicyTargetReference | None = None
+    target_refs: list[PolicyTargetReference] | None = None
+    rules: list[Rule] | None = None
+    action: Action | None = None
+    provider: ExtensionProvider | None = None
+
+    @property
+    def effective_action(self) -> Action:
+        return self.action or "ALLOW"
+
+
+class AuthorizationPolicy(Resource):
+    model_config = ConfigDict(strict=True)
+    spec: AuthorizationPolicySpec = Field(default_factory=AuthorizationPolicySpec)
+
+
+register(
+    KindInfo(
+        group=GROUP,
+        kind="AuthorizationPolicy",
+        versions=VERSIONS,
+        plural="authorizationpolicies",
+        singular="authorizationpolicy",
+        short_names=("ap",),
+        namespaced=True,
+        model=AuthorizationPolicy,
+    )
+)

@@ -1,0 +1,98 @@
+"""meshgate's own kinds (``meshgate.io/v1alpha1``): MeshConfig.
+
+Rules of this module:
+- MeshConfig is cluster-scoped and a singleton named ``default`` (the name rule is checked
+  in ``meshgate.validation``); it holds the mesh-wide settings Istio keeps in its
+  ``meshConfig`` (outbound traffic policy, access logs, default retries, root namespace,
+  trust domain, connect timeout).
+- Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
+  the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
+- Unknown fields are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from meshgate.api.kinds.istio_networking import HTTPRetry
+from meshgate.api.kinds.types import Duration, IstioWire
+from meshgate.api.meta import Resource
+from meshgate.api.registry import KindInfo, register
+
+GROUP = "meshgate.io"
+VERSIONS = ("v1alpha1",)
+MESH_CONFIG_NAME = "default"
+
+OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
+AccessLogEncoding = Literal["JSON", "TEXT"]
+
+
+class MeshOutboundTrafficPolicy(IstioWire):
+    mode: OutboundMode | None = None
+
+
+class MeshConfigSpec(IstioWire):
+    outbound_traffic_policy: MeshOutboundTrafficPolicy | None = None
+    access_log_file: str | None = None
+    access_log_encoding: AccessLogEncoding | None = None
+    access_log_format: str | None = None
+    default_http_retry_policy: HTTPRetry | None = None
+    root_namespace: str | None = None
+    trust_domain: str | None = None
+    connect_timeout: Duration | None = None
+
+    @property
+    def effective_outbound_mode(self) -> OutboundMode:
+        policy = self.outbound_traffic_policy
+        return (policy.mode if policy else None) or "ALLOW_ANY"
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return bool(self.access_log_file)
+
+    @property
+    def effective_access_log_encoding(self) -> AccessLogEncoding:
+        # ASM (and the seed's gateway log) use JSON; Istio's own default would be TEXT.
+        return self.access_log_encoding or "JSON"
+
+    @property
+    def effective_root_namespace(self) -> str:
+        return self.root_namespace or "istio-system"
+
+    @property
+    def effective_trust_domain(self) -> str:
+        return self.trust_domain or "cluster.local"
+
+    @property
+    def effective_connect_timeout(self) -> str:
+        return self.connect_timeout or "10s"
+
+    @property
+    def effective_default_http_retry_policy(self) -> HTTPRetry:
+        """Istio's default when unset: 2 attempts on connection-level failures."""
+        if self.default_http_retry_policy is not None:
+            return self.default_http_retry_policy
+        return HTTPRetry(
+            attempts=2, retry_on="connect-failure,refused-stream,unavailable,cancelled"
+        )
+
+
+class MeshConfig(Resource):
+    model_config = ConfigDict(strict=True)
+    spec: MeshConfigSpec = Field(default_factory=MeshConfigSpec)
+
+
+register(
+    KindInfo(
+        group=GROUP,
+        kind="MeshConfig",
+        versions=VERSIONS,
+        plural="meshconfigs",
+        singular="meshconfig",
+        short_names=(),
+        namespaced=False,
+        model=MeshConfig,
+    )
+)
