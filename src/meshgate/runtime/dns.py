@@ -1,0 +1,179 @@
+"""meshgate's DNS: a tiny authoritative server for the mesh's names, and its zone files.
+
+Rules:
+- The zone is a directory of JSON files `<state_dir>/dns/<layer>.json`, each `{"name": ["ip",
+  ...]}`. Layers let owners write independently: the node writes `world` (the simulated
+  internet), the control plane writes `mesh` (`NAME.NS.svc.cluster.local` for services).
+  The served zone is the union. Files are replaced atomically (`write_zone`), and the server
+  re-reads them when the directory or a file changes (checked at most every 200 ms, on query).
+- Every query gets an answer at once, never silence: a known name gets its A (or AAAA) records
+  and an empty NOERROR for other types; an unknown name gets NXDOMAIN. A dropped AAAA query
+  stalls glibc's resolver for 5 s.
+- The server is its own process (`python -m meshgate.runtime.dns`), started detached inside the
+  node namespace by `Node`; it signals readiness by creating a file once its sockets are bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+TTL = 5
+RELOAD_INTERVAL = 0.2
+
+
+def zone_dir(state_dir: str | os.PathLike[str]) -> Path:
+    return Path(state_dir) / "dns"
+
+
+def _normalize(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def write_zone(
+    state_dir: str | os.PathLike[str], mapping: Mapping[str, Sequence[str]], layer: str = "mesh"
+) -> Path:
+    """Atomically replace one layer of the zone; names are case-insensitive, IPs validated."""
+    if not layer or "/" in layer or layer.startswith("."):
+        raise ValueError(f"bad zone layer name {layer!r}")
+    clean: dict[str, list[str]] = {}
+    for name, ips in mapping.items():
+        key = _normalize(name)
+        if not key:
+            raise ValueError("empty DNS name")
+        clean.setdefault(key, [])
+        for ip in ips:
+            addr = str(ipaddress.ip_address(ip))
+            if addr not in clean[key]:
+                clean[key].append(addr)
+    d = zone_dir(state_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / f"{layer}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".zone-", dir=d)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(clean, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target
+
+
+def read_zone(directory: Path) -> dict[str, list[str]]:
+    """The union of every layer in `directory` (unreadable or malformed layers are skipped)."""
+    zone: dict[str, list[str]] = {}
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix == ".json")
+    except FileNotFoundError:
+        return zone
+    for p in files:
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        for name, ips in data.items():
+            if not isinstance(ips, list):
+                continue
+            entry = zone.setdefault(_normalize(str(name)), [])
+            entry.extend(str(ip) for ip in ips if str(ip) not in entry)
+    return zone
+
+
+class ZoneResolver(BaseResolver):  # type: ignore[misc]
+    """Answers from the zone directory, reloading it when anything in it changes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._signature: tuple[Any, ...] = ()
+        self._zone: dict[str, list[str]] = {}
+        self._maybe_reload(force=True)
+
+    def _stamp(self) -> tuple[Any, ...]:
+        try:
+            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
+            dir_mtime = self.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return ()
+        return (dir_mtime, *((e.name, e.stat().st_mtime_ns, e.inode()) for e in entries))
+
+    def _maybe_reload(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._checked < RELOAD_INTERVAL:
+                return
+            self._checked = now
+            sig = self._stamp()
+            if force or sig != self._signature:
+                self._signature = sig
+                self._zone = read_zone(self.directory)
+
+    def lookup(self, name: str) -> list[str] | None:
+        self._maybe_reload()
+        return self._zone.get(_normalize(name))
+
+    def resolve(self, request: DNSRecord, handler: Any) -> DNSRecord:
+        reply = request.reply()
+        qname = request.q.qname
+        addrs = self.lookup(str(qname))
+        if addrs is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        qtype = request.q.qtype
+        for a in addrs:
+            v6 = ":" in a
+            if not v6 and qtype in (QTYPE.A, QTYPE.ANY):
+                reply.add_answer(RR(qname, QTYPE.A, rdata=A(a), ttl=TTL))
+            elif v6 and qtype in (QTYPE.AAAA, QTYPE.ANY):
+                reply.add_answer(RR(qname, QTYPE.AAAA, rdata=AAAA(a), ttl=TTL))
+        return reply
+
+
+def serve(directory: Path, address: str, port: int, ready_file: Path | None) -> None:
+    """Serve UDP and TCP on address:port until killed."""
+    resolver = ZoneResolver(directory)
+    logger = DNSLogger(log="-request,-reply,-truncated,+error", prefix=True)
+    servers = [
+        DNSServer(resolver, address=address, port=port, tcp=tcp, logger=logger)
+        for tcp in (False, True)
+    ]
+    for s in servers:
+        s.start_thread()
+    if ready_file is not None:
+        ready_file.write_text(str(os.getpid()))
+    try:
+        while all(s.isAlive() for s in servers):
+            time.sleep(1.0)
+    finally:
+        for s in servers:
+            with contextlib.suppress(Exception):
+                s.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="meshgate DNS server")
+    parser.add_argument("--zone-dir", required=True, type=Path)
+    parser.add_argument("--address", default="10.34.0.1")
+    parser.add_argument("--port", type=int, default=53)
+    parser.add_argument("--ready-file", type=Path)
+    args = parser.parse_args(argv)
+    serve(args.zone_dir, args.address, args.port, args.ready_file)
+
+
+if __name__ == "__main__":
+    main()

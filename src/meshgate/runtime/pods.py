@@ -1,0 +1,655 @@
+"""Pods as network namespaces: their containers, sidecar Envoy, capture rules and lifecycle.
+
+Rules:
+- Input is plain dataclasses (`PodSpec`, `ContainerSpec`, `ProxySpec`); this module knows
+  nothing of the config store or typed resources.
+- A pod is the namespace `mg-<id>-<pod id>`: `lo` up, `eth0` (veth to the node bridge) with the
+  pod IP, default route via 10.34.0.1, and /etc/netns/<netns>/{resolv.conf,hosts}, which
+  `ip netns exec` bind-mounts for every process started in the pod.
+- Containers run detached through `ip netns exec NS setpriv --reuid U --regid G --clear-groups
+  -- argv` (uid 0 by default, as an image without USER would); uid/gid 1337 is the proxy's and
+  refused for apps. The sidecar/gateway Envoy is container `istio-proxy`, run as 1337:1337,
+  with its bootstrap in the runtime directory (uid 1337 cannot read the state directory).
+- Capture (`capture=True`) redirects the pod's outbound TCP to 15001 in chain MESHGATE_OUTPUT,
+  except the proxy's own traffic (uid/gid 1337) and 127.0.0.1. Rules live in the pod's
+  namespace and die with it. Router pods may bind ports below 1024 as uid 1337.
+- All pod state lives in the manifest (section `pods`), so a new `Runtime` over the same state
+  directory re-adopts live containers by (pid, start time). The exit code of a container that
+  dies while nobody holds it as a child is unknown (reported as None, reason "Unknown").
+- `reconcile()` restarts dead containers per restart policy with exponential back-off
+  1 s, 2 s, ... 30 s (reason CrashLoopBackOff while waiting); the back-off resets once a
+  container has run for RESET_AFTER seconds. A command that does not exist fails the pod.
+- `pod_states()` only observes; it never starts or kills anything.
+- Public methods take one lock: the control plane may call them from several threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from meshgate.runtime import envoy, launch, manifest, names, netns, procs
+
+PROXY_CONTAINER = "istio-proxy"
+CAPTURE_PORT = 15001
+CAPTURE_CHAIN = "MESHGATE_OUTPUT"
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+RESET_AFTER = 60.0
+PROXY_READY_TIMEOUT = 10.0
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
+ContainerPhase = Literal["running", "waiting", "terminated"]
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    run_as_user: int = 0
+    run_as_group: int | None = None  # None: same as run_as_user's default group, 0
+    working_dir: str | None = None
+
+
+@dataclass
+class ProxySpec:
+    bootstrap: dict[str, Any]
+    mode: Literal["sidecar", "router"] = "sidecar"
+    concurrency: int = 2
+    log_level: str = "warn"
+
+
+@dataclass
+class PodSpec:
+    name: str
+    namespace: str
+    containers: list[ContainerSpec]
+    uid: str = ""
+    ip: str | None = None  # None: the runtime allocates one from 10.34.0.0/16
+    proxy: ProxySpec | None = None
+    capture: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    termination_grace_period: float = 2.0
+
+
+@dataclass
+class ContainerState:
+    name: str
+    state: ContainerPhase
+    reason: str = ""
+    message: str = ""
+    exit_code: int | None = None  # when terminated, or the last termination while waiting
+    restart_count: int = 0
+    pid: int | None = None
+    started_at: float | None = None  # wall clock
+
+    def to_status(self) -> dict[str, Any]:
+        """A Kubernetes-style containerStatuses entry."""
+        detail: dict[str, Any] = {}
+        if self.state == "running":
+            if self.started_at is not None:
+                detail["startedAt"] = _iso(self.started_at)
+        else:
+            if self.reason:
+                detail["reason"] = self.reason
+            if self.message:
+                detail["message"] = self.message
+            if self.state == "terminated" and self.exit_code is not None:
+                detail["exitCode"] = self.exit_code
+        out: dict[str, Any] = {
+            "name": self.name,
+            "ready": self.state == "running",
+            "started": self.state == "running",
+            "restartCount": self.restart_count,
+            "state": {self.state: detail},
+        }
+        if self.state == "waiting" and self.exit_code is not None:
+            out["lastState"] = {"terminated": {"exitCode": self.exit_code}}
+        return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class PodState:
+    name: str
+    namespace: str
+    uid: str
+    ip: str
+    netns: str
+    phase: Phase
+    reason: str
+    message: str
+    containers: list[ContainerState]
+    labels: dict[str, str]
+
+    @property
+    def ready(self) -> bool:
+        return all(c.state == "running" for c in self.containers)
+
+    def to_status(self) -> dict[str, Any]:
+        """A Kubernetes-style Pod `status` (camelCase; empty reason/message left out)."""
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
+            "hostIP": names.BRIDGE_IP,
+            "containerStatuses": [c.to_status() for c in self.containers],
+        }
+        if self.reason:
+            status["reason"] = self.reason
+        if self.message:
+            status["message"] = self.message
+        return status
+
+
+class PodError(RuntimeError):
+    """A pod spec the runtime cannot run (bad uid, IP taken, node not up...)."""
+
+
+def spec_from_dict(d: dict[str, Any]) -> PodSpec:
+    d = dict(d)
+    d["containers"] = [ContainerSpec(**c) for c in d["containers"]]
+    if d.get("proxy") is not None:
+        d["proxy"] = ProxySpec(**d["proxy"])
+    return PodSpec(**d)
+
+
+def _key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def _proc_key(pod_key: str, container: str) -> str:
+    return f"pod/{pod_key}/{container}"
+
+
+class Runtime:
+    """Starts, supervises and stops pods of the mesh whose state lives in `state_dir`."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.state_dir = Path(os.path.realpath(state_dir))
+        self.mesh_id = names.mesh_id(self.state_dir)
+        self.manifest = manifest.Manifest(self.state_dir)
+        self._lock = threading.RLock()
+        self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _pods(self) -> dict[str, Any]:
+        return self.manifest.section("pods")
+
+    def _save_pod(self, key: str, rec: dict[str, Any] | None) -> None:
+        with self.manifest.edit() as m:
+            pods = m["sections"].setdefault("pods", {})
+            if rec is None:
+                pods.pop(key, None)
+            else:
+                pods[key] = rec
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def log_path(self, namespace: str, name: str, container: str) -> Path:
+        return self.state_dir / "logs" / "pods" / namespace / name / f"{container}.log"
+
+    def pod_runtime_dir(self, namespace: str, name: str) -> Path:
+        return names.runtime_dir(self.mesh_id) / "pods" / names.pod_id(namespace, name)
+
+    def netns_of(self, namespace: str, name: str) -> str:
+        return names.pod_netns(self.mesh_id, names.pod_id(namespace, name))
+
+    # -- public API --------------------------------------------------------------------------
+
+    def start_pod(self, spec: PodSpec) -> PodState:
+        """Create the pod and start its containers; idempotent for an identical spec."""
+        with self._lock:
+            key = _key(spec.namespace, spec.name)
+            existing = self._pods().get(key)
+            if existing is not None:
+                if spec_from_dict(existing["spec"]) == dataclasses.replace(
+                    spec, ip=spec.ip or existing["ip"]
+                ):
+                    return self._state(existing)
+                self._stop(key, existing)
+            self._validate(spec)
+            try:
+                rec = self._create(spec)
+                self._start_all(key, rec)
+            except BaseException:
+                failed = self._pods().get(key)
+                if failed is not None:
+                    self._stop(key, failed)
+                raise
+            return self._state(self._pods()[key])
+
+    def stop_pod(self, namespace: str, name: str) -> None:
+        with self._lock:
+            key = _key(namespace, name)
+            rec = self._pods().get(key)
+            if rec is not None:
+                self._stop(key, rec)
+
+    def pod_states(self) -> list[PodState]:
+        with self._lock:
+            pods = self._pods()
+            return [self._state(pods[k]) for k in sorted(pods)]
+
+    def pod_state(self, namespace: str, name: str) -> PodState | None:
+        with self._lock:
+            rec = self._pods().get(_key(namespace, name))
+            return None if rec is None else self._state(rec)
+
+    def reconcile(self) -> None:
+        """Notice dead containers, restart those whose back-off has passed, bound the logs."""
+        with self._lock:
+            now = time.time()
+            for key, rec in sorted(self._pods().items()):
+                changed = False
+                for c in self._container_specs(rec):
+                    crec = rec["containers"][c.name]
+                    if crec["state"] == "running" and not self._alive(key, c.name, crec):
+                        self._on_exit(key, rec, c.name, crec, now)
+                        changed = True
+                    if (
+                        crec["state"] == "waiting"
+                        and crec.get("next_start_at") is not None
+                        and crec["next_start_at"] <= now
+                    ):
+                        self._start_container(key, rec, c)
+                        changed = True
+                    launch.trim_log(self.log_path(rec["namespace"], rec["name"], c.name))
+                if changed:
+                    self._save_pod(key, rec)
+
+    def exec_argv(
+        self, namespace: str, name: str, command: list[str], container: str | None = None
+    ) -> list[str]:
+        """The argv that runs `command` inside the pod as the container's user (like kubectl
+        exec); `ip netns exec` bind-mounts the pod's resolv.conf and hosts."""
+        with self._lock:
+            rec = self._pods().get(_key(namespace, name))
+            if rec is None:
+                raise PodError(f"pod {namespace}/{name} not found")
+            specs = {c.name: c for c in self._container_specs(rec)}
+            # Like kubectl, the default is the first app container, never the proxy.
+            cname = container or next(n for n in specs if n != PROXY_CONTAINER)
+            if cname not in specs:
+                raise PodError(f"container {cname!r} not found in pod {namespace}/{name}")
+            c = specs[cname]
+            uid, gid = self._ids(c)
+            return [*netns.exec_prefix(rec["netns"]), *envoy.setpriv_argv(uid, gid), *command]
+
+    # -- creation ----------------------------------------------------------------------------
+
+    def _validate(self, spec: PodSpec) -> None:
+        if not spec.containers:
+            raise PodError("a pod needs at least one container")
+        seen: set[str] = set()
+        for c in spec.containers:
+            if c.name in seen or (c.name == PROXY_CONTAINER and spec.proxy is not None):
+                raise PodError(f"duplicate container name {c.name!r}")
+            seen.add(c.name)
+            if not c.argv:
+                raise PodError(f"container {c.name!r} has no command")
+            uid, gid = self._ids(c)
+            if envoy.PROXY_UID in (uid, gid):
+                raise PodError(f"container {c.name!r}: uid/gid 1337 is reserved for the proxy")
+        if not netns.exists(names.node_netns(self.mesh_id)):
+            raise PodError("the node is not up (Node(state_dir).up() first)")
+
+    @staticmethod
+    def _ids(c: ContainerSpec) -> tuple[int, int]:
+        return c.run_as_user, c.run_as_group if c.run_as_group is not None else 0
+
+    def _allocate_ip(self, spec: PodSpec) -> str:
+        net = ipaddress.ip_network(names.POD_NETWORK)
+        used = {r["ip"] for r in self._pods().values()} | {names.BRIDGE_IP}
+        if spec.ip is not None:
+            addr = ipaddress.ip_address(spec.ip)
+            if addr not in net or addr in (net.network_address, net.broadcast_address):
+                raise PodError(f"pod IP {spec.ip} is not in {net}")
+            if str(addr) in used:
+                raise PodError(f"pod IP {spec.ip} is in use")
+            return str(addr)
+        for addr in net.hosts():
+            if str(addr) not in used:
+                return str(addr)
+        raise PodError("pod network exhausted")
+
+    def _create(self, spec: PodSpec) -> dict[str, Any]:
+        key = _key(spec.namespace, spec.name)
+        pid = names.pod_id(spec.namespace, spec.name)
+        ns = names.pod_netns(self.mesh_id, pid)
+        node = names.node_netns(self.mesh_id)
+        host_if = names.pod_host_ifname(pid)
+        ip = self._allocate_ip(spec)
+        containers = ([PROXY_CONTAINER] if spec.proxy else []) + [c.name for c in spec.containers]
+        rec: dict[str, Any] = {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "netns": ns,
+            "ip": ip,
+            "spec": dataclasses.asdict(dataclasses.replace(spec, ip=ip)),
+            "failed": None,
+            "containers": {
+                c: {
+                    "state": "waiting",
+                    "reason": "ContainerCreating",
+                    "message": "",
+                    "exit_code": None,
+                    "restart_count": 0,
+                    "crashes": 0,
+                    "pid": None,
+                    "start_time": None,
+                    "started_at": None,
+                    "next_start_at": None,
+                }
+                for c in containers
+            },
+        }
+        # Recorded first: a crash from here on leaves a manifest naming the namespace.
+        self._save_pod(key, rec)
+        self.manifest.record_netns(ns)
+        if netns.exists(ns):  # left over from a crash between record and pod record update
+            netns.delete(ns)
+        netns.add(ns)
+        self.manifest.record_veth(node, host_if)
+        netns.ip(node, "link", "del", host_if, check=False)
+        netns.ip(
+            node, "link", "add", host_if, "type", "veth",
+            "peer", "name", names.POD_IFNAME, "netns", ns,
+        )  # fmt: skip
+        netns.ip(node, "link", "set", host_if, "master", names.BRIDGE, "up")
+        netns.ip(ns, "addr", "add", f"{ip}/{names.POD_PREFIX_LEN}", "dev", names.POD_IFNAME)
+        netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
+        netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
+        self._write_etc(spec, ns, ip)
+        if spec.capture:
+            self._capture(ns)
+        if spec.proxy is not None:
+            if spec.proxy.mode == "router":
+                netns.sysctl(ns, "net.ipv4.ip_unprivileged_port_start", "0")
+            self._write_bootstrap(spec)
+        return rec
+
+    def _write_etc(self, spec: PodSpec, ns: str, ip: str) -> None:
+        d = names.etc_netns_dir(ns)
+        d.parent.mkdir(mode=0o755, exist_ok=True)
+        d.mkdir(mode=0o755, exist_ok=True)
+        search = f"{spec.namespace}.svc.cluster.local svc.cluster.local cluster.local"
+        (d / "resolv.conf").write_text(
+            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions ndots:5\n"
+        )
+        (d / "hosts").write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{spec.name}\n"
+        )
+        for f in ("resolv.conf", "hosts"):
+            os.chmod(d / f, 0o644)
+
+    def _capture(self, ns: str) -> None:
+        rules = "\n".join(
+            [
+                "*nat",
+                f":{CAPTURE_CHAIN} - [0:0]",
+                f"-A OUTPUT -p tcp -j {CAPTURE_CHAIN}",
+                f"-A {CAPTURE_CHAIN} -p tcp -m owner --uid-owner {envoy.PROXY_UID} -j RETURN",
+                f"-A {CAPTURE_CHAIN} -p tcp -m owner --gid-owner {envoy.PROXY_GID} -j RETURN",
+                f"-A {CAPTURE_CHAIN} -d 127.0.0.1/32 -j RETURN",
+                f"-A {CAPTURE_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
+                "COMMIT",
+                "",
+            ]
+        )
+        netns.run([*netns.exec_prefix(ns), "iptables-restore", "--noflush"], input_text=rules)
+
+    def _write_bootstrap(self, spec: PodSpec) -> Path:
+        assert spec.proxy is not None
+        d = self.pod_runtime_dir(spec.namespace, spec.name)
+        self.manifest.record_dir(d)
+        d.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        d.mkdir(mode=0o755, exist_ok=True)
+        path = d / "envoy.json"
+        tmp = d / ".envoy.json.tmp"
+        tmp.write_text(json.dumps(spec.proxy.bootstrap, indent=1, sort_keys=True))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return path
+
+    # -- containers --------------------------------------------------------------------------
+
+    def _container_specs(self, rec: dict[str, Any]) -> list[ContainerSpec]:
+        """The pod's containers in start order: the proxy first, so capture has a listener."""
+        spec = spec_from_dict(rec["spec"])
+        out = []
+        if spec.proxy is not None:
+            out.append(self._proxy_container(spec))
+        return out + spec.containers
+
+    def _proxy_container(self, spec: PodSpec) -> ContainerSpec:
+        assert spec.proxy is not None
+        bootstrap = self.pod_runtime_dir(spec.namespace, spec.name) / "envoy.json"
+        argv = envoy.envoy_argv(
+            envoy.binary_for_proxy(), bootstrap, spec.proxy.concurrency, spec.proxy.log_level
+        )
+        return ContainerSpec(
+            name=PROXY_CONTAINER,
+            argv=argv,
+            run_as_user=envoy.PROXY_UID,
+            run_as_group=envoy.PROXY_GID,
+            working_dir="/",
+        )
+
+    def _start_all(self, key: str, rec: dict[str, Any]) -> None:
+        spec = spec_from_dict(rec["spec"])
+        for c in self._container_specs(rec):
+            self._start_container(key, rec, c)
+            self._save_pod(key, rec)
+            if c.name == PROXY_CONTAINER and spec.capture:
+                self._wait_listening(key, rec, CAPTURE_PORT)
+
+    def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
+        crec = rec["containers"][c.name]
+        env = {
+            "HOSTNAME": rec["name"],
+            "HOME": "/root" if c.run_as_user == 0 else "/",
+            **c.env,
+        }
+        if launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH)) is None:
+            crec.update(
+                state="terminated",
+                reason="StartError",
+                message=f'exec: "{c.argv[0]}": executable file not found in $PATH',
+                exit_code=127,
+                pid=None,
+                start_time=None,
+                next_start_at=None,
+            )
+            msg = f"container {c.name}: {crec['message']}"
+            rec["failed"] = {"reason": "StartError", "message": msg}
+            return
+        uid, gid = self._ids(c)
+        argv = [*netns.exec_prefix(rec["netns"]), *envoy.setpriv_argv(uid, gid), *c.argv]
+        log = self.log_path(rec["namespace"], rec["name"], c.name)
+        popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/")
+        proc = procs.identify(popen.pid)
+        self._children[(key, c.name)] = popen
+        crec.update(
+            state="running",
+            reason="",
+            message="",
+            pid=popen.pid,
+            start_time=proc.start_time if proc else None,
+            started_at=time.time(),
+            next_start_at=None,
+        )
+        if proc is not None:
+            self.manifest.record_process(_proc_key(key, c.name), proc, argv)
+
+    def _alive(self, key: str, cname: str, crec: dict[str, Any]) -> bool:
+        child = self._children.get((key, cname))
+        if child is not None and child.pid == crec["pid"]:
+            return child.poll() is None
+        if crec["pid"] is None or crec["start_time"] is None:
+            return False
+        return procs.is_alive(procs.ProcId(crec["pid"], crec["start_time"]))
+
+    def _exit_code(self, key: str, cname: str, crec: dict[str, Any]) -> int | None:
+        child = self._children.get((key, cname))
+        if child is not None and child.pid == crec["pid"]:
+            code = child.poll()
+            if code is not None:
+                # Popen reports death by signal N as -N; Kubernetes shows 128 + N.
+                return 128 - code if code < 0 else code
+        return None
+
+    def _on_exit(
+        self, key: str, rec: dict[str, Any], cname: str, crec: dict[str, Any], now: float
+    ) -> None:
+        code = self._exit_code(key, cname, crec)
+        self._children.pop((key, cname), None)
+        self.manifest.forget_process(_proc_key(key, cname))
+        policy = rec["spec"]["restart_policy"]
+        restart = policy == "Always" or (policy == "OnFailure" and code != 0)
+        reason = "Unknown" if code is None else ("Completed" if code == 0 else "Error")
+        if not restart:
+            crec.update(state="terminated", reason=reason, exit_code=code, pid=None)
+            return
+        ran = now - (crec["started_at"] or now)
+        crashes = 0 if ran >= RESET_AFTER else crec["crashes"]
+        delay = min(BACKOFF_MAX, BACKOFF_START * (2**crashes))
+        crec.update(
+            state="waiting",
+            reason="CrashLoopBackOff",
+            message=f"back-off {delay:g}s restarting failed container={cname} "
+            f"pod={rec['name']}; last exit: {reason} ({code})",
+            exit_code=code,
+            pid=None,
+            crashes=crashes + 1,
+            restart_count=crec["restart_count"] + 1,
+            next_start_at=now + delay,
+        )
+
+    def _wait_listening(self, key: str, rec: dict[str, Any], port: int) -> None:
+        """Hold the apps until the proxy listens on the capture port (else their first
+        connections are refused), as Istio's holdApplicationUntilProxyStarts does."""
+        crec = rec["containers"][PROXY_CONTAINER]
+        deadline = time.monotonic() + PROXY_READY_TIMEOUT
+        target = os.stat(netns.path(rec["netns"]))
+        while time.monotonic() < deadline and self._alive(key, PROXY_CONTAINER, crec):
+            pid = crec["pid"]
+            with contextlib.suppress(OSError):
+                st = os.stat(f"/proc/{pid}/ns/net")
+                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino) and _listening(
+                    pid, port
+                ):
+                    return
+            time.sleep(0.05)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _state(self, rec: dict[str, Any]) -> PodState:
+        key = _key(rec["namespace"], rec["name"])
+        spec = rec["spec"]
+        states = []
+        for cname, crec in rec["containers"].items():
+            st = ContainerState(
+                name=cname,
+                state=crec["state"],
+                reason=crec["reason"],
+                message=crec["message"],
+                exit_code=crec["exit_code"],
+                restart_count=crec["restart_count"],
+                pid=crec["pid"],
+                started_at=crec["started_at"],
+            )
+            if st.state == "running" and not self._alive(key, cname, crec):
+                # Observed only; reconcile() decides about restarts.
+                code = self._exit_code(key, cname, crec)
+                st.state, st.pid, st.exit_code = "terminated", None, code
+                st.reason = "Unknown" if code is None else ("Completed" if code == 0 else "Error")
+            states.append(st)
+        phase: Phase
+        reason, message = "", ""
+        if rec.get("failed"):
+            phase, reason, message = "Failed", rec["failed"]["reason"], rec["failed"]["message"]
+        elif any(s.state == "waiting" and s.reason == "ContainerCreating" for s in states):
+            phase = "Pending"
+        elif all(s.state == "terminated" for s in states):
+            ok = all(s.exit_code == 0 for s in states)
+            phase = "Succeeded" if ok else "Failed"
+            if spec["restart_policy"] == "Always" and phase == "Succeeded":
+                phase = "Running"  # reconcile() is about to restart them
+        else:
+            phase = "Running"
+        return PodState(
+            name=rec["name"],
+            namespace=rec["namespace"],
+            uid=spec["uid"],
+            ip=rec["ip"],
+            netns=rec["netns"],
+            phase=phase,
+            reason=reason,
+            message=message,
+            containers=states,
+            labels=dict(spec["labels"]),
+        )
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _stop(self, key: str, rec: dict[str, Any]) -> None:
+        targets = []
+        for crec in rec["containers"].values():
+            if crec["pid"] is not None and crec["start_time"] is not None:
+                targets.append(procs.ProcId(crec["pid"], crec["start_time"]))
+        procs.terminate(targets, grace=float(rec["spec"]["termination_grace_period"]))
+        ns = rec["netns"]
+        strays = [
+            p
+            for pid in procs.pids_in_netns(str(netns.path(ns)))
+            if (p := procs.identify(pid)) is not None
+        ]
+        procs.terminate(strays, grace=0.5, group=False)
+        for cname in rec["containers"]:
+            child = self._children.pop((key, cname), None)
+            if child is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=1.0)
+            self.manifest.forget_process(_proc_key(key, cname))
+        netns.delete(ns)
+        shutil.rmtree(names.etc_netns_dir(ns), ignore_errors=True)
+        shutil.rmtree(self.pod_runtime_dir(rec["namespace"], rec["name"]), ignore_errors=True)
+        self.manifest.forget_netns(ns)
+        self.manifest.forget_veth(
+            names.node_netns(self.mesh_id), names.pod_host_ifname(names.pod_id(*key.split("/", 1)))
+        )
+        self._save_pod(key, None)
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether the network namespace of `pid` has a TCP socket listening on `port`."""
+    want = f":{port:04X}"
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as f:
+                next(f, None)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) > 3 and parts[1].endswith(want) and parts[3] == "0A":
+                        return True
+        except OSError:
+            continue
+    return False

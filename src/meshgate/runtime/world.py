@@ -1,0 +1,285 @@
+"""The simulated outside world: external hosts with canned HTTP answers, served by a real Envoy.
+
+Rules:
+- A world file (YAML, see docs/world.md) lists hosts: names, one address, ports, and per port the
+  HTTP response (status, headers, body), optionally per path (first matching path rule wins,
+  then the port's default response).
+- Addresses must come from the documentation ranges (192.0.2.0/24, 198.51.100.0/24,
+  203.0.113.0/24 outside the node link 203.0.113.0/30): a world can never shadow a real site.
+- The world is served by one Envoy (static config, `direct_response` routes) inside the "inet"
+  namespace; each (address, port) gets its own listener, so a host answers by address whatever
+  the Host header says, like a real server. `server_header_transformation: PASS_THROUGH` keeps
+  the host's own `server` header. Header values are literal (a `%` is escaped for Envoy).
+- `load_world("demo")` gives the built-in demo world; anything else is a path to a YAML file.
+- https ports are not supported yet (needs a world CA); the loader rejects them clearly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ALLOWED_NETS = [
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+]
+RESERVED_NET = ipaddress.ip_network("203.0.113.0/30")
+MAX_BODY = 1 << 20
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpResponse(_Model):
+    status: int = Field(200, ge=200, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""
+
+    @field_validator("headers")
+    @classmethod
+    def _lower_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k.lower(): str(val) for k, val in v.items()}
+
+
+class PathRule(_Model):
+    exact: str | None = None
+    prefix: str | None = None
+    response: HttpResponse
+
+    @model_validator(mode="after")
+    def _one_match(self) -> PathRule:
+        if (self.exact is None) == (self.prefix is None):
+            raise ValueError("a path rule needs exactly one of exact or prefix")
+        return self
+
+
+class Port(_Model):
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["http", "https"] = "http"
+    response: HttpResponse = Field(default_factory=HttpResponse)
+    paths: list[PathRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _https_todo(self) -> Port:
+        if self.protocol == "https":
+            raise ValueError("https world ports are not supported yet (no world CA)")
+        return self
+
+
+class Host(_Model):
+    names: list[str] = Field(min_length=1)
+    address: str
+    ports: list[Port] = Field(min_length=1)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        return [n.strip().rstrip(".").lower() for n in v]
+
+    @field_validator("address")
+    @classmethod
+    def _test_net(cls, v: str) -> str:
+        addr = ipaddress.ip_address(v)
+        if not isinstance(addr, ipaddress.IPv4Address):
+            raise ValueError("world addresses are IPv4")
+        if addr in RESERVED_NET or not any(addr in n for n in ALLOWED_NETS):
+            raise ValueError(
+                f"{v} is not in a documentation range (192.0.2.0/24, 198.51.100.0/24, "
+                "203.0.113.4-255): a world must never shadow a real address"
+            )
+        return str(addr)
+
+
+class World(_Model):
+    hosts: list[Host] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> World:
+        seen: set[tuple[str, int]] = set()
+        for h in self.hosts:
+            for p in h.ports:
+                if (h.address, p.port) in seen:
+                    raise ValueError(f"{h.address}:{p.port} is defined twice")
+                seen.add((h.address, p.port))
+        return self
+
+    def zone(self) -> dict[str, list[str]]:
+        """DNS names of the world, for the `world` zone layer."""
+        out: dict[str, list[str]] = {}
+        for h in self.hosts:
+            for n in h.names:
+                out.setdefault(n, [])
+                if h.address not in out[n]:
+                    out[n].append(h.address)
+        return out
+
+    def addresses(self) -> list[str]:
+        return sorted({h.address for h in self.hosts})
+
+
+ALIYUN_BODY = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+<html>
+<head><title>301 Moved Permanently</title></head>
+<body>
+<h1>301 Moved Permanently</h1>
+<p>The requested resource has moved permanently.</p>
+<hr />Powered by Tengine</body>
+</html>
+"""
+
+DEMO: dict[str, Any] = {
+    "hosts": [
+        {
+            "names": ["aliyun.com", "www.aliyun.com"],
+            "address": "198.51.100.10",
+            "ports": [
+                {
+                    "port": 80,
+                    "response": {
+                        "status": 301,
+                        "headers": {
+                            "server": "Tengine",
+                            "content-type": "text/html",
+                            "location": "https://aliyun.com/",
+                            "eagleeye-traceid": "0b57ff8717025231418255220e7a3c",
+                            "timing-allow-origin": "*",
+                        },
+                        "body": ALIYUN_BODY,
+                    },
+                }
+            ],
+        },
+        {
+            "names": ["httpbin.org"],
+            "address": "198.51.100.20",
+            "ports": [
+                {
+                    "port": 80,
+                    "response": {
+                        "status": 200,
+                        "headers": {"server": "gunicorn", "content-type": "application/json"},
+                        "body": '{"origin": "meshgate demo world", "url": "http://httpbin.org/"}\n',
+                    },
+                    "paths": [
+                        {
+                            "prefix": "/status/418",
+                            "response": {"status": 418, "body": "I'm a teapot\n"},
+                        },
+                        {
+                            "prefix": "/headers",
+                            "response": {
+                                "headers": {"content-type": "application/json"},
+                                "body": '{"headers": {}}\n',
+                            },
+                        },
+                    ],
+                }
+            ],
+        },
+        {
+            "names": ["edition.cnn.com"],
+            "address": "198.51.100.30",
+            "ports": [
+                {
+                    "port": 80,
+                    "response": {
+                        "status": 301,
+                        "headers": {
+                            "server": "Varnish",
+                            "location": "https://edition.cnn.com/",
+                            "content-type": "text/plain",
+                        },
+                        "body": "",
+                    },
+                }
+            ],
+        },
+    ]
+}
+
+
+def load_world(source: str | os.PathLike[str]) -> World:
+    """`"demo"` for the built-in world, or the path of a world YAML file."""
+    if os.fspath(source) == "demo":
+        return World.model_validate(DEMO)
+    data = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
+    return World.model_validate(data)
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%%")
+
+
+def _route(match: dict[str, str], resp: HttpResponse) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "match": match,
+        "direct_response": {"status": resp.status},
+        "response_headers_to_add": [
+            {
+                "header": {"key": k, "value": _escape(v)},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+            for k, v in sorted(resp.headers.items())
+        ],
+    }
+    if resp.body:
+        route["direct_response"]["body"] = {"inline_string": resp.body}
+    return route
+
+
+def envoy_bootstrap(world: World, admin_socket: Path) -> dict[str, Any]:
+    """A static Envoy bootstrap serving `world` (one listener per address and port)."""
+    listeners = []
+    for h in sorted(world.hosts, key=lambda x: x.address):
+        for p in sorted(h.ports, key=lambda x: x.port):
+            routes = [
+                _route({"path": r.exact} if r.exact else {"prefix": r.prefix or "/"}, r.response)
+                for r in p.paths
+            ]
+            routes.append(_route({"prefix": "/"}, p.response))
+            hcm = {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                "http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": f"world_{h.address}_{p.port}",
+                "server_header_transformation": "PASS_THROUGH",
+                "route_config": {
+                    "name": f"world_{h.address}_{p.port}",
+                    "max_direct_response_body_size_bytes": MAX_BODY,
+                    "virtual_hosts": [{"name": h.names[0], "domains": ["*"], "routes": routes}],
+                },
+                "http_filters": [
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/"
+                            "envoy.extensions.filters.http.router.v3.Router"
+                        },
+                    }
+                ],
+            }
+            listeners.append(
+                {
+                    "name": f"world_{h.address}_{p.port}",
+                    "address": {"socket_address": {"address": h.address, "port_value": p.port}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            )
+    return {
+        "node": {"id": "meshgate-world", "cluster": "meshgate-world"},
+        "admin": {"address": {"pipe": {"path": str(admin_socket)}}},
+        "static_resources": {"listeners": listeners},
+    }
