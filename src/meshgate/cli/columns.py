@@ -1,0 +1,193 @@
+"""The table columns ``get`` prints for each kind, from the canonical wire dict.
+
+Rules: NAME comes first and AGE last, as in kubectl; in between, the kind's own columns:
+Kubernetes' built-in printers for core kinds, the CRDs' ``additionalPrinterColumns``
+for Istio and ASM kinds (an array cell prints as compact JSON, ``["aliyun.com"]``, as
+kubectl prints a JSONPath that yields an array). A value that is absent prints
+``<none>``. Kinds without an entry get NAME and AGE. ``-o wide`` adds the columns marked
+wide. Columns read dicts only, so they work the same over the store and the HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from meshgate.cli.tabular import age
+
+Obj = dict[str, Any]
+NONE = "<none>"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    value: Callable[[Obj], str]
+    wide: bool = False
+
+
+def dig(obj: Any, path: str) -> Any:
+    """``dig(o, "spec.outboundTrafficPolicy.mode")``: None when any step is missing."""
+    for part in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return NONE
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def path(header: str, jsonpath: str, wide: bool = False) -> Column:
+    return Column(header, lambda o: cell(dig(o, jsonpath)), wide)
+
+
+def _join(values: list[str]) -> str:
+    return ",".join(values) if values else NONE
+
+
+def _pod_ready(o: Obj) -> str:
+    total = len(dig(o, "spec.containers") or [])
+    statuses = dig(o, "status.containerStatuses") or []
+    ready = sum(1 for s in statuses if s.get("ready"))
+    return f"{ready}/{total}"
+
+
+def _pod_status(o: Obj) -> str:
+    if dig(o, "metadata.deletionTimestamp"):
+        return "Terminating"
+    for s in dig(o, "status.containerStatuses") or []:
+        waiting = dig(s, "state.waiting.reason") or dig(s, "state.terminated.reason")
+        if waiting:
+            return str(waiting)
+    return str(dig(o, "status.reason") or dig(o, "status.phase") or "Pending")
+
+
+def _pod_restarts(o: Obj) -> str:
+    return str(sum(int(s.get("restartCount", 0)) for s in dig(o, "status.containerStatuses") or []))
+
+
+def _svc_ports(o: Obj) -> str:
+    ports = dig(o, "spec.ports") or []
+    shown = []
+    for p in ports:
+        text = f"{p.get('port')}"
+        if p.get("nodePort"):
+            text += f":{p['nodePort']}"
+        shown.append(f"{text}/{p.get('protocol', 'TCP')}")
+    return _join(shown)
+
+
+def _svc_external(o: Obj) -> str:
+    ips = [i.get("ip") or i.get("hostname") for i in dig(o, "status.loadBalancer.ingress") or []]
+    ips += dig(o, "spec.externalIPs") or []
+    if not ips and dig(o, "spec.type") == "LoadBalancer":
+        return "<pending>"
+    return _join([str(i) for i in ips if i])
+
+
+def _selector(o: Obj, jsonpath: str) -> str:
+    labels = dig(o, jsonpath) or {}
+    return _join([f"{k}={v}" for k, v in sorted(labels.items())])
+
+
+def _deploy_ready(o: Obj) -> str:
+    return f"{dig(o, 'status.readyReplicas') or 0}/{dig(o, 'spec.replicas') or 0}"
+
+
+def _containers(o: Obj, attr: str) -> str:
+    return _join([str(c.get(attr, "")) for c in dig(o, "spec.template.spec.containers") or []])
+
+
+_POD = [
+    Column("READY", _pod_ready),
+    Column("STATUS", _pod_status),
+    Column("RESTARTS", _pod_restarts),
+]
+_POD_WIDE = [path("IP", "status.podIP", True), path("NODE", "spec.nodeName", True)]
+
+_COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
+    # (group, kind): (columns before AGE, wide columns after AGE)
+    ("", "Pod"): (_POD, _POD_WIDE),
+    ("", "Service"): (
+        [
+            Column("TYPE", lambda o: str(dig(o, "spec.type") or "ClusterIP")),
+            path("CLUSTER-IP", "spec.clusterIP"),
+            Column("EXTERNAL-IP", _svc_external),
+            Column("PORT(S)", _svc_ports),
+        ],
+        [Column("SELECTOR", lambda o: _selector(o, "spec.selector"), True)],
+    ),
+    ("apps", "Deployment"): (
+        [
+            Column("READY", _deploy_ready),
+            Column("UP-TO-DATE", lambda o: str(dig(o, "status.updatedReplicas") or 0)),
+            Column("AVAILABLE", lambda o: str(dig(o, "status.availableReplicas") or 0)),
+        ],
+        [
+            Column("CONTAINERS", lambda o: _containers(o, "name"), True),
+            Column("IMAGES", lambda o: _containers(o, "image"), True),
+            Column("SELECTOR", lambda o: _selector(o, "spec.selector.matchLabels"), True),
+        ],
+    ),
+    ("", "Namespace"): ([Column("STATUS", lambda o: str(dig(o, "status.phase") or "Active"))], []),
+    ("", "ServiceAccount"): (
+        [Column("SECRETS", lambda o: str(len(dig(o, "secrets") or [])))],
+        [],
+    ),
+    ("", "ConfigMap"): ([Column("DATA", lambda o: str(len(dig(o, "data") or {})))], []),
+    ("", "Secret"): (
+        [
+            Column("TYPE", lambda o: str(dig(o, "type") or "Opaque")),
+            Column("DATA", lambda o: str(len(dig(o, "data") or {}))),
+        ],
+        [],
+    ),
+    ("networking.istio.io", "ServiceEntry"): (
+        [
+            path("HOSTS", "spec.hosts"),
+            path("LOCATION", "spec.location"),
+            path("RESOLUTION", "spec.resolution"),
+        ],
+        [],
+    ),
+    ("networking.istio.io", "VirtualService"): (
+        [path("GATEWAYS", "spec.gateways"), path("HOSTS", "spec.hosts")],
+        [],
+    ),
+    ("networking.istio.io", "DestinationRule"): ([path("HOST", "spec.host")], []),
+    ("security.istio.io", "AuthorizationPolicy"): ([path("ACTION", "spec.action")], []),
+    ("meshgate.io", "MeshConfig"): ([path("MODE", "spec.outboundTrafficPolicy.mode")], []),
+    ("istio.alibabacloud.com", "IstioGateway"): (
+        [path("TYPE", "spec.gatewayType"), path("REPLICAS", "spec.replicaCount")],
+        [],
+    ),
+    ("istio.alibabacloud.com", "ASMEgressTrafficPolicy"): (
+        [path("BYEGRESSGATEWAY", "spec.byEgressGateway.name"), path("STATUS", "status.message")],
+        [],
+    ),
+}
+
+_BY_KIND = {kind: cols for (_, kind), cols in _COLUMNS.items()}
+
+
+def columns_for(group: str, kind: str, wide: bool = False) -> list[Column]:
+    """NAME, the kind's columns, AGE, then (with ``wide``) the wide columns."""
+    # The kind alone is enough when a kind is registered under another group than ours.
+    before, after = _COLUMNS.get((group, kind)) or _BY_KIND.get(kind) or ([], [])
+    name = Column("NAME", lambda o: str(dig(o, "metadata.name") or ""))
+    return [name, *before, age_column(), *(after if wide else [])]
+
+
+def age_column(now: datetime | None = None) -> Column:
+    return Column("AGE", lambda o: age(dig(o, "metadata.creationTimestamp"), now))

@@ -1,0 +1,56 @@
+"""The ``meshgate`` console script: registers the verbs, nothing else.
+
+Rules: importing this module must stay cheap (typer and the verb modules, which import
+only typer and ``meshgate.cli.options`` at module level); each verb's work, and its heavy
+imports, happen inside the verb. ``run()`` is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from meshgate.cli import apply, delete, describe, get, history, validate, version
+from meshgate.cli.context import set_global_namespace
+from meshgate.cli.options import Namespace, bare_flags_with_values
+
+
+class _Group(TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, bare_flags_with_values(args))
+
+
+app = typer.Typer(
+    name="meshgate",
+    cls=_Group,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global_options(namespace: Namespace = None) -> None:
+    """meshgate controls a service mesh's egress: Istio/Kubernetes YAML in, Envoy out."""
+    set_global_namespace(namespace)
+
+
+app.command("apply", epilog=apply.EXAMPLES)(apply.command)
+app.command("get", epilog=get.EXAMPLES)(get.command)
+app.command("describe", epilog=describe.EXAMPLES)(describe.command)
+app.command("delete", epilog=delete.EXAMPLES)(delete.command)
+app.command("validate", epilog=validate.EXAMPLES)(validate.command)
+app.command("history", epilog=history.HISTORY_EXAMPLES)(history.history_command)
+app.command("rollback", epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
+app.command("version")(version.command)
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

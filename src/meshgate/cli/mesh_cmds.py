@@ -1,0 +1,139 @@
+"""Verbs that run the mesh itself: ``up``, ``down``, ``status``, ``proxy-status``.
+
+Rules: these verbs talk to the control-plane process (or start/stop it); they print one
+line per fact, and exit non-zero only when the action failed — ``up`` on a running mesh
+and ``down`` on a stopped one succeed, as the issue asks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Mesh")
+    def up(
+        world: Annotated[
+            str | None,
+            typer.Option(
+                "--world",
+                help="Simulated internet: 'demo' (aliyun.com, httpbin.org...) or a world file. "
+                "Without it, nothing routes out of the mesh.",
+            ),
+        ] = None,
+        concurrency: Annotated[
+            int, typer.Option(help="Worker threads of each Envoy (--concurrency).")
+        ] = 1,
+        timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 60.0,
+    ) -> None:
+        """Start the control plane in the background and wait until it is ready.
+
+        Example: meshgate up --world demo
+        """
+        from meshgate.home import state_dir
+        from meshgate.server.lifecycle import StartError
+        from meshgate.server.lifecycle import up as start
+
+        home = state_dir()
+        try:
+            started = start(home, world, concurrency=concurrency, timeout=timeout)
+        except StartError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if started:
+            typer.echo(f"control plane started (state directory {home})")
+        else:
+            typer.echo(f"control plane already running (state directory {home})")
+
+    @app.command(rich_help_panel="Mesh")
+    def down(
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Also clean up after a crash or kill -9: kill the recorded process and "
+                "remove everything the runtime manifest lists.",
+            ),
+        ] = False,
+    ) -> None:
+        """Stop the control plane and remove every pod, namespace, rule and process it made.
+
+        The configuration store is kept: `meshgate up` brings the same mesh back.
+        """
+        from meshgate.home import state_dir
+        from meshgate.server.lifecycle import down as stop
+
+        home = state_dir()
+        if stop(home, force=force):
+            typer.echo("mesh stopped and cleaned up")
+        else:
+            typer.echo(f"nothing was running for {home}")
+
+    @app.command(rich_help_panel="Mesh")
+    def status(
+        output: Annotated[str | None, typer.Option("-o", "--output", help="json")] = None,
+    ) -> None:
+        """Show whether the control plane runs, and what it runs."""
+        from meshgate.client import Client, NotRunning
+        from meshgate.home import state_dir
+
+        home = state_dir()
+        try:
+            info = Client(home).call("GET", "/v1/status")
+        except NotRunning as exc:
+            typer.echo(f"not running: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if output == "json":
+            typer.echo(json.dumps(info, indent=2))
+            return
+        for k, v in info.items():
+            typer.echo(f"{k + ':':<16} {v}")
+
+    @app.command("proxy-status", rich_help_panel="Mesh")
+    def proxy_status(
+        output: Annotated[str | None, typer.Option("-o", "--output", help="json")] = None,
+    ) -> None:
+        """Each proxy's xDS state: versions sent and acknowledged, and any rejected config."""
+        from meshgate.client import Client, NotRunning
+        from meshgate.home import state_dir
+
+        try:
+            data = Client(state_dir()).call("GET", "/v1/proxy-status")
+        except NotRunning as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        proxies = data.get("proxies", [])
+        if output == "json":
+            typer.echo(json.dumps(proxies, indent=2))
+            return
+        short = {"Listener": "LDS", "RouteConfiguration": "RDS", "Cluster": "CDS"}
+        short["ClusterLoadAssignment"] = "EDS"
+        rows = [["NAME", "CONNECTED", "CDS", "LDS", "EDS", "RDS", "ERRORS"]]
+        for p in proxies:
+            node = str(p.get("node_id", p.get("nodeId", "")))
+            parts = node.split("~")
+            name = parts[2] if len(parts) > 2 else node
+            types = p.get("types") or {}
+            cells: dict[str, str] = {}
+            errors = []
+            for url, t in types.items():
+                label = short.get(url.rsplit(".", 1)[-1], url)
+                sent, acked = t.get("sent_version"), t.get("acked_version")
+                cells[label] = "SYNCED" if sent and sent == acked else ("STALE" if sent else "-")
+                if t.get("nack_error"):
+                    cells[label] = "NACKED"
+                    errors.append(f"{label}: {t['nack_error']}")
+            rows.append(
+                [
+                    name,
+                    "yes" if p.get("connected") else "no",
+                    *(cells.get(x, "-") for x in ("CDS", "LDS", "EDS", "RDS")),
+                    "; ".join(errors) or "<none>",
+                ]
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -1,0 +1,115 @@
+"""Verbs that reach into pods: ``exec`` and ``logs``, as kubectl does them.
+
+Rules: ``exec`` replaces this process with the command run inside the pod's network
+namespace (so ``-it`` shells, exit codes and signals behave as the user expects); ``logs``
+reads the container's bounded log file and can follow it. Both need a running control
+plane, which knows where each pod lives.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+
+def _call(method: str, path: str, body: object = None) -> dict[str, object]:
+    from meshgate.client import ApiError, Client, NotRunning
+    from meshgate.home import state_dir
+
+    try:
+        result: dict[str, object] = Client(state_dir()).call(method, path, body)
+        return result
+    except NotRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        typer.echo(f"Error from server: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "exec",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        rich_help_panel="Pods",
+    )
+    def exec_(
+        ctx: typer.Context,
+        pod: Annotated[str, typer.Argument(help="Pod name (as `meshgate get pods` shows it).")],
+        namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
+        stdin: Annotated[bool, typer.Option("-i", "--stdin", help="Pass stdin.")] = False,
+        tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a TTY.")] = False,
+        container: Annotated[str | None, typer.Option("-c", "--container")] = None,
+    ) -> None:
+        """Run a command inside a pod: meshgate exec -it POD -- /bin/sh
+
+        Example: meshgate exec sleep-5d8f7c9b6-abcde -- curl -sI aliyun.com
+        """
+        command = list(ctx.args)
+        if command and command[0] == "--":
+            command = command[1:]
+        if not command:
+            typer.echo("error: you must specify a command after --", err=True)
+            raise typer.Exit(1)
+        ns = namespace or _global_namespace(ctx) or "default"
+        data = _call("POST", "/v1/exec", {"namespace": ns, "name": pod, "command": command})
+        argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
+        sys.stdout.flush()
+        os.execvp(argv[0], argv)
+
+    @app.command(rich_help_panel="Pods")
+    def logs(
+        ctx: typer.Context,
+        pod: Annotated[str, typer.Argument(help="Pod name.")],
+        namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
+        container: Annotated[
+            str | None, typer.Option("-c", "--container", help="e.g. istio-proxy")
+        ] = None,
+        follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+        tail: Annotated[int, typer.Option("--tail", help="Lines to show; -1 for all.")] = -1,
+    ) -> None:
+        """Print a container's output; the proxy's (with its access log) is `-c istio-proxy`.
+
+        Example: meshgate -n istio-system logs istio-egressgateway-xxx -c istio-proxy
+        """
+        ns = namespace or _global_namespace(ctx) or "default"
+        data = _call(
+            "GET",
+            f"/v1/log?namespace={ns}&name={pod}&container={container or ''}",
+        )
+        path = str(data["path"])
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - kept open while following
+        except FileNotFoundError:
+            typer.echo(f"error: no logs yet for {ns}/{pod} ({path})", err=True)
+            raise typer.Exit(1) from None
+        with fh:
+            content = fh.read()
+            lines = content.splitlines(keepends=True)
+            if tail >= 0:
+                lines = lines[-tail:] if tail else []
+            out = sys.stdout.buffer
+            out.writelines(lines)
+            out.flush()
+            while follow:
+                chunk = fh.read()
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+                else:
+                    time.sleep(0.2)
+
+
+def _global_namespace(ctx: typer.Context) -> str | None:
+    """`meshgate -n istio-system logs ...`: the namespace given before the verb."""
+    parent = ctx.parent
+    while parent is not None:
+        ns = (parent.params or {}).get("namespace")
+        if ns:
+            return str(ns)
+        parent = parent.parent
+    return None

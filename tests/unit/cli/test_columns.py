@@ -1,0 +1,54 @@
+"""Kind-specific columns read the wire dict as kubectl's printers do."""
+
+from __future__ import annotations
+
+from meshgate.cli.columns import columns_for
+
+
+def _row(group: str, kind: str, obj: dict[str, object], wide: bool = False) -> dict[str, str]:
+    return {c.header: c.value(obj) for c in columns_for(group, kind, wide)}
+
+
+def test_service_entry_columns() -> None:
+    obj = {
+        "metadata": {"name": "se"},
+        "spec": {"hosts": ["aliyun.com", "b.com"], "location": "MESH_EXTERNAL"},
+    }
+    row = _row("networking.istio.io", "ServiceEntry", obj)
+    assert list(row) == ["NAME", "HOSTS", "LOCATION", "RESOLUTION", "AGE"]
+    assert row["HOSTS"] == '["aliyun.com","b.com"]'
+    assert row["RESOLUTION"] == "<none>"
+    assert row["AGE"] == "<unknown>"
+
+
+def test_pod_columns_and_wide() -> None:
+    pod = {
+        "metadata": {"name": "sleep-1"},
+        "spec": {"containers": [{"name": "sleep"}, {"name": "istio-proxy"}], "nodeName": "n1"},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.5",
+            "containerStatuses": [{"ready": True, "restartCount": 1}, {"ready": False}],
+        },
+    }
+    row = _row("", "Pod", pod, wide=True)
+    assert list(row) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert (row["READY"], row["STATUS"], row["RESTARTS"]) == ("1/2", "Running", "1")
+    assert (row["IP"], row["NODE"]) == ("10.0.0.5", "n1")
+
+
+def test_service_deployment_meshconfig() -> None:
+    svc = {"spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}}
+    row = _row("", "Service", svc)
+    assert row["TYPE"] == "ClusterIP"
+    assert row["PORT(S)"] == "80/TCP"
+    assert row["EXTERNAL-IP"] == "<none>"
+    dep = {"spec": {"replicas": 2}, "status": {"readyReplicas": 1, "availableReplicas": 1}}
+    row = _row("apps", "Deployment", dep)
+    assert (row["READY"], row["UP-TO-DATE"], row["AVAILABLE"]) == ("1/2", "0", "1")
+    mc = {"spec": {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}}
+    assert _row("meshgate.io", "MeshConfig", mc)["MODE"] == "REGISTRY_ONLY"
+
+
+def test_unknown_kind_has_name_and_age() -> None:
+    assert list(_row("x.io", "Thing", {})) == ["NAME", "AGE"]
