@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +22,24 @@ import pytest
 
 from meshgate.runtime import names, netns, procs
 from meshgate.runtime.dns import write_zone
+from meshgate.runtime.envoy import executable_by, setpriv_argv
 from meshgate.runtime.manifest import Manifest, teardown
 from meshgate.runtime.node import Node
-from meshgate.runtime.pods import ContainerSpec, ContainerState, PodError, PodSpec, Runtime
+from meshgate.runtime.pods import (
+    ContainerSpec,
+    ContainerState,
+    PodError,
+    PodSpec,
+    ProxySpec,
+    Runtime,
+)
 from meshgate.runtime.world import load_world
-from tests.e2e.test_runtime_support import requires_netns, sleep_pod, state_dir
+from tests.e2e.test_runtime_support import (
+    requires_netns,
+    router_bootstrap,
+    sleep_pod,
+    state_dir,
+)
 
 pytestmark = [pytest.mark.e2e, requires_netns]
 T = TypeVar("T")
@@ -276,3 +291,59 @@ def test_readopt_and_force_teardown_after_kill_9() -> None:
         del rt
         teardown(state, force=True)
         assert_gone(state, pids)
+
+
+def test_router_pod_binds_port_80_as_proxy_uid() -> None:
+    with state_dir() as state:
+        Node(state).up(None)
+        rt = Runtime(state)
+        gw = rt.start_pod(
+            PodSpec(
+                name="gw-1",
+                namespace="istio-system",
+                containers=[ContainerSpec("pause", ["/bin/sleep", "infinity"])],
+                proxy=ProxySpec(router_bootstrap(80, "from the gateway\n"), mode="router"),
+            )
+        )
+        client = rt.start_pod(sleep_pod("client-1", proxy=False))
+        url = f"http://{gw.ip}/"
+
+        def answered() -> str | None:
+            res = run(rt.exec_argv("default", "client-1", ["curl", "-s", url]))
+            return res.stdout or None
+
+        assert wait_for(answered, "the gateway answers on port 80") == "from the gateway\n"
+        assert client.ip != gw.ip
+        proxy = next(c for c in gw.containers if c.name == "istio-proxy")
+        assert proxy.pid is not None and os.stat(f"/proc/{proxy.pid}").st_uid == 1337
+
+
+def test_world_can_be_removed_again() -> None:
+    with state_dir() as state:
+        node = Node(state)
+        node.up(load_world("demo"))
+        assert netns.exists(node.inet)
+        node.up(None)
+        assert not netns.exists(node.inet)
+        res = run(
+            [*netns.exec_prefix(node.netns), "curl", "-s", "-m", "2", "http://198.51.100.10/"]
+        )
+        assert res.returncode != 0  # nothing routes out of a node without a world
+
+
+def test_binary_copied_when_proxy_uid_cannot_reach_it() -> None:
+    private = Path(tempfile.mkdtemp(prefix="mg-rt-priv-"))
+    shared = Path(tempfile.mkdtemp(prefix="mg-rt-shared-"))
+    try:
+        os.chmod(private, 0o700)
+        os.chmod(shared, 0o755)
+        src = private / "tool"
+        shutil.copyfile("/bin/true", src)
+        os.chmod(src, 0o755)
+        got = executable_by(1337, 1337, src, shared / "copy")
+        assert got == shared / "copy" / "tool"
+        assert run([*setpriv_argv(1337, 1337), str(got)]).returncode == 0
+        assert executable_by(1337, 1337, got, shared / "unused") == got
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)

@@ -134,3 +134,55 @@ def sleep_pod(name: str = "sleep-1", proxy: bool = True) -> PodSpec:
         capture=proxy,
         labels={"app": "sleep"},
     )
+
+
+def router_bootstrap(port: int, body: str) -> dict[str, Any]:
+    """A gateway-like Envoy answering `body` on 0.0.0.0:`port` (below 1024 needs the sysctl)."""
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+        "http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gw",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "match": {"prefix": "/"},
+                            "direct_response": {"status": 200, "body": {"inline_string": body}},
+                        }
+                    ],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    return {
+        "node": {"id": "router~test", "cluster": "gw"},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": f"gw_{port}",
+                    "address": {"socket_address": {"address": "0.0.0.0", "port_value": port}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        },
+    }

@@ -50,22 +50,26 @@ def version() -> str:
 @functools.cache
 def binary_for_proxy() -> Path:
     """An Envoy binary that uid 1337 can execute (the package's, or a copy of it)."""
-    src = package_binary()
-    if _can_execute(PROXY_UID, PROXY_GID, src):
+    return executable_by(PROXY_UID, PROXY_GID, package_binary(), names.envoy_copy_dir(version()))
+
+
+def executable_by(uid: int, gid: int, src: Path, copy_dir: Path) -> Path:
+    """`src` if uid:gid can execute it where it lives, else a copy in `copy_dir` (made once)."""
+    if _can_execute(uid, gid, src):
         return src
-    dest_dir = names.envoy_copy_dir(version())
-    dest = dest_dir / "envoy"
+    dest = copy_dir / src.name
     if dest.exists() and dest.stat().st_size == src.stat().st_size:
         return dest
-    names.RUN_ROOT.mkdir(mode=0o755, exist_ok=True)
-    dest_dir.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(names.RUN_ROOT, 0o755)
-    os.chmod(dest_dir, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".envoy-")
+    copy_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    copy_dir.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(copy_dir, 0o755)
+    fd, tmp = tempfile.mkstemp(dir=copy_dir, prefix=".copy-")
     os.close(fd)
     shutil.copyfile(src, tmp)
     os.chmod(tmp, 0o755)
     os.replace(tmp, dest)
+    if not _can_execute(uid, gid, dest):
+        raise PermissionError(f"uid {uid} cannot execute {dest}: is a parent directory private?")
     return dest
 
 

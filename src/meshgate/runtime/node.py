@@ -79,6 +79,8 @@ class Node:
         if world is not None:
             self._inet(world)
             self._world_envoy(world)
+        else:
+            self._no_world()
         self.manifest.set_section("node", {"world": world is not None})
 
     def down(self, grace: float = 2.0) -> None:
@@ -172,6 +174,17 @@ class Node:
         for addr in world.addresses():
             netns.ip(ns, "addr", "replace", f"{addr}/32", "dev", "lo")
             netns.ip(node, "route", "replace", f"{addr}/32", "via", names.INET_LINK_IP)
+
+    def _no_world(self) -> None:
+        """Remove a world left from an earlier `up(world)`: nothing may route out now."""
+        rec = self.manifest.read()["processes"].get(WORLD_KEY)
+        if rec is not None:
+            procs.terminate([procs.ProcId(rec["pid"], rec["start_time"])])
+            self.manifest.forget_process(WORLD_KEY)
+        if netns.exists(self.inet):
+            netns.delete(self.inet)  # takes the node side of the veth pair with it
+        self.manifest.forget_netns(self.inet)
+        self.manifest.forget_veth(self.netns, names.NODE_TO_INET)
 
     def _world_envoy(self, world: World) -> None:
         bootstrap = self.runtime_dir / "world-envoy.json"
