@@ -144,6 +144,12 @@ class XdsServer:
         """The latest stream of every node id seen, sorted by node id."""
         return [self._latest[node].status() for node in sorted(self._latest)]
 
+    def forget(self, node_id: str) -> None:
+        """Drop a disconnected proxy from statuses() (its pod is gone for good)."""
+        stream = self._latest.get(node_id)
+        if stream is not None and not stream.connected:
+            del self._latest[node_id]
+
     # -- internals -----------------------------------------------------------------
 
     def _new_server(self) -> grpc.aio.Server:

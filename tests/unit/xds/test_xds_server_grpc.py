@@ -202,6 +202,11 @@ def test_generate_failure_or_unknown_affects_only_that_proxy() -> None:
         for client in (broken, later, good):
             await client.send(LISTENER)
         assert (await good.recv()).type_url == LISTENER
+        # Streams are independent: wait until the other two requests reached the server.
+        await eventually(lambda: status_of(server, "broken"), "broken to connect")
+        await eventually(
+            lambda: LISTENER in getattr(status_of(server, "later"), "types", {}), "later's request"
+        )
         assert status_of(server, "broken").connected
         assert status_of(server, "later").types[LISTENER].state == SyncState.NOT_SENT
         gen.broken.clear()
@@ -253,7 +258,12 @@ def test_disconnect_mid_stream_is_recorded_and_server_keeps_serving() -> None:
         await second.send(LISTENER)
         assert (await second.recv()).type_url == LISTENER
         await eventually(lambda: status_of(server, "n1").connected, "reconnect")
+        server.forget("n1")  # connected: kept
+        assert status_of(server, "n1") is not None
         second.call.cancel()
+        await eventually(lambda: not status_of(server, "n1").connected, "second disconnect")
+        server.forget("n1")
+        assert status_of(server, "n1") is None
 
     run(body)
 
