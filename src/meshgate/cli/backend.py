@@ -11,6 +11,7 @@ Rules of this module:
   (kubectl syntax; ``ValueError`` if malformed); results are sorted by namespace, name.
 - ``LocalBackend`` opens the store in the state directory in-process, for when no
   control plane runs (or in tests); it never validates: the verbs did that before.
+  Reading never creates anything: without a state directory there is nothing to read.
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ class LocalBackend:
         if self._store is None:
             from meshgate.store import open_store
 
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._store = open_store(self.state_dir)
         return self._store
+
+    @property
+    def exists(self) -> bool:
+        return self._store is not None or self.state_dir.is_dir()
 
     def apply(self, objects: list[Obj], dry_run: bool) -> list[ChangeResult]:
         changes = self.store.apply(objects, dry_run=dry_run)
@@ -92,6 +96,8 @@ class LocalBackend:
         from meshgate.cli.selector import parse_selector
 
         wanted = parse_selector(selector)
+        if not self.exists:
+            return []
         ns = namespace if kind.namespaced else ""
         if name is not None and ns is not None:
             one = self.store.get(ResourceKey(kind.group, kind.kind, ns, name))
@@ -107,14 +113,18 @@ class LocalBackend:
         return sorted(items, key=_sort_key)
 
     def delete(self, keys: list[ResourceKey], dry_run: bool) -> list[ChangeResult]:
+        if not self.exists:
+            return []
         changes = self.store.delete(keys, dry_run=dry_run, missing_ok=True)
         return [ChangeResult(c.key, c.action, c.object) for c in changes]
 
     def history(self, key: ResourceKey) -> list[HistoryEntry]:
+        if not self.exists:
+            return []
         return [
             HistoryEntry(s.resource_version, s.generation, s.deleted, s.object)
             for s in self.store.history(key)
         ]
 
     def revision(self) -> int:
-        return self.store.revision()
+        return self.store.revision() if self.exists else 0

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         short["ClusterLoadAssignment"] = "EDS"
         rows = [["NAME", "CONNECTED", "CDS", "LDS", "EDS", "RDS", "ERRORS"]]
         for p in proxies:
-            node = str(p.get("node_id", p.get("nodeId", "")))
+            node = str(p.get("nodeId", ""))
             parts = node.split("~")
             name = parts[2] if len(parts) > 2 else node
             types = p.get("types") or {}
@@ -121,11 +121,9 @@ def register(app: typer.Typer) -> None:
             errors = []
             for url, t in types.items():
                 label = short.get(url.rsplit(".", 1)[-1], url)
-                sent, acked = t.get("sent_version"), t.get("acked_version")
-                cells[label] = "SYNCED" if sent and sent == acked else ("STALE" if sent else "-")
-                if t.get("nack_error"):
-                    cells[label] = "NACKED"
-                    errors.append(f"{label}: {t['nack_error']}")
+                cells[label] = str(t.get("state") or "-")
+                if t.get("nackError"):
+                    errors.append(f"{label}: {t['nackError']}")
             rows.append(
                 [
                     name,

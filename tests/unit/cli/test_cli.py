@@ -290,3 +290,12 @@ def test_console_script_version() -> None:
         check=True,
     )
     assert proc.stdout.strip().startswith("v")
+
+
+def test_reading_an_empty_mesh_creates_nothing(mg: Run, tmp_path: Path) -> None:
+    result = mg("get", "se")
+    assert result.exit_code == 0
+    assert result.stderr == "No resources found in default namespace.\n"
+    assert mg("delete", "se", "x").exit_code == 1
+    assert mg("history", "se", "x").exit_code == 1
+    assert not (tmp_path / "home").exists()
