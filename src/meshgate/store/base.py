@@ -96,7 +96,9 @@ class ConfigStore(Protocol):
         ...
 
     def update_status(self, key: ResourceKey, status: dict[str, Any]) -> StoredObject:
-        """Replace ``status``; bumps resourceVersion, not generation. KeyError if missing."""
+        """Replace ``status``; bumps resourceVersion, not generation. KeyError if missing.
+
+        A status equal to the stored one is not a write (no revision, no event)."""
         ...
 
     def delete(

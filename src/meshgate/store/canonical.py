@@ -22,6 +22,8 @@ from meshgate.store.base import Action
 
 SERVER_FIELDS = frozenset({"uid", "resourceVersion", "generation", "creationTimestamp"})
 _OUTSIDE_SPEC = frozenset({"metadata", "status"})
+# One encoder for all calls: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def key_of(obj: Any, where: str = "object") -> ResourceKey:
@@ -65,7 +67,7 @@ def now_rfc3339(moment: datetime | None = None) -> str:
 def to_json(obj: dict[str, Any], where: str = "object") -> str:
     """Compact JSON text; ValueError if the dict is not JSON-compatible."""
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(obj)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: not JSON-compatible: {exc}") from exc
 

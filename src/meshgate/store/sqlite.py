@@ -128,6 +128,9 @@ class SqliteStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL is crash-safe in WAL mode; only the last commits may be lost on power loss.
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            # A bulk apply touches tens of MB of pages; the 2 MB default spills mid-transaction.
+            self._conn.execute("PRAGMA cache_size = -65536")
+            self._conn.execute("PRAGMA temp_store = MEMORY")
             ensure_schema(self._conn, self.path)
         except BaseException:
             self._conn.close()
@@ -222,10 +225,16 @@ class SqliteStore:
             return txn.changes
 
     def update_status(self, key: ResourceKey, status: dict[str, Any]) -> StoredObject:
+        """Replace ``status``; a status equal to the stored one writes nothing."""
         with self._transaction(False) as txn:
             current = self._current(key)
             if current is None:
                 raise KeyError(f"{key} not found")
+            if current.object.get("status", {}) == status:
+                # No write, no event: a controller re-reporting the same status must not
+                # wake every watcher (and, through them, itself) again.
+                rv = int(current.object["metadata"]["resourceVersion"])
+                return StoredObject(key, current.object, rv, current.generation)
             new = with_status(current.object, status, revision=txn.revision + 1)
             body = to_json(new, f"status of {key}")
             rev = txn.record(key, "MODIFIED", new, body)

@@ -145,6 +145,9 @@ def test_update_status(store: SqliteStore) -> None:
     assert (updated.resource_version, updated.generation) == (2, 1)
     assert updated.object["metadata"]["resourceVersion"] == "2"
     assert store.get(pkey) == updated
+    # The same status again is not a write: no revision, no event.
+    assert store.update_status(pkey, {"phase": "Running", "podIP": "10.1.0.5"}) == updated
+    assert store.revision() == 2
     # Re-applying the spec keeps the controller's status; history has only the apply.
     assert store.apply([pod])[0].action == "unchanged"
     got = store.get(pkey)
