@@ -45,7 +45,7 @@ class Decoded:
     resource: Resource
     file: str = ""
     line: int = 0
-    lines: LineIndex = field(default_factory=lambda: LineIndex(None))
+    lines: LineIndex = field(default_factory=LineIndex)
 
     def line_of(self, path: Path) -> int | None:
         """Line of a field path such as ``("spec", "ports", 0, "number")``.
@@ -85,7 +85,7 @@ def decode_text(text: str, filename: str = "", namespace: str | None = None) -> 
         if isinstance(item, SourceDocument):
             for err in item.errors:
                 result.problems.append(_problem(err.message, "MG0010", filename, err.line))
-            _decode_value(item.value, LineIndex(item.node), filename, namespace, result)
+            _decode_value(item.value, item.lines, filename, namespace, result)
         else:
             result.problems.append(_problem(item.message, "MG0001", filename, item.line))
     return result
@@ -107,7 +107,7 @@ def decode_object(
 ) -> tuple[Resource | None, list[Problem]]:
     """Decode one already-parsed object (e.g. JSON from the HTTP API)."""
     result = DecodeResult()
-    _decode_value(obj, lines or LineIndex(None), file, namespace, result)
+    _decode_value(obj, lines or LineIndex(), file, namespace, result)
     if len(result.documents) == 1 and not any(p.is_error for p in result.problems):
         return result.documents[0].resource, result.problems
     if len(result.documents) > 1:

@@ -1,11 +1,13 @@
-"""YAML text to Python objects, keeping the node tree so any field path maps to a line.
+"""YAML text to plain Python objects, with a line for every field path.
 
 Rules of this module:
-- Parsing uses libyaml (``CSafeLoader``): safe tags only, C speed. Each document is
-  composed once; its plain object is built from that node, and the node is kept so
-  ``LineIndex.line_of`` can answer lazily (no per-document line table is built up front).
-- YAML 1.1 timestamps stay strings (Kubernetes treats them as strings); everything else
-  is as PyYAML's safe loader resolves it.
+- Parsing uses libyaml (PyYAML's ``CParser``), composing one document at a time. Its
+  resolver does nothing per node; ``_Builder`` makes plain values in one pass and types
+  only plain scalars that may be null/bool/int/float (with PyYAML's safe rules), which is
+  what keeps 10,000 documents fast. Nodes are dropped after the pass; a light line tree
+  (``LineIndex``) stays so any field path maps to a line.
+- Only the core tags are accepted (str, int, float, bool, null, seq, map, merge keys);
+  YAML 1.1 timestamps stay strings (Kubernetes treats them as strings).
 - Duplicate keys in a mapping are reported (Kubernetes rejects them), never silently
   resolved to the last value.
 - A document whose alias expansion would exceed ``MAX_EXPANDED_NODES`` or that refers to
@@ -15,38 +17,136 @@ Rules of this module:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.cyaml import CParser  # type: ignore[attr-defined]
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
 
 MAX_EXPANDED_NODES = 200_000
 
 Path = tuple[str | int, ...]
 
+_YAML = "tag:yaml.org,2002:"
+_PLAIN = "tag:meshgate:plain"  # resolved later, only if the scalar may be non-string
+_STR, _SEQ, _MAP = _YAML + "str", _YAML + "seq", _YAML + "map"
+_TYPED = frozenset(_YAML + t for t in ("null", "bool", "int", "float"))
+# PyYAML's safe implicit resolvers, minus timestamps (Kubernetes keeps them as strings)
+# and minus merge (handled as a key) and the "value"/"yaml" tags (no safe constructor).
+_IMPLICIT: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
+    first: [(tag, rx) for tag, rx in resolvers if tag in _TYPED]
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+_CONSTRUCT = yaml.constructor.SafeConstructor.yaml_constructors
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
-class _Loader(yaml.CSafeLoader):
-    """CSafeLoader without the timestamp resolver, recording duplicate keys."""
 
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
-    }
+class _Loader(CParser, BaseResolver):  # type: ignore[misc]
+    """libyaml composition with a near-free resolver: typing happens in ``_Builder``."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[ScalarNode] = []
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is SequenceNode else _MAP
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    self.duplicates.append(key_node)
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+class NodeError(Exception):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+# A line tree mirrors a document: for a mapping, key -> (key line, value line, subtree);
+# for a sequence, a list of (line, subtree); None for a scalar.
+LineTree = dict[Any, tuple[int, int, Any]] | list[tuple[int, Any]] | None
+
+
+class _Builder:
+    """Turns one composed node into plain Python values plus its line tree."""
+
+    def __init__(self) -> None:
+        self.duplicates: list[tuple[str, int]] = []
+
+    def build(self, node: Node) -> tuple[Any, LineTree]:
+        if isinstance(node, ScalarNode):
+            return self.scalar(node), None
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+            values: list[Any] = []
+            lines: list[tuple[int, Any]] = []
+            for child in node.value:
+                value, tree = self.build(child)
+                values.append(value)
+                lines.append((_line(child), tree))
+            return values, lines
+        if isinstance(node, MappingNode):
+            if node.tag != _MAP:
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+            return self.mapping(node)
+        raise NodeError("unsupported YAML node", _line(node))
+
+    def mapping(self, node: MappingNode) -> tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]:
+        out: dict[Any, Any] = {}
+        lines: dict[Any, tuple[int, int, Any]] = {}
+        merged: list[tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]] = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise NodeError("a mapping key must be a scalar", _line(key_node))
+            if key_node.tag == _PLAIN and key_node.value == "<<":
+                merged.extend(self.merge_sources(value_node))
+                continue
+            key = self.scalar(key_node)
+            if key in out:
+                self.duplicates.append((str(key), _line(key_node)))
+            value, tree = self.build(value_node)
+            out[key] = value
+            lines[key] = (_line(key_node), _line(value_node), tree)
+        for values, trees in merged:
+            for key, value in values.items():
+                if key not in out:
+                    out[key] = value
+                    lines[key] = trees[key]
+        return out, lines
+
+    def merge_sources(
+        self, node: Node
+    ) -> list[tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]]:
+        if isinstance(node, MappingNode):
+            return [self.mapping(node)]
+        if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+            return [self.mapping(n) for n in node.value]
+        raise NodeError("a merge key (<<) needs a mapping or a list of mappings", _line(node))
+
+    def scalar(self, node: ScalarNode) -> Any:
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            return value
+        if tag == _PLAIN:
+            if value.isdigit() and (value[0] != "0" or value == "0"):
+                return int(value)  # the common case, without YAML 1.1's octal/sexagesimal
+            resolvers = _IMPLICIT.get(value[0] if value else "", [])
+            for candidate, rx in resolvers + _IMPLICIT.get(None, []):
+                if rx.match(value):
+                    tag = candidate
+                    break
+            else:
+                return value
+        if tag in _TYPED:
+            try:
+                return _CONSTRUCT[tag](_CONSTRUCTOR, ScalarNode(tag, value))
+            except (ValueError, yaml.YAMLError) as exc:
+                raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _line(node)) from exc
+        raise NodeError(f"unsupported YAML tag {tag!r}", _line(node))
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
 
 
 @dataclass(frozen=True)
@@ -59,30 +159,33 @@ class SourceError:
 
 @dataclass
 class SourceDocument:
-    """One non-empty YAML document: its plain value, its node tree, its first line."""
+    """One non-empty YAML document: its plain value, its line tree, its first line."""
 
     value: Any
-    node: Node
+    lines: LineIndex
     line: int
     errors: list[SourceError] = field(default_factory=list)
 
 
 class LineIndex:
-    """Finds the line (1-based) of a field path inside one document's node tree."""
+    """Finds the line (1-based) of a field path inside one document."""
 
-    __slots__ = ("_node",)
+    __slots__ = ("_line", "_tree")
 
-    def __init__(self, node: Node | None) -> None:
-        self._node = node
+    def __init__(self, line: int | None = None, tree: LineTree = None) -> None:
+        self._line = line
+        self._tree = tree
 
     @property
     def line(self) -> int | None:
-        return None if self._node is None else self._node.start_mark.line + 1
+        return self._line
 
     def child(self, path: Path) -> LineIndex:
         """The index rooted at ``path`` (for ``kind: List`` items)."""
-        node = self._find(path, exact=True)
-        return LineIndex(node)
+        found = self._walk(path)
+        if found is None or len(found[0]) != len(path):
+            return LineIndex(None)
+        return LineIndex(found[2], found[3])
 
     def line_of(self, path: Path, exact: bool = False) -> int | None:
         """Line of ``path``; for a mapping entry, the line of its key.
@@ -90,56 +193,58 @@ class LineIndex:
         Without ``exact``, a path that does not exist (a missing field) gives the line of
         its deepest existing parent, which is where the user has to add it.
         """
-        node = self._find(path, exact=exact, key_line=True)
-        return None if node is None else node.start_mark.line + 1
+        found = self._walk(path)
+        if found is None:
+            return None
+        walked, key_line, _, _ = found
+        if exact and len(walked) != len(path):
+            return None
+        return key_line
 
-    def _find(self, path: Path, exact: bool, key_line: bool = False) -> Node | None:
-        node = self._node
-        found = node
-        for i, part in enumerate(path):
-            last = i == len(path) - 1
-            nxt: Node | None = None
-            if isinstance(node, MappingNode):
-                for key_node, value_node in node.value:
-                    if isinstance(key_node, ScalarNode) and key_node.value == part:
-                        nxt = key_node if (last and key_line) else value_node
-                        break
-            elif (
-                isinstance(node, SequenceNode)
-                and isinstance(part, int)
-                and 0 <= part < len(node.value)
-            ):
-                nxt = node.value[part]
-            if nxt is None:
-                return None if exact else found
-            node = found = nxt
-        return found
+    def _walk(self, path: Path) -> tuple[Path, int, int, LineTree] | None:
+        if self._line is None:
+            return None
+        key_line = value_line = self._line
+        tree = self._tree
+        walked: list[str | int] = []
+        for part in path:
+            if isinstance(tree, dict) and part in tree:
+                key_line, value_line, tree = tree[part]
+            elif isinstance(tree, list) and isinstance(part, int) and 0 <= part < len(tree):
+                value_line, tree = tree[part]
+                key_line = value_line
+            else:
+                break
+            walked.append(part)
+        return tuple(walked), key_line, value_line, tree
 
 
 def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     """Every non-empty document of ``text``, then at most one error that ended parsing."""
-    loader = _Loader(text)
-    check_aliases = "&" in text or "*" in text
+    loader = _Loader(text)  # type: ignore[call-arg]
+    check_aliases = "&" in text
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            errors: list[SourceError] = []
             if check_aliases:
                 guard = _alias_guard(node)
                 if guard is not None:
-                    yield SourceError(guard, node.start_mark.line + 1)
+                    yield SourceError(guard, _line(node))
                     continue
-            value = loader.construct_document(node)
-            errors.extend(
-                SourceError(f"duplicate key {d.value!r} in mapping", d.start_mark.line + 1)
-                for d in loader.duplicates
-            )
-            loader.duplicates.clear()
+            builder = _Builder()
+            try:
+                value, tree = builder.build(node)
+            except NodeError as exc:
+                yield SourceError(exc.message, exc.line)
+                continue
             if value is None:
                 continue
-            yield SourceDocument(value, node, node.start_mark.line + 1, errors)
+            errors = [
+                SourceError(f"duplicate key {k!r} in mapping", n) for k, n in builder.duplicates
+            ]
+            yield SourceDocument(value, LineIndex(_line(node), tree), _line(node), errors)
     except yaml.MarkedYAMLError as exc:
         yield SourceError(_describe(exc), _mark_line(exc))
     except yaml.YAMLError as exc:
