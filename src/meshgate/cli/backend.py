@@ -67,6 +67,11 @@ def _sort_key(obj: Obj) -> tuple[str, str]:
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
+def sort_objects(items: list[Obj]) -> list[Obj]:
+    """By namespace, then name: the order kubectl lists in."""
+    return sorted(items, key=_sort_key)
+
+
 class LocalBackend:
     """The store in ``state_dir``, opened on first use and kept for the process."""
 
@@ -110,7 +115,7 @@ class LocalBackend:
             if (name is None or s.key.name == name)
             and wanted.matches((s.object.get("metadata") or {}).get("labels"))
         ]
-        return sorted(items, key=_sort_key)
+        return sort_objects(items)
 
     def delete(self, keys: list[ResourceKey], dry_run: bool) -> list[ChangeResult]:
         if not self.exists:

@@ -57,8 +57,9 @@ def _join(values: list[str]) -> str:
 
 
 def _pod_ready(o: Obj) -> str:
-    total = len(dig(o, "spec.containers") or [])
     statuses = dig(o, "status.containerStatuses") or []
+    # The runtime reports the injected sidecar too, which the pod's spec does not list.
+    total = max(len(dig(o, "spec.containers") or []), len(statuses))
     ready = sum(1 for s in statuses if s.get("ready"))
     return f"{ready}/{total}"
 

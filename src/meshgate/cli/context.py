@@ -1,9 +1,9 @@
 """Where the CLI finds its mesh, and which backend its verbs talk to.
 
 Rules: the state directory is ``$MESHGATE_HOME`` or ``~/.meshgate`` (``meshgate.home``
-owns that rule). ``get_backend()`` is the single seam that picks a backend: today the
-store in the state directory, opened in-process; the control plane's HTTP API backend
-plugs in here and nowhere else, so the verbs never know which one they talk to.
+owns that rule). ``get_backend()`` is the single seam that picks a backend: the control
+plane's HTTP API when one answers, else the store in the state directory, opened
+in-process; the verbs never know which one they talk to.
 """
 
 from __future__ import annotations
@@ -39,9 +39,26 @@ def state_dir() -> Path:
 
 
 def get_backend() -> Backend:
+    """The control plane's API when one answers for this state directory, else the store.
+
+    Writing to the store directly while a control plane runs would bypass it (it hears
+    only its own commits), so a live API always wins; without one, changes wait in the
+    store for the next ``meshgate up``.
+    """
+    from meshgate.home import api_socket
+
+    home = state_dir()
+    if api_socket(home).exists():
+        from meshgate.client import Client
+
+        client = Client(home)
+        if client.available():
+            from meshgate.cli.api_backend import ApiBackend
+
+            return ApiBackend(client)
     from meshgate.cli.backend import LocalBackend
 
-    return LocalBackend(state_dir())
+    return LocalBackend(home)
 
 
 @contextmanager
@@ -54,10 +71,18 @@ def backend_errors() -> Iterator[None]:
     """
     import typer
 
+    from meshgate.api.problems import InputError
+
     try:
         yield
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
+    except InputError as exc:
+        from meshgate.cli.output import fail
+        from meshgate.cli.report import print_problems
+
+        errors, _ = print_problems(exc.problems)
+        fail(f"{errors} error(s) found; nothing was applied")
     except Exception as exc:
         if os.environ.get("MESHGATE_DEBUG"):
             raise
