@@ -8,10 +8,10 @@ code. Problems are collected and reported together; nothing stops at the first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "Error"
     WARNING = "Warning"
     INFO = "Info"
