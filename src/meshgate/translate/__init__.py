@@ -1,1 +1,52 @@
-"""meshgate.translate."""
+"""The translator: a pure function from (snapshot, proxy) to that proxy's Envoy resources.
+
+Rules of this package:
+- No I/O, no clock, no randomness: the same snapshot and proxy always give byte-identical
+  output, each list sorted by resource name.
+- Istio vocabulary in, Envoy vocabulary out; names come from ``translate.naming``.
+- Sidecars get ``virtualOutbound`` plus per-port outbound listeners; routers get listeners
+  from the Gateways that select them. Both get clusters for every visible service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshgate.model.proxy import Proxy
+from meshgate.model.snapshot import Snapshot
+from meshgate.translate.clusters import build_clusters
+from meshgate.translate.gateway import gateway_resources
+from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyConfig
+from meshgate.translate.sidecar import sidecar_resources
+
+__all__ = ["ProxyConfig", "resource_names", "translate"]
+
+
+def _by_name(items: list[Any]) -> list[Any]:
+    return sorted(items, key=lambda m: m.name)
+
+
+def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
+    """Every Envoy resource ``proxy`` needs under ``snapshot``."""
+    services = snapshot.visible_services(proxy)
+    if proxy.is_router:
+        listeners, routes = gateway_resources(snapshot, proxy)
+    else:
+        listeners, routes = sidecar_resources(snapshot, proxy, services)
+    clusters, assignments = build_clusters(snapshot, proxy, services)
+    return ProxyConfig(
+        listeners=_by_name(listeners),
+        routes=_by_name(routes),
+        clusters=_by_name(clusters),
+        endpoints=sorted(assignments, key=lambda a: a.cluster_name),
+    )
+
+
+def resource_names(config: ProxyConfig) -> dict[str, list[str]]:
+    """Names per xDS type URL: what RDS and EDS subscriptions will ask for."""
+    return {
+        LISTENER: [m.name for m in config.listeners],
+        ROUTE: [m.name for m in config.routes],
+        CLUSTER: [m.name for m in config.clusters],
+        ENDPOINT: [m.cluster_name for m in config.endpoints],
+    }

@@ -1,0 +1,513 @@
+"""The immutable model snapshot: every resource of one revision, indexed for the translator.
+
+Rules of this module:
+- ``Snapshot.build(resources)`` is the only constructor. It sorts everything by resource key,
+  so the same set of resources always gives the same snapshot, whatever the input order.
+- A snapshot is never mutated after ``build``; a new revision builds a new snapshot.
+- Indexes answer the translator's questions in (amortised) constant time: services by host,
+  VirtualServices by host (sidecars) and by gateway (routers), DestinationRules by
+  namespace, Sidecars by namespace, Gateways by selector, pods by name.
+- Istio's lookup rules live here: DestinationRule path client ns -> service ns -> root ns;
+  ``exportTo`` visibility; Sidecar selection (workload selector > namespace-wide > root ns).
+- Kubernetes cluster IPs: ``spec.clusterIP`` when set; else a deterministic address in
+  10.96.0.0/16 from a hash of ``ns/name``, collisions resolved in sorted key order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshgate.model import hosts
+from meshgate.model.fields import get, get_int, get_list, get_str, str_map
+from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, Proxy, parse_node_id
+from meshgate.model.services import (
+    PodInfo,
+    Service,
+    from_kubernetes,
+    from_service_entry,
+    kubernetes_ports,
+    pod_endpoints,
+    pod_info,
+)
+
+NETWORKING = "networking.istio.io"
+SECURITY = "security.istio.io"
+MESHGATE = "meshgate.io"
+ALIBABA = "istio.alibabacloud.com"
+ROOT_NAMESPACE = "istio-system"
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+MESH_GATEWAY = "mesh"
+
+
+def _group(resource: Any) -> str:
+    api_version = get_str(resource, "api_version")
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+def _ns(resource: Any) -> str:
+    return get_str(get(resource, "metadata"), "namespace") or "default"
+
+
+def _name(resource: Any) -> str:
+    return get_str(get(resource, "metadata"), "name")
+
+
+def _sort_key(resource: Any) -> tuple[str, str]:
+    return (_ns(resource), _name(resource))
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def istio_gateway_labels(name: str) -> dict[str, str]:
+    """Pod labels of a gateway deployed from an ``IstioGateway`` named ``name``.
+
+    Mirrors the upstream chart (``istio-egressgateway`` -> ``app: istio-egressgateway``,
+    ``istio: egressgateway``) so Gateway selectors written for Istio select it.
+    """
+    return {"app": name, "istio": name.removeprefix("istio-")}
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    outbound_mode: str = "ALLOW_ANY"
+    access_log_file: str = ""
+    access_log_encoding: str = "JSON"
+    connect_timeout: str = "10s"
+    root_namespace: str = ROOT_NAMESPACE
+    trust_domain: str = "cluster.local"
+    retry_attempts: int = 2
+    retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
+
+
+def _mesh_settings(mesh: Any | None) -> MeshSettings:
+    if mesh is None:
+        return MeshSettings()
+    spec = get(mesh, "spec")
+    retry = get(spec, "default_http_retry_policy")
+    defaults = MeshSettings()
+    return MeshSettings(
+        outbound_mode=get_str(get(spec, "outbound_traffic_policy"), "mode", "ALLOW_ANY"),
+        access_log_file=get_str(spec, "access_log_file"),
+        access_log_encoding=get_str(spec, "access_log_encoding", "JSON"),
+        connect_timeout=get_str(spec, "connect_timeout", "10s"),
+        root_namespace=get_str(spec, "root_namespace", ROOT_NAMESPACE),
+        trust_domain=get_str(spec, "trust_domain", "cluster.local"),
+        retry_attempts=get_int(retry, "attempts", defaults.retry_attempts)
+        if retry is not None
+        else defaults.retry_attempts,
+        retry_on=get_str(retry, "retry_on", defaults.retry_on),
+    )
+
+
+def gateway_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def vs_gateways(vs: Any) -> list[str]:
+    """A VirtualService's top-level gateways as ``ns/name`` keys (or ``mesh``)."""
+    raw = get_list(get(vs, "spec"), "gateways") or [MESH_GATEWAY]
+    return [qualify_gateway(str(g), _ns(vs)) for g in raw]
+
+
+def qualify_gateway(ref: str, namespace: str) -> str:
+    if ref == MESH_GATEWAY or "/" in ref:
+        return ref
+    return gateway_key(namespace, ref)
+
+
+@dataclass(frozen=True)
+class DestinationRuleEntry:
+    host: str  # expanded relative to the rule's namespace
+    namespace: str
+    export_to: frozenset[str]
+    rule: Any
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    mesh: MeshSettings
+    services: tuple[Service, ...]
+    pods: Mapping[tuple[str, str], PodInfo]
+    gateways: tuple[Any, ...]
+    virtual_services: tuple[Any, ...]
+    destination_rules: tuple[Any, ...]
+    sidecars: tuple[Any, ...]
+    authorization_policies: tuple[Any, ...]
+    kubernetes_services: tuple[Any, ...]
+    istio_gateways: tuple[Any, ...]
+    cluster_ips: Mapping[tuple[str, str], str]
+    # indexes
+    services_by_host: Mapping[str, tuple[Service, ...]] = field(repr=False)
+    mesh_vs_by_host: Mapping[str, tuple[Any, ...]] = field(repr=False)
+    mesh_vs_wildcards: tuple[tuple[str, Any], ...] = field(repr=False)
+    vs_by_gateway: Mapping[str, tuple[Any, ...]] = field(repr=False)
+    drs_by_namespace: Mapping[str, tuple[DestinationRuleEntry, ...]] = field(repr=False)
+    sidecars_by_namespace: Mapping[str, tuple[Any, ...]] = field(repr=False)
+
+    # ---- construction -------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, resources: Iterable[Any]) -> Snapshot:
+        by_kind: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for r in resources:
+            by_kind[(_group(r), get_str(r, "kind"))].append(r)
+        for items in by_kind.values():
+            items.sort(key=_sort_key)
+
+        meshes = [m for m in by_kind[(MESHGATE, "MeshConfig")] if _name(m) in ("default", "")]
+        mesh = _mesh_settings(meshes[0] if meshes else None)
+
+        pods = {(p.namespace, p.name): p for p in map(pod_info, by_kind[("", "Pod")])}
+        pods_by_ns: dict[str, list[PodInfo]] = defaultdict(list)
+        for p in pods.values():
+            pods_by_ns[p.namespace].append(p)
+
+        k8s = by_kind[("", "Service")]
+        istio_gws = by_kind[(ALIBABA, "IstioGateway")]
+        ips = allocate_cluster_ips(k8s, [g for g in istio_gws if not _has_service(k8s, g)])
+
+        services: list[Service] = []
+        for se in by_kind[(NETWORKING, "ServiceEntry")]:
+            services.extend(from_service_entry(se, pods_by_ns.get(_ns(se), ())))
+        for svc in k8s:
+            ns, name = _ns(svc), _name(svc)
+            services.append(from_kubernetes(svc, ips.get((ns, name), ""), pods_by_ns.get(ns, ())))
+        for gw in istio_gws:
+            if not _has_service(k8s, gw):
+                services.append(_istio_gateway_service(gw, ips, pods_by_ns))
+        services.sort(key=lambda s: (s.hostname, s.namespace, s.name))
+
+        by_host: dict[str, list[Service]] = defaultdict(list)
+        for s in services:
+            by_host[s.hostname].append(s)
+
+        vss = by_kind[(NETWORKING, "VirtualService")]
+        mesh_vs: dict[str, list[Any]] = defaultdict(list)
+        mesh_wild: list[tuple[str, Any]] = []
+        vs_by_gw: dict[str, list[Any]] = defaultdict(list)
+        for vs in vss:
+            gws = set(vs_gateways(vs))
+            for http in get_list(get(vs, "spec"), "http"):
+                for match in get_list(http, "match"):
+                    for g in get_list(match, "gateways"):
+                        gws.add(qualify_gateway(str(g), _ns(vs)))
+            for g in sorted(gws):
+                if g != MESH_GATEWAY:
+                    vs_by_gw[g].append(vs)
+            if MESH_GATEWAY in gws:
+                for raw in get_list(get(vs, "spec"), "hosts"):
+                    host = hosts.expand_short_name(str(raw), _ns(vs))
+                    if hosts.is_wildcard(host):
+                        mesh_wild.append((host, vs))
+                    else:
+                        mesh_vs[host].append(vs)
+
+        drs: dict[str, list[DestinationRuleEntry]] = defaultdict(list)
+        for dr in by_kind[(NETWORKING, "DestinationRule")]:
+            ns = _ns(dr)
+            spec = get(dr, "spec")
+            drs[ns].append(
+                DestinationRuleEntry(
+                    host=hosts.expand_short_name(get_str(spec, "host"), ns),
+                    namespace=ns,
+                    export_to=_export(get_list(spec, "export_to"), ns),
+                    rule=dr,
+                )
+            )
+        sidecars: dict[str, list[Any]] = defaultdict(list)
+        for sc in by_kind[(NETWORKING, "Sidecar")]:
+            sidecars[_ns(sc)].append(sc)
+
+        return cls(
+            mesh=mesh,
+            services=tuple(services),
+            pods=pods,
+            gateways=tuple(by_kind[(NETWORKING, "Gateway")]),
+            virtual_services=tuple(vss),
+            destination_rules=tuple(by_kind[(NETWORKING, "DestinationRule")]),
+            sidecars=tuple(by_kind[(NETWORKING, "Sidecar")]),
+            authorization_policies=tuple(by_kind[(SECURITY, "AuthorizationPolicy")]),
+            kubernetes_services=tuple(k8s),
+            istio_gateways=tuple(istio_gws),
+            cluster_ips=ips,
+            services_by_host={k: tuple(v) for k, v in by_host.items()},
+            mesh_vs_by_host={k: tuple(v) for k, v in mesh_vs.items()},
+            mesh_vs_wildcards=tuple(mesh_wild),
+            vs_by_gateway={k: tuple(v) for k, v in vs_by_gw.items()},
+            drs_by_namespace={k: tuple(v) for k, v in drs.items()},
+            sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
+        )
+
+    # ---- services -------------------------------------------------------------------------
+
+    def cluster_ip(self, service: Any) -> str:
+        """The VIP of a Kubernetes Service (resource, ``Service`` view, or ``(ns, name)``)."""
+        if isinstance(service, tuple):
+            return self.cluster_ips.get((str(service[0]), str(service[1])), "")
+        if isinstance(service, Service):
+            return self.cluster_ips.get((service.namespace, service.name), "")
+        return self.cluster_ips.get((_ns(service), _name(service)), "")
+
+    def dns_zone(self) -> dict[str, list[str]]:
+        """``NAME.NS.svc.cluster.local`` -> [cluster IP], for the runtime's DNS zone."""
+        return {
+            hosts.kubernetes_host(name, ns): [ip]
+            for (ns, name), ip in sorted(self.cluster_ips.items())
+            if ip
+        }
+
+    def service(self, hostname: str, client_namespace: str = "") -> Service | None:
+        """The service a client sees for a host: its own namespace's first, else the first."""
+        candidates = self.services_by_host.get(hostname, ())
+        visible = [s for s in candidates if not client_namespace or s.visible_to(client_namespace)]
+        for s in visible:
+            if s.namespace == client_namespace:
+                return s
+        return visible[0] if visible else None
+
+    def visible_services(self, proxy: Proxy) -> list[Service]:
+        """Services this proxy imports: exportTo, then the Sidecar's egress hosts; one per host."""
+        sidecar = None if proxy.is_router else self.sidecar_for(proxy)
+        imports = _sidecar_imports(sidecar) if sidecar is not None else None
+        result = []
+        for hostname, candidates in self.services_by_host.items():
+            chosen = None
+            for s in candidates:
+                if not s.visible_to(proxy.namespace):
+                    continue
+                if imports is not None and not any(
+                    i.admits(s.namespace, hostname) for i in imports
+                ):
+                    continue
+                if chosen is None or (
+                    s.namespace == proxy.namespace and chosen.namespace != proxy.namespace
+                ):
+                    chosen = s
+            if chosen is not None:
+                result.append(chosen)
+        return result
+
+    # ---- config lookups ---------------------------------------------------------------------
+
+    def destination_rule(self, client_namespace: str, hostname: str) -> Any | None:
+        """The DestinationRule for a host: client ns, then the service's ns, then the root ns."""
+        svc = self.service(hostname, client_namespace)
+        path = [client_namespace]
+        if svc is not None:
+            path.append(svc.namespace)
+        path.append(self.mesh.root_namespace)
+        seen: set[str] = set()
+        for ns in path:
+            if ns in seen:
+                continue
+            seen.add(ns)
+            best: DestinationRuleEntry | None = None
+            for entry in self.drs_by_namespace.get(ns, ()):
+                if ns != client_namespace and not (
+                    "*" in entry.export_to or client_namespace in entry.export_to
+                ):
+                    continue
+                if not hosts.subset_of(hostname, entry.host):
+                    continue
+                if best is None or hosts.specificity_key(entry.host) < hosts.specificity_key(
+                    best.host
+                ):
+                    best = entry
+            if best is not None:
+                return best.rule
+        return None
+
+    def mesh_virtual_service(self, hostname: str, client_namespace: str) -> Any | None:
+        """The sidecar-scoped VirtualService for a host (exact host first, then wildcards)."""
+        for vs in self.mesh_vs_by_host.get(hostname, ()):
+            if _vs_visible(vs, client_namespace):
+                return vs
+        best: tuple[str, Any] | None = None
+        for pattern, vs in self.mesh_vs_wildcards:
+            if not (hosts.subset_of(hostname, pattern) and _vs_visible(vs, client_namespace)):
+                continue
+            if best is None or hosts.specificity_key(pattern) < hosts.specificity_key(best[0]):
+                best = (pattern, vs)
+        return best[1] if best else None
+
+    def sidecar_for(self, proxy: Proxy) -> Any | None:
+        """Workload-selected Sidecar in the proxy's ns, else namespace-wide, else root ns."""
+        own = self.sidecars_by_namespace.get(proxy.namespace, ())
+        for sc in own:
+            selector = str_map(get(get(get(sc, "spec"), "workload_selector"), "labels"))
+            if selector and labels_match(selector, proxy.labels):
+                return sc
+        for sc in own:
+            if not get(get(sc, "spec"), "workload_selector"):
+                return sc
+        for sc in self.sidecars_by_namespace.get(self.mesh.root_namespace, ()):
+            if not get(get(sc, "spec"), "workload_selector"):
+                return sc
+        return None
+
+    def outbound_mode(self, proxy: Proxy) -> str:
+        sidecar = self.sidecar_for(proxy)
+        if sidecar is not None:
+            mode = get_str(get(get(sidecar, "spec"), "outbound_traffic_policy"), "mode")
+            if mode:
+                return mode
+        return self.mesh.outbound_mode
+
+    def gateways_for(self, proxy: Proxy) -> list[Any]:
+        """Gateways whose selector matches the pod's labels, in any namespace."""
+        result = []
+        for gw in self.gateways:
+            selector = str_map(get(get(gw, "spec"), "selector"))
+            if labels_match(selector, proxy.labels):
+                result.append(gw)
+        return result
+
+    def virtual_services_for_gateway(self, namespace: str, name: str) -> tuple[Any, ...]:
+        return self.vs_by_gateway.get(gateway_key(namespace, name), ())
+
+    def authorization_policies_for(self, proxy: Proxy) -> list[Any]:
+        result = []
+        for ap in self.authorization_policies:
+            ns = _ns(ap)
+            if ns not in (proxy.namespace, self.mesh.root_namespace):
+                continue
+            selector = str_map(get(get(get(ap, "spec"), "selector"), "match_labels"))
+            if labels_match(selector, proxy.labels):
+                result.append(ap)
+        return result
+
+    # ---- proxies -----------------------------------------------------------------------------
+
+    def proxy_for(self, node: str) -> Proxy | None:
+        parsed = parse_node_id(node)
+        if parsed is None:
+            return None
+        pod = self.pods.get((parsed.namespace, parsed.pod))
+        if pod is None:
+            return None
+        router = pod.annotations.get(PROXY_TYPE_ANNOTATION) == "router"
+        return Proxy(
+            kind="router" if router else "sidecar",
+            ip=pod.ip or parsed.ip,
+            pod=pod.name,
+            namespace=pod.namespace,
+            labels=dict(pod.labels),
+            service_account=pod.service_account,
+        )
+
+    def service_target_port(self, proxy: Proxy, port: int) -> int:
+        """The port a router binds for a server port: the selecting Service's targetPort."""
+        pod = self.pods.get((proxy.namespace, proxy.pod))
+        for svc in self.services:
+            if not svc.is_kubernetes or svc.namespace != proxy.namespace or not svc.selector:
+                continue
+            if not labels_match(svc.selector, proxy.labels):
+                continue
+            sp = svc.port(port)
+            if sp is None:
+                continue
+            if sp.target_port_name is not None:
+                if pod is not None and sp.target_port_name in pod.container_ports:
+                    return pod.container_ports[sp.target_port_name]
+                continue
+            return sp.target_port or sp.number
+        return port
+
+
+def _export(values: list[Any], namespace: str) -> frozenset[str]:
+    items = [namespace if str(v) == "." else str(v) for v in values]
+    return frozenset(items) if items else frozenset({"*"})
+
+
+def _vs_visible(vs: Any, namespace: str) -> bool:
+    export = _export(get_list(get(vs, "spec"), "export_to"), _ns(vs))
+    return "*" in export or namespace in export
+
+
+def _sidecar_imports(sidecar: Any) -> list[hosts.NamespacedHost] | None:
+    spec = get(sidecar, "spec")
+    egress = get_list(spec, "egress")
+    if not egress:
+        return None
+    ns = _ns(sidecar)
+    result = []
+    for listener in egress:
+        for h in get_list(listener, "hosts"):
+            result.append(hosts.parse_namespaced_host(str(h), ns))
+    return result
+
+
+def _has_service(k8s: list[Any], gw: Any) -> bool:
+    return any(_ns(s) == _ns(gw) and _name(s) == _name(gw) for s in k8s)
+
+
+def _istio_gateway_service(
+    gw: Any, ips: Mapping[tuple[str, str], str], pods_by_ns: Mapping[str, list[PodInfo]]
+) -> Service:
+    """The Kubernetes Service an ``IstioGateway`` implies, when none was applied for it."""
+    ns, name = _ns(gw), _name(gw)
+    spec = get(gw, "spec")
+    labels = istio_gateway_labels(name) | str_map(get(spec, "pod_labels"))
+    ports = kubernetes_ports({"spec": {"ports": get_list(spec, "ports")}})
+    return Service(
+        hostname=hosts.kubernetes_host(name, ns),
+        namespace=ns,
+        name=name,
+        kind="Service",
+        ports=ports,
+        resolution="STATIC",
+        location="MESH_INTERNAL",
+        addresses=(ips[(ns, name)],) if ips.get((ns, name)) else (),
+        endpoints=pod_endpoints(ports, labels, ns, pods_by_ns.get(ns, ())),
+        selector=labels,
+    )
+
+
+def _hashed_offset(key: str, size: int) -> int:
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % size
+
+
+def allocate_cluster_ips(
+    services: Iterable[Any], implied: Iterable[Any] = ()
+) -> dict[tuple[str, str], str]:
+    """Cluster IPs for Kubernetes Services (and gateways' implied Services).
+
+    Explicit ``spec.clusterIP`` values are kept (``None`` means headless: no VIP); the rest
+    get ``10.96.x.y`` from a hash of ``ns/name``, probing upwards past addresses already taken,
+    in sorted key order so the result does not depend on input order.
+    """
+    result: dict[tuple[str, str], str] = {}
+    taken: set[int] = set()
+    base = int(SERVICE_CIDR.network_address)
+    size = SERVICE_CIDR.num_addresses
+    pending: list[tuple[str, str]] = []
+    for svc in services:
+        key = (_ns(svc), _name(svc))
+        explicit = get_str(get(svc, "spec"), "cluster_ip")
+        if explicit and explicit.lower() != "none":
+            result[key] = explicit
+            addr = int(ipaddress.ip_address(explicit))
+            if base <= addr < base + size:
+                taken.add(addr - base)
+        elif explicit.lower() == "none":
+            result[key] = ""
+        else:
+            pending.append(key)
+    pending.extend((_ns(g), _name(g)) for g in implied)
+    # .0 is the network, .1 is the Kubernetes API by convention, the last is broadcast.
+    usable = size - 3
+    for key in sorted(set(pending)):
+        offset = 2 + _hashed_offset(f"{key[0]}/{key[1]}", usable)
+        while offset in taken:
+            offset = 2 + (offset - 2 + 1) % usable
+        taken.add(offset)
+        result[key] = str(ipaddress.ip_address(base + offset))
+    return result

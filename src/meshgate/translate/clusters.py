@@ -1,0 +1,350 @@
+"""Clusters (CDS) and their endpoints (EDS) for one proxy.
+
+Rules of this module:
+- One cluster ``outbound|<port>||<host>`` per visible service port, plus one per
+  DestinationRule subset ``outbound|<port>|<subset>|<host>``.
+- Resolution -> cluster type as Istio's convertResolution: DNS -> STRICT_DNS,
+  DNS_ROUND_ROBIN -> LOGICAL_DNS, STATIC (and Kubernetes Services) -> EDS, NONE ->
+  ORIGINAL_DST on sidecars and EDS with no endpoints on routers (so the gateway answers
+  503 UH instead of looping to itself).
+- Traffic policy: subset policy fields override the rule's top-level fields; a matching
+  ``portLevelSettings`` entry then replaces lb/connection pool/outlier/tls as a whole.
+- Output is sorted by name by the caller; nothing here depends on input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
+from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import string_pb2
+
+from meshgate.model import protocol
+from meshgate.model.fields import get, get_int, get_list, get_str, str_map
+from meshgate.model.proxy import Proxy
+from meshgate.model.services import Endpoint, Service, ServicePort
+from meshgate.model.snapshot import Snapshot
+from meshgate.translate import naming
+from meshgate.translate.pb import ads_source, duration, pack, socket_address
+
+Cluster = cluster_pb2.Cluster
+HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+TLS_SOCKET = "envoy.transport_sockets.tls"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's OS trust store, as Istio uses
+
+_LB = {
+    "ROUND_ROBIN": Cluster.ROUND_ROBIN,
+    "LEAST_REQUEST": Cluster.LEAST_REQUEST,
+    "LEAST_CONN": Cluster.LEAST_REQUEST,
+    "RANDOM": Cluster.RANDOM,
+    "PASSTHROUGH": Cluster.CLUSTER_PROVIDED,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The effective traffic policy for one cluster (model objects or dicts, possibly None)."""
+
+    load_balancer: Any = None
+    connection_pool: Any = None
+    outlier_detection: Any = None
+    tls: Any = None
+
+
+_POLICY_FIELDS = ("load_balancer", "connection_pool", "outlier_detection", "tls")
+
+
+def effective_policy(rule: Any | None, subset: str, port: int) -> Policy:
+    if rule is None:
+        return Policy()
+    spec = get(rule, "spec")
+    top = get(spec, "traffic_policy")
+    merged: dict[str, Any] = {f: get(top, f) for f in _POLICY_FIELDS}
+    port_levels = get_list(top, "port_level_settings")
+    if subset:
+        for s in get_list(spec, "subsets"):
+            if get_str(s, "name") == subset:
+                sub = get(s, "traffic_policy")
+                for f in _POLICY_FIELDS:
+                    if get(sub, f) is not None:
+                        merged[f] = get(sub, f)
+                port_levels = get_list(sub, "port_level_settings") or port_levels
+    for pls in port_levels:
+        if get_int(get(pls, "port"), "number") == port:
+            merged = {f: get(pls, f) for f in _POLICY_FIELDS}
+            break
+    return Policy(**merged)
+
+
+def subset_labels(rule: Any | None, subset: str) -> dict[str, str] | None:
+    """A subset's labels, or None when the rule has no such subset."""
+    for s in get_list(get(rule, "spec"), "subsets"):
+        if get_str(s, "name") == subset:
+            return str_map(get(s, "labels"))
+    return None
+
+
+def passthrough_cluster(connect_timeout: str) -> Any:
+    return Cluster(
+        name=naming.PASSTHROUGH_CLUSTER,
+        type=Cluster.ORIGINAL_DST,
+        lb_policy=Cluster.CLUSTER_PROVIDED,
+        connect_timeout=duration(connect_timeout),
+        alt_stat_name=naming.PASSTHROUGH_CLUSTER,
+    )
+
+
+def blackhole_cluster(connect_timeout: str) -> Any:
+    return Cluster(
+        name=naming.BLACKHOLE_CLUSTER,
+        type=Cluster.STATIC,
+        connect_timeout=duration(connect_timeout),
+        alt_stat_name=naming.BLACKHOLE_CLUSTER,
+    )
+
+
+def _lb_endpoints(endpoints: Iterable[Endpoint]) -> list[Any]:
+    result = []
+    for ep in endpoints:
+        lb = endpoint_components_pb2.LbEndpoint(
+            endpoint=endpoint_components_pb2.Endpoint(address=socket_address(ep.address, ep.port))
+        )
+        if ep.weight:
+            lb.load_balancing_weight.value = ep.weight
+        result.append(lb)
+    return result
+
+
+def load_assignment(name: str, endpoints: Iterable[Endpoint]) -> Any:
+    lbs = _lb_endpoints(endpoints)
+    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+    if lbs:
+        cla.endpoints.append(endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=lbs))
+    return cla
+
+
+def _filter(endpoints: Iterable[Endpoint], labels: Mapping[str, str] | None) -> list[Endpoint]:
+    if not labels:
+        return list(endpoints)
+    return [e for e in endpoints if all(e.labels.get(k) == v for k, v in labels.items())]
+
+
+def _apply_lb(cluster: Any, lb: Any) -> None:
+    simple = get_str(lb, "simple")
+    if simple in _LB and cluster.type != Cluster.ORIGINAL_DST:
+        cluster.lb_policy = _LB[simple]
+    consistent = get(lb, "consistent_hash")
+    if consistent is not None:
+        cluster.lb_policy = Cluster.RING_HASH
+        ring = get(consistent, "ring_hash")
+        minimum = get_int(ring, "minimum_ring_size") or get_int(consistent, "minimum_ring_size")
+        if minimum:
+            cluster.ring_hash_lb_config.minimum_ring_size.value = minimum
+        if get(consistent, "maglev") is not None:
+            cluster.lb_policy = Cluster.MAGLEV
+
+
+def _apply_pool(cluster: Any, pool: Any, http_options: Any) -> None:
+    tcp = get(pool, "tcp")
+    http = get(pool, "http")
+    thresholds = circuit_breaker_pb2.CircuitBreakers.Thresholds()
+    if get(tcp, "max_connections") is not None:
+        thresholds.max_connections.value = get_int(tcp, "max_connections")
+    if get(http, "http1_max_pending_requests") is not None:
+        thresholds.max_pending_requests.value = get_int(http, "http1_max_pending_requests")
+    if get(http, "http2_max_requests") is not None:
+        thresholds.max_requests.value = get_int(http, "http2_max_requests")
+    if get(http, "max_retries") is not None:
+        thresholds.max_retries.value = get_int(http, "max_retries")
+    if thresholds.ByteSize():
+        cluster.circuit_breakers.thresholds.append(thresholds)
+    if get_str(tcp, "connect_timeout"):
+        cluster.connect_timeout.CopyFrom(duration(get_str(tcp, "connect_timeout")))
+    common = http_options.common_http_protocol_options
+    if get_int(http, "max_requests_per_connection"):
+        common.max_requests_per_connection.value = get_int(http, "max_requests_per_connection")
+    if get_str(http, "idle_timeout"):
+        common.idle_timeout.CopyFrom(duration(get_str(http, "idle_timeout")))
+    if get_str(tcp, "max_connection_duration"):
+        common.max_connection_duration.CopyFrom(duration(get_str(tcp, "max_connection_duration")))
+
+
+def _apply_outlier(cluster: Any, od: Any) -> None:
+    out = outlier_detection_pb2.OutlierDetection()
+    errors = get(od, "consecutive_5xx_errors")
+    if errors is None:
+        errors = get(od, "consecutive5xx_errors")
+    if errors is not None:
+        out.consecutive_5xx.value = int(errors)
+        out.enforcing_consecutive_5xx.value = 100 if int(errors) else 0
+    gateway = get(od, "consecutive_gateway_errors")
+    if gateway is not None:
+        out.consecutive_gateway_failure.value = int(gateway)
+        out.enforcing_consecutive_gateway_failure.value = 100
+    if get(od, "consecutive_local_origin_failures") is not None:
+        out.consecutive_local_origin_failure.value = get_int(
+            od, "consecutive_local_origin_failures"
+        )
+    if get(od, "split_external_local_origin_errors") is not None:
+        out.split_external_local_origin_errors = bool(get(od, "split_external_local_origin_errors"))
+    if get_str(od, "interval"):
+        out.interval.CopyFrom(duration(get_str(od, "interval")))
+    if get_str(od, "base_ejection_time"):
+        out.base_ejection_time.CopyFrom(duration(get_str(od, "base_ejection_time")))
+    if get(od, "max_ejection_percent") is not None:
+        out.max_ejection_percent.value = get_int(od, "max_ejection_percent")
+    cluster.outlier_detection.CopyFrom(out)
+    if get(od, "min_health_percent") is not None:
+        cluster.common_lb_config.healthy_panic_threshold.value = float(
+            get_int(od, "min_health_percent")
+        )
+
+
+def _sds(name: str) -> Any:
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source())
+
+
+def upstream_tls(tls: Any, host: str, port: int, subset: str) -> Any | None:
+    """The TLS transport socket for a ClientTLSSettings, or None when it originates nothing."""
+    mode = get_str(tls, "mode", "DISABLE")
+    if mode == "DISABLE":
+        return None
+    ctx = tls_pb2.UpstreamTlsContext()
+    common = ctx.common_tls_context
+    if mode == "ISTIO_MUTUAL":
+        # TODO: mesh identities come from the CA's SDS ("default" / "ROOTCA", as istio-agent).
+        common.tls_certificate_sds_secret_configs.append(_sds("default"))
+        common.validation_context_sds_secret_config.CopyFrom(_sds("ROOTCA"))
+        common.alpn_protocols.append("istio")
+        ctx.sni = get_str(tls, "sni") or f"outbound_.{port}_.{subset}_.{host}"
+    else:
+        ctx.sni = get_str(tls, "sni") or host
+        credential = get_str(tls, "credential_name")
+        if mode == "MUTUAL":
+            if credential:
+                common.tls_certificate_sds_secret_configs.append(_sds(f"kubernetes://{credential}"))
+            elif get_str(tls, "client_certificate"):
+                cert = common.tls_certificates.add()
+                cert.certificate_chain.filename = get_str(tls, "client_certificate")
+                cert.private_key.filename = get_str(tls, "private_key")
+        if not get(tls, "insecure_skip_verify"):
+            validation = common_pb2.CertificateValidationContext()
+            if get_str(tls, "ca_certificates"):
+                validation.trusted_ca.filename = get_str(tls, "ca_certificates")
+            elif not credential:
+                # Istio's default for SIMPLE/MUTUAL without caCertificates: the OS trust store.
+                validation.trusted_ca.filename = SYSTEM_CA_BUNDLE
+            for san in get_list(tls, "subject_alt_names"):
+                validation.match_typed_subject_alt_names.append(
+                    common_pb2.SubjectAltNameMatcher(
+                        san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                        matcher=string_pb2.StringMatcher(exact=str(san)),
+                    )
+                )
+            if credential and mode == "SIMPLE":
+                common.validation_context_sds_secret_config.CopyFrom(
+                    _sds(f"kubernetes://{credential}-cacert")
+                )
+            elif validation.ByteSize():
+                common.validation_context.CopyFrom(validation)
+    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(ctx))
+
+
+def _cluster_type(service: Service, proxy: Proxy) -> int:
+    resolution = service.resolution
+    if resolution == "DNS":
+        return int(Cluster.STRICT_DNS)
+    if resolution == "DNS_ROUND_ROBIN":
+        return int(Cluster.LOGICAL_DNS)
+    if resolution in ("NONE", "DYNAMIC_DNS") and not proxy.is_router:
+        return int(Cluster.ORIGINAL_DST)
+    return int(Cluster.EDS)
+
+
+def service_cluster(
+    service: Service,
+    port: ServicePort,
+    subset: str,
+    proxy: Proxy,
+    rule: Any | None,
+    connect_timeout: str,
+) -> tuple[Any, Any | None]:
+    """One outbound cluster and, for EDS clusters, its ClusterLoadAssignment."""
+    name = naming.cluster_name(port.number, subset, service.hostname)
+    ctype = _cluster_type(service, proxy)
+    cluster = Cluster(
+        name=name,
+        type=ctype,
+        connect_timeout=duration(connect_timeout),  # type: ignore[arg-type]
+    )
+    labels = subset_labels(rule, subset) if subset else None
+    endpoints = _filter(service.endpoints.get(port.number, ()), labels)
+    cla = None
+    if ctype == Cluster.ORIGINAL_DST:
+        cluster.lb_policy = Cluster.CLUSTER_PROVIDED
+    elif ctype == Cluster.EDS:
+        cluster.lb_policy = Cluster.LEAST_REQUEST
+        cluster.eds_cluster_config.eds_config.CopyFrom(ads_source())
+        cluster.eds_cluster_config.service_name = name
+        cla = load_assignment(name, endpoints if service.resolution != "NONE" else ())
+    else:
+        cluster.lb_policy = Cluster.LEAST_REQUEST
+        cluster.dns_lookup_family = Cluster.V4_ONLY
+        if ctype == Cluster.LOGICAL_DNS:
+            endpoints = endpoints[:1]
+        cluster.load_assignment.CopyFrom(load_assignment(name, endpoints))
+    policy = effective_policy(rule, subset, port.number)
+    http_options = http_protocol_options_pb2.HttpProtocolOptions()
+    if policy.load_balancer is not None:
+        _apply_lb(cluster, policy.load_balancer)
+    if policy.connection_pool is not None:
+        _apply_pool(cluster, policy.connection_pool, http_options)
+    if policy.outlier_detection is not None:
+        _apply_outlier(cluster, policy.outlier_detection)
+    if policy.tls is not None:
+        socket = upstream_tls(policy.tls, service.hostname, port.number, subset)
+        if socket is not None:
+            cluster.transport_socket.CopyFrom(socket)
+    if protocol.is_http(port.protocol):
+        if port.protocol in protocol.H2_FAMILY:
+            http_options.explicit_http_config.http2_protocol_options.CopyFrom(
+                protocol_pb2.Http2ProtocolOptions()
+            )
+        else:
+            http_options.explicit_http_config.http_protocol_options.CopyFrom(
+                protocol_pb2.Http1ProtocolOptions()
+            )
+    if http_options.ByteSize():
+        if not http_options.HasField("explicit_http_config"):
+            http_options.use_downstream_protocol_config.CopyFrom(
+                http_protocol_options_pb2.HttpProtocolOptions.UseDownstreamHttpConfig()
+            )
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(pack(http_options))
+    return cluster, cla
+
+
+def build_clusters(
+    snapshot: Snapshot, proxy: Proxy, services: Iterable[Service]
+) -> tuple[list[Any], list[Any]]:
+    """All clusters and load assignments for the proxy's visible services."""
+    timeout = snapshot.mesh.connect_timeout
+    clusters = [passthrough_cluster(timeout), blackhole_cluster(timeout)]
+    assignments = []
+    for service in services:
+        rule = snapshot.destination_rule(proxy.namespace, service.hostname)
+        subsets = [""] + [get_str(s, "name") for s in get_list(get(rule, "spec"), "subsets")]
+        for port in service.ports:
+            if port.protocol == "UDP":
+                continue
+            for subset in subsets:
+                cluster, cla = service_cluster(service, port, subset, proxy, rule, timeout)
+                clusters.append(cluster)
+                if cla is not None:
+                    assignments.append(cla)
+    return clusters, assignments

@@ -1,0 +1,87 @@
+"""Network and listener filters shared by sidecar and gateway listeners.
+
+Rules of this module:
+- Filter names are Envoy's canonical extension names; typed configs are packed in ``Any``.
+- Sidecar outbound HCM: ``use_remote_address: false``, server header ``envoy`` overwritten
+  (a client behind a sidecar always sees ``server: envoy``). Gateway HCM:
+  ``use_remote_address: true`` (appends the peer to x-forwarded-for), server ``istio-envoy``.
+- HTTP filter chain: fault (route-level faults need it present), then the router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from meshgate.translate.accesslog import access_log_config
+from meshgate.translate.pb import ads_source, boolean, pack
+
+HCM = "envoy.filters.network.http_connection_manager"
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+ROUTER = "envoy.filters.http.router"
+FAULT = "envoy.filters.http.fault"
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+HttpConnectionManager = hcm_pb2.HttpConnectionManager
+
+
+def _http_filters() -> list[Any]:
+    return [
+        hcm_pb2.HttpFilter(name=FAULT, typed_config=pack(fault_pb2.HTTPFault())),
+        hcm_pb2.HttpFilter(name=ROUTER, typed_config=pack(router_pb2.Router())),
+    ]
+
+
+def http_connection_manager(
+    stat_prefix: str, route_name: str, *, gateway: bool, access_log: bool
+) -> Any:
+    hcm = HttpConnectionManager(
+        stat_prefix=stat_prefix,
+        codec_type=HttpConnectionManager.AUTO,
+        rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_name),
+        http_filters=_http_filters(),
+        use_remote_address=boolean(gateway),
+        generate_request_id=boolean(True),
+        server_header_transformation=HttpConnectionManager.OVERWRITE,
+        normalize_path=boolean(True),
+        path_with_escaped_slashes_action=HttpConnectionManager.KEEP_UNCHANGED,
+        upgrade_configs=[HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
+    )
+    if gateway:
+        hcm.server_name = "istio-envoy"
+    if access_log:
+        hcm.access_log.extend(access_log_config())
+    return lc.Filter(name=HCM, typed_config=pack(hcm))
+
+
+def tcp_proxy(stat_prefix: str, cluster: str | list[tuple[str, int]], *, access_log: bool) -> Any:
+    """A tcp_proxy filter to one cluster, or weighted over ``[(cluster, weight)]``."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    if isinstance(cluster, str):
+        proxy.cluster = cluster
+    else:
+        for name, weight in cluster:
+            proxy.weighted_clusters.clusters.add(name=name, weight=weight)
+    if access_log:
+        proxy.access_log.extend(access_log_config())
+    return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))
+
+
+def original_dst_filter() -> Any:
+    return lc.ListenerFilter(name=ORIGINAL_DST, typed_config=pack(original_dst_pb2.OriginalDst()))
+
+
+def tls_inspector_filter() -> Any:
+    return lc.ListenerFilter(
+        name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
+    )

@@ -1,0 +1,222 @@
+"""Gateway (router) listeners and route configurations (egress-semantics §2.4, §3.3).
+
+Rules of this module:
+- Only servers of Gateways whose selector matches the pod's labels (any namespace) count.
+- A server port P binds 0.0.0.0 at the targetPort of the Kubernetes Service in the pod's
+  namespace that selects the pod and exposes P; else at P itself. Listener ``0.0.0.0_<bind>``.
+- HTTP servers share one route configuration ``http.<P>`` per server port. Its vhosts are
+  ``host:P`` for the hosts of VirtualServices bound to the gateway, intersected with the
+  server's hosts (the narrower of the two names); routes come from HTTPRoutes whose match
+  gateways include the gateway and whose ``port`` is unset or P. Several VirtualServices on
+  one host are merged in sorted order. No vhost at all -> ``blackhole:P`` with no routes,
+  so Envoy answers 404 NR.
+- TLS servers in PASSTHROUGH mode route by SNI from VirtualService ``tls`` routes; an SNI
+  with no route matches no filter chain and the connection is closed.
+- Routers always write access logs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from meshgate.model import hosts, protocol
+from meshgate.model.fields import get, get_int, get_list, get_str
+from meshgate.model.proxy import Proxy
+from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_gateways
+from meshgate.translate import filters, naming
+from meshgate.translate.pb import boolean, socket_address
+from meshgate.translate.routes import RouteContext, http_routes
+
+WILDCARD = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class BoundServer:
+    gateway: str  # ns/name
+    gateway_namespace: str
+    port: int
+    protocol: str
+    hosts: tuple[hosts.NamespacedHost, ...]
+    tls_mode: str
+
+
+def bound_servers(snapshot: Snapshot, proxy: Proxy) -> list[BoundServer]:
+    result = []
+    for gw in snapshot.gateways_for(proxy):
+        meta = get(gw, "metadata")
+        ns = get_str(meta, "namespace") or "default"
+        key = gateway_key(ns, get_str(meta, "name"))
+        for server in get_list(get(gw, "spec"), "servers"):
+            port = get(server, "port")
+            result.append(
+                BoundServer(
+                    gateway=key,
+                    gateway_namespace=ns,
+                    port=get_int(port, "number"),
+                    protocol=get_str(port, "protocol", "HTTP").upper(),
+                    hosts=tuple(
+                        hosts.parse_namespaced_host(str(h), ns) for h in get_list(server, "hosts")
+                    ),
+                    tls_mode=get_str(get(server, "tls"), "mode"),
+                )
+            )
+    return result
+
+
+def _vs_namespace(vs: Any) -> str:
+    return get_str(get(vs, "metadata"), "namespace") or "default"
+
+
+def _exported_to(vs: Any, namespace: str) -> bool:
+    export = [str(e) for e in get_list(get(vs, "spec"), "export_to")]
+    if not export or "*" in export:
+        return True
+    own = _vs_namespace(vs)
+    return namespace in export or ("." in export and own == namespace)
+
+
+def _intersections(vs: Any, server: BoundServer) -> list[str]:
+    """VirtualService hosts admitted by the server, narrowed to the more specific name."""
+    ns = _vs_namespace(vs)
+    result = []
+    for raw in get_list(get(vs, "spec"), "hosts"):
+        host = hosts.expand_short_name(str(raw), ns)
+        for pattern in server.hosts:
+            if pattern.admits(ns, host):
+                result.append(hosts.more_specific(host, pattern.host))
+                break
+    return result
+
+
+def _single_port(snapshot: Snapshot, namespace: str) -> Any:
+    def port_of(host: str) -> int | None:
+        svc = snapshot.service(host, namespace)
+        if svc is not None and len(svc.ports) == 1:
+            return svc.ports[0].number
+        return None
+
+    return port_of
+
+
+def http_route_config(
+    snapshot: Snapshot, proxy: Proxy, port: int, servers: list[BoundServer]
+) -> Any:
+    routes_by_host: dict[str, list[Any]] = defaultdict(list)
+    single = _single_port(snapshot, proxy.namespace)
+    for server in servers:
+        gw_ns, gw_name = server.gateway.split("/", 1)
+        for vs in snapshot.virtual_services_for_gateway(gw_ns, gw_name):
+            if not _exported_to(vs, server.gateway_namespace):
+                continue
+            for host in _intersections(vs, server):
+                ctx = RouteContext(server.gateway, port, host, snapshot.mesh, single)
+                routes = http_routes(vs, ctx)
+                if routes or host not in routes_by_host:
+                    routes_by_host[host].extend(routes)
+    vhosts = [
+        rc.VirtualHost(
+            name=naming.vhost_name(host, port),
+            domains=[host],
+            routes=routes_by_host[host],
+            include_request_attempt_count=True,
+        )
+        for host in sorted(routes_by_host, key=hosts.specificity_key)
+        if routes_by_host[host]
+    ]
+    if not vhosts:
+        vhosts = [rc.VirtualHost(name=naming.blackhole_vhost(port), domains=["*"])]
+    return route_pb2.RouteConfiguration(
+        name=naming.gateway_route_name(port),
+        virtual_hosts=vhosts,
+        validate_clusters=boolean(False),
+        ignore_port_in_host_matching=True,
+    )
+
+
+def _tls_chains(snapshot: Snapshot, port: int, servers: list[BoundServer]) -> list[Any]:
+    """PASSTHROUGH: one chain per SNI host routed by a bound VirtualService ``tls`` route."""
+    chains: dict[str, Any] = {}
+    for server in servers:
+        gw_ns, gw_name = server.gateway.split("/", 1)
+        for vs in snapshot.virtual_services_for_gateway(gw_ns, gw_name):
+            if not _exported_to(vs, server.gateway_namespace):
+                continue
+            ns = _vs_namespace(vs)
+            allowed = _intersections(vs, server)
+            for route in get_list(get(vs, "spec"), "tls"):
+                for m in get_list(route, "match"):
+                    gws = [qualify_gateway(str(g), ns) for g in get_list(m, "gateways")]
+                    if server.gateway not in (gws or vs_gateways(vs)):
+                        continue
+                    if get_int(m, "port") and get_int(m, "port") != port:
+                        continue
+                    for sni in get_list(m, "sni_hosts"):
+                        sni = hosts.normalize(str(sni))
+                        if sni in chains or not any(hosts.matches(sni, a) for a in allowed):
+                            continue
+                        targets = []
+                        for d in get_list(route, "route"):
+                            dest = get(d, "destination")
+                            host = hosts.expand_short_name(get_str(dest, "host"), ns)
+                            dport = get_int(get(dest, "port"), "number") or port
+                            name = naming.cluster_name(dport, get_str(dest, "subset"), host)
+                            targets.append((name, get_int(d, "weight") or 1))
+                        if not targets:
+                            continue
+                        target: str | list[tuple[str, int]] = (
+                            targets[0][0] if len(targets) == 1 else targets
+                        )
+                        stat = targets[0][0]
+                        chains[sni] = lc.FilterChain(
+                            name=sni,
+                            filter_chain_match=lc.FilterChainMatch(server_names=[sni]),
+                            filters=[filters.tcp_proxy(stat, target, access_log=True)],
+                        )
+    return [chains[k] for k in sorted(chains)]
+
+
+def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list[Any]]:
+    """(listeners, route configurations) for a gateway pod."""
+    by_port: dict[int, list[BoundServer]] = defaultdict(list)
+    for server in bound_servers(snapshot, proxy):
+        by_port[server.port].append(server)
+    listeners = []
+    routes = []
+    for port in sorted(by_port):
+        servers = by_port[port]
+        bind = snapshot.service_target_port(proxy, port)
+        name = naming.listener_name(WILDCARD, bind)
+        first = servers[0]
+        listener = listener_pb2.Listener(
+            name=name,
+            address=socket_address(WILDCARD, bind),
+            traffic_direction=base_pb2.OUTBOUND,
+        )
+        if protocol.is_http(first.protocol) or (
+            first.protocol == "HTTPS"
+            and first.tls_mode not in ("", "PASSTHROUGH", "AUTO_PASSTHROUGH")
+        ):
+            # TODO: terminate TLS (SIMPLE/MUTUAL/ISTIO_MUTUAL) with SDS secrets; plain HTTP now.
+            hcm = filters.http_connection_manager(
+                f"outbound_{name}", naming.gateway_route_name(port), gateway=True, access_log=True
+            )
+            listener.filter_chains.append(lc.FilterChain(filters=[hcm]))
+            routes.append(http_route_config(snapshot, proxy, port, servers))
+        elif protocol.is_tls(first.protocol):
+            listener.listener_filters.append(filters.tls_inspector_filter())
+            chains = _tls_chains(snapshot, port, servers)
+            if not chains:
+                continue
+            listener.filter_chains.extend(chains)
+        else:
+            continue  # TODO: TCP servers (VirtualService tcp routes)
+        listeners.append(listener)
+    return listeners, routes

@@ -1,0 +1,246 @@
+"""Sidecar outbound listeners and route configurations (egress-semantics §3.1-§3.2).
+
+Rules of this module:
+- ``virtualOutbound`` on 0.0.0.0:15001 receives every captured connection and hands it to
+  the listener for its original destination (``use_original_dst``). Its own chains: port
+  15001 itself -> BlackHoleCluster (no loops); anything else -> PassthroughCluster under
+  ALLOW_ANY, BlackHoleCluster under REGISTRY_ONLY.
+- HTTP ports of visible services get ``0.0.0.0_<port>`` (``bind_to_port: false``) with an
+  HCM on RDS route ``"<port>"``; its catch-all vhost is ``allow_any`` or ``block_all``.
+- TLS/HTTPS ports get ``0.0.0.0_<port>`` with tls_inspector and one SNI chain per host.
+- TCP ports get ``<vip>_<port>`` per service address, or ``0.0.0.0_<port>`` when the
+  service has none (first service in sorted order wins that port, as in Istio).
+- Domains are unique within one route configuration: the first (sorted) service keeps a
+  contested domain.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from meshgate.model import hosts, protocol
+from meshgate.model.fields import get, get_int, get_list, get_str
+from meshgate.model.proxy import Proxy
+from meshgate.model.services import Service, ServicePort
+from meshgate.model.snapshot import MESH_GATEWAY, Snapshot, qualify_gateway, vs_gateways
+from meshgate.translate import filters, naming
+from meshgate.translate.pb import boolean, socket_address, uint32
+from meshgate.translate.routes import RouteContext, catch_all_vhost, default_route, http_routes
+
+WILDCARD = "0.0.0.0"
+
+
+def _catch_all_cluster(mode: str) -> str:
+    return naming.BLACKHOLE_CLUSTER if mode == "REGISTRY_ONLY" else naming.PASSTHROUGH_CLUSTER
+
+
+def virtual_outbound(mode: str, access_log: bool) -> Any:
+    blackhole = lc.FilterChain(
+        name=naming.VIRTUAL_OUTBOUND_LISTENER + "-blackhole",
+        filter_chain_match=lc.FilterChainMatch(
+            destination_port=uint32(naming.VIRTUAL_OUTBOUND_PORT)
+        ),
+        filters=[
+            filters.tcp_proxy(naming.BLACKHOLE_CLUSTER, naming.BLACKHOLE_CLUSTER, access_log=False)
+        ],
+    )
+    catch_all = _catch_all_cluster(mode)
+    passthrough = lc.FilterChain(
+        name=naming.CATCH_ALL_TCP_CHAIN,
+        filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
+    )
+    return listener_pb2.Listener(
+        name=naming.VIRTUAL_OUTBOUND_LISTENER,
+        address=socket_address(WILDCARD, naming.VIRTUAL_OUTBOUND_PORT),
+        use_original_dst=boolean(True),
+        listener_filters=[filters.original_dst_filter()],
+        filter_chains=[blackhole, passthrough],
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+
+
+def _unbound_listener(address: str, port: int, chains: list[Any], tls: bool = False) -> Any:
+    listener = listener_pb2.Listener(
+        name=naming.listener_name(address, port),
+        address=socket_address(address, port),
+        bind_to_port=boolean(False),
+        filter_chains=chains,
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+    if tls:
+        listener.listener_filters.append(filters.tls_inspector_filter())
+    return listener
+
+
+def _single_port(snapshot: Snapshot, namespace: str) -> Any:
+    def port_of(host: str) -> int | None:
+        svc = snapshot.service(host, namespace)
+        if svc is not None and len(svc.ports) == 1:
+            return svc.ports[0].number
+        return None
+
+    return port_of
+
+
+def _domains(svc: Service, port: int, client_ns: str) -> list[str]:
+    names = [svc.hostname, *hosts.short_forms(svc.hostname, client_ns), *svc.addresses]
+    result = []
+    for n in names:
+        result.append(n)
+        result.append(f"{n}:{port}")
+    return result
+
+
+def http_route_config(
+    snapshot: Snapshot, proxy: Proxy, port: int, services: list[Service], mode: str
+) -> Any:
+    single = _single_port(snapshot, proxy.namespace)
+    used: set[str] = set()
+    vhosts = []
+    for svc in sorted(services, key=lambda s: s.hostname):
+        domains = [d for d in _domains(svc, port, proxy.namespace) if d not in used]
+        if not domains:
+            continue
+        used.update(domains)
+        routes: list[Any] = []
+        vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
+        if vs is not None:
+            ctx = RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
+            routes = http_routes(vs, ctx)
+        if not routes:
+            cluster = naming.cluster_name(port, "", svc.hostname)
+            routes = [default_route(cluster, svc.hostname, port, snapshot.mesh)]
+        vhosts.append(
+            rc.VirtualHost(
+                name=naming.vhost_name(svc.hostname, port),
+                domains=domains,
+                routes=routes,
+                include_request_attempt_count=True,
+            )
+        )
+    vhosts.append(catch_all_vhost(mode))
+    return route_pb2.RouteConfiguration(
+        name=naming.sidecar_route_name(port),
+        virtual_hosts=vhosts,
+        validate_clusters=boolean(False),
+        ignore_port_in_host_matching=True,
+    )
+
+
+def _tls_destinations(
+    snapshot: Snapshot, proxy: Proxy, svc: Service, port: int
+) -> str | list[tuple[str, int]]:
+    """The tcp_proxy target for SNI ``svc.hostname`` on ``port``: a mesh TLS route, else the
+    service's own cluster."""
+    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
+    default = naming.cluster_name(port, "", svc.hostname)
+    if vs is None:
+        return default
+    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
+    top = vs_gateways(vs)
+    for route in get_list(get(vs, "spec"), "tls"):
+        for m in get_list(route, "match"):
+            gws = [qualify_gateway(str(g), vs_ns) for g in get_list(m, "gateways")] or top
+            if MESH_GATEWAY not in gws:
+                continue
+            if get_int(m, "port") and get_int(m, "port") != port:
+                continue
+            snis = [hosts.normalize(str(h)) for h in get_list(m, "sni_hosts")]
+            if snis and not any(hosts.matches(s, svc.hostname) for s in snis):
+                continue
+            targets = []
+            for d in get_list(route, "route"):
+                dest = get(d, "destination")
+                host = hosts.expand_short_name(get_str(dest, "host"), vs_ns)
+                dport = get_int(get(dest, "port"), "number") or port
+                name = naming.cluster_name(dport, get_str(dest, "subset"), host)
+                targets.append((name, get_int(d, "weight") or 1))
+            if len(targets) == 1:
+                return targets[0][0]
+            if targets:
+                return targets
+    return default
+
+
+def sidecar_resources(
+    snapshot: Snapshot, proxy: Proxy, services: list[Service]
+) -> tuple[list[Any], list[Any]]:
+    """(listeners, route configurations) for a sidecar."""
+    mode = snapshot.outbound_mode(proxy)
+    access_log = bool(snapshot.mesh.access_log_file)
+    http_ports: dict[int, list[Service]] = defaultdict(list)
+    tls_ports: dict[int, list[Service]] = defaultdict(list)
+    tcp_ports: list[tuple[Service, ServicePort]] = []
+    for svc in services:
+        for p in svc.ports:
+            if protocol.is_http(p.protocol):
+                http_ports[p.number].append(svc)
+            elif protocol.is_tls(p.protocol):
+                tls_ports[p.number].append(svc)
+            elif p.protocol != "UDP":
+                tcp_ports.append((svc, p))
+
+    listeners = [virtual_outbound(mode, access_log)]
+    routes = []
+    taken: set[str] = set()
+    for port in sorted(http_ports):
+        name = naming.listener_name(WILDCARD, port)
+        taken.add(name)
+        hcm = filters.http_connection_manager(
+            f"outbound_{name}",
+            naming.sidecar_route_name(port),
+            gateway=False,
+            access_log=access_log,
+        )
+        listeners.append(_unbound_listener(WILDCARD, port, [lc.FilterChain(filters=[hcm])]))
+        routes.append(http_route_config(snapshot, proxy, port, http_ports[port], mode))
+
+    catch_all = _catch_all_cluster(mode)
+    for port in sorted(tls_ports):
+        name = naming.listener_name(WILDCARD, port)
+        if name in taken:
+            continue
+        taken.add(name)
+        chains = []
+        seen: set[str] = set()
+        for svc in sorted(tls_ports[port], key=lambda s: s.hostname):
+            if svc.hostname in seen or svc.hostname == hosts.ANY:
+                continue
+            seen.add(svc.hostname)
+            target = _tls_destinations(snapshot, proxy, svc, port)
+            stat = target if isinstance(target, str) else svc.hostname
+            chains.append(
+                lc.FilterChain(
+                    name=svc.hostname,
+                    filter_chain_match=lc.FilterChainMatch(server_names=[svc.hostname]),
+                    filters=[filters.tcp_proxy(stat, target, access_log=access_log)],
+                )
+            )
+        chains.append(
+            lc.FilterChain(
+                name=naming.CATCH_ALL_TCP_CHAIN,
+                filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
+            )
+        )
+        listeners.append(_unbound_listener(WILDCARD, port, chains, tls=True))
+
+    for svc, p in sorted(tcp_ports, key=lambda sp: (sp[0].hostname, sp[1].number)):
+        cluster = naming.cluster_name(p.number, "", svc.hostname)
+        addresses = [a for a in svc.addresses if "/" not in a] or [WILDCARD]
+        for address in addresses:
+            name = naming.listener_name(address, p.number)
+            if name in taken:
+                continue
+            taken.add(name)
+            chain = lc.FilterChain(
+                filters=[filters.tcp_proxy(cluster, cluster, access_log=access_log)]
+            )
+            listeners.append(_unbound_listener(address, p.number, [chain]))
+    return listeners, routes
