@@ -59,4 +59,6 @@ class Mesh:
                     if ready == total:
                         return cols[0]
             time.sleep(0.25)
-        raise AssertionError(f"pod {prefix}* not running in {namespace}:\n{last}\n{self.log_tail()}")
+        raise AssertionError(
+            f"pod {prefix}* not running in {namespace}:\n{last}\n{self.log_tail()}"
+        )

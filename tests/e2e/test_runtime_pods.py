@@ -30,6 +30,7 @@ from meshgate.runtime.pods import (
     ContainerState,
     PodError,
     PodSpec,
+    PodState,
     ProxySpec,
     Runtime,
 )
@@ -38,6 +39,7 @@ from tests.e2e.test_runtime_support import (
     requires_netns,
     router_bootstrap,
     sleep_pod,
+    start_running,
     state_dir,
 )
 
@@ -99,8 +101,7 @@ def test_sidecar_capture_reproduces_seed_step_1() -> None:
     with state_dir() as state:
         Node(state).up(load_world("demo"))
         rt = Runtime(state)
-        st = rt.start_pod(sleep_pod())
-        assert st.phase == "Running"
+        st = start_running(rt, sleep_pod())
         assert st.ip.startswith("10.34.")
         assert [c.name for c in st.containers] == ["istio-proxy", "sleep"]
         res = run(rt.exec_argv("default", "sleep-1", ["curl", "-sI", "http://aliyun.com/"]))
@@ -180,6 +181,27 @@ def wait_for(cond: Callable[[], T | None], what: str, deadline: float = 30.0) ->
     raise AssertionError(f"never reached: {what}")
 
 
+def test_apps_held_until_the_proxy_listens() -> None:
+    with state_dir() as state:
+        Node(state).up(None)
+        rt = Runtime(state, proxy_hold_max=3.0)
+        spec = sleep_pod("held-1")
+        assert spec.proxy is not None
+        # A proxy that never listens on 15001 (as an xDS proxy before its first push).
+        spec.proxy.bootstrap = router_bootstrap(15002, "x")
+        st = rt.start_pod(spec)
+        assert st.phase == "Pending"
+        app = next(c for c in st.containers if c.name == "sleep")
+        assert app.state == "waiting" and app.reason == "ContainerCreating"
+
+        def running() -> PodState | None:
+            rt.reconcile()
+            cur = rt.pod_state("default", "held-1")
+            return cur if cur is not None and cur.phase == "Running" else None
+
+        assert wait_for(running, "apps started after the hold").ready
+
+
 def test_crash_loop_and_missing_command() -> None:
     with state_dir() as state:
         Node(state).up(None)
@@ -239,8 +261,8 @@ def test_stop_pod_and_teardown_leave_nothing() -> None:
     with state_dir() as state:
         Node(state).up(load_world("demo"))
         rt = Runtime(state)
-        st = rt.start_pod(sleep_pod("sleep-a"))
-        rt.start_pod(sleep_pod("sleep-b"))
+        st = start_running(rt, sleep_pod("sleep-a"))
+        start_running(rt, sleep_pod("sleep-b"))
         before = recorded_pids(state)
         rt.stop_pod("default", "sleep-a")
         assert not netns.exists(st.netns)
@@ -258,9 +280,9 @@ sys.path.insert(0, {root!r})
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import Runtime
 from meshgate.runtime.world import load_world
-from tests.e2e.test_runtime_support import sleep_pod
+from tests.e2e.test_runtime_support import sleep_pod, start_running
 Node({state!r}).up(load_world("demo"))
-Runtime({state!r}).start_pod(sleep_pod("sleep-k"))
+start_running(Runtime({state!r}), sleep_pod("sleep-k"))
 print("up", flush=True)
 time.sleep(3600)
 """

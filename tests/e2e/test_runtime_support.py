@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec
+from meshgate.runtime.pods import ContainerSpec, PodSpec, PodState, ProxySpec, Runtime
 
 TOOLS = ("ip", "iptables-restore", "setpriv", "curl", "sysctl")
 
@@ -186,3 +187,17 @@ def router_bootstrap(port: int, body: str) -> dict[str, Any]:
             ]
         },
     }
+
+
+def start_running(rt: Runtime, spec: PodSpec, deadline: float = 30.0) -> PodState:
+    """start_pod, then reconcile until the pod runs (apps wait for the proxy's listener)."""
+    st = rt.start_pod(spec)
+    end = time.monotonic() + deadline
+    while st.phase != "Running" and time.monotonic() < end:
+        time.sleep(0.05)
+        rt.reconcile()
+        cur = rt.pod_state(spec.namespace, spec.name)
+        assert cur is not None
+        st = cur
+    assert st.phase == "Running", st
+    return st

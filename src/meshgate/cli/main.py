@@ -12,7 +12,17 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from meshgate.cli import apply, delete, describe, get, history, validate, version
+from meshgate.cli import (
+    apply,
+    delete,
+    describe,
+    get,
+    history,
+    mesh_cmds,
+    pod_cmds,
+    validate,
+    version,
+)
 from meshgate.cli.context import set_global_namespace
 from meshgate.cli.options import Namespace, bare_flags_with_values
 
@@ -46,6 +56,8 @@ app.command("validate", epilog=validate.EXAMPLES)(validate.command)
 app.command("history", epilog=history.HISTORY_EXAMPLES)(history.history_command)
 app.command("rollback", epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
 app.command("version")(version.command)
+mesh_cmds.register(app)
+pod_cmds.register(app)
 
 
 def run() -> None:

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from meshgate.cli.context import namespace_flag
+
 
 def _call(method: str, path: str, body: object = None) -> dict[str, object]:
     from meshgate.client import ApiError, Client, NotRunning
@@ -55,8 +57,9 @@ def register(app: typer.Typer) -> None:
         if not command:
             typer.echo("error: you must specify a command after --", err=True)
             raise typer.Exit(1)
-        ns = namespace or _global_namespace(ctx) or "default"
-        data = _call("POST", "/v1/exec", {"namespace": ns, "name": pod, "command": command})
+        ns = namespace_flag(namespace) or "default"
+        body = {"namespace": ns, "name": pod, "command": command, "container": container}
+        data = _call("POST", "/v1/exec", body)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
         sys.stdout.flush()
         os.execvp(argv[0], argv)
@@ -76,7 +79,7 @@ def register(app: typer.Typer) -> None:
 
         Example: meshgate -n istio-system logs istio-egressgateway-xxx -c istio-proxy
         """
-        ns = namespace or _global_namespace(ctx) or "default"
+        ns = namespace_flag(namespace) or "default"
         data = _call(
             "GET",
             f"/v1/log?namespace={ns}&name={pod}&container={container or ''}",
@@ -102,14 +105,3 @@ def register(app: typer.Typer) -> None:
                     out.flush()
                 else:
                     time.sleep(0.2)
-
-
-def _global_namespace(ctx: typer.Context) -> str | None:
-    """`meshgate -n istio-system logs ...`: the namespace given before the verb."""
-    parent = ctx.parent
-    while parent is not None:
-        ns = (parent.params or {}).get("namespace")
-        if ns:
-            return str(ns)
-        parent = parent.parent
-    return None

@@ -10,6 +10,8 @@ Rules:
   -- argv` (uid 0 by default, as an image without USER would); uid/gid 1337 is the proxy's and
   refused for apps. The sidecar/gateway Envoy is container `istio-proxy`, run as 1337:1337,
   with its bootstrap in the runtime directory (uid 1337 cannot read the state directory).
+  With capture, apps start only once the proxy listens on 15001 (pod Pending meanwhile), or
+  after `proxy_hold_max` seconds; `start_pod` never blocks long on it.
 - Capture (`capture=True`) redirects the pod's outbound TCP to 15001 in chain MESHGATE_OUTPUT,
   except the proxy's own traffic (uid/gid 1337) and 127.0.0.1. Rules live in the pod's
   namespace and die with it. Router pods may bind ports below 1024 as uid 1337.
@@ -47,7 +49,8 @@ CAPTURE_CHAIN = "MESHGATE_OUTPUT"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 RESET_AFTER = 60.0
-PROXY_READY_TIMEOUT = 10.0
+PROXY_HOLD_INLINE = 0.5
+PROXY_HOLD_MAX = 10.0
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 ContainerPhase = Literal["running", "waiting", "terminated"]
@@ -162,6 +165,13 @@ class PodError(RuntimeError):
     """A pod spec the runtime cannot run (bad uid, IP taken, node not up...)."""
 
 
+class PodNotFound(PodError, KeyError):
+    """No such pod or container (a KeyError too, so API layers can map it to 404)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
 def spec_from_dict(d: dict[str, Any]) -> PodSpec:
     d = dict(d)
     d["containers"] = [ContainerSpec(**c) for c in d["containers"]]
@@ -181,7 +191,10 @@ def _proc_key(pod_key: str, container: str) -> str:
 class Runtime:
     """Starts, supervises and stops pods of the mesh whose state lives in `state_dir`."""
 
-    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, state_dir: str | os.PathLike[str], proxy_hold_max: float = PROXY_HOLD_MAX
+    ) -> None:
+        self.proxy_hold_max = proxy_hold_max
         self.state_dir = Path(os.path.realpath(state_dir))
         self.mesh_id = names.mesh_id(self.state_dir)
         self.manifest = manifest.Manifest(self.state_dir)
@@ -203,8 +216,27 @@ class Runtime:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def log_path(self, namespace: str, name: str, container: str) -> Path:
+    def log_path(self, namespace: str, name: str, container: str | None = None) -> Path:
+        """The container's log file; without `container`, the pod's first app container (the
+        pod must exist then). Logs outlive their pod until the state directory goes."""
+        if not container:
+            container = self._default_container(namespace, name).name
         return self.state_dir / "logs" / "pods" / namespace / name / f"{container}.log"
+
+    def _default_container(
+        self, namespace: str, name: str, container: str | None = None
+    ) -> ContainerSpec:
+        rec = self._pods().get(_key(namespace, name))
+        if rec is None:
+            raise PodNotFound(f"pod {namespace}/{name} not found")
+        specs = {c.name: c for c in self._container_specs(rec)}
+        # Like kubectl, the default is the first app container, never the proxy.
+        # A gateway pod has only the proxy, which is then the default.
+        apps = [n for n in specs if n != PROXY_CONTAINER]
+        cname = container or (apps[0] if apps else PROXY_CONTAINER)
+        if cname not in specs:
+            raise PodNotFound(f"container {cname!r} not found in pod {namespace}/{name}")
+        return specs[cname]
 
     def pod_runtime_dir(self, namespace: str, name: str) -> Path:
         return names.runtime_dir(self.mesh_id) / "pods" / names.pod_id(namespace, name)
@@ -258,9 +290,14 @@ class Runtime:
         with self._lock:
             now = time.time()
             for key, rec in sorted(self._pods().items()):
+                held = rec.get("held_until")
+                if held is not None and (held <= now or self._proxy_listening(key, rec)):
+                    self._start_apps(key, rec)
                 changed = False
                 for c in self._container_specs(rec):
                     crec = rec["containers"][c.name]
+                    if crec["reason"] == "ContainerCreating":
+                        continue
                     if crec["state"] == "running" and not self._alive(key, c.name, crec):
                         self._on_exit(key, rec, c.name, crec, now)
                         changed = True
@@ -281,22 +318,16 @@ class Runtime:
         """The argv that runs `command` inside the pod as the container's user (like kubectl
         exec); `ip netns exec` bind-mounts the pod's resolv.conf and hosts."""
         with self._lock:
-            rec = self._pods().get(_key(namespace, name))
-            if rec is None:
-                raise PodError(f"pod {namespace}/{name} not found")
-            specs = {c.name: c for c in self._container_specs(rec)}
-            # Like kubectl, the default is the first app container, never the proxy.
-            cname = container or next(n for n in specs if n != PROXY_CONTAINER)
-            if cname not in specs:
-                raise PodError(f"container {cname!r} not found in pod {namespace}/{name}")
-            c = specs[cname]
+            c = self._default_container(namespace, name, container)
             uid, gid = self._ids(c)
-            return [*netns.exec_prefix(rec["netns"]), *envoy.setpriv_argv(uid, gid), *command]
+            ns = self.netns_of(namespace, name)
+            return [*netns.exec_prefix(ns), *envoy.setpriv_argv(uid, gid), *command]
 
     # -- creation ----------------------------------------------------------------------------
 
     def _validate(self, spec: PodSpec) -> None:
-        if not spec.containers:
+        if not spec.containers and spec.proxy is None:
+            # A gateway pod is its proxy alone; any other pod needs something to run.
             raise PodError("a pod needs at least one container")
         seen: set[str] = set()
         for c in spec.containers:
@@ -345,6 +376,7 @@ class Runtime:
             "ip": ip,
             "spec": dataclasses.asdict(dataclasses.replace(spec, ip=ip)),
             "failed": None,
+            "held_until": None,
             "containers": {
                 c: {
                     "state": "waiting",
@@ -454,12 +486,31 @@ class Runtime:
         )
 
     def _start_all(self, key: str, rec: dict[str, Any]) -> None:
-        spec = spec_from_dict(rec["spec"])
-        for c in self._container_specs(rec):
+        """Start the proxy, then the apps once it listens on the capture port (else their
+        first connections are refused; Istio's holdApplicationUntilProxyStarts). A proxy fed
+        by xDS may need the control plane's next push to listen: then the apps are held
+        (pod Pending) and `reconcile()` starts them, at the latest after PROXY_HOLD_MAX."""
+        specs = self._container_specs(rec)
+        proxy = [c for c in specs if c.name == PROXY_CONTAINER]
+        for c in proxy:
             self._start_container(key, rec, c)
-            self._save_pod(key, rec)
-            if c.name == PROXY_CONTAINER and spec.capture:
-                self._wait_listening(key, rec, CAPTURE_PORT)
+        self._save_pod(key, rec)
+        if proxy and rec["spec"]["capture"]:
+            deadline = time.monotonic() + PROXY_HOLD_INLINE
+            while not self._proxy_listening(key, rec) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not self._proxy_listening(key, rec):
+                rec["held_until"] = time.time() + self.proxy_hold_max
+                self._save_pod(key, rec)
+                return
+        self._start_apps(key, rec)
+
+    def _start_apps(self, key: str, rec: dict[str, Any]) -> None:
+        rec["held_until"] = None
+        for c in self._container_specs(rec):
+            if c.name != PROXY_CONTAINER:
+                self._start_container(key, rec, c)
+        self._save_pod(key, rec)
 
     def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
         crec = rec["containers"][c.name]
@@ -543,21 +594,20 @@ class Runtime:
             next_start_at=now + delay,
         )
 
-    def _wait_listening(self, key: str, rec: dict[str, Any], port: int) -> None:
-        """Hold the apps until the proxy listens on the capture port (else their first
-        connections are refused), as Istio's holdApplicationUntilProxyStarts does."""
+    def _proxy_listening(self, key: str, rec: dict[str, Any]) -> bool:
         crec = rec["containers"][PROXY_CONTAINER]
-        deadline = time.monotonic() + PROXY_READY_TIMEOUT
-        target = os.stat(netns.path(rec["netns"]))
-        while time.monotonic() < deadline and self._alive(key, PROXY_CONTAINER, crec):
-            pid = crec["pid"]
-            with contextlib.suppress(OSError):
-                st = os.stat(f"/proc/{pid}/ns/net")
-                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino) and _listening(
-                    pid, port
-                ):
-                    return
-            time.sleep(0.05)
+        if not self._alive(key, PROXY_CONTAINER, crec):
+            return False
+        pid = crec["pid"]
+        try:
+            target = os.stat(netns.path(rec["netns"]))
+            # Right after spawn the process may not have entered the pod namespace yet, and
+            # /proc/PID/net shows whichever namespace it is in.
+            st = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            return False
+        same = (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
+        return same and _listening(pid, CAPTURE_PORT)
 
     # -- state -------------------------------------------------------------------------------
 

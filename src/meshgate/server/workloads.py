@@ -82,7 +82,11 @@ def gateway_objects(gw: Obj) -> list[Obj]:
     ports = []
     container_ports = []
     for p in spec.get("ports") or []:
-        port: Obj = {"name": p.get("name", ""), "port": p["port"], "protocol": p.get("protocol", "TCP")}
+        port: Obj = {
+            "name": p.get("name", ""),
+            "port": p["port"],
+            "protocol": p.get("protocol", "TCP"),
+        }
         port["targetPort"] = p.get("targetPort", p["port"])
         ports.append(port)
         if isinstance(port["targetPort"], int):

@@ -1,0 +1,22 @@
+"""``python -m meshgate.server``: the control-plane process (started by ``meshgate up``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from meshgate.home import state_dir
+from meshgate.server.app import main
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(prog="meshgate-server", description=__doc__)
+    parser.add_argument("--home", type=Path, default=state_dir(), help="state directory")
+    parser.add_argument("--world", default=None, help="simulated internet: 'demo' or a file")
+    parser.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
+    args = parser.parse_args()
+    main(args.home.expanduser().resolve(), args.world, args.concurrency)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,165 @@
+"""The control plane's HTTP API (JSON over a Unix socket, bearer token).
+
+Rules:
+- Every request needs ``Authorization: Bearer <token>``; the token lives in a 0600 file
+  in the state directory, so only the mesh's owner can drive it.
+- ``apply`` re-validates what it receives (the server never trusts the CLI's checks) and
+  is all-or-nothing: any error refuses the whole request with every problem listed.
+- Handlers are thin: they call the store and the control plane, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from meshgate.api.decode import decode_object
+from meshgate.api.meta import ResourceKey
+from meshgate.api.problems import Problem
+from meshgate.validation import validate_resource
+
+if TYPE_CHECKING:
+    from meshgate.server.app import ControlPlane
+
+
+def _problem(p: Problem) -> dict[str, Any]:
+    return {
+        "severity": p.severity.value,
+        "message": p.message,
+        "field": p.field,
+        "resource": p.resource,
+        "file": p.file,
+        "line": p.line,
+        "code": p.code,
+        "text": str(p),
+    }
+
+
+def _stored(s: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = s.object
+    return obj
+
+
+def build_app(cp: ControlPlane, token: str) -> Starlette:
+    def authorized(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        return hmac.compare_digest(header, f"Bearer {token}")
+
+    def guard(handler: Any) -> Any:
+        async def wrapped(request: Request) -> JSONResponse:
+            if not authorized(request):
+                return JSONResponse({"error": "unauthorized"}, status_code=401)
+            try:
+                result: JSONResponse = await handler(request)
+                return result
+            except KeyError as exc:
+                return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+
+        return wrapped
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "revision": cp.store.revision(), "home": str(cp.home)})
+
+    async def apply(request: Request) -> JSONResponse:
+        body = await request.json()
+        objects = body.get("objects") or []
+        dry_run = bool(body.get("dryRun"))
+        problems: list[Problem] = []
+        wire: list[dict[str, Any]] = []
+        for obj in objects:
+            res, probs = decode_object(obj)
+            problems.extend(probs)
+            if res is not None:
+                problems.extend(validate_resource(res))
+                wire.append(res.to_wire())
+        errors = [p for p in problems if p.is_error]
+        if errors:
+            return JSONResponse({"problems": [_problem(p) for p in problems]}, status_code=422)
+        changes = await asyncio.to_thread(cp.store.apply, wire, dry_run=dry_run)
+        if not dry_run:
+            cp.kick()
+        return JSONResponse(
+            {
+                "changes": [
+                    {"key": list(c.key), "action": c.action, "object": c.object} for c in changes
+                ],
+                "problems": [_problem(p) for p in problems],
+            }
+        )
+
+    async def objects(request: Request) -> JSONResponse:
+        q = request.query_params
+        items = await asyncio.to_thread(
+            cp.store.list,
+            group=q.get("group"),
+            kind=q.get("kind"),
+            namespace=q.get("namespace"),
+        )
+        name = q.get("name")
+        result = [_stored(s) for s in items if not name or s.key.name == name]
+        return JSONResponse({"items": result, "revision": cp.store.revision()})
+
+    async def delete(request: Request) -> JSONResponse:
+        body = await request.json()
+        keys = [ResourceKey(*k) for k in body.get("keys") or []]
+        dry_run = bool(body.get("dryRun"))
+        changes = await asyncio.to_thread(cp.store.delete, keys, dry_run=dry_run)
+        if not dry_run:
+            cp.kick()
+        return JSONResponse(
+            {"changes": [{"key": list(c.key), "action": c.action} for c in changes]}
+        )
+
+    async def history(request: Request) -> JSONResponse:
+        q = request.query_params
+        key = ResourceKey(q["group"], q["kind"], q.get("namespace", ""), q["name"])
+        items = await asyncio.to_thread(cp.store.history, key)
+        return JSONResponse({"items": [_stored(s) for s in items]})
+
+    async def proxy_status(request: Request) -> JSONResponse:
+        return JSONResponse({"proxies": cp.proxy_statuses()})
+
+    async def pod_exec(request: Request) -> JSONResponse:
+        body = await request.json()
+        argv = cp.exec_argv(
+            body["namespace"],
+            body["name"],
+            list(body.get("command") or []),
+            body.get("container") or None,
+        )
+        return JSONResponse({"argv": argv})
+
+    async def pod_log(request: Request) -> JSONResponse:
+        q = request.query_params
+        path = cp.log_path(q["namespace"], q["name"], q.get("container") or "")
+        return JSONResponse({"path": str(path)})
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(cp.status())
+
+    async def shutdown(request: Request) -> JSONResponse:
+        body = await request.json() if await request.body() else {}
+        cp.request_shutdown(teardown=bool(body.get("teardown", True)))
+        return JSONResponse({"ok": True})
+
+    routes = [
+        Route("/v1/health", guard(health), methods=["GET"]),
+        Route("/v1/apply", guard(apply), methods=["POST"]),
+        Route("/v1/objects", guard(objects), methods=["GET"]),
+        Route("/v1/delete", guard(delete), methods=["POST"]),
+        Route("/v1/history", guard(history), methods=["GET"]),
+        Route("/v1/proxy-status", guard(proxy_status), methods=["GET"]),
+        Route("/v1/exec", guard(pod_exec), methods=["POST"]),
+        Route("/v1/log", guard(pod_log), methods=["GET"]),
+        Route("/v1/status", guard(status), methods=["GET"]),
+        Route("/v1/shutdown", guard(shutdown), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,231 @@
+"""The control-plane process: wires store, reconciler, runtime, DNS, xDS and the HTTP API.
+
+Rules:
+- One process per state directory, enforced by an exclusive lock file; a second ``up``
+  finds the first one healthy and returns.
+- Change flow is one-way: store change -> kick -> reconcile pass (in a thread) ->
+  snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
+  containers and refreshes pod status.
+- Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
+  manifest, and proxies keep their last config until the xDS stream is back.
+- Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
+  process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from meshgate.api.defaults import fresh_mesh_objects
+from meshgate.home import api_socket, pid_file, run_dir, token_file
+from meshgate.runtime.dns import write_zone
+from meshgate.runtime.node import Node
+from meshgate.runtime.pods import Runtime
+from meshgate.runtime.world import World, load_world
+from meshgate.server.api import build_app
+from meshgate.server.reconcile import Reconciler
+from meshgate.store import open_store
+from meshgate.translate import translate
+from meshgate.translate.output import ProxyConfig
+from meshgate.xds.server import XdsServer
+
+log = logging.getLogger("meshgate.server")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the control plane owns SIGTERM/SIGINT
+    (a signal stops the process but keeps pods running; only ``down`` tears down)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ControlPlane:
+    def __init__(self, home: Path, world: str | None, concurrency: int = 1) -> None:
+        self.home = home
+        self.world_name = world
+        self.world: World | None = load_world(world) if world else None
+        self.store = open_store(home)
+        self.run_dir = run_dir(home)
+        self.runtime = Runtime(home)
+        self.node = Node(home)
+        self.xds = XdsServer(self.generate)
+        self.reconciler = Reconciler(
+            home, self.store, self.runtime, self.run_dir / "xds.sock", concurrency=concurrency
+        )
+        self.started = time.time()
+        self._kick = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._teardown = False
+        self._lock = asyncio.Lock()
+        self._zone: dict[str, list[str]] | None = None
+
+    # -- API hooks ---------------------------------------------------------------------
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def request_shutdown(self, teardown: bool) -> None:
+        self._teardown = teardown
+        self._stop.set()
+
+    def generate(self, node_id: str, metadata: Any) -> ProxyConfig | None:
+        snap = self.reconciler.snapshot
+        proxy = snap.proxy_for(node_id)
+        if proxy is None:
+            return None
+        return translate(snap, proxy)
+
+    def proxy_statuses(self) -> list[dict[str, Any]]:
+        return [st.to_json() for st in self.xds.statuses()]
+
+    def exec_argv(
+        self, namespace: str, name: str, command: list[str], container: str | None = None
+    ) -> list[str]:
+        return self.runtime.exec_argv(namespace, name, command, container)
+
+    def log_path(self, namespace: str, name: str, container: str) -> Path:
+        return self.runtime.log_path(namespace, name, container)
+
+    def status(self) -> dict[str, Any]:
+        pods = self.runtime.pod_states()
+        return {
+            "home": str(self.home),
+            "pid": os.getpid(),
+            "world": self.world_name,
+            "uptimeSeconds": round(time.time() - self.started, 1),
+            "revision": self.store.revision(),
+            "pods": len(pods),
+            "proxies": len(self.xds.statuses()),
+        }
+
+    # -- loops -------------------------------------------------------------------------
+
+    def _zone_for(self) -> dict[str, list[str]]:
+        zone: dict[str, list[str]] = {}
+        if self.world is not None:
+            zone.update(self.world.zone())
+        zone.update(self.reconciler.snapshot.dns_zone())
+        return zone
+
+    async def _reconcile(self) -> None:
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.reconciler.run_once)
+            except Exception:
+                log.exception("reconcile pass failed")
+                return
+            zone = self._zone_for()
+            if zone != self._zone:
+                await asyncio.to_thread(write_zone, self.home, zone)
+                self._zone = zone
+            self.xds.request_push("config change")
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            await self._reconcile()
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=1.0)
+
+    async def run(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o755)
+        existing = {(s.key.kind, s.key.namespace, s.key.name) for s in self.store.list()}
+        fresh = [r.to_wire() for r in fresh_mesh_objects()]
+        missing = [
+            o
+            for o in fresh
+            if (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+            not in existing
+        ]
+        if missing:
+            self.store.apply(missing)
+        await asyncio.to_thread(self.node.up, self.world)
+        xds_sock = self.run_dir / "xds.sock"
+        await self.xds.start(str(xds_sock))
+        loop = asyncio.get_running_loop()
+
+        def on_change(*_: object) -> None:
+            loop.call_soon_threadsafe(self.kick)
+
+        self.store.watch(on_change)
+
+        token = secrets.token_urlsafe(32)
+        tfile = token_file(self.home)
+        fd = os.open(tfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)
+        sock = api_socket(self.home)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        config = uvicorn.Config(
+            build_app(self, token), uds=str(sock), log_level="warning", lifespan="off"
+        )
+        server = _ApiServer(config)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown, False)
+        api_task = asyncio.create_task(server.serve())
+        loop_task = asyncio.create_task(self._loop())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        os.chmod(sock, 0o600)
+        log.info("control plane ready (home %s, api %s)", self.home, sock)
+        await self._stop.wait()
+        log.info("shutting down (teardown=%s)", self._teardown)
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        async with self._lock:
+            if self._teardown:
+                await asyncio.to_thread(self._teardown_all)
+        await self.xds.stop()
+        server.should_exit = True
+        await api_task
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            tfile.unlink()
+
+    def _teardown_all(self) -> None:
+        for st in self.runtime.pod_states():
+            self.runtime.stop_pod(st.namespace, st.name)
+        self.node.down()
+        # Pods are gone: forget their status so a later `up` starts them afresh.
+        for stored in self.store.list(kind="Pod"):
+            if stored.key.group == "":
+                self.store.delete([stored.key])
+
+
+def main(home: Path, world: str | None, concurrency: int) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    lock_path = home / "control-plane.lock"
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"a control plane already runs for {home}") from None
+    pid_file(home).write_text(str(os.getpid()))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(ControlPlane(home, world, concurrency).run())
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            pid_file(home).unlink()
+        os.close(lock_fd)

@@ -1,0 +1,104 @@
+"""Starting, stopping and inspecting the control-plane process (``up``/``down``/``status``).
+
+Rules:
+- ``up`` starts the control plane fully detached (its own session; stdin from /dev/null,
+  stdout and stderr to ``control-plane.log`` in the state directory), so a caller reading
+  ``up``'s output through a pipe is never held, and returns once the API answers.
+- ``up`` when already running and ``down`` when nothing runs both succeed.
+- ``down`` asks the control plane to tear everything down; ``down --force`` also works
+  after a crash or ``kill -9``: it kills the recorded process and removes everything the
+  runtime manifest lists.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from meshgate.client import ApiError, Client, NotRunning
+from meshgate.home import pid_file, server_log
+
+
+class StartError(Exception):
+    pass
+
+
+def _pid(home: Path) -> int | None:
+    try:
+        pid = int(pid_file(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def up(home: Path, world: str | None, *, concurrency: int = 1, timeout: float = 60.0) -> bool:
+    """Start the control plane; returns False if one was already running."""
+    client = Client(home)
+    if client.available():
+        return False
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    argv = [sys.executable, "-m", "meshgate.server", "--home", str(home)]
+    argv += ["--concurrency", str(concurrency)]
+    if world:
+        argv += ["--world", world]
+    logf = server_log(home)
+    with open(logf, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.available():
+            return True
+        code = proc.poll()
+        if code is not None:
+            tail = logf.read_text(errors="replace").splitlines()[-15:]
+            raise StartError(
+                f"control plane exited with status {code}; last lines of {logf}:\n"
+                + "\n".join(tail)
+            )
+        time.sleep(0.1)
+    raise StartError(f"control plane did not become ready in {timeout:.0f}s; see {logf}")
+
+
+def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
+    """Stop the control plane and tear the mesh down; returns False if nothing ran."""
+    client = Client(home)
+    ran = False
+    pid = _pid(home)
+    try:
+        client.call("POST", "/v1/shutdown", {"teardown": True}, timeout=timeout)
+        ran = True
+    except (NotRunning, ApiError, OSError):
+        pass
+    deadline = time.monotonic() + timeout
+    while pid is not None and _pid(home) == pid and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if force or (pid is not None and _pid(home) == pid):
+        pid = _pid(home)
+        if pid is not None:
+            ran = True
+            os.kill(pid, signal.SIGKILL)
+            while _pid(home) == pid:
+                time.sleep(0.05)
+        from meshgate.runtime.manifest import teardown
+
+        if teardown(home, force=True):
+            ran = True
+    return ran

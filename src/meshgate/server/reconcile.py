@@ -1,0 +1,223 @@
+"""One reconcile pass: store -> controllers -> runtime -> snapshot -> DNS -> xDS push.
+
+Rules:
+- The store is the only source of truth. A pass reads it, writes back what controllers
+  derive (gateway Deployments/Services, pods, pod status), starts and stops pods so the
+  runtime matches the stored Pods, then rebuilds the immutable snapshot that the xDS
+  server translates from. Passes never overlap (the caller holds one lock).
+- Pod IPs are allocated here, before a pod starts, because the proxy's node id (and so
+  its configuration) names its IP; an allocated IP is kept in the Pod's status.
+- Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from meshgate.api.decode import decode_object
+from meshgate.api.meta import Resource, ResourceKey
+from meshgate.model.snapshot import Snapshot
+from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, Runtime
+from meshgate.server import workloads as wl
+from meshgate.store.base import ConfigStore
+from meshgate.xds.bootstrap import bootstrap_config
+
+log = logging.getLogger("meshgate.reconcile")
+
+Obj = dict[str, Any]
+POD_NET = ipaddress.ip_network("10.34.0.0/16")
+FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
+
+
+def _key(obj: Obj) -> ResourceKey:
+    return ResourceKey(*wl.key_of(obj))
+
+
+class Reconciler:
+    def __init__(
+        self,
+        home: Path,
+        store: ConfigStore,
+        runtime: Runtime,
+        xds_socket: Path,
+        *,
+        concurrency: int = 1,
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.runtime = runtime
+        self.xds_socket = xds_socket
+        self.concurrency = concurrency
+        self.snapshot: Snapshot = Snapshot.build([])
+        self._typed: dict[tuple[ResourceKey, str], Resource] = {}
+
+    # -- controllers -------------------------------------------------------------------
+
+    def _objects(self) -> list[Obj]:
+        return [s.object for s in self.store.list()]
+
+    def _gateways(self, objs: list[Obj]) -> None:
+        gateways = [o for o in objs if o.get("kind") == "IstioGateway"]
+        desired: list[Obj] = []
+        for gw in gateways:
+            if (gw.get("spec") or {}).get("gatewayType", "ingress") in ("egress", "ingress"):
+                desired.extend(wl.gateway_objects(gw))
+        if desired:
+            changes = self.store.apply(desired)
+            for c in changes:
+                if c.action != "unchanged":
+                    log.info("%s %s", c.key, c.action)
+
+    def _garbage_collect(self, objs: list[Obj]) -> None:
+        present = {(o.get("kind"), _key(o).namespace, _key(o).name) for o in objs}
+        orphans = []
+        for o in objs:
+            for ref in (o.get("metadata") or {}).get("ownerReferences") or []:
+                ns = _key(o).namespace
+                if (ref.get("kind"), ns, ref.get("name")) not in present and (
+                    ref.get("kind"),
+                    "",
+                    ref.get("name"),
+                ) not in present:
+                    orphans.append(_key(o))
+                    break
+        if orphans:
+            self.store.delete(orphans)
+
+    def _deployments(self, objs: list[Obj]) -> None:
+        pods = [o for o in objs if o.get("kind") == "Pod"]
+        creates: list[Obj] = []
+        deletes: list[ResourceKey] = []
+        for dep in (o for o in objs if o.get("kind") == "Deployment"):
+            plan = wl.plan_pods(dep, pods)
+            creates.extend(plan.create)
+            deletes.extend(_key(p) for p in plan.delete)
+        if deletes:
+            self.store.delete(deletes)
+        if creates:
+            self.store.apply(creates)
+
+    # -- runtime -----------------------------------------------------------------------
+
+    def _allocate_ip(self, pods: list[Obj]) -> str:
+        used = {(p.get("status") or {}).get("podIP") for p in pods}
+        for host in range(FIRST_POD_HOST, POD_NET.num_addresses - 1):
+            ip = str(POD_NET.network_address + host)
+            if ip not in used:
+                return ip
+        raise RuntimeError("pod network 10.34.0.0/16 is full")
+
+    def _pod_spec(self, pod: Obj, ip: str) -> PodSpec:
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        name, namespace = meta["name"], meta.get("namespace", "default")
+        router = wl.is_router(pod)
+        containers: list[ContainerSpec] = []
+        pod_sc = spec.get("securityContext") or {}
+        for c in spec.get("containers") or []:
+            if router and c.get("name") == wl.PROXY_CONTAINER:
+                continue
+            sc = c.get("securityContext") or {}
+            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+            env = {
+                e["name"]: str(e.get("value", ""))
+                for e in c.get("env") or []
+                if isinstance(e, dict) and "name" in e
+            }
+            containers.append(
+                ContainerSpec(
+                    name=c.get("name", "app"),
+                    argv=argv,
+                    env=env,
+                    run_as_user=sc.get("runAsUser", pod_sc.get("runAsUser", 0)),
+                    run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup", 0)),
+                    working_dir=c.get("workingDir"),
+                )
+            )
+        proxy: ProxySpec | None = None
+        if router or wl.wants_sidecar(pod):
+            kind: Literal["sidecar", "router"] = "router" if router else "sidecar"
+            node_id = f"{kind}~{ip}~{name}.{namespace}~{namespace}.svc.cluster.local"
+            boot = bootstrap_config(
+                node_id,
+                str(self.xds_socket),
+                cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
+                metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
+            )
+            proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
+        return PodSpec(
+            name=name,
+            namespace=namespace,
+            uid=meta.get("uid", ""),
+            ip=ip,
+            containers=containers,
+            proxy=proxy,
+            capture=proxy is not None and not router,
+            labels=dict(meta.get("labels") or {}),
+        )
+
+    def _pods(self, objs: list[Obj]) -> None:
+        pods = [o for o in objs if o.get("kind") == "Pod"]
+        wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
+        running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        for ns_name in sorted(set(running) - set(wanted)):
+            log.info("stopping pod %s/%s", *ns_name)
+            self.runtime.stop_pod(*ns_name)
+        for ns_name, pod in sorted(wanted.items()):
+            if ns_name in running:
+                continue
+            status = dict(pod.get("status") or {})
+            ip = status.get("podIP") or self._allocate_ip(pods)
+            if not status.get("podIP"):
+                status.update({"phase": "Pending", "podIP": ip})
+                pod["status"] = status
+                self.store.update_status(_key(pod), status)
+            log.info("starting pod %s/%s at %s", *ns_name, ip)
+            try:
+                self.runtime.start_pod(self._pod_spec(pod, ip))
+            except Exception as exc:  # one bad pod must not stop the others
+                log.exception("pod %s/%s failed to start", *ns_name)
+                status.update({"phase": "Failed", "reason": "StartError", "message": str(exc)})
+                self.store.update_status(_key(pod), status)
+        self.runtime.reconcile()
+        states = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        for ns_name, pod in wanted.items():
+            state = states.get(ns_name)
+            if state is None:
+                continue
+            status = state.to_status() if hasattr(state, "to_status") else {}
+            old = pod.get("status") or {}
+            merged = {**old, **status}
+            if merged != old:
+                self.store.update_status(_key(pod), merged)
+
+    # -- snapshot ----------------------------------------------------------------------
+
+    def _typed_resources(self) -> list[Resource]:
+        out: list[Resource] = []
+        seen: set[tuple[ResourceKey, str]] = set()
+        for stored in self.store.list():
+            cache_key = (stored.key, str(stored.resource_version))
+            seen.add(cache_key)
+            res = self._typed.get(cache_key)
+            if res is None:
+                res, problems = decode_object(stored.object)
+                if res is None:
+                    log.warning("skipping %s: %s", stored.key, "; ".join(map(str, problems)))
+                    continue
+                self._typed[cache_key] = res
+            out.append(res)
+        for stale in set(self._typed) - seen:
+            del self._typed[stale]
+        return out
+
+    def run_once(self) -> Snapshot:
+        self._gateways(self._objects())
+        self._garbage_collect(self._objects())
+        self._deployments(self._objects())
+        self._pods(self._objects())
+        self.snapshot = Snapshot.build(self._typed_resources())
+        return self.snapshot
