@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from meshgate.client import ApiError, Client, NotRunning
-from meshgate.home import pid_file, server_log
+from meshgate.home import api_socket, pid_file, server_log, token_file
 
 
 class StartError(Exception):
@@ -101,4 +101,7 @@ def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
 
         if teardown(home, force=True):
             ran = True
+        # What a killed control plane could not remove itself.
+        for leftover in (pid_file(home), token_file(home), api_socket(home)):
+            leftover.unlink(missing_ok=True)
     return ran
