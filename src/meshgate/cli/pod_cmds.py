@@ -29,7 +29,8 @@ def _call(method: str, path: str, body: object = None) -> dict[str, object]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except ApiError as exc:
-        typer.echo(f"Error from server: {exc}", err=True)
+        reason = exc.body.get("reason")
+        typer.echo(f"Error from server{f' ({reason})' if reason else ''}: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

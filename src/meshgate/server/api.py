@@ -59,7 +59,9 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 result: JSONResponse = await handler(request)
                 return result
             except KeyError as exc:
-                return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
+                # kubectl's shape: "Error from server (NotFound): pod default/x not found"
+                what = exc.args[0] if exc.args else "not found"
+                return JSONResponse({"error": str(what), "reason": "NotFound"}, status_code=404)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
 

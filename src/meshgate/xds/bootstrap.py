@@ -24,6 +24,10 @@ XDS_CLUSTER = "xds-grpc"
 
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _CARES = "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig"
+_DOWNSTREAM_CONNECTIONS = (
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+)
+MAX_DOWNSTREAM_CONNECTIONS = 2**31 - 1
 
 
 def bootstrap_config(
@@ -62,6 +66,19 @@ def bootstrap_config(
         },
         "static_resources": {"clusters": [_xds_cluster(xds_address)]},
         "admin": {"address": _socket_address(admin_address, admin_port)},
+        # As Istio does: an explicit (effectively unlimited) global connection limit, so
+        # Envoy does not warn at every start that none is configured.
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": f"type.googleapis.com/{_DOWNSTREAM_CONNECTIONS}",
+                        "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+                    },
+                }
+            ]
+        },
     }
     if dns_resolver is not None:
         host, port = _split_host_port(dns_resolver, default_port=53)

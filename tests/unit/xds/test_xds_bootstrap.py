@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 from envoy.config.bootstrap.v3.bootstrap_pb2 import Bootstrap
 from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb2
+from envoy.extensions.resource_monitors.downstream_connections.v3 import (
+    downstream_connections_pb2,
+)
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import json_format
 
 from meshgate.xds.bootstrap import XDS_CLUSTER, bootstrap_config, envoy_argv
 
 # Referenced so the Any types in the bootstrap are in the descriptor pool.
-_REGISTERED = (cares_dns_resolver_pb2, http_protocol_options_pb2)
+_REGISTERED = (cares_dns_resolver_pb2, http_protocol_options_pb2, downstream_connections_pb2)
 
 
 def _xds_address(config: dict[str, Any]) -> dict[str, Any]:
