@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from meshgate.cli import (
+    analyze,
     apply,
     delete,
     describe,
@@ -53,6 +54,7 @@ app.command("get", epilog=get.EXAMPLES)(get.command)
 app.command("describe", epilog=describe.EXAMPLES)(describe.command)
 app.command("delete", epilog=delete.EXAMPLES)(delete.command)
 app.command("validate", epilog=validate.EXAMPLES)(validate.command)
+app.command("analyze", epilog=analyze.EXAMPLES)(analyze.command)
 app.command("history", epilog=history.HISTORY_EXAMPLES)(history.history_command)
 app.command("rollback", epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
 app.command("version")(version.command)

@@ -1,0 +1,56 @@
+"""DestinationRule analyzers: the host must be a service, and each subset must select pods.
+
+Rules of this module (Istio's ``PodNotSelectedAnalyzer``, same codes and wording):
+- A host no visible service answers to is IST0174 (and its subsets are not judged).
+- A subset selects the pods whose labels, augmented with their node's topology labels
+  (``topology.kubernetes.io/region``, ``.../zone``, ``topology.istio.io/subzone`` and
+  ``kubernetes.io/hostname``, when set and not empty), carry the subset's labels and the
+  ServiceEntry's workload selector. A subset selecting none is IST0173.
+"""
+
+from __future__ import annotations
+
+from meshgate.analysis import messages as msg
+from meshgate.analysis.context import AnalysisContext, Entry, selects
+from meshgate.analysis.services import ServiceIndex
+from meshgate.api.kinds.istio_networking import DestinationRule
+from meshgate.api.kinds.kubernetes import Pod
+
+TOPOLOGY_LABELS = (
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+    "kubernetes.io/hostname",
+)
+
+
+def _pod_labels(ctx: AnalysisContext, pod: Entry[Pod]) -> dict[str, str]:
+    labels = dict(pod.labels)
+    node = ctx.nodes.get(pod.resource.spec.node_name or "")
+    if node is not None:
+        for key in TOPOLOGY_LABELS:
+            value = node.labels.get(key)
+            if value:
+                labels.setdefault(key, value)
+    return labels
+
+
+def subsets_select_pods(ctx: AnalysisContext) -> None:
+    """IST0174 for a host that is no service; IST0173 for a subset selecting no pod."""
+    services = ServiceIndex(ctx)
+    pod_labels = [_pod_labels(ctx, p) for p in ctx.of(Pod)]
+    for dr in ctx.of(DestinationRule):
+        spec = dr.resource.spec
+        service = services.lookup(dr.namespace, spec.host, spec.export_to)
+        if service is None:
+            ctx.report(dr, msg.UNKNOWN_DR_HOST, spec.host, path=("spec", "host"))
+            continue
+        for i, subset in enumerate(spec.subsets or []):
+            wanted = {**service.workload_selector, **(subset.labels or {})}
+            if not any(selects(wanted, labels) for labels in pod_labels):
+                ctx.report(
+                    dr,
+                    msg.DR_SUBSET_NOT_SELECT_PODS,
+                    subset.name,
+                    path=("spec", "subsets", i, "name"),
+                )

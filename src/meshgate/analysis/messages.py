@@ -1,0 +1,272 @@
+"""The analysis message catalog: Istio's codes, names, levels and wording, plus meshgate's own.
+
+Rules of this module:
+- Where a check is the same as one of ``istioctl analyze``'s, it uses Istio's code, name,
+  level and message template (istio/istio ``pkg/config/analysis/msg/messages.yaml``), so a
+  user can look the code up in Istio's documentation. Codes meshgate adds are ``MG2xxx``.
+- Templates are ``str.format`` strings; ``quote`` renders a Go ``%q`` argument.
+- A ``Message`` prints exactly as istioctl's log format:
+  ``Error [IST0101] (VirtualService default/foo vs.yaml:12) Referenced host not found: "bar"``;
+  the ``file:line`` part appears only when the resource came from a file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from meshgate.api.problems import Severity
+
+DOCS_URL = "https://istio.io/latest/docs/reference/config/analysis/"
+
+
+@dataclass(frozen=True)
+class MessageType:
+    code: str
+    name: str
+    level: Severity
+    template: str
+    description: str
+
+    @property
+    def url(self) -> str:
+        return "" if self.code.startswith("MG") else f"{DOCS_URL}{self.code.lower()}"
+
+
+def quote(value: object) -> str:
+    """Go's ``%q`` for the strings we print: double quotes, escapes as JSON writes them."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+DEPRECATED = MessageType(
+    "IST0002",
+    "Deprecated",
+    W,
+    "Deprecated: {}",
+    "A feature that the configuration is depending on is now deprecated.",
+)
+REFERENCED_RESOURCE_NOT_FOUND = MessageType(
+    "IST0101",
+    "ReferencedResourceNotFound",
+    E,
+    "Referenced {} not found: {}",
+    "A resource being referenced does not exist.",
+)
+SCHEMA_VALIDATION_ERROR = MessageType(
+    "IST0106",
+    "SchemaValidationError",
+    E,
+    "Schema validation error: {}",
+    "The resource has a schema validation error.",
+)
+CONFLICTING_MESH_GATEWAY_VS_HOSTS = MessageType(
+    "IST0109",
+    "ConflictingMeshGatewayVirtualServiceHosts",
+    E,
+    "The VirtualServices {} associated with mesh gateway define the same host {} which can "
+    "lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices "
+    "into a single resource.",
+    "Conflicting hosts on VirtualServices associated with mesh gateway",
+)
+CONFLICTING_SIDECAR_SELECTORS = MessageType(
+    "IST0110",
+    "ConflictingSidecarWorkloadSelectors",
+    E,
+    "The Sidecars {} in namespace {} select the same workload pod {}, which can lead to "
+    "undefined behavior.",
+    "A Sidecar resource selects the same workloads as another Sidecar resource",
+)
+MULTIPLE_SIDECARS_WITHOUT_SELECTORS = MessageType(
+    "IST0111",
+    "MultipleSidecarsWithoutWorkloadSelectors",
+    E,
+    "The Sidecars {} in namespace {} have no workload selector, which can lead to undefined "
+    "behavior.",
+    "More than one sidecar resource in a namespace has no workload selector",
+)
+VS_DESTINATION_PORT_SELECTOR_REQUIRED = MessageType(
+    "IST0112",
+    "VirtualServiceDestinationPortSelectorRequired",
+    E,
+    "This VirtualService routes to a service {} that exposes multiple ports {}. Specifying a "
+    "port in the destination is required to disambiguate.",
+    "A VirtualService routes to a service with more than one port exposed, but does not "
+    "specify which to use.",
+)
+NO_MATCHING_WORKLOADS_FOUND = MessageType(
+    "IST0127",
+    "NoMatchingWorkloadsFound",
+    W,
+    "No matching workloads for this resource with the following labels: {}",
+    "There aren't workloads matching the resource labels",
+)
+VS_UNREACHABLE_RULE = MessageType(
+    "IST0130",
+    "VirtualServiceUnreachableRule",
+    W,
+    "VirtualService rule {} not used ({}).",
+    "A VirtualService rule will never be used because a previous rule uses the same match.",
+)
+VS_INEFFECTIVE_MATCH = MessageType(
+    "IST0131",
+    "VirtualServiceIneffectiveMatch",
+    INFO,
+    "VirtualService rule {} match {} is not used (duplicate/overlapping match in rule {}).",
+    "A VirtualService rule match duplicates a match in a previous rule.",
+)
+VS_HOST_NOT_FOUND_IN_GATEWAY = MessageType(
+    "IST0132",
+    "VirtualServiceHostNotFoundInGateway",
+    W,
+    "one or more host {} defined in VirtualService {} not found in Gateway {}.",
+    "Host defined in VirtualService not found in Gateway.",
+)
+SCHEMA_WARNING = MessageType(
+    "IST0133",
+    "SchemaWarning",
+    W,
+    "Schema validation warning: {}",
+    "The resource has a schema validation warning.",
+)
+SERVICE_ENTRY_ADDRESSES_REQUIRED = MessageType(
+    "IST0134",
+    "ServiceEntryAddressesRequired",
+    W,
+    "ServiceEntry addresses are required for this protocol.",
+    "Virtual IP addresses are required for ports serving TCP (or unset) protocol",
+)
+DEPRECATED_ANNOTATION = MessageType(
+    "IST0135",
+    "DeprecatedAnnotation",
+    INFO,
+    "Annotation {} has been deprecated{} and may not work in future Istio versions.",
+    "A resource is using a deprecated Istio annotation.",
+)
+CONFLICTING_GATEWAYS = MessageType(
+    "IST0145",
+    "ConflictingGateways",
+    E,
+    "Conflict with gateways {} (workload selector {}, port {}, hosts {}).",
+    "Gateway should not have the same selector, port and matched hosts of server",
+)
+GATEWAY_PORT_NOT_DEFINED_ON_SERVICE = MessageType(
+    "IST0162",
+    "GatewayPortNotDefinedOnService",
+    W,
+    "The gateway is listening on a target port (port {}) that is not defined in the Service "
+    "associated with its workload instances (Pod selector {}). If you need to access the "
+    "gateway port through the gateway Service, it will not be available.",
+    "Gateway port not exposed by service",
+)
+DR_SUBSET_NOT_SELECT_PODS = MessageType(
+    "IST0173",
+    "DestinationRuleSubsetNotSelectPods",
+    E,
+    "The Subset {} defined in the DestinationRule does not select any pods. Which may lead to "
+    "503 UH (NoHealthyUpstream).",
+    "A subset in a DestinationRule does not select any pods.",
+)
+UNKNOWN_DR_HOST = MessageType(
+    "IST0174",
+    "UnknownDestinationRuleHost",
+    W,
+    "The host {} defined in the DestinationRule does not match any services in the mesh.",
+    "The host of a DestinationRule does not match any service in the mesh.",
+)
+SKIPPED_KIND = MessageType(
+    "MG2001",
+    "UnsupportedKindSkipped",
+    INFO,
+    "Skipped: {} is not a kind meshgate models; it was not analyzed.",
+    "A document of a kind meshgate does not model (EnvoyFilter, say) was read and skipped.",
+)
+
+CATALOG: tuple[MessageType, ...] = (
+    DEPRECATED,
+    REFERENCED_RESOURCE_NOT_FOUND,
+    SCHEMA_VALIDATION_ERROR,
+    CONFLICTING_MESH_GATEWAY_VS_HOSTS,
+    CONFLICTING_SIDECAR_SELECTORS,
+    MULTIPLE_SIDECARS_WITHOUT_SELECTORS,
+    VS_DESTINATION_PORT_SELECTOR_REQUIRED,
+    NO_MATCHING_WORKLOADS_FOUND,
+    VS_UNREACHABLE_RULE,
+    VS_INEFFECTIVE_MATCH,
+    VS_HOST_NOT_FOUND_IN_GATEWAY,
+    SCHEMA_WARNING,
+    SERVICE_ENTRY_ADDRESSES_REQUIRED,
+    DEPRECATED_ANNOTATION,
+    CONFLICTING_GATEWAYS,
+    GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+    DR_SUBSET_NOT_SELECT_PODS,
+    UNKNOWN_DR_HOST,
+    SKIPPED_KIND,
+)
+
+_LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+def level_rank(level: Severity) -> int:
+    return _LEVEL_RANK[level]
+
+
+def parse_level(text: str) -> Severity:
+    """``error``/``Warning``/``INFO`` -> Severity; ValueError for anything else."""
+    for level in Severity:
+        if level.value.lower() == text.strip().lower():
+            return level
+    raise ValueError(f"invalid level {text!r}: use Error, Warning or Info")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One finding about one resource (``origin`` is ``Kind ns/name``, or ``Kind name``)."""
+
+    type: MessageType
+    origin: str
+    namespace: str
+    text: str
+    file: str = ""
+    line: int | None = None
+
+    @property
+    def level(self) -> Severity:
+        return self.type.level
+
+    @property
+    def reference(self) -> str:
+        if not self.file:
+            return self.origin
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{self.origin} {where}" if self.origin else where
+
+    def __str__(self) -> str:
+        return f"{self.level.value} [{self.type.code}] ({self.reference}) {self.text}"
+
+    def sort_key(self) -> tuple[str, str, int, str, str]:
+        return (self.origin, self.file, self.line or 0, self.type.code, self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of istioctl's ``-o json`` entries, plus name, file and line."""
+        out: dict[str, Any] = {
+            "code": self.type.code,
+            "name": self.type.name,
+            "level": self.level.value,
+            "message": self.text,
+            "origin": self.origin,
+            "reference": self.reference,
+        }
+        if self.type.url:
+            out["documentationUrl"] = self.type.url
+        if self.file:
+            out["file"] = self.file
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+def render(mtype: MessageType, *args: object) -> str:
+    return mtype.template.format(*args)

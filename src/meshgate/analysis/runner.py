@@ -1,0 +1,149 @@
+"""Running every analyzer over one set of inputs, and choosing what to show.
+
+Rules of this module:
+- ``ANALYZERS`` is the table of analyzers (name as Istio names it, what it checks, the
+  function); each gets the same read-only context and reports into it.
+- Messages come back sorted (origin, file, line, code, text) and de-duplicated: two
+  analyzers making the same finding (a Gateway selector that matches no pod is found by
+  both the port and the credential analyzer, as in Istio) print it once.
+- ``Result.shown`` keeps messages at or above the output threshold, about resources in the
+  namespaces asked for (cluster-scoped resources and file-level notes always count);
+  ``Result.failed`` says whether any shown message reaches the failure threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meshgate.analysis import (
+    authz,
+    deprecation,
+    destinationrules,
+    gateways,
+    serviceentries,
+    sidecars,
+    virtualservices,
+    vsmatches,
+)
+from meshgate.analysis.context import AnalysisContext
+from meshgate.analysis.inputs import Inputs
+from meshgate.analysis.messages import Message, level_rank
+from meshgate.api.problems import Severity
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    name: str
+    description: str
+    run: Callable[[AnalysisContext], None]
+
+
+ANALYZERS: tuple[Analyzer, ...] = (
+    Analyzer(
+        "gateway.IngressGatewayPortAnalyzer",
+        "a Gateway's selector matches pods, and its ports are on their Service",
+        gateways.gateway_ports,
+    ),
+    Analyzer(
+        "gateway.SecretAnalyzer",
+        "a Gateway's credentialName names an existing Secret",
+        gateways.gateway_secrets,
+    ),
+    Analyzer(
+        "gateway.ConflictingGatewayAnalyzer",
+        "no two Gateways claim the same workload, port and host",
+        gateways.conflicting_gateways,
+    ),
+    Analyzer(
+        "virtualservice.DestinationHostAnalyzer",
+        "route and mirror destinations are known services, with ports they expose",
+        virtualservices.destination_hosts,
+    ),
+    Analyzer(
+        "virtualservice.DestinationRuleAnalyzer",
+        "destination subsets are defined by a DestinationRule",
+        virtualservices.destination_subsets,
+    ),
+    Analyzer(
+        "virtualservice.GatewayAnalyzer",
+        "referenced gateways exist and publish the VirtualService's hosts",
+        virtualservices.gateways,
+    ),
+    Analyzer(
+        "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
+        "mesh-bound VirtualServices do not define the same host",
+        virtualservices.conflicting_mesh_hosts,
+    ),
+    Analyzer(
+        "schema.ValidationAnalyzer.VirtualService",
+        "no VirtualService rule or match is shadowed by an earlier one",
+        vsmatches.unreachable_rules,
+    ),
+    Analyzer(
+        "destinationrule.SubsetSelectPodAnalyzer",
+        "a DestinationRule's host is a service and its subsets select pods",
+        destinationrules.subsets_select_pods,
+    ),
+    Analyzer(
+        "serviceentry.Analyzer",
+        "ServiceEntries with TCP ports have addresses",
+        serviceentries.addresses_required,
+    ),
+    Analyzer(
+        "sidecar.SelectorAnalyzer",
+        "Sidecar selectors select pods, and no pod is selected twice",
+        sidecars.selectors,
+    ),
+    Analyzer(
+        "sidecar.DefaultSelectorAnalyzer",
+        "at most one selector-less Sidecar per namespace",
+        sidecars.default_selectors,
+    ),
+    Analyzer(
+        "auth.AuthorizationPoliciesAnalyzer",
+        "AuthorizationPolicies apply to in-mesh workloads and name existing namespaces",
+        authz.policies,
+    ),
+    Analyzer(
+        "deprecation.DeprecationAnalyzer",
+        "no deprecated fields",
+        deprecation.deprecated_fields,
+    ),
+    Analyzer(
+        "annotations.K8sAnalyzer",
+        "no deprecated Istio annotations",
+        deprecation.deprecated_annotations,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    messages: tuple[Message, ...]
+
+    def shown(
+        self, namespaces: set[str] | None = None, threshold: Severity = Severity.INFO
+    ) -> list[Message]:
+        """Messages at or above ``threshold``; only in ``namespaces`` unless None (all)."""
+        floor = level_rank(threshold)
+        return [
+            m
+            for m in self.messages
+            if level_rank(m.level) >= floor
+            and (namespaces is None or not m.namespace or m.namespace in namespaces)
+        ]
+
+    @staticmethod
+    def failed(shown: list[Message], threshold: Severity) -> bool:
+        return any(level_rank(m.level) >= level_rank(threshold) for m in shown)
+
+
+def analyze(inputs: Inputs, analyzers: tuple[Analyzer, ...] = ANALYZERS) -> Result:
+    """Run ``analyzers`` over ``inputs``; the inputs' own notes come first in the result."""
+    ctx = AnalysisContext(inputs.resources, list(inputs.nodes.values()))
+    for analyzer in analyzers:
+        analyzer.run(ctx)
+    found = sorted(set(ctx.messages), key=Message.sort_key)
+    notes = list(dict.fromkeys(inputs.notes))
+    return Result(tuple(notes + [m for m in found if m not in notes]))
