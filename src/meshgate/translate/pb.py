@@ -16,8 +16,11 @@ from meshgate.model import durations
 
 
 def pack(message: Any) -> Any:
+    # Deterministic: the packed bytes end up inside resources whose hash is the xDS version.
+    # Map fields (the access log's Struct) would otherwise serialise in hash-seed order, and
+    # every control-plane restart would push the same config again under a new version.
     packed = any_pb2.Any()
-    packed.Pack(message)
+    packed.Pack(message, deterministic=True)
     return packed
 
 

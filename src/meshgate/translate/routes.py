@@ -16,6 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -254,6 +255,24 @@ def _grpc_code(name: str) -> int:
 
 def retry_policy(retries: Any, mesh: MeshSettings) -> Any | None:
     if retries is None:
+        default = _mesh_retry_policy(mesh)
+        if default is None:
+            return None
+        policy = rc.RetryPolicy()
+        policy.CopyFrom(default)
+        return policy
+    return _retry_policy(retries, mesh)
+
+
+@functools.lru_cache(maxsize=16)
+def _mesh_retry_policy(mesh: MeshSettings) -> Any | None:
+    """The mesh default retry policy; built once per mesh setting. Callers copy it (never
+    hand out this instance: protobuf messages are mutable)."""
+    return _retry_policy(None, mesh)
+
+
+def _retry_policy(retries: Any, mesh: MeshSettings) -> Any | None:
+    if retries is None:
         attempts, retry_on = mesh.retry_attempts, mesh.retry_on
     else:
         attempts = get_int(retries, "attempts")
@@ -384,13 +403,23 @@ def _one_route(http: Any, match: Any | None, namespace: str, ctx: RouteContext) 
 
 def default_route(cluster: str, host: str, port: int, mesh: MeshSettings) -> Any:
     """The ``default`` route of a service without a VirtualService."""
-    action = rc.RouteAction(cluster=cluster, timeout=seconds(0))
-    policy = retry_policy(None, mesh)
-    if policy is not None:
-        action.retry_policy.CopyFrom(policy)
-    route = rc.Route(name=naming.DEFAULT_ROUTE, match=rc.RouteMatch(prefix="/"), route=action)
+    # A sidecar has one of these per visible service (tens of thousands): copy a prepared
+    # route and set the two fields that differ.
+    route = rc.Route()
+    route.CopyFrom(_default_route_template(mesh))
+    route.route.cluster = cluster
     route.decorator.operation = f"{host}:{port}/*"
     return route
+
+
+@functools.lru_cache(maxsize=16)
+def _default_route_template(mesh: MeshSettings) -> Any:
+    """A ``default`` route without cluster and decorator. Callers copy it, never share it."""
+    action = rc.RouteAction(timeout=seconds(0))
+    policy = _mesh_retry_policy(mesh)
+    if policy is not None:
+        action.retry_policy.CopyFrom(policy)
+    return rc.Route(name=naming.DEFAULT_ROUTE, match=rc.RouteMatch(prefix="/"), route=action)
 
 
 def catch_all_vhost(mode: str) -> Any:
