@@ -40,6 +40,12 @@ class WorkloadSelector(IstioWire):
     labels: dict[str, str] | None = None
 
 
+class TypeWorkloadSelector(IstioWire):
+    """istio.type.v1beta1.WorkloadSelector (``matchLabels``), as DestinationRule uses it."""
+
+    match_labels: dict[str, str] | None = None
+
+
 class PortSelector(IstioWire):
     number: UInt32 | None = None
 
@@ -561,7 +567,7 @@ class DestinationRuleSpec(IstioWire):
     traffic_policy: TrafficPolicy | None = None
     subsets: list[Subset] | None = None
     export_to: list[str] | None = None
-    workload_selector: WorkloadSelector | None = None
+    workload_selector: TypeWorkloadSelector | None = None
 
 
 class DestinationRule(_IstioResource):
