@@ -1,0 +1,172 @@
+"""VirtualService analyzers: destinations, subsets, gateways, mesh host conflicts."""
+
+from __future__ import annotations
+
+from tests.unit.analysis.conftest import Run, codes
+
+from meshgate.analysis import virtualservices as vsa
+
+SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-2port, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}, {name: http2, port: 9090}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: default}
+spec:
+  hosts: ["*.wikipedia.org"]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: other}
+spec:
+  hosts: [private.example.com]
+  exportTo: ["."]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+"""
+
+
+def vs(name: str, route: str, namespace: str = "default", extra: str = "") -> str:
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  hosts: [{name}.example.com]
+{extra}  http:
+  - route:
+    - destination: {route}
+"""
+
+
+def test_destination_hosts_resolve_to_services(run: Run) -> None:
+    clean = (
+        SERVICES
+        + vs("short", "{host: reviews}")
+        + vs("fqdn", "{host: reviews.default.svc.cluster.local, port: {number: 9080}}")
+        + vs("wildcard", "{host: en.wikipedia.org}")
+        + vs("twoport", "{host: reviews-2port, port: {number: 9090}}")
+    )
+    assert run(clean, vsa.destination_hosts) == []
+
+
+def test_unknown_host_bad_port_and_missing_port_selector(run: Run) -> None:
+    text = (
+        SERVICES
+        + vs("bogus", "{host: reviews-bogus}")
+        + vs("badport", "{host: reviews, port: {number: 1}}")
+        + vs("missing", "{host: reviews-2port}")
+        + vs("hidden", "{host: private.example.com}")
+        + vs("wildroot", "{host: wikipedia.org}")
+    )
+    found = run(text, vsa.destination_hosts)
+    assert codes(found) == [
+        ("IST0101", "VirtualService default/badport"),
+        ("IST0101", "VirtualService default/bogus"),
+        ("IST0101", "VirtualService default/hidden"),  # exportTo "." of another namespace
+        ("IST0101", "VirtualService default/wildroot"),  # *.wikipedia.org never covers the apex
+        ("IST0112", "VirtualService default/missing"),
+    ]
+    texts = {m.origin: m.text for m in found}
+    assert texts["VirtualService default/bogus"] == 'Referenced host not found: "reviews-bogus"'
+    assert texts["VirtualService default/badport"] == 'Referenced host:port not found: "reviews:1"'
+    assert (
+        '"reviews-2port" that exposes multiple ports [9080 9090]'
+        in texts["VirtualService default/missing"]
+    )
+
+
+def test_mirror_hosts_are_checked_too(run: Run) -> None:
+    text = SERVICES + vs("m", "{host: reviews}") + "    mirror: {host: nowhere}\n"
+    found = run(text, vsa.destination_hosts)
+    assert [m.text for m in found] == ['Referenced mirror host not found: "nowhere"']
+
+
+def test_subsets_need_a_destination_rule_defining_them(run: Run) -> None:
+    rule = """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}]
+"""
+    good = SERVICES + rule + vs("ok", "{host: reviews.default.svc.cluster.local, subset: v1}")
+    assert run(good, vsa.destination_subsets) == []
+    bad = SERVICES + rule + vs("bogus", "{host: reviews, subset: v9}")
+    found = run(bad, vsa.destination_subsets)
+    assert [m.text for m in found] == [
+        'Referenced host+subset in destinationrule not found: "reviews+v9"'
+    ]
+
+
+GATEWAY = """
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["default/*.example.com", "./local.example.com"]
+"""
+
+
+def test_gateways_must_exist_and_publish_the_hosts(run: Run) -> None:
+    ok = vs("app", "{host: reviews}", extra="  gateways: [istio-system/gw, mesh]\n")
+    assert run(SERVICES + GATEWAY + ok, vsa.gateways) == []
+    missing = vs("app", "{host: reviews}", extra="  gateways: [nope]\n")
+    found = run(SERVICES + GATEWAY + missing, vsa.gateways)
+    assert codes(found) == [
+        ("IST0101", "VirtualService default/app"),
+        ("IST0132", "VirtualService default/app"),
+    ]
+    # The gateway publishes *.example.com only to namespace default.
+    elsewhere = vs("app", "{host: reviews}", "team", extra="  gateways: [istio-system/gw]\n")
+    found = run(SERVICES + GATEWAY + elsewhere, vsa.gateways)
+    assert codes(found) == [("IST0132", "VirtualService team/app")]
+    assert "not found in Gateway istio-system/gw" in found[0].text
+
+
+def test_mesh_bound_virtual_services_sharing_a_host_conflict(run: Run) -> None:
+    def bound(name: str, namespace: str, export: str = "") -> str:
+        extra = f"  exportTo: [{export}]\n" if export else ""
+        return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  hosts: [ratings.shared.svc.cluster.local]
+{extra}  http:
+  - route:
+    - destination: {{host: ratings.shared.svc.cluster.local}}
+"""
+
+    found = run(bound("a", "team1") + bound("b", "team2"), vsa.conflicting_mesh_hosts)
+    assert codes(found) == [
+        ("IST0109", "VirtualService team1/a"),
+        ("IST0109", "VirtualService team2/b"),
+    ]
+    assert "team1/a,team2/b" in found[0].text
+    private = bound("a", "team1", '"."') + bound("b", "team2", '"."')
+    assert run(private, vsa.conflicting_mesh_hosts) == []
+    gateway_only = bound("a", "team1") + bound("b", "team2").replace(
+        "  http:", "  gateways: [gw]\n  http:"
+    )
+    assert run(gateway_only, vsa.conflicting_mesh_hosts) == []
