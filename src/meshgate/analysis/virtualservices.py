@@ -58,7 +58,9 @@ def route_destinations(vs: VirtualService) -> Iterator[RouteDestination]:
     for kind, routes in sections:
         for i, route in enumerate(routes):
             for j, rd in enumerate(route.route or []):
-                yield RouteDestination(kind, rd.destination, ("spec", kind, i, "route", j))
+                yield RouteDestination(
+                    kind, rd.destination, ("spec", kind, i, "route", j, "destination")
+                )
 
 
 def mirror_destinations(vs: VirtualService) -> Iterator[RouteDestination]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.unit.cli.conftest import mg, walkthrough  # noqa: F401  (CLI fixtures, reused)
 
 from meshgate.analysis.context import AnalysisContext
 from meshgate.analysis.inputs import read_files, with_defaults

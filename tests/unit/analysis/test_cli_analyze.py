@@ -1,0 +1,118 @@
+"""``meshgate analyze``: offline files, the store, thresholds and output formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.unit.cli.conftest import WALKTHROUGH, Run
+
+BAD_VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: foo
+spec:
+  hosts: [foo.example.com]
+  http:
+  - route:
+    - destination:
+        host: bar
+"""
+
+TCP_SE = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.example.com]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: DNS
+"""
+
+
+def test_walkthrough_offline_is_clean(mg: Run) -> None:
+    result = mg("analyze", "--offline", "-f", str(WALKTHROUGH))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "\u2714 No validation issues found when analyzing all namespaces." in result.stderr
+
+
+def test_walkthrough_without_the_gateway_workload_is_not_clean(mg: Run) -> None:
+    files = [str(p) for p in sorted(WALKTHROUGH.glob("*.yaml")) if "4-" not in p.name]
+    gateway_docs = (WALKTHROUGH / "4-egress-gateway.yaml").read_text().split("---\n")[1:]
+    result = mg(
+        "analyze",
+        "--offline",
+        *[a for f in files for a in ("-f", f)],
+        "-f",
+        "-",
+        input="---\n".join(gateway_docs),
+    )
+    assert result.exit_code == 79
+    assert 'Referenced selector not found: "istio=egressgateway"' in result.stdout
+
+
+def test_message_format_and_failure(mg: Run, tmp_path: Path) -> None:
+    path = tmp_path / "vs.yaml"
+    path.write_text(BAD_VS)
+    result = mg("analyze", "--offline", "-f", str(path))
+    assert result.exit_code == 79
+    assert result.stdout.splitlines() == [
+        f'Error [IST0101] (VirtualService default/foo {path}:10) Referenced host not found: "bar"'
+    ]
+    assert "Analyzers found issues when analyzing all namespaces" in result.stderr
+
+
+def test_thresholds(mg: Run, tmp_path: Path) -> None:
+    path = tmp_path / "se.yaml"
+    path.write_text(TCP_SE)
+    warned = mg("analyze", "--offline", "-f", str(path))
+    assert warned.exit_code == 0 and "Warning [IST0134]" in warned.stdout
+    strict = mg("analyze", "--offline", "-f", str(path), "--failure-threshold", "Warning")
+    assert strict.exit_code == 79
+    quiet = mg("analyze", "--offline", "-f", str(path), "--output-threshold", "Error")
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    bad = mg("analyze", "--offline", "-f", str(path), "--failure-threshold", "Loud")
+    assert bad.exit_code == 1 and "invalid level" in bad.stderr
+
+
+def test_json_and_yaml_output(mg: Run, tmp_path: Path) -> None:
+    path = tmp_path / "vs.yaml"
+    path.write_text(BAD_VS)
+    result = mg("analyze", "--offline", "-f", str(path), "-o", "json")
+    [entry] = json.loads(result.stdout)
+    assert entry["code"] == "IST0101"
+    assert entry["origin"] == "VirtualService default/foo"
+    assert entry["line"] == 10 and entry["level"] == "Error"
+    yaml_out = mg("analyze", "--offline", "-f", str(path), "-o", "yaml")
+    assert "code: IST0101" in yaml_out.stdout
+
+
+def test_namespace_filter(mg: Run, tmp_path: Path) -> None:
+    path = tmp_path / "vs.yaml"
+    path.write_text(BAD_VS)
+    other = mg("analyze", "--offline", "-f", str(path), "-n", "other")
+    # -n applies to documents without a namespace, so foo lands in "other" and is shown.
+    assert "VirtualService other/foo" in other.stdout
+    path.write_text(BAD_VS.replace("name: foo", "name: foo\n  namespace: team"))
+    hidden = mg("analyze", "--offline", "-f", str(path), "-n", "default")
+    assert hidden.exit_code == 0 and hidden.stdout == ""
+
+
+def test_offline_needs_files(mg: Run) -> None:
+    result = mg("analyze", "--offline")
+    assert result.exit_code == 1 and "-f" in result.stderr
+
+
+def test_store_of_the_walkthrough_is_clean(walkthrough: Run) -> None:
+    result = walkthrough("analyze")
+    assert result.exit_code == 0, result.output
+    assert "No validation issues found when analyzing namespace: default." in result.stderr
+    everywhere = walkthrough("analyze", "-A")
+    assert everywhere.exit_code == 0 and everywhere.stdout == ""
+
+
+def test_files_are_laid_over_the_store(walkthrough: Run, tmp_path: Path) -> None:
+    path = tmp_path / "vs.yaml"
+    path.write_text(BAD_VS.replace("host: bar", "host: aliyun.com"))
+    result = walkthrough("analyze", "-f", str(path))
+    assert result.exit_code == 0, result.output  # aliyun.com's ServiceEntry is in the store
