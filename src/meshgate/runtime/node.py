@@ -7,7 +7,9 @@ Rules:
 - With a world: namespace `mg-<id>-inet`, linked to the node by a veth pair (node side
   203.0.113.1/30, inet side 203.0.113.2/30); the world's host addresses sit on the inet `lo`;
   the node routes each of them to the inet side and the inet routes the pod network back. No
-  NAT. The world's hosts are served by one static Envoy in the inet namespace.
+  NAT. The world's hosts are served by one static Envoy in the inet namespace; https hosts
+  use certificates of the world CA (``worldca``), published as ``world-ca.pem`` in the
+  runtime directory for pods to trust.
 - Without a world nothing routes out of the node: there is no link to the host network at all
   (such a link would have to be opt-in, and is not implemented).
 - `up()` is idempotent and adopts what is already there (a restarted control plane calls it
@@ -187,8 +189,12 @@ class Node:
         self.manifest.forget_veth(self.netns, names.NODE_TO_INET)
 
     def _world_envoy(self, world: World) -> None:
+        from meshgate.runtime.worldca import ensure_world_pki
+
+        pki = ensure_world_pki(self.state_dir, self.runtime_dir, world.https_hosts())
+        certs = {addr: (c.cert, c.key) for addr, c in pki.servers.items()}
         bootstrap = self.runtime_dir / "world-envoy.json"
-        content = json.dumps(envoy_bootstrap(world, self.world_admin_socket), indent=1)
+        content = json.dumps(envoy_bootstrap(world, self.world_admin_socket, certs), indent=1)
         if self._running(WORLD_KEY):
             if bootstrap.exists() and bootstrap.read_text() == content:
                 return

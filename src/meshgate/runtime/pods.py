@@ -431,6 +431,28 @@ class Runtime:
         )
         for f in ("resolv.conf", "hosts"):
             os.chmod(d / f, 0o644)
+        self._write_trust(d)
+
+    def _write_trust(self, etc: Path) -> None:
+        """With a simulated world, the pod trusts the world CA as it would the public CAs:
+        `/etc/netns/NS/ssl` (the host's bundle plus the world CA) is bind-mounted over
+        `/etc/ssl` by `ip netns exec`, for this pod only; the host's trust is untouched."""
+        world_ca = names.runtime_dir(self.mesh_id) / "world-ca.pem"
+        if not world_ca.exists():
+            return
+        certs = etc / "ssl" / "certs"
+        certs.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.chmod(etc / "ssl", 0o755)
+        host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+        bundle = host_bundle.read_bytes() if host_bundle.exists() else b""
+        if bundle and not bundle.endswith(b"\n"):
+            bundle += b"\n"
+        (certs / "ca-certificates.crt").write_bytes(bundle + world_ca.read_bytes())
+        os.chmod(certs / "ca-certificates.crt", 0o644)
+        host_cnf = Path("/etc/ssl/openssl.cnf")
+        if host_cnf.exists():
+            shutil.copyfile(host_cnf, etc / "ssl" / "openssl.cnf")
+            os.chmod(etc / "ssl" / "openssl.cnf", 0o644)
 
     def _capture(self, ns: str) -> None:
         rules = "\n".join(

@@ -11,13 +11,15 @@ Rules:
   the Host header says, like a real server. `server_header_transformation: PASS_THROUGH` keeps
   the host's own `server` header. Header values are literal (a `%` is escaped for Envoy).
 - `load_world("demo")` gives the built-in demo world; anything else is a path to a YAML file.
-- https ports are not supported yet (needs a world CA); the loader rejects them clearly.
+- An https port serves the same answers over TLS, with a certificate for the host's names
+  issued by the world CA (``worldca``); pods trust that CA as they would a public one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,12 +65,6 @@ class Port(_Model):
     protocol: Literal["http", "https"] = "http"
     response: HttpResponse = Field(default_factory=HttpResponse)
     paths: list[PathRule] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _https_todo(self) -> Port:
-        if self.protocol == "https":
-            raise ValueError("https world ports are not supported yet (no world CA)")
-        return self
 
 
 class Host(_Model):
@@ -121,6 +117,12 @@ class World(_Model):
     def addresses(self) -> list[str]:
         return sorted({h.address for h in self.hosts})
 
+    def https_hosts(self) -> dict[str, list[str]]:
+        """Address -> DNS names of every host with an https port (they need a certificate)."""
+        return {
+            h.address: h.names for h in self.hosts if any(p.protocol == "https" for p in h.ports)
+        }
+
 
 ALIYUN_BODY = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
 <html>
@@ -151,7 +153,16 @@ DEMO: dict[str, Any] = {
                         },
                         "body": ALIYUN_BODY,
                     },
-                }
+                },
+                {
+                    "port": 443,
+                    "protocol": "https",
+                    "response": {
+                        "status": 200,
+                        "headers": {"server": "Tengine", "content-type": "text/html"},
+                        "body": "<html><title>Aliyun (meshgate demo world)</title></html>\n",
+                    },
+                },
             ],
         },
         {
@@ -196,7 +207,16 @@ DEMO: dict[str, Any] = {
                         },
                         "body": "",
                     },
-                }
+                },
+                {
+                    "port": 443,
+                    "protocol": "https",
+                    "response": {
+                        "status": 200,
+                        "headers": {"server": "Varnish", "content-type": "text/html"},
+                        "body": "<html><title>CNN (meshgate demo world)</title></html>\n",
+                    },
+                },
             ],
         },
     ]
@@ -232,8 +252,31 @@ def _route(match: dict[str, str], resp: HttpResponse) -> dict[str, Any]:
     return route
 
 
-def envoy_bootstrap(world: World, admin_socket: Path) -> dict[str, Any]:
-    """A static Envoy bootstrap serving `world` (one listener per address and port)."""
+def _tls(cert: Path, key: Path) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/"
+            "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(cert)},
+                        "private_key": {"filename": str(key)},
+                    }
+                ],
+            },
+        },
+    }
+
+
+def envoy_bootstrap(
+    world: World, admin_socket: Path, certs: Mapping[str, tuple[Path, Path]] | None = None
+) -> dict[str, Any]:
+    """A static Envoy bootstrap serving `world` (one listener per address and port);
+    ``certs`` maps the address of each host with an https port to (cert, key) files."""
+    certs = certs or {}
     listeners = []
     for h in sorted(world.hosts, key=lambda x: x.address):
         for p in sorted(h.ports, key=lambda x: x.port):
@@ -262,20 +305,20 @@ def envoy_bootstrap(world: World, admin_socket: Path) -> dict[str, Any]:
                     }
                 ],
             }
+            chain: dict[str, Any] = {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+            if p.protocol == "https":
+                if h.address not in certs:
+                    raise ValueError(f"no certificate for https host {h.address}")
+                chain["transport_socket"] = _tls(*certs[h.address])
             listeners.append(
                 {
                     "name": f"world_{h.address}_{p.port}",
                     "address": {"socket_address": {"address": h.address, "port_value": p.port}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": hcm,
-                                }
-                            ]
-                        }
-                    ],
+                    "filter_chains": [chain],
                 }
             )
     return {

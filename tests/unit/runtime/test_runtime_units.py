@@ -80,7 +80,7 @@ hosts:
     [
         {"names": ["a"], "address": "8.8.8.8", "ports": [{"port": 80}]},  # a real address
         {"names": ["a"], "address": "203.0.113.2", "ports": [{"port": 80}]},  # the node link
-        {"names": ["a"], "address": "192.0.2.1", "ports": [{"port": 443, "protocol": "https"}]},
+        {"names": ["a"], "address": "192.0.2.1", "ports": [{"port": 443, "protocol": "ftp"}]},
         {"names": ["a"], "address": "192.0.2.1", "ports": [{"port": 80, "bogus": 1}]},
     ],
 )
