@@ -1,0 +1,636 @@
+"""HTTP/1.1 keep-alive load through meshgate's egress chain, against a direct path and a floor.
+
+Three paths from the seed's sleep pod to the demo world's aliyun.com (an Envoy answering 301
+on 198.51.100.10:80), all measured with ``wrk`` (one thread, keep-alive connections):
+
+- ``direct``: wrk runs as the proxy uid (so the pod's capture lets it pass) straight to the
+  host: what the host and the network cost with no proxy at all.
+- ``floor``: a minimal hand-written static Envoy configuration of the same two hops with the
+  gateway's JSON access log: a "sidecar" Envoy in the sleep pod fed by the same kind of
+  iptables REDIRECT, forwarding to a "gateway" Envoy in the gateway pod, which logs and
+  forwards to the host. The same binary and flags as meshgate's proxies (``--concurrency 1``).
+  This is what any Envoy-based mesh pays.
+- ``mesh``: meshgate's own chain, built through the CLI exactly as the seed walkthrough does
+  (``meshgate up --world demo``, apply examples/walkthrough/1..4), wrk started with
+  ``meshgate exec``: sidecar (captured) -> egress gateway (access log) -> host.
+
+For each run: requests/s, p50/p99 latency, CPU-ms per 1000 requests of every Envoy on the
+path (utime+stime from /proc/PID/stat before and after), and wrk's own CPU (read by wrk itself
+from /proc/self/stat when it finishes). Variants are interleaved in rotating order over
+several rounds; ratios are taken within a round, then best and median over rounds.
+Targets (issue 4): mesh >= 90% of the floor's requests/s at <= 1.1x its proxy CPU/request.
+
+Everything runs in the mesh's own namespaces (a temporary MESHGATE_HOME); the extra Envoys,
+the iptables rule and the temporary files are removed and ``meshgate down`` runs in a
+``finally``, also after a failure. Writes benchmarks/results/dataplane.json.
+Run (as root): .venv/bin/python benchmarks/dataplane.py [--rounds 3] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshgate.runtime import envoy
+from meshgate.runtime.manifest import Manifest
+from meshgate.translate.accesslog import ACCESS_LOG_FORMAT
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WALKTHROUGH = ROOT / "examples" / "walkthrough"
+STEPS = ("1-sleep.yaml", "2-registry-only.yaml", "3-serviceentry.yaml", "4-egress-gateway.yaml")
+
+HOST = "aliyun.com"
+HOST_IP = "198.51.100.10"  # the demo world's aliyun.com (documentation range)
+FLOOR_PORT = 18080  # the floor's "service" port: REDIRECTed in the sleep pod, gateway listens
+FLOOR_SIDECAR_PORT = 15101
+FLOOR_ADMIN_PORT = 15100
+PROXY_UID = 1337
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TARGET_RPS_RATIO = 0.90
+TARGET_CPU_RATIO = 1.10
+
+# wrk reports through Lua: one JSON line with its counters, latency percentiles (us) and its
+# own CPU (clock ticks: fields 14 and 15 of /proc/self/stat, counted after the comm field).
+WRK_SCRIPT = r"""
+done = function(summary, latency, requests)
+  local f = io.open("/proc/self/stat", "r")
+  local stat = f:read("*a")
+  f:close()
+  local fields = {}
+  for w in stat:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = w end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK-RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, ' ..
+    '"read_errors": %d, "write_errors": %d, "status_errors": %d, "timeouts": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, ' ..
+    '"utime_ticks": %s, "stime_ticks": %s}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, fields[12], fields[13]))
+end
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- the mesh, through the CLI -------------------------------------------------------------
+
+
+class Mesh:
+    """A mesh in its own temporary state directory, driven through the ``meshgate`` CLI."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = dict(os.environ, MESHGATE_HOME=str(home))
+        exe = Path(sys.executable).parent / "meshgate"
+        self.argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "meshgate.cli.main"]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        proc = subprocess.run(
+            [*self.argv, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"meshgate {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def running_pod(self, namespace: str, prefix: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pods = json.loads(self.run("get", "pods", "-n", namespace, "-o", "json"))
+            for pod in pods.get("items", []):
+                name = pod["metadata"]["name"]
+                statuses = pod["status"].get("containerStatuses") or []
+                ready = all(s.get("ready") for s in statuses) if statuses else True
+                if name.startswith(prefix) and pod["status"].get("phase") == "Running" and ready:
+                    return dict(pod)
+            time.sleep(0.3)
+        raise RuntimeError(f"no running pod {prefix}* in {namespace}")
+
+
+def eventually(probe: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+@dataclass
+class PodRef:
+    name: str
+    namespace: str
+    ip: str
+    netns: str
+    proxy_pid: int
+
+
+def pod_ref(mesh: Mesh, pod: dict[str, Any]) -> PodRef:
+    """The pod's network namespace and proxy PID, from the runtime's manifest."""
+    meta = pod["metadata"]
+    key = f"{meta['namespace']}/{meta['name']}"
+    record = Manifest(mesh.home).read()["sections"]["pods"][key]
+    return PodRef(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        ip=pod["status"]["podIP"],
+        netns=record["netns"],
+        proxy_pid=int(record["containers"]["istio-proxy"]["pid"]),
+    )
+
+
+def world_envoy_pid(mesh: Mesh) -> int:
+    return int(Manifest(mesh.home).read()["processes"]["node/world-envoy"]["pid"])
+
+
+# ---- the floor: hand-written static Envoy configurations ---------------------------------------
+
+
+def _router() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+            },
+        }
+    ]
+
+
+def _hcm(prefix: str, cluster: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network."
+            "http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": prefix,
+            "route_config": {
+                "name": prefix,
+                "virtual_hosts": [
+                    {
+                        "name": prefix,
+                        "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}],
+                    }
+                ],
+            },
+            "http_filters": _router(),
+            **extra,
+        },
+    }
+
+
+def _static_cluster(name: str, address: str, port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": address, "port_value": port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _bootstrap(node: str, listener: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "node": {"id": node, "cluster": "mg-bench"},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": FLOOR_ADMIN_PORT}}
+        },
+        "static_resources": {"listeners": [listener], "clusters": [cluster]},
+    }
+
+
+def floor_sidecar(gateway_ip: str) -> dict[str, Any]:
+    """Captured connections in (original_dst, as a transparent sidecar must), one route out."""
+    listener = {
+        "name": "floor_sidecar",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": FLOOR_SIDECAR_PORT}},
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.original_dst",
+                "typed_config": {
+                    "@type": "type.googleapis.com/"
+                    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+                },
+            }
+        ],
+        "filter_chains": [{"filters": [_hcm("floor_sidecar", "floor_gateway", {})]}],
+    }
+    return _bootstrap(
+        "floor-sidecar", listener, _static_cluster("floor_gateway", gateway_ip, FLOOR_PORT)
+    )
+
+
+def floor_gateway() -> dict[str, Any]:
+    """The gateway hop: client address into x-forwarded-for, the seed's JSON log on stdout."""
+    access_log = [
+        {
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                "log_format": {"json_format": dict(ACCESS_LOG_FORMAT)},
+            },
+        }
+    ]
+    extra = {"use_remote_address": True, "access_log": access_log}
+    listener = {
+        "name": "floor_gateway",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": FLOOR_PORT}},
+        "filter_chains": [{"filters": [_hcm("floor_gateway", "floor_world", extra)]}],
+    }
+    return _bootstrap("floor-gateway", listener, _static_cluster("floor_world", HOST_IP, 80))
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Floor:
+    """The floor's Envoys and the capture rule, all removed by ``stop``."""
+
+    workdir: Path
+    started: list[Started] = field(default_factory=list)
+    rule: tuple[str, list[str]] | None = None
+
+    def start_envoy(self, name: str, netns: str, config: dict[str, Any]) -> Started:
+        path = self.workdir / f"{name}.json"
+        path.write_text(json.dumps(config, indent=1))
+        path.chmod(0o644)
+        out = self.workdir / f"{name}.log"
+        argv = [
+            "ip", "netns", "exec", netns,
+            *envoy.setpriv_argv(PROXY_UID, PROXY_UID),
+            *envoy.envoy_argv(envoy.binary_for_proxy(), path, concurrency=1),
+        ]  # fmt: skip
+        with open(out, "ab") as sink:
+            # `ip netns exec` and setpriv exec in place: the PID is Envoy's own.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started = Started(name, proc, out)
+        self.started.append(started)
+        eventually(lambda: self._ready(netns, proc), f"{name} ready")
+        return started
+
+    @staticmethod
+    def _ready(netns: str, proc: subprocess.Popen[bytes]) -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"floor Envoy exited with {proc.returncode}")
+        url = f"http://127.0.0.1:{FLOOR_ADMIN_PORT}/ready"
+        res = subprocess.run(
+            ["ip", "netns", "exec", netns, "curl", "-s", "--max-time", "1", url],
+            capture_output=True,
+            text=True,
+        )
+        return res.stdout.strip() == "LIVE"
+
+    def capture(self, netns: str) -> None:
+        """Send the pod's connections to FLOOR_PORT to the floor sidecar, as meshgate's capture
+        does to 15001 (ahead of meshgate's own chain; the proxy uid is left alone)."""
+        spec = [
+            "-p", "tcp", "--dport", str(FLOOR_PORT),
+            "-m", "owner", "!", "--uid-owner", str(PROXY_UID),
+            "-j", "REDIRECT", "--to-ports", str(FLOOR_SIDECAR_PORT),
+        ]  # fmt: skip
+        self.rule = (netns, spec)
+        subprocess.run(
+            ["ip", "netns", "exec", netns, "iptables", "-t", "nat", "-I", "OUTPUT", "1", *spec],
+            check=True,
+        )
+
+    def stop(self) -> None:
+        if self.rule is not None:
+            netns, spec = self.rule
+            subprocess.run(
+                ["ip", "netns", "exec", netns, "iptables", "-t", "nat", "-D", "OUTPUT", *spec],
+                capture_output=True,
+            )
+            self.rule = None
+        for s in self.started:
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+                try:
+                    s.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    s.proc.kill()
+                    s.proc.wait()
+        self.started.clear()
+
+
+# ---- measuring -----------------------------------------------------------------------------
+
+
+def cpu_ticks(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
+@dataclass
+class Variant:
+    name: str
+    argv_prefix: list[str]  # how to start wrk in the pod
+    url: str
+    proxies: dict[str, int]  # role -> PID whose CPU is charged per request
+    headers: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None  # MESHGATE_HOME for `meshgate exec`
+
+
+def run_wrk(
+    v: Variant, script: Path, connections: int, duration: int, pids: dict[str, int]
+) -> dict[str, Any]:
+    argv = [
+        *v.argv_prefix, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+        "--latency", "-s", str(script),
+    ]  # fmt: skip
+    for h in v.headers:
+        argv += ["-H", h]
+    argv.append(v.url)
+    before = {role: cpu_ticks(pid) for role, pid in pids.items()}
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        stdin=subprocess.DEVNULL,
+        env=v.env,
+    )
+    after = {role: cpu_ticks(pid) for role, pid in pids.items()}
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("WRK-RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk ({v.name}) failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    raw = json.loads(lines[-1].removeprefix("WRK-RESULT "))
+    requests = raw["requests"]
+    errors = sum(raw[k] for k in raw if k.endswith("_errors") or k == "timeouts")
+    per_k = 1000.0 / requests if requests else 0.0
+    cpu = {role: round((after[role] - before[role]) * 1000 / CLK_TCK * per_k, 3) for role in pids}
+    wrk_ms = (raw["utime_ticks"] + raw["stime_ticks"]) * 1000 / CLK_TCK
+    proxy_cpu = sum(cpu[r] for r in v.proxies)
+    return {
+        "requests": requests,
+        "errors": errors,
+        "rps": round(requests / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p90_ms": round(raw["p90_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "cpu_ms_per_1k": cpu,
+        "proxy_cpu_ms_per_1k": round(proxy_cpu, 3),
+        "wrk_cpu_ms_per_1k": round(wrk_ms * per_k, 3),
+        "wrk_cpu_share": round(wrk_ms / (raw["duration_us"] / 1000), 3),
+    }
+
+
+def check_path(v: Variant, expect_server: str) -> None:
+    """One request along the variant's path must give the host's 301 with that server."""
+    argv = [*v.argv_prefix, "curl", "-sS", "-I", "--max-time", "5"]
+    for h in v.headers:
+        argv += ["-H", h]
+    res = subprocess.run(
+        [*argv, v.url], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=v.env
+    )
+    out = res.stdout
+    status = out.splitlines()[0] if out else ""
+    server = next(
+        (x.split(":", 1)[1].strip() for x in out.splitlines() if x.lower().startswith("server:")),
+        "",
+    )
+    if not status.startswith("HTTP/1.1 301") or server != expect_server:
+        raise RuntimeError(
+            f"{v.name}: expected 301 from server {expect_server!r}, got:\n{out}{res.stderr}"
+        )
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def pick(key: str, best: Callable[[list[float]], float]) -> float:
+        return round(best([r[key] for r in runs]), 3)
+
+    return {
+        "rps": {"best": pick("rps", max), "median": pick("rps", statistics.median)},
+        "p50_ms": {"best": pick("p50_ms", min), "median": pick("p50_ms", statistics.median)},
+        "p99_ms": {"best": pick("p99_ms", min), "median": pick("p99_ms", statistics.median)},
+        "proxy_cpu_ms_per_1k": {
+            "best": pick("proxy_cpu_ms_per_1k", min),
+            "median": pick("proxy_cpu_ms_per_1k", statistics.median),
+        },
+        "cpu_ms_per_1k_median": {
+            role: round(statistics.median(r["cpu_ms_per_1k"][role] for r in runs), 3)
+            for role in runs[0]["cpu_ms_per_1k"]
+        },
+        "wrk_cpu_ms_per_1k_median": pick("wrk_cpu_ms_per_1k", statistics.median),
+    }
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str, mode: int) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(mode)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def bring_up(mesh: Mesh) -> tuple[PodRef, PodRef]:
+    log("meshgate up --world demo; applying the seed walkthrough")
+    mesh.run("up", "--world", "demo")
+    for step in STEPS:
+        mesh.run("apply", "-f", str(WALKTHROUGH / step))
+    sleep = pod_ref(mesh, mesh.running_pod("default", "sleep-"))
+    gateway = pod_ref(mesh, mesh.running_pod("istio-system", "istio-egressgateway-"))
+
+    def through_gateway() -> bool:
+        out = mesh.run(
+            "exec",
+            sleep.name,
+            "--",
+            "curl",
+            "-sS",
+            "-I",
+            "--max-time",
+            "3",
+            f"http://{HOST}/",
+            check=False,
+        )
+        if not out.startswith("HTTP/1.1 301"):
+            return False
+        logs = mesh.run("logs", "-n", "istio-system", gateway.name, "-c", "istio-proxy")
+        return any(HOST in line and '"response_code":301' in line for line in logs.splitlines())
+
+    eventually(through_gateway, "301 through the egress gateway", timeout=60)
+    return sleep, gateway
+
+
+def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
+    sleep, gateway = bring_up(mesh)
+    world = world_envoy_pid(mesh)
+    floor = Floor(work)
+    try:
+        fs = floor.start_envoy("floor-sidecar", sleep.netns, floor_sidecar(gateway.ip))
+        fg = floor.start_envoy("floor-gateway", gateway.netns, floor_gateway())
+        floor.capture(sleep.netns)
+        as_proxy_uid = ["ip", "netns", "exec", sleep.netns, *envoy.setpriv_argv(PROXY_UID, 1337)]
+        in_pod = [*mesh.argv, "exec", sleep.name, "--"]
+        variants = [
+            Variant("direct", as_proxy_uid, f"http://{HOST_IP}/", {}, [f"Host: {HOST}"]),
+            Variant(
+                "floor",
+                in_pod,
+                f"http://{HOST}:{FLOOR_PORT}/",
+                {"sidecar": fs.proc.pid, "gateway": fg.proc.pid},
+            ),
+            Variant(
+                "mesh",
+                in_pod,
+                f"http://{HOST}/",
+                {"sidecar": sleep.proxy_pid, "gateway": gateway.proxy_pid},
+            ),
+        ]
+        for v in variants:
+            v.env = mesh.env
+        check_path(variants[0], "Tengine")
+        check_path(variants[1], "envoy")
+        check_path(variants[2], "envoy")
+
+        script = work / "report.lua"
+        script.write_text(WRK_SCRIPT)
+        script.chmod(0o644)
+        runs: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+        rounds: list[dict[str, Any]] = []
+        for r in range(args.rounds):
+            order = variants[r % 3 :] + variants[: r % 3]  # rotate: no variant always first
+            this: dict[str, dict[str, Any]] = {}
+            for v in order:
+                pids = {**v.proxies, "world": world}
+                run_wrk(v, script, args.connections, args.warmup, pids)  # warm pools, caches
+                res = run_wrk(v, script, args.connections, args.duration, pids)
+                # The gateway logs grow ~1 KB per request: start each run from empty files.
+                os.truncate(fg.log, 0)
+                this[v.name] = res
+                runs[v.name].append(res)
+                log(
+                    f"round {r + 1} {v.name:>6}: {res['rps']:>9.1f} req/s  "
+                    f"p50 {res['p50_ms']:.3f} ms  p99 {res['p99_ms']:.3f} ms  "
+                    f"proxies {res['proxy_cpu_ms_per_1k']:.1f} CPU-ms/1k  "
+                    f"wrk {res['wrk_cpu_ms_per_1k']:.1f} CPU-ms/1k  errors {res['errors']}"
+                )
+            mesh_r, floor_r = this["mesh"], this["floor"]
+            rounds.append(
+                {
+                    "mesh_over_floor_rps": round(mesh_r["rps"] / floor_r["rps"], 3),
+                    "mesh_over_floor_cpu_per_request": round(
+                        mesh_r["proxy_cpu_ms_per_1k"] / floor_r["proxy_cpu_ms_per_1k"], 3
+                    ),
+                    "mesh_over_direct_rps": round(mesh_r["rps"] / this["direct"]["rps"], 3),
+                }
+            )
+    finally:
+        floor.stop()
+
+    rps_ratios = [x["mesh_over_floor_rps"] for x in rounds]
+    cpu_ratios = [x["mesh_over_floor_cpu_per_request"] for x in rounds]
+    return {
+        "setup": {
+            "envoy": envoy.version(),
+            "concurrency": 1,
+            "wrk": f"-t1 -c{args.connections} -d{args.duration}s (after a {args.warmup}s warm-up)",
+            "rounds": args.rounds,
+            "cores": os.cpu_count(),
+            "host": f"{HOST} ({HOST_IP}:80, the demo world's Envoy direct_response 301)",
+        },
+        "variants": {name: summarize(rs) for name, rs in runs.items()},
+        "rounds": rounds,
+        "runs": runs,
+        "ratios": {
+            "mesh_over_floor_rps": {
+                "best": max(rps_ratios),
+                "median": round(statistics.median(rps_ratios), 3),
+            },
+            "mesh_over_floor_cpu_per_request": {
+                "best": min(cpu_ratios),
+                "median": round(statistics.median(cpu_ratios), 3),
+            },
+        },
+        "targets": {
+            "mesh_over_floor_rps_at_least": TARGET_RPS_RATIO,
+            "mesh_over_floor_cpu_per_request_at_most": TARGET_CPU_RATIO,
+            "met_median": statistics.median(rps_ratios) >= TARGET_RPS_RATIO
+            and statistics.median(cpu_ratios) <= TARGET_CPU_RATIO,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("dataplane.py needs root (network namespaces, iptables, uid 1337)")
+    for tool in ("wrk", "curl", "iptables", "setpriv"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: run `make deps` as root")
+
+    # The state directory is private (0700, as meshgate wants); the floor's files must be
+    # readable by the proxy uid, so they live in a separate 0755 directory.
+    with temp_dir("mg-bench-home-", 0o700) as home, temp_dir("mg-bench-", 0o755) as work:
+        mesh = Mesh(home)
+        try:
+            figures = measure(args, mesh, work)
+        finally:
+            log("meshgate down")
+            mesh.run("down", check=False)
+
+    out = {k: v for k, v in figures.items() if k != "runs"}
+    print(json.dumps(out, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "dataplane.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
