@@ -58,6 +58,13 @@ def test_seed_walkthrough(mesh: Mesh) -> None:
     (item,) = [p for p in pods["items"] if p["metadata"]["name"] == sleep]
     assert item["status"]["phase"] == "Running"
     sleep_ip = item["status"]["podIP"]
+    # The kubectl idioms of Istio's docs work too: jsonpath, and deploy/NAME for exec.
+    jp = mesh.meshgate("get", "pod", "-l", "app=sleep", "-o", "jsonpath={.items..metadata.name}")
+    assert jp.stdout == sleep
+    ip = mesh.meshgate("get", "pod", sleep, "-o", "jsonpath={.status.podIP}").stdout
+    assert ip == sleep_ip
+    addr = mesh.meshgate("exec", "deploy/sleep", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert f" {sleep_ip}/" in addr.stdout
 
     resp = _curl_until(mesh, sleep, "301")
     headers = _headers(resp)

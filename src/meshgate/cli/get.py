@@ -26,6 +26,8 @@ EXAMPLES = """Examples:
   meshgate get se,vs,gw -n default        # several kinds
   meshgate get deploy/sleep svc/sleep
   meshgate get po -l app=sleep -o wide
+  meshgate get pod -l app=sleep -o jsonpath={.items..metadata.name}
+  meshgate get pod NAME -o jsonpath='{.status.podIP}'
 """
 
 
@@ -40,7 +42,10 @@ def command(
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", metavar="FORMAT", help="Output format: wide, yaml, json or name."
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output format: wide, yaml, json, name or jsonpath=TEMPLATE.",
         ),
     ] = "",
     show_labels: Annotated[
@@ -55,15 +60,28 @@ def command(
     from meshgate.cli.output import err, fail, out
     from meshgate.cli.sources import DEFAULT_NAMESPACE
 
-    if output not in FORMATS:
+    template = None
+    if output.startswith("jsonpath="):
+        template, output = output[len("jsonpath=") :], "jsonpath"
+    elif output not in FORMATS:
         fail(
             f'unable to match a printer suitable for the output format "{output}", '
-            "allowed formats are: json,name,wide,yaml"
+            "allowed formats are: json,jsonpath=TEMPLATE,name,wide,yaml"
         )
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
     fetched = fetch(args, ns, selector)
     objects, single, found = fetched.objects, fetched.single, fetched.found
-    if output in ("json", "yaml"):
+    if template is not None:
+        from meshgate.cli.jsonpath import JsonPathError, render
+        from meshgate.cli.render import as_list
+
+        if objects or not single:
+            try:
+                text = render(template, objects[0] if single else as_list(objects))
+            except JsonPathError as exc:
+                fail(f"error parsing jsonpath {template}, {exc}")
+            typer.echo(text, nl=False)
+    elif output in ("json", "yaml"):
         from meshgate.cli.render import as_list, to_json, to_yaml
 
         if objects or not single:
@@ -87,7 +105,7 @@ def command(
         )
         if text:
             out(text)
-    if not objects and not fetched.missing and output not in ("json", "yaml"):
+    if not objects and not fetched.missing and output not in ("json", "yaml", "jsonpath"):
         err(fetched.empty_message())
     for line in fetched.missing:
         err(line)

@@ -34,6 +34,42 @@ def _call(method: str, path: str, body: object = None) -> dict[str, object]:
         raise typer.Exit(1) from None
 
 
+def _pod_name(target: str, namespace: str) -> str:
+    """``NAME``, ``pod/NAME`` or ``deploy/NAME`` (the deployment's first running pod), as
+    kubectl accepts them for exec and logs."""
+    if "/" not in target:
+        return target
+    kind_text, name = target.split("/", 1)
+    from meshgate.cli.context import backend_errors, get_backend
+    from meshgate.cli.kindargs import resolve_kind
+
+    with backend_errors():
+        kind = resolve_kind(kind_text)
+    if kind.kind == "Pod":
+        return name
+    if kind.kind != "Deployment":
+        typer.echo(f"error: cannot exec into or read logs of a {kind.kind}", err=True)
+        raise typer.Exit(1)
+    with backend_errors():
+        pods = get_backend().get(resolve_kind("pod"), namespace, None, None)
+    owned = [
+        p
+        for p in pods
+        if any(
+            ref.get("kind") == "Deployment" and ref.get("name") == name
+            for ref in (p.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
+    # Running pods first, then by name: stable, and what kubectl would pick.
+    owned.sort(
+        key=lambda p: ((p.get("status") or {}).get("phase") != "Running", p["metadata"]["name"])
+    )
+    if not owned:
+        typer.echo(f'error: no pods found for deployment "{name}" in {namespace}', err=True)
+        raise typer.Exit(1)
+    return str(owned[0]["metadata"]["name"])
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "exec",
@@ -42,7 +78,9 @@ def register(app: typer.Typer) -> None:
     )
     def exec_(
         ctx: typer.Context,
-        pod: Annotated[str, typer.Argument(help="Pod name (as `meshgate get pods` shows it).")],
+        pod: Annotated[
+            str, typer.Argument(help="Pod name (as `meshgate get pods` shows it), or deploy/NAME.")
+        ],
         namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
         stdin: Annotated[bool, typer.Option("-i", "--stdin", help="Pass stdin.")] = False,
         tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a TTY.")] = False,
@@ -59,7 +97,12 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: you must specify a command after --", err=True)
             raise typer.Exit(1)
         ns = namespace_flag(namespace) or "default"
-        body = {"namespace": ns, "name": pod, "command": command, "container": container}
+        body = {
+            "namespace": ns,
+            "name": _pod_name(pod, ns),
+            "command": command,
+            "container": container,
+        }
         data = _call("POST", "/v1/exec", body)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
         sys.stdout.flush()
@@ -68,7 +111,7 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="Pods")
     def logs(
         ctx: typer.Context,
-        pod: Annotated[str, typer.Argument(help="Pod name.")],
+        pod: Annotated[str, typer.Argument(help="Pod name, or deploy/NAME.")],
         namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
         container: Annotated[
             str | None, typer.Option("-c", "--container", help="e.g. istio-proxy")
@@ -81,9 +124,10 @@ def register(app: typer.Typer) -> None:
         Example: meshgate -n istio-system logs istio-egressgateway-xxx -c istio-proxy
         """
         ns = namespace_flag(namespace) or "default"
+        name = _pod_name(pod, ns)
         data = _call(
             "GET",
-            f"/v1/log?namespace={ns}&name={pod}&container={container or ''}",
+            f"/v1/log?namespace={ns}&name={name}&container={container or ''}",
         )
         path = str(data["path"])
         try:
