@@ -4,8 +4,11 @@ Rules of this module:
 - Parsing uses libyaml (PyYAML's ``CParser``), composing one document at a time. Its
   resolver does nothing per node; ``_Builder`` makes plain values in one pass and types
   only plain scalars that may be null/bool/int/float (with PyYAML's safe rules), which is
-  what keeps 10,000 documents fast. Nodes are dropped after the pass; a light line tree
-  (``LineIndex``) stays so any field path maps to a line.
+  what keeps 10,000 documents fast. Nodes are dropped after the pass.
+- Lines are found lazily: a document keeps only where it sits in the text, and its line
+  tree (``LineIndex``) is built by parsing that slice again the first time a problem asks
+  for a line. Most documents never have a problem, and holding a tree per document cost
+  a third of decoding time and memory (the garbage collector walks every tree).
 - Only the core tags are accepted (str, int, float, bool, null, seq, map, merge keys);
   YAML 1.1 timestamps stay strings (Kubernetes treats them as strings).
 - Duplicate keys in a mapping are reported (Kubernetes rejects them), never silently
@@ -43,10 +46,19 @@ _IMPLICIT: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
 }
 _CONSTRUCT = yaml.constructor.SafeConstructor.yaml_constructors
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+# What libyaml counts as a line break (marks count lines by these, not by str.splitlines).
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 class _Loader(CParser, BaseResolver):  # type: ignore[misc]
     """libyaml composition with a near-free resolver: typing happens in ``_Builder``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        # libyaml's composer calls these two around every node; we use no path resolvers,
+        # so C callables that ignore their arguments replace two Python calls per node.
+        self.descend_resolver = {}.get  # type: ignore[method-assign, assignment]
+        self.ascend_resolver = tuple  # type: ignore[method-assign, assignment]
 
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
@@ -64,17 +76,108 @@ class NodeError(Exception):
 # A line tree mirrors a document: for a mapping, key -> (key line, value line, subtree);
 # for a sequence, a list of (line, subtree); None for a scalar.
 LineTree = dict[Any, tuple[int, int, Any]] | list[tuple[int, Any]] | None
+_MapLines = dict[Any, tuple[int, int, Any]]
+
+
+def _scalar(node: ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == _STR:
+        return value
+    if tag == _PLAIN:
+        if value.isdigit() and (value[0] != "0" or value == "0"):
+            return int(value)  # the common case, without YAML 1.1's octal/sexagesimal
+        resolvers = _IMPLICIT.get(value[0] if value else "", [])
+        for candidate, rx in resolvers + _IMPLICIT.get(None, []):
+            if rx.match(value):
+                tag = candidate
+                break
+        else:
+            return value
+    if tag in _TYPED:
+        try:
+            return _CONSTRUCT[tag](_CONSTRUCTOR, ScalarNode(tag, value))
+        except (ValueError, yaml.YAMLError) as exc:
+            raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _line(node)) from exc
+    raise NodeError(f"unsupported YAML tag {tag!r}", _line(node))
+
+
+def _is_merge(key: ScalarNode) -> bool:
+    return key.tag == _PLAIN and key.value == "<<"
+
+
+def _merge_nodes(node: Node) -> list[MappingNode]:
+    if isinstance(node, MappingNode):
+        return [node]
+    if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+        return list(node.value)
+    raise NodeError("a merge key (<<) needs a mapping or a list of mappings", _line(node))
 
 
 class _Builder:
-    """Turns one composed node into plain Python values plus its line tree."""
+    """Turns one composed node into plain Python values (no lines: see ``_LineBuilder``)."""
+
+    __slots__ = ("duplicates",)
 
     def __init__(self) -> None:
         self.duplicates: list[tuple[str, int]] = []
 
+    def value(self, node: Node) -> Any:
+        # Exact class checks and the str/int fast paths: this runs once per node.
+        cls = node.__class__
+        if cls is ScalarNode:
+            tag = node.tag
+            if tag == _STR:
+                return node.value
+            if tag == _PLAIN:
+                text = node.value
+                if text.isdigit() and (text[0] != "0" or text == "0"):
+                    return int(text)
+            return _scalar(node)  # type: ignore[arg-type]
+        if cls is MappingNode:
+            return self.mapping(node)  # type: ignore[arg-type]
+        if cls is SequenceNode:
+            if node.tag != _SEQ:
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+            value = self.value
+            return [value(child) for child in node.value]
+        raise NodeError("unsupported YAML node", _line(node))
+
+    def mapping(self, node: MappingNode) -> dict[Any, Any]:
+        if node.tag != _MAP:
+            raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+        out: dict[Any, Any] = {}
+        merged: list[MappingNode] = []
+        value = self.value
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                raise NodeError("a mapping key must be a scalar", _line(key_node))
+            key = key_node.value if key_node.tag == _STR else None
+            if key is None:
+                if _is_merge(key_node):
+                    merged.extend(_merge_nodes(value_node))
+                    continue
+                key = _scalar(key_node)
+            if key in out:
+                self.duplicates.append((str(key), _line(key_node)))
+            out[key] = value(value_node)
+        for source in merged:
+            for key, item in self.mapping(source).items():
+                out.setdefault(key, item)
+        return out
+
+
+class _LineBuilder:
+    """Turns one composed node into its value and its line tree (lines shifted by
+    ``offset``, for a document parsed out of the middle of a text)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+
     def build(self, node: Node) -> tuple[Any, LineTree]:
         if isinstance(node, ScalarNode):
-            return self.scalar(node), None
+            return _scalar(node), None
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
@@ -83,7 +186,7 @@ class _Builder:
             for child in node.value:
                 value, tree = self.build(child)
                 values.append(value)
-                lines.append((_line(child), tree))
+                lines.append((_line(child) + self.offset, tree))
             return values, lines
         if isinstance(node, MappingNode):
             if node.tag != _MAP:
@@ -91,58 +194,26 @@ class _Builder:
             return self.mapping(node)
         raise NodeError("unsupported YAML node", _line(node))
 
-    def mapping(self, node: MappingNode) -> tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]:
+    def mapping(self, node: MappingNode) -> tuple[dict[Any, Any], _MapLines]:
         out: dict[Any, Any] = {}
-        lines: dict[Any, tuple[int, int, Any]] = {}
-        merged: list[tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]] = []
+        lines: _MapLines = {}
+        merged: list[tuple[dict[Any, Any], _MapLines]] = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise NodeError("a mapping key must be a scalar", _line(key_node))
-            if key_node.tag == _PLAIN and key_node.value == "<<":
-                merged.extend(self.merge_sources(value_node))
+            if _is_merge(key_node):
+                merged.extend(self.mapping(n) for n in _merge_nodes(value_node))
                 continue
-            key = self.scalar(key_node)
-            if key in out:
-                self.duplicates.append((str(key), _line(key_node)))
+            key = _scalar(key_node)
             value, tree = self.build(value_node)
             out[key] = value
-            lines[key] = (_line(key_node), _line(value_node), tree)
+            lines[key] = (_line(key_node) + self.offset, _line(value_node) + self.offset, tree)
         for values, trees in merged:
             for key, value in values.items():
                 if key not in out:
                     out[key] = value
                     lines[key] = trees[key]
         return out, lines
-
-    def merge_sources(
-        self, node: Node
-    ) -> list[tuple[dict[Any, Any], dict[Any, tuple[int, int, Any]]]]:
-        if isinstance(node, MappingNode):
-            return [self.mapping(node)]
-        if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
-            return [self.mapping(n) for n in node.value]
-        raise NodeError("a merge key (<<) needs a mapping or a list of mappings", _line(node))
-
-    def scalar(self, node: ScalarNode) -> Any:
-        tag, value = node.tag, node.value
-        if tag == _STR:
-            return value
-        if tag == _PLAIN:
-            if value.isdigit() and (value[0] != "0" or value == "0"):
-                return int(value)  # the common case, without YAML 1.1's octal/sexagesimal
-            resolvers = _IMPLICIT.get(value[0] if value else "", [])
-            for candidate, rx in resolvers + _IMPLICIT.get(None, []):
-                if rx.match(value):
-                    tag = candidate
-                    break
-            else:
-                return value
-        if tag in _TYPED:
-            try:
-                return _CONSTRUCT[tag](_CONSTRUCTOR, ScalarNode(tag, value))
-            except (ValueError, yaml.YAMLError) as exc:
-                raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _line(node)) from exc
-        raise NodeError(f"unsupported YAML tag {tag!r}", _line(node))
 
 
 def _line(node: Node) -> int:
@@ -167,14 +238,72 @@ class SourceDocument:
     errors: list[SourceError] = field(default_factory=list)
 
 
+class _Text:
+    """A parsed text, shared by its documents' lazy line indexes."""
+
+    __slots__ = ("_starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts: list[int] | None = None
+
+    def lines(self, first: int, last: int) -> str:
+        """Lines ``first`` to ``last`` (0-based, inclusive) with their breaks."""
+        if self._starts is None:
+            self._starts = [0, *(m.end() for m in _BREAK.finditer(self.text))]
+        starts = self._starts
+        if first >= len(starts):
+            return ""
+        end = starts[last + 1] if last + 1 < len(starts) else len(self.text)
+        return self.text[starts[first] : end]
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """Where a document's root node sits, to build its line tree when first needed."""
+
+    source: _Text
+    first: int  # 0-based line and column where the root node starts
+    column: int
+    last: int  # 0-based line where it ends
+    size: int  # entries of the root mapping, to check the rebuilt tree against
+
+    def build(self) -> LineTree:
+        # The root's first line may hold `---` or properties before it: blanking them keeps
+        # every column, so the slice parses exactly as the node did in place.
+        head = self.source.lines(self.first, self.first)
+        snippet = " " * self.column + head[self.column :]
+        snippet += self.source.lines(self.first + 1, self.last)
+        loader = _Loader(snippet)
+        try:
+            node = loader.get_node() if loader.check_node() else None
+            if node is None:
+                return None
+            _, tree = _LineBuilder(self.first).build(node)
+        except (yaml.YAMLError, NodeError, RecursionError):
+            return None
+        finally:
+            loader.dispose()
+        if not isinstance(tree, dict) or len(tree) != self.size:
+            return None  # not the same node: answer with the document's first line only
+        return tree
+
+
 class LineIndex:
     """Finds the line (1-based) of a field path inside one document."""
 
-    __slots__ = ("_line", "_tree")
+    __slots__ = ("_deferred", "_line", "_tree")
 
     def __init__(self, line: int | None = None, tree: LineTree = None) -> None:
         self._line = line
         self._tree = tree
+        self._deferred: _Deferred | None = None
+
+    @classmethod
+    def _lazy(cls, line: int, deferred: _Deferred) -> LineIndex:
+        index = cls(line)
+        index._deferred = deferred
+        return index
 
     @property
     def line(self) -> int | None:
@@ -204,6 +333,8 @@ class LineIndex:
     def _walk(self, path: Path) -> tuple[Path, int, int, LineTree] | None:
         if self._line is None:
             return None
+        if self._deferred is not None:
+            self._tree, self._deferred = self._deferred.build(), None
         key_line = value_line = self._line
         tree = self._tree
         walked: list[str | int] = []
@@ -221,8 +352,9 @@ class LineIndex:
 
 def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     """Every non-empty document of ``text``, then at most one error that ended parsing."""
-    loader = _Loader(text)  # type: ignore[call-arg]
+    loader = _Loader(text)
     check_aliases = "&" in text
+    source = _Text(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -235,7 +367,7 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
                     continue
             builder = _Builder()
             try:
-                value, tree = builder.build(node)
+                value = builder.value(node)
             except NodeError as exc:
                 yield SourceError(exc.message, exc.line)
                 continue
@@ -244,7 +376,13 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
             errors = [
                 SourceError(f"duplicate key {k!r} in mapping", n) for k, n in builder.duplicates
             ]
-            yield SourceDocument(value, LineIndex(_line(node), tree), _line(node), errors)
+            start, end = node.start_mark, node.end_mark
+            if isinstance(value, dict):
+                deferred = _Deferred(source, start.line, start.column, end.line, len(value))
+                lines = LineIndex._lazy(start.line + 1, deferred)
+            else:
+                lines = LineIndex(start.line + 1)  # not a resource: only its line is asked
+            yield SourceDocument(value, lines, start.line + 1, errors)
     except yaml.MarkedYAMLError as exc:
         yield SourceError(_describe(exc), _mark_line(exc))
     except yaml.YAMLError as exc:
