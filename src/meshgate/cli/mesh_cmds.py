@@ -94,9 +94,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("proxy-status", rich_help_panel="Mesh")
     def proxy_status(
+        pod: Annotated[
+            str | None,
+            typer.Argument(help="One proxy (POD or POD.NAMESPACE): show each xDS type in detail."),
+        ] = None,
         output: Annotated[str | None, typer.Option("-o", "--output", help="json")] = None,
     ) -> None:
-        """Each proxy's xDS state: versions sent and acknowledged, and any rejected config."""
+        """Each proxy's xDS state: versions sent and acknowledged, and any rejected config.
+
+        SYNCED: the proxy acknowledged the last version sent. STALE: sent, not yet
+        acknowledged. NACKED: the proxy rejected it and keeps serving its previous version
+        (the ERRORS column says why). Example: meshgate proxy-status sleep-xxx.default
+        """
         from meshgate.client import Client, NotRunning
         from meshgate.home import state_dir
 
@@ -106,32 +115,87 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         proxies = data.get("proxies", [])
+        if pod is not None:
+            proxies = [p for p in proxies if _proxy_matches(p, pod)]
+            if not proxies:
+                typer.echo(f"error: no proxy {pod!r} is connected", err=True)
+                raise typer.Exit(1)
         if output == "json":
             typer.echo(json.dumps(proxies, indent=2))
             return
-        short = {"Listener": "LDS", "RouteConfiguration": "RDS", "Cluster": "CDS"}
-        short["ClusterLoadAssignment"] = "EDS"
-        rows = [["NAME", "CONNECTED", "CDS", "LDS", "EDS", "RDS", "ERRORS"]]
+        if pod is not None:
+            _proxy_detail(proxies[0])
+            return
+        rows = [["NAME", "CONNECTED", "CDS", "LDS", "EDS", "RDS", "VERSION", "ERRORS"]]
         for p in proxies:
-            node = str(p.get("nodeId", ""))
-            parts = node.split("~")
-            name = parts[2] if len(parts) > 2 else node
-            types = p.get("types") or {}
             cells: dict[str, str] = {}
             errors = []
-            for url, t in types.items():
-                label = short.get(url.rsplit(".", 1)[-1], url)
+            version = "-"
+            for url, t in (p.get("types") or {}).items():
+                label = _SHORT.get(url.rsplit(".", 1)[-1], url)
                 cells[label] = str(t.get("state") or "-")
                 if t.get("nackError"):
                     errors.append(f"{label}: {t['nackError']}")
+                if label == "LDS" and t.get("ackedVersion"):
+                    version = str(t["ackedVersion"])
             rows.append(
                 [
-                    name,
+                    _proxy_name(p),
                     "yes" if p.get("connected") else "no",
                     *(cells.get(x, "-") for x in ("CDS", "LDS", "EDS", "RDS")),
+                    version,
                     "; ".join(errors) or "<none>",
                 ]
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        _table(rows)
+
+
+_SHORT = {
+    "Listener": "LDS",
+    "RouteConfiguration": "RDS",
+    "Cluster": "CDS",
+    "ClusterLoadAssignment": "EDS",
+}
+
+
+def _proxy_name(p: dict[str, object]) -> str:
+    node = str(p.get("nodeId", ""))
+    parts = node.split("~")
+    return parts[2] if len(parts) > 2 else node
+
+
+def _proxy_matches(p: dict[str, object], wanted: str) -> bool:
+    name = _proxy_name(p)
+    return wanted in (name, name.split(".", 1)[0])
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _proxy_detail(p: dict[str, object]) -> None:
+    typer.echo(f"Proxy:      {_proxy_name(p)}")
+    typer.echo(f"Node ID:    {p.get('nodeId')}")
+    typer.echo(
+        f"Connected:  {'yes' if p.get('connected') else 'no'} (since {p.get('connectedSince')})"
+    )
+    rows = [["TYPE", "STATE", "SENT", "ACKED", "RESOURCES", "REJECTED"]]
+    types = p.get("types") or {}
+    assert isinstance(types, dict)
+    for url, t in sorted(types.items(), key=lambda kv: _SHORT.get(kv[0].rsplit(".", 1)[-1], "")):
+        rejected = "-"
+        if t.get("nackError"):
+            rejected = f"version {t.get('nackedVersion')}: {t['nackError']}"
+        rows.append(
+            [
+                _SHORT.get(str(url).rsplit(".", 1)[-1], str(url)),
+                str(t.get("state") or "-"),
+                str(t.get("sentVersion") or "-"),
+                str(t.get("ackedVersion") or "-"),
+                str(t.get("resourceCount", 0)),
+                rejected,
+            ]
+        )
+    _table(rows)
