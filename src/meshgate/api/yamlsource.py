@@ -84,7 +84,7 @@ def _scalar(node: ScalarNode) -> Any:
     if tag == _STR:
         return value
     if tag == _PLAIN:
-        if value.isdigit() and (value[0] != "0" or value == "0"):
+        if value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
             return int(value)  # the common case, without YAML 1.1's octal/sexagesimal
         resolvers = _IMPLICIT.get(value[0] if value else "", [])
         for candidate, rx in resolvers + _IMPLICIT.get(None, []):
@@ -130,7 +130,7 @@ class _Builder:
                 return node.value
             if tag == _PLAIN:
                 text = node.value
-                if text.isdigit() and (text[0] != "0" or text == "0"):
+                if text.isascii() and text.isdigit() and (text[0] != "0" or text == "0"):
                     return int(text)
             return _scalar(node)  # type: ignore[arg-type]
         if cls is MappingNode:

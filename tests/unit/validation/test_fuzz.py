@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.unit.validation.verdict import API_VERSIONS
 
@@ -57,6 +57,8 @@ def test_random_documents_never_raise(kind: str, spec: Any) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=200))
+@example(text="²")  # a Unicode digit that int() refuses: once crashed the decoder
+@example(text="port: ³\n")
 def test_random_text_never_raises(text: str) -> None:
     result = decode_text(text, "fuzz.yaml")
     validate_all(result.documents)
