@@ -83,6 +83,9 @@ def test_seed_walkthrough(mesh: Mesh) -> None:
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "3-serviceentry.yaml"))
     resp = _curl_until(mesh, sleep, "301")
     assert _headers(resp)["server"] == "envoy"
+    # What the sidecar really runs, read from its Envoy: the ServiceEntry's cluster.
+    clusters = mesh.meshgate("proxy-config", "cluster", sleep, "--fqdn", "aliyun.com").stdout
+    assert clusters.splitlines()[1].split() == ["aliyun.com", "80", "-", "outbound", "STRICT_DNS"]
 
     # Step 4: through the egress gateway; the gateway logs the request.
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "4-egress-gateway.yaml"))

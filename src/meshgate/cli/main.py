@@ -21,6 +21,7 @@ from meshgate.cli import (
     history,
     mesh_cmds,
     pod_cmds,
+    proxy_config,
     validate,
     version,
 )
@@ -60,6 +61,8 @@ app.command("rollback", epilog=history.ROLLBACK_EXAMPLES)(history.rollback_comma
 app.command("version")(version.command)
 mesh_cmds.register(app)
 pod_cmds.register(app)
+app.command("proxy-config", epilog=proxy_config.EXAMPLES)(proxy_config.command)
+app.command("pc", hidden=True, epilog=proxy_config.EXAMPLES)(proxy_config.command)
 
 
 def run() -> None:

@@ -34,7 +34,7 @@ def _call(method: str, path: str, body: object = None) -> dict[str, object]:
         raise typer.Exit(1) from None
 
 
-def _pod_name(target: str, namespace: str) -> str:
+def pod_name(target: str, namespace: str) -> str:
     """``NAME``, ``pod/NAME`` or ``deploy/NAME`` (the deployment's first running pod), as
     kubectl accepts them for exec and logs."""
     if "/" not in target:
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         ns = namespace_flag(namespace) or "default"
         body = {
             "namespace": ns,
-            "name": _pod_name(pod, ns),
+            "name": pod_name(pod, ns),
             "command": command,
             "container": container,
         }
@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         Example: meshgate -n istio-system logs istio-egressgateway-xxx -c istio-proxy
         """
         ns = namespace_flag(namespace) or "default"
-        name = _pod_name(pod, ns)
+        name = pod_name(pod, ns)
         data = _call(
             "GET",
             f"/v1/log?namespace={ns}&name={name}&container={container or ''}",

@@ -312,6 +312,29 @@ class Runtime:
                 if changed:
                     self._save_pod(key, rec)
 
+    ADMIN_PATHS = ("/config_dump", "/clusters?format=json", "/server_info", "/ready", "/stats")
+
+    def proxy_admin(self, namespace: str, name: str, path: str, timeout: float = 5.0) -> str:
+        """GET `path` from the pod's Envoy admin (127.0.0.1:15000 inside the pod). Read-only
+        paths only: the admin also has endpoints that stop or reconfigure the proxy."""
+        if path.split("?")[0] not in {p.split("?")[0] for p in self.ADMIN_PATHS}:
+            raise PodError(f"admin path {path!r} is not one of {', '.join(self.ADMIN_PATHS)}")
+        with self._lock:
+            rec = self._pods().get(_key(namespace, name))
+            if rec is None:
+                raise PodNotFound(f"pod {namespace}/{name} not found")
+            if rec["spec"].get("proxy") is None:
+                raise PodError(f"pod {namespace}/{name} has no proxy")
+            ns = rec["netns"]
+        proc = subprocess.run(
+            [*netns.exec_prefix(ns), "curl", "-sS", "--max-time", str(timeout),
+             f"http://127.0.0.1:15000{path}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise PodError(f"proxy admin of {namespace}/{name}: {proc.stderr.strip()}")
+        return proc.stdout
+
     def exec_argv(
         self, namespace: str, name: str, command: list[str], container: str | None = None
     ) -> list[str]:

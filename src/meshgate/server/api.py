@@ -144,6 +144,20 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         path = cp.log_path(q["namespace"], q["name"], q.get("container") or "")
         return JSONResponse({"path": str(path)})
 
+    async def proxy_admin(request: Request) -> JSONResponse:
+        from meshgate.runtime.pods import PodError, PodNotFound
+
+        q = request.query_params
+        try:
+            body = await asyncio.to_thread(
+                cp.proxy_admin, q["namespace"], q["name"], q.get("path", "/config_dump")
+            )
+        except PodNotFound as exc:
+            raise KeyError(str(exc)) from None
+        except PodError as exc:
+            raise ValueError(str(exc)) from None
+        return JSONResponse({"body": body})
+
     async def status(request: Request) -> JSONResponse:
         return JSONResponse(cp.status())
 
@@ -161,6 +175,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/proxy-status", guard(proxy_status), methods=["GET"]),
         Route("/v1/exec", guard(pod_exec), methods=["POST"]),
         Route("/v1/log", guard(pod_log), methods=["GET"]),
+        Route("/v1/proxy-admin", guard(proxy_admin), methods=["GET"]),
         Route("/v1/status", guard(status), methods=["GET"]),
         Route("/v1/shutdown", guard(shutdown), methods=["POST"]),
     ]

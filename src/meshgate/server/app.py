@@ -97,6 +97,9 @@ class ControlPlane:
     ) -> list[str]:
         return self.runtime.exec_argv(namespace, name, command, container)
 
+    def proxy_admin(self, namespace: str, name: str, path: str) -> str:
+        return self.runtime.proxy_admin(namespace, name, path)
+
     def log_path(self, namespace: str, name: str, container: str) -> Path:
         return self.runtime.log_path(namespace, name, container)
 
