@@ -52,8 +52,13 @@ test: deps $(STAMP) lint types
 demo: deps $(STAMP)
 	$(BIN)/python -m meshgate.demo
 
+# Every benchmark; each prints its figures and writes benchmarks/results/NAME.json.
 bench: deps $(STAMP)
 	$(BIN)/python benchmarks/config_scale.py
+	$(BIN)/python benchmarks/translate_scale.py
+	$(BIN)/python benchmarks/xds_push_latency.py
+	$(BIN)/python benchmarks/apply_latency.py
+	$(BIN)/python benchmarks/dataplane.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
