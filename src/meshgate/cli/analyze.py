@@ -90,7 +90,7 @@ def command(
     if offline and not paths:
         fail("--offline needs files: -f PATH")
     ns = namespace_flag(namespace)
-    inputs = _gather(paths, ns, offline)
+    inputs = gather_inputs(paths, ns, offline)
     result = analyze(inputs)
     if all_namespaces or (offline and not ns):
         wanted, target = None, "all namespaces"
@@ -110,7 +110,8 @@ def command(
         err(f"\u2714 No validation issues found when analyzing {target}.")
 
 
-def _gather(paths: list[str], namespace: str | None, offline: bool) -> Inputs:
+def gather_inputs(paths: list[str], namespace: str | None, offline: bool) -> Inputs:
+    """The inputs ``analyze`` runs on (also used by benchmarks/analyzer_parity.py)."""
     from meshgate.analysis.inputs import Inputs, decode_objects, read_files, with_defaults
 
     inputs = Inputs()
