@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from meshgate.api.defaults import apply_defaults
+from meshgate.api.gcpause import paused_gc
 from meshgate.api.meta import Resource, group_of
 from meshgate.api.problems import Problem, Severity
 from meshgate.api.registry import by_group_kind, kind_for
@@ -36,6 +37,8 @@ from meshgate.api.yamlsource import LineIndex, Path, SourceDocument, iter_docume
 
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
+# Texts this long (a few hundred documents) are decoded with the cyclic collector paused.
+_BULK_TEXT = 1 << 16
 
 
 @dataclass
@@ -81,13 +84,14 @@ def decode_text(text: str, filename: str = "", namespace: str | None = None) -> 
     ``kubectl -n``); without it they get ``default``.
     """
     result = DecodeResult()
-    for item in iter_documents(text):
-        if isinstance(item, SourceDocument):
-            for err in item.errors:
-                result.problems.append(_problem(err.message, "MG0010", filename, err.line))
-            _decode_value(item.value, item.lines, filename, namespace, result)
-        else:
-            result.problems.append(_problem(item.message, "MG0001", filename, item.line))
+    with paused_gc(len(text), _BULK_TEXT):
+        for item in iter_documents(text):
+            if isinstance(item, SourceDocument):
+                for err in item.errors:
+                    result.problems.append(_problem(err.message, "MG0010", filename, err.line))
+                _decode_value(item.value, item.lines, filename, namespace, result)
+            else:
+                result.problems.append(_problem(item.message, "MG0001", filename, item.line))
     return result
 
 
@@ -138,11 +142,11 @@ def _decode_value(
         )
         return
     api_version, kind = value.get("apiVersion"), value.get("kind")
-    where = _describe_resource(value, kind)
     missing = [
         name for name, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str)
     ]
     if missing:
+        where = _describe_resource(value, kind)
         for name in missing:
             result.problems.append(
                 Problem(
@@ -169,7 +173,7 @@ def _decode_value(
                 Severity.ERROR,
                 _unknown_kind(api_version, kind),
                 field="kind",
-                resource=where,
+                resource=_describe_resource(value, kind),
                 file=file,
                 line=lines.line_of(("kind",)),
                 code="MG0004",
@@ -179,6 +183,7 @@ def _decode_value(
     try:
         resource = info.model.model_validate(value)
     except ValidationError as exc:
+        where = _describe_resource(value, kind)
         result.problems.extend(_validation_problems(exc, value, lines, file, where))
         return
     apply_defaults(resource, info, namespace)

@@ -44,6 +44,10 @@ _IMPLICIT: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
     first: [(tag, rx) for tag, rx in resolvers if tag in _TYPED]
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
+# A plain scalar starting with any other character is a string (the resolvers are keyed
+# by first character), which settles most keys and values without a regex.
+_MAYBE_TYPED = frozenset(first for first, resolvers in _IMPLICIT.items() if first and resolvers)
+_MISSING = object()
 _CONSTRUCT = yaml.constructor.SafeConstructor.yaml_constructors
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 # What libyaml counts as a line break (marks count lines by these, not by str.splitlines).
@@ -116,13 +120,16 @@ def _merge_nodes(node: Node) -> list[MappingNode]:
 class _Builder:
     """Turns one composed node into plain Python values (no lines: see ``_LineBuilder``)."""
 
-    __slots__ = ("duplicates",)
+    __slots__ = ("_plain", "duplicates")
 
-    def __init__(self) -> None:
+    def __init__(self, plain: dict[str, Any] | None = None) -> None:
         self.duplicates: list[tuple[str, int]] = []
+        # Typed plain scalars seen so far ("80", "true", "null"...), shared across the
+        # documents of one text: the same few keys and values recur in every document.
+        self._plain = {} if plain is None else plain
 
     def value(self, node: Node) -> Any:
-        # Exact class checks and the str/int fast paths: this runs once per node.
+        # Exact class checks and the str fast paths: this runs once per node.
         cls = node.__class__
         if cls is ScalarNode:
             tag = node.tag
@@ -130,8 +137,9 @@ class _Builder:
                 return node.value
             if tag == _PLAIN:
                 text = node.value
-                if text.isascii() and text.isdigit() and (text[0] != "0" or text == "0"):
-                    return int(text)
+                if text and text[0] not in _MAYBE_TYPED:
+                    return text
+                return self.plain(node)  # type: ignore[arg-type]
             return _scalar(node)  # type: ignore[arg-type]
         if cls is MappingNode:
             return self.mapping(node)  # type: ignore[arg-type]
@@ -142,6 +150,12 @@ class _Builder:
             return [value(child) for child in node.value]
         raise NodeError("unsupported YAML node", _line(node))
 
+    def plain(self, node: ScalarNode) -> Any:
+        found = self._plain.get(node.value, _MISSING)
+        if found is _MISSING:
+            found = self._plain[node.value] = _scalar(node)
+        return found
+
     def mapping(self, node: MappingNode) -> dict[Any, Any]:
         if node.tag != _MAP:
             raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
@@ -151,12 +165,14 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 raise NodeError("a mapping key must be a scalar", _line(key_node))
-            key = key_node.value if key_node.tag == _STR else None
-            if key is None:
-                if _is_merge(key_node):
-                    merged.extend(_merge_nodes(value_node))
-                    continue
+            tag, key = key_node.tag, key_node.value
+            if tag == _PLAIN and (not key or key[0] in _MAYBE_TYPED):
+                key = self.plain(key_node)
+            elif tag != _STR and tag != _PLAIN:
                 key = _scalar(key_node)
+            elif key == "<<" and tag == _PLAIN:
+                merged.extend(_merge_nodes(value_node))
+                continue
             if key in out:
                 self.duplicates.append((str(key), _line(key_node)))
             out[key] = value(value_node)
@@ -355,6 +371,7 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     loader = _Loader(text)
     check_aliases = "&" in text
     source = _Text(text)
+    plain: dict[str, Any] = {}
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -365,7 +382,7 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
                 if guard is not None:
                     yield SourceError(guard, _line(node))
                     continue
-            builder = _Builder()
+            builder = _Builder(plain)
             try:
                 value = builder.value(node)
             except NodeError as exc:
