@@ -92,6 +92,12 @@ class LocalBackend:
         return self._store is not None or self.state_dir.is_dir()
 
     def apply(self, objects: list[Obj], dry_run: bool) -> list[ChangeResult]:
+        if any(o.get("kind") == "Service" for o in objects):
+            # The same admission defaults the control plane's API applies.
+            from meshgate.server.admission import default_cluster_ips
+
+            stored = (s.object for s in self.store.list(kind="Service"))
+            objects = default_cluster_ips(objects, stored)
         changes = self.store.apply(objects, dry_run=dry_run)
         return [ChangeResult(c.key, c.action, c.object) for c in changes]
 

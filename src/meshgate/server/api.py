@@ -46,6 +46,14 @@ def _stored(s: Any) -> dict[str, Any]:
     return obj
 
 
+def _admit(cp: ControlPlane, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from meshgate.server.admission import default_cluster_ips
+
+    if not any(o.get("kind") == "Service" for o in objects):
+        return objects
+    return default_cluster_ips(objects, (s.object for s in cp.store.list(kind="Service")))
+
+
 def build_app(cp: ControlPlane, token: str) -> Starlette:
     def authorized(request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -85,6 +93,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         errors = [p for p in problems if p.is_error]
         if errors:
             return JSONResponse({"problems": [_problem(p) for p in problems]}, status_code=422)
+        wire = await asyncio.to_thread(_admit, cp, wire)
         changes = await asyncio.to_thread(cp.store.apply, wire, dry_run=dry_run)
         if not dry_run:
             cp.kick()

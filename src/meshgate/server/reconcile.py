@@ -66,6 +66,9 @@ class Reconciler:
             if (gw.get("spec") or {}).get("gatewayType", "ingress") in ("egress", "ingress"):
                 desired.extend(wl.gateway_objects(gw))
         if desired:
+            from meshgate.server.admission import default_cluster_ips
+
+            desired = default_cluster_ips(desired, (o for o in objs if o.get("kind") == "Service"))
             changes = self.store.apply(desired)
             for c in changes:
                 if c.action != "unchanged":

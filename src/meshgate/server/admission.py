@@ -1,0 +1,64 @@
+"""Admission defaults the server adds before objects reach the store, as Kubernetes' API
+server does at create time.
+
+Rules:
+- A Service without ``spec.clusterIP`` keeps the one it already has in the store, or gets
+  one allocated (10.96.0.0/16, from a hash of ``ns/name``, past addresses in use), so
+  ``get svc`` shows the address DNS answers with, and re-applying the same manifest (which
+  has no clusterIP) changes nothing. ``None`` (headless) and ``ExternalName`` get none.
+- Pure over its inputs: the caller passes what the store holds; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from meshgate.model.snapshot import allocate_cluster_ips
+
+Obj = dict[str, Any]
+
+
+def _is_service(obj: Obj) -> bool:
+    return obj.get("kind") == "Service" and str(obj.get("apiVersion", "")) == "v1"
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def _needs_ip(obj: Obj) -> bool:
+    spec = obj.get("spec") or {}
+    return not spec.get("clusterIP") and spec.get("type") != "ExternalName"
+
+
+def default_cluster_ips(objects: list[Obj], stored: Iterable[Obj]) -> list[Obj]:
+    """``objects`` with Services' cluster IPs filled in (new dicts where changed)."""
+    if not any(_is_service(o) and _needs_ip(o) for o in objects):
+        return objects
+    incoming = {_key(o) for o in objects if _is_service(o)}
+    current = {_key(s): s for s in stored if _is_service(s)}
+    kept = {k: str((s.get("spec") or {}).get("clusterIP") or "") for k, s in current.items()}
+    taken = {ip for k, ip in kept.items() if ip and k not in incoming}
+    taken |= {str(o["spec"]["clusterIP"]) for o in objects if _is_service(o) and not _needs_ip(o)}
+    pending = sorted(
+        k for k in (_key(o) for o in objects if _is_service(o) and _needs_ip(o)) if not kept.get(k)
+    )
+    # Addresses in use stand in as explicit Services, so the model's allocator (the same
+    # hash and probing the snapshot uses) steps around them.
+    placeholders = [
+        {"metadata": {"namespace": "", "name": f"in-use-{i}"}, "spec": {"clusterIP": ip}}
+        for i, ip in enumerate(sorted(taken - {"None"}))
+    ]
+    targets = [{"metadata": {"namespace": ns, "name": n}, "spec": {}} for ns, n in pending]
+    fresh = allocate_cluster_ips([*placeholders, *targets])
+    out: list[Obj] = []
+    for obj in objects:
+        if not (_is_service(obj) and _needs_ip(obj)):
+            out.append(obj)
+            continue
+        key = _key(obj)
+        ip = kept.get(key) or fresh[key]
+        out.append({**obj, "spec": {**(obj.get("spec") or {}), "clusterIP": ip}})
+    return out
