@@ -2,7 +2,10 @@
 
 Prints the time of each phase and the peak memory, and writes them to
 benchmarks/results/config_scale.json. Target (issue 2): under 3 s in all on 2 cores.
-Run: .venv/bin/python benchmarks/config_scale.py [--se N] [--vs N]
+The machine is shared, so the whole pass runs ``--runs`` times (default 3), each in a
+fresh store, and the best of each phase is reported beside every pass's total.
+Import time of the model classes is reported apart (it is paid once per process).
+Run: .venv/bin/python benchmarks/config_scale.py [--se N] [--vs N] [--runs N]
 """
 
 from __future__ import annotations
@@ -68,19 +71,15 @@ spec:
     return "---\n".join(docs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--se", type=int, default=10_000)
-    parser.add_argument("--vs", type=int, default=2_000)
-    args = parser.parse_args()
-
+def run_once(text: str, n_docs: int) -> dict[str, float]:
+    """One full pass in a fresh store: wall-clock seconds of each phase."""
     from meshgate.api.decode import decode_text
+    from meshgate.api.meta import to_wire_all
     from meshgate.store import open_store
     from meshgate.validation import validate_resource
 
-    text = make_yaml(args.se, args.vs)
     phases: dict[str, float] = {}
-
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     result = decode_text(text, "bench.yaml")
     phases["decode_s"] = time.perf_counter() - t0
@@ -93,23 +92,50 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp))
-        t0 = time.perf_counter()
-        wire = [d.resource.to_wire() for d in result.documents]
-        changes = store.apply(wire)
-        phases["store_s"] = time.perf_counter() - t0
-        assert len(changes) == args.se + args.vs
+        try:
+            t0 = time.perf_counter()
+            changes = store.apply(to_wire_all(result.resources))
+            phases["store_s"] = time.perf_counter() - t0
+        finally:
+            store.close()
+        assert len(changes) == n_docs
+    phases["total_s"] = sum(phases.values())
+    phases["total_cpu_s"] = time.process_time() - cpu0  # less sensitive to other load
+    return phases
 
-    total = sum(phases.values())
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--se", type=int, default=10_000)
+    parser.add_argument("--vs", type=int, default=2_000)
+    parser.add_argument("--runs", type=int, default=3, help="passes; the best of each is kept")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    # The model classes are built on import: paid once per process, reported apart.
+    import meshgate.api.kinds
+    import meshgate.validation  # noqa: F401
+
+    import_s = time.perf_counter() - t0
+    text = make_yaml(args.se, args.vs)
+    runs = [run_once(text, args.se + args.vs) for _ in range(args.runs)]
+    best = {k: min(r[k] for r in runs) for k in runs[0]}
     figures = {
         "service_entries": args.se,
         "virtual_services": args.vs,
-        **{k: round(v, 3) for k, v in phases.items()},
-        "total_s": round(total, 3),
+        "runs": args.runs,
+        "best_of_runs": {k: round(v, 3) for k, v in best.items()},
+        "totals_s": [round(r["total_s"], 3) for r in runs],
+        "totals_cpu_s": [round(r["total_cpu_s"], 3) for r in runs],
+        "import_s": round(import_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "target_total_s": 3.0,
     }
-    for k, v in figures.items():
+    print(f"best of {args.runs} runs (machine shared; each phase's best taken separately):")
+    for k, v in figures["best_of_runs"].items():  # type: ignore[union-attr]
         print(f"{k:>18}: {v}")
+    for k in ("totals_s", "totals_cpu_s", "import_s", "peak_rss_mb", "target_total_s"):
+        print(f"{k:>18}: {figures[k]}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "config_scale.json").write_text(json.dumps(figures, indent=2) + "\n")
 
