@@ -170,6 +170,21 @@ def test_history_keeps_last_n_including_deletions(tmp_path: Path) -> None:
         assert len(s.history(key("b"))) == 1
 
 
+def test_history_is_pruned_in_one_call_and_after_recreation(tmp_path: Path) -> None:
+    # The pruning step is skipped only when no written key can exceed the limit: these
+    # are the two ways a single apply can still overflow it.
+    with SqliteStore(tmp_path / "h.db", history_limit=2) as s:
+        s.apply([se("a", host=f"h{i}.com") for i in range(4)])
+        assert [h.object["spec"]["hosts"] for h in s.history(key("a"))] == [["h2.com"], ["h3.com"]]
+        s.delete([key("a")])
+        # "a" is new to the objects table but still has history: a bulk create prunes it.
+        s.apply([se("a", host="again.com"), *[se(f"n{i}") for i in range(5)]])
+        hist = s.history(key("a"))
+        assert [h.deleted for h in hist] == [True, False]
+        assert hist[-1].object["spec"]["hosts"] == ["again.com"]
+        assert all(len(s.history(key(f"n{i}"))) == 1 for i in range(5))
+
+
 def test_rollback(store: SqliteStore) -> None:
     store.apply([se("a", host="one.com")])
     store.apply([se("a", host="two.com")])
