@@ -48,6 +48,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+
+
 def _control_plane_pid(mesh: Mesh) -> int:
     return int(pid_file(mesh.home).read_text().strip())
 
@@ -70,8 +77,8 @@ def _curl(mesh: Mesh, pod: str, want: str, timeout: float = 20.0) -> float:
 def _assert_nothing_left(mesh: Mesh, mid: str, pids: set[int]) -> None:
     assert _namespaces(mid) == []
     assert not list(Path("/etc/netns").glob(f"mg-{mid}-*"))
-    left = sorted(p for p in pids if _alive(p))
-    assert left == [], f"processes left behind: {left}"
+    left = {p: _cmdline(p) for p in sorted(pids) if _alive(p)}
+    assert left == {}, f"processes left behind: {left}"
     assert not run_dir(mesh.home).exists()
     assert not pid_file(mesh.home).exists()
 

@@ -41,6 +41,15 @@ def _pid(home: Path) -> int | None:
     return pid
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has finished; only its parent's wait is missing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def up(home: Path, world: str | None, *, concurrency: int = 1, timeout: float = 60.0) -> bool:
     """Start the control plane; returns False if one was already running."""
     client = Client(home)
@@ -88,14 +97,17 @@ def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
     except (NotRunning, ApiError, OSError):
         pass
     deadline = time.monotonic() + timeout
-    while pid is not None and _pid(home) == pid and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if force or (pid is not None and _pid(home) == pid):
+    # Wait for the process itself, not its pid file: the file goes first, while the
+    # interpreter is still shutting down.
+    while pid is not None and _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if force or (pid is not None and _running(pid)):
         pid = _pid(home)
-        if pid is not None:
+        if pid is not None and _running(pid):
             ran = True
             os.kill(pid, signal.SIGKILL)
-            while _pid(home) == pid:
+            killed_by = time.monotonic() + 10
+            while _running(pid) and time.monotonic() < killed_by:
                 time.sleep(0.05)
         from meshgate.runtime.manifest import teardown
 
