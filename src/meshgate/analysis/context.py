@@ -2,8 +2,9 @@
 
 Rules of this module:
 - An ``Entry`` is one typed resource plus where it came from (file and line index when
-  read from a file; nothing for store objects or objects implied by a controller). A
-  message's line is the line of the field it is about, else the resource's first line.
+  read from a file; nothing for store objects or objects implied by a controller) and the
+  structural problems found reading it (reported by the schema analyzers). A message's
+  line is the line of the field it is about, else the resource's first line.
 - Nodes are not an api kind: ``Node`` is the light view analysis needs (name, labels).
 - ``AnalysisContext`` is read-only for analyzers except ``report``; analyzers never see
   each other's messages. Lists come sorted by (namespace, name), so output is stable.
@@ -22,12 +23,15 @@ from meshgate.analysis.messages import Message, MessageType, render
 from meshgate.api.kinds.kubernetes import Namespace, Pod
 from meshgate.api.kinds.meshgate_kinds import MeshConfig, MeshConfigSpec
 from meshgate.api.meta import Resource
+from meshgate.api.problems import Problem
 from meshgate.api.yamlsource import LineIndex, Path
 
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T", bound=Resource)
 
 INJECT = "sidecar.istio.io/inject"
+AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
+DATAPLANE_MODE = "istio.io/dataplane-mode"
 ROUTER_ANNOTATION = "meshgate.io/proxy-type"
 PROXY_CONTAINER = "istio-proxy"
 
@@ -38,6 +42,7 @@ class Entry(Generic[R]):
     file: str = ""
     lines: LineIndex | None = None
     implied: bool = False  # made up by analysis for a controller's output, not stored
+    problems: tuple[Problem, ...] = ()  # decoding and validation findings, for schema.*
 
     @property
     def namespace(self) -> str:
@@ -97,6 +102,7 @@ class AnalysisContext:
 
     def __init__(self, entries: list[Entry[Resource]], nodes: list[Node] | None = None) -> None:
         ordered = sorted(entries, key=lambda e: (e.namespace, e.name, e.resource.kind))
+        self.entries = ordered
         self._by_type: dict[type, list[Entry[Resource]]] = defaultdict(list)
         for entry in ordered:
             self._by_type[type(entry.resource)].append(entry)
@@ -124,7 +130,17 @@ class AnalysisContext:
     def root_namespace(self) -> str:
         return self.mesh.effective_root_namespace
 
-    def report(self, entry: Entry[Any], mtype: MessageType, *args: object, path: Path = ()) -> None:
+    def report(
+        self,
+        entry: Entry[Any],
+        mtype: MessageType,
+        *args: object,
+        path: Path = (),
+        line: int | None = None,
+    ) -> None:
+        """Report about ``entry``; the line is ``line`` if given, else that of ``path``."""
+        if entry.file and line is None:
+            line = entry.line_of(path)
         self.messages.append(
             Message(
                 mtype,
@@ -132,11 +148,28 @@ class AnalysisContext:
                 entry.namespace,
                 render(mtype, *args),
                 entry.file,
-                entry.line_of(path) if entry.file else None,
+                line if entry.file else None,
             )
         )
 
     # --- pods ---------------------------------------------------------------------------
+
+    def pod_in_ambient(self, pod: Entry[Pod]) -> bool:
+        """Istio ambient mode redirects this pod (no sidecar: sidecar policies do nothing)."""
+        annotations = pod.resource.metadata.annotations or {}
+        return annotations.get(AMBIENT_REDIRECTION) == "enabled"
+
+    def namespace_in_ambient(self, namespace: str) -> bool:
+        """An ambient namespace, unless sidecar injection (label or revision) wins there."""
+        ns = self.find(Namespace, "", namespace)
+        if ns is None:
+            return False
+        labels = ns.labels
+        return (
+            labels.get(DATAPLANE_MODE) == "ambient"
+            and labels.get("istio-injection") != "enabled"
+            and "istio.io/rev" not in labels
+        )
 
     def pod_in_mesh(self, pod: Entry[Pod]) -> bool:
         """Does this pod run beside a proxy? meshgate injects unless told not to.

@@ -2,8 +2,9 @@
 
 Rules of this module (Istio's gateway analyzers, same codes and wording):
 - A selector that matches no pod anywhere is IST0101 ``selector`` (reported on the
-  selector's line); then every server port must be a TCP port (its ``targetPort`` when
-  numeric) of a Service in the pod's namespace that selects a selected pod (IST0162).
+  selector's line); then every server port must be a TCP port, or the numeric
+  ``targetPort`` of one, of a Service in the pod's namespace that selects a selected pod
+  (IST0162).
 - A server's ``tls.credentialName`` must name a Secret in the namespace of the gateway's
   workload (``ns/name`` names one elsewhere): IST0101 ``credentialName``.
 - Two Gateways whose selectors pick the same workload (same selector, or one containing the
@@ -55,10 +56,14 @@ def gateway_ports(ctx: AnalysisContext) -> None:
                 for port in svc.resource.spec.ports or []:
                     if (port.protocol or "TCP") != "TCP":
                         continue
+                    # The proxy listens on the server port; a client reaches it through
+                    # the Service port, or a Service port whose targetPort it is.
+                    exposed.add(port.port)
                     target = port.target_port
                     if isinstance(target, str) and target.isdigit():
                         target = int(target)
-                    exposed.add(target if isinstance(target, int) and target else port.port)
+                    if isinstance(target, int) and target:
+                        exposed.add(target)
         sel = selector_string(gw.resource.spec.selector)
         for server in gw.resource.spec.servers:
             if server.port.number not in exposed:

@@ -2,9 +2,12 @@
 
 Rules of this module:
 - Files are read document by document and ``kind: List`` (or ``<Kind>List``) item by item,
-  each item keeping its own lines. Nothing aborts a run: a document that does not decode
-  becomes an IST0106 message, a structural validation warning an IST0133 message, and a
-  kind meshgate does not model (EnvoyFilter, say) an Info note (MG2001) saying it was
+  each item keeping its own lines. Nothing aborts a run: a document the strict decoder
+  refuses is read leniently (``lenient.repair``) so the other analyzers still see it, its
+  decoding problems kept on the entry; one that cannot be read at all becomes an IST0106
+  note; structural validation findings are kept on the entry too (the ``schema.*``
+  analyzers report them as IST0106/IST0133, as Istio's ``schema.ValidationAnalyzer`` does);
+  a kind meshgate does not model (EnvoyFilter, say) is an Info note (MG2001) saying it was
   skipped. ``Node`` documents are kept in their light form (``context.Node``).
 - Later documents with the same key replace earlier ones, as ``apply`` would.
 - ``with_defaults`` adds what a fresh mesh holds (``fresh_mesh_objects``) unless the input
@@ -22,6 +25,7 @@ from typing import Any
 
 from meshgate.analysis import messages as msg
 from meshgate.analysis.context import Entry, Node
+from meshgate.analysis.lenient import repair
 from meshgate.analysis.messages import Message, render
 from meshgate.api.decode import decode_object
 from meshgate.api.defaults import fresh_mesh_objects
@@ -130,12 +134,20 @@ def _read_value(
         return
     resource, problems = decode_object(value, file, lines, namespace)
     if resource is None:
-        origin = _describe(value, kind if isinstance(kind, str) else "object")
-        for p in problems:
-            _schema_note(inputs, origin, _meta_str(value, "namespace"), _text(p), file, p.line)
+        resource = repair(value, file, lines, namespace)
+        if resource is None:
+            origin = _describe(value, kind if isinstance(kind, str) else "object")
+            for p in problems:
+                _schema_note(
+                    inputs, origin, _meta_str(value, "namespace"), problem_text(p), file, p.line
+                )
+            return
+        # What was repaired is not validated: its placeholders would only add noise.
+        inputs.add(Entry(resource, file, lines, problems=tuple(problems)))
         return
-    inputs.add(Entry(resource, file, lines))
-    _validate(resource, file, lines, inputs)
+    inputs.add(
+        Entry(resource, file, lines, problems=tuple(problems) + _validate(resource, file, lines))
+    )
 
 
 def _is_list(value: dict[str, Any], api_version: Any, kind: Any) -> bool:
@@ -144,19 +156,14 @@ def _is_list(value: dict[str, Any], api_version: Any, kind: Any) -> bool:
     return kind == "List" or (kind.endswith("List") and kind_for(str(api_version), kind) is None)
 
 
-def _validate(resource: Resource, file: str, lines: LineIndex, inputs: Inputs) -> None:
+def _validate(resource: Resource, file: str, lines: LineIndex) -> tuple[Problem, ...]:
     from meshgate.validation import validate_resource
 
-    for p in validate_resource(resource, file, lines):
-        mtype = msg.SCHEMA_VALIDATION_ERROR if p.is_error else msg.SCHEMA_WARNING
-        inputs.notes.append(
-            Message(
-                mtype, str(resource.key), resource.namespace, render(mtype, _text(p)), file, p.line
-            )
-        )
+    return tuple(validate_resource(resource, file, lines))
 
 
-def _text(p: Problem) -> str:
+def problem_text(p: Problem) -> str:
+    """A problem as the text after ``Schema validation error:``."""
     where = f"{p.field}: " if p.field else ""
     code = f" [{p.code}]" if p.code else ""
     return f"{where}{p.message}{code}"

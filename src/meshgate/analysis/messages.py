@@ -176,6 +176,65 @@ UNKNOWN_DR_HOST = MessageType(
     "The host {} defined in the DestinationRule does not match any services in the mesh.",
     "The host of a DestinationRule does not match any service in the mesh.",
 )
+GATEWAY_DUPLICATE_CERTIFICATE = MessageType(
+    "IST0138",
+    "GatewayDuplicateCertificate",
+    W,
+    "Duplicate certificate in multiple gateways {} may cause 404s if clients re-use HTTP2 "
+    "connections.",
+    "Duplicate certificate in multiple gateways may cause 404s if clients re-use HTTP2 "
+    "connections.",
+)
+INGRESS_ROUTE_RULES_NOT_AFFECTED = MessageType(
+    "IST0140",
+    "IngressRouteRulesNotAffected",
+    W,
+    "Subset in virtual service {} has no effect on ingress gateway {} requests",
+    "Route rules have no effect on ingress gateway requests",
+)
+JWT_CLAIM_ROUTING_WITHOUT_REQUEST_AUTHN = MessageType(
+    "IST0149",
+    "JwtClaimBasedRoutingWithoutRequestAuthN",
+    E,
+    "The virtual service uses the JWT claim based routing (key: {}) but found no request "
+    "authentication for the gateway ({}) pod ({}). The request authentication must first be "
+    "applied for the gateway pods to validate the JWT token and make the claims available for "
+    "routing.",
+    "Virtual service using JWT claim based routing without request authentication.",
+)
+REFERENCED_INTERNAL_GATEWAY = MessageType(
+    "IST0165",
+    "ReferencedInternalGateway",
+    W,
+    "Gateway reference in VirtualService {} is to an implementation-generated internal "
+    "Gateway: {}.",
+    "VirtualServices should not reference internal Gateways.",
+)
+INEFFECTIVE_POLICY = MessageType(
+    "IST0167",
+    "IneffectivePolicy",
+    W,
+    "The policy has no impact: {}.",
+    "The policy applied has no impact.",
+)
+NO_SERVER_CERT_VERIFICATION_DESTINATION = MessageType(
+    "IST0128",
+    "NoServerCertificateVerificationDestinationLevel",
+    W,
+    "DestinationRule {} in namespace {} has TLS mode set to {} but no caCertificates are set "
+    "to validate server identity for host: {}",
+    "No caCertificates are set in DestinationRule, this results in no verification of "
+    "presented server certificate.",
+)
+NO_SERVER_CERT_VERIFICATION_PORT = MessageType(
+    "IST0129",
+    "NoServerCertificateVerificationPortLevel",
+    W,
+    "DestinationRule {} in namespace {} has TLS mode set to {} but no caCertificates are set "
+    "to validate server identity for host: {} at port {}",
+    "No caCertificates are set in DestinationRule, this results in no verification of "
+    "presented server certificate for traffic to a given port.",
+)
 SKIPPED_KIND = MessageType(
     "MG2001",
     "UnsupportedKindSkipped",
@@ -203,6 +262,13 @@ CATALOG: tuple[MessageType, ...] = (
     GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
     DR_SUBSET_NOT_SELECT_PODS,
     UNKNOWN_DR_HOST,
+    GATEWAY_DUPLICATE_CERTIFICATE,
+    INGRESS_ROUTE_RULES_NOT_AFFECTED,
+    JWT_CLAIM_ROUTING_WITHOUT_REQUEST_AUTHN,
+    REFERENCED_INTERNAL_GATEWAY,
+    INEFFECTIVE_POLICY,
+    NO_SERVER_CERT_VERIFICATION_DESTINATION,
+    NO_SERVER_CERT_VERIFICATION_PORT,
     SKIPPED_KIND,
 )
 

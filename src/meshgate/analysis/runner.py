@@ -21,6 +21,7 @@ from meshgate.analysis import (
     deprecation,
     destinationrules,
     gateways,
+    schema,
     serviceentries,
     sidecars,
     virtualservices,
@@ -37,6 +38,11 @@ class Analyzer:
     name: str
     description: str
     run: Callable[[AnalysisContext], None]
+
+
+def _virtual_service_schema(ctx: AnalysisContext) -> None:
+    schema.for_kind("VirtualService")(ctx)
+    vsmatches.unreachable_rules(ctx)
 
 
 ANALYZERS: tuple[Analyzer, ...] = (
@@ -77,28 +83,43 @@ ANALYZERS: tuple[Analyzer, ...] = (
     ),
     Analyzer(
         "schema.ValidationAnalyzer.VirtualService",
-        "no VirtualService rule or match is shadowed by an earlier one",
-        vsmatches.unreachable_rules,
+        "VirtualServices are well-formed; no rule or match is shadowed by an earlier one",
+        _virtual_service_schema,
+    ),
+    *(
+        Analyzer(
+            f"schema.ValidationAnalyzer.{kind}",
+            f"{kind}s are well-formed",
+            schema.for_kind(kind),
+        )
+        for kind in schema.ISTIO_KINDS
+        if kind != "VirtualService"
     ),
     Analyzer(
-        "destinationrule.SubsetSelectPodAnalyzer",
+        "schema.ValidationAnalyzer",
+        "resources of other kinds are well-formed",
+        schema.other_kinds,
+    ),
+    Analyzer(
+        "destinationrule.PodNotSelectedAnalyzer",
         "a DestinationRule's host is a service and its subsets select pods",
         destinationrules.subsets_select_pods,
     ),
     Analyzer(
-        "serviceentry.Analyzer",
+        "destinationrule.CaCertificateAnalyzer",
+        "TLS origination verifies the server (caCertificates)",
+        destinationrules.ca_certificates,
+    ),
+    Analyzer(
+        "serviceentry.ProtocolAddressesAnalyzer",
         "ServiceEntries with TCP ports have addresses",
         serviceentries.addresses_required,
     ),
     Analyzer(
         "sidecar.SelectorAnalyzer",
-        "Sidecar selectors select pods, and no pod is selected twice",
+        "Sidecar selectors select pods, no pod is selected twice, at most one selector-less "
+        "Sidecar per namespace",
         sidecars.selectors,
-    ),
-    Analyzer(
-        "sidecar.DefaultSelectorAnalyzer",
-        "at most one selector-less Sidecar per namespace",
-        sidecars.default_selectors,
     ),
     Analyzer(
         "auth.AuthorizationPoliciesAnalyzer",
@@ -106,7 +127,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
         authz.policies,
     ),
     Analyzer(
-        "deprecation.DeprecationAnalyzer",
+        "deprecation.FieldAnalyzer",
         "no deprecated fields",
         deprecation.deprecated_fields,
     ),

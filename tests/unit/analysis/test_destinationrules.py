@@ -1,4 +1,4 @@
-"""DestinationRule hosts (IST0174) and subsets that select no pods (IST0173)."""
+"""DestinationRule hosts (IST0174), subsets (IST0173), TLS without a CA (IST0128, IST0129)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,48 @@ metadata:
     assert codes(run(BASE + region, destinationrules.subsets_select_pods))
     zone = rule("z", "httpbin", '[{name: z, labels: {topology.kubernetes.io/zone: ""}}]')
     assert codes(run(BASE + node + zone, destinationrules.subsets_select_pods))
+
+
+def tls_rule(name: str, tls: str, port_tls: str = "", selector: bool = False) -> str:
+    ports = (
+        f"    portLevelSettings:\n    - port: {{number: 443}}\n      tls: {port_tls}\n"
+        if port_tls
+        else ""
+    )
+    ws = "  workloadSelector: {matchLabels: {app: gw}}\n" if selector else ""
+    policy = f"    tls: {tls}\n" if tls else ""
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}}}
+spec:
+  host: db.example.com
+{ws}  trafficPolicy:
+{policy}{ports}"""
+
+
+def test_tls_origination_without_ca_certificates_is_unverified(run: Run) -> None:
+    text = (
+        tls_rule("simple", "{mode: SIMPLE}")
+        + tls_rule("mutual-port", "", "{mode: MUTUAL, clientCertificate: /c, privateKey: /k}")
+        + tls_rule("both", "{mode: MUTUAL}", "{mode: SIMPLE}")
+        + tls_rule("verified", "{mode: SIMPLE, caCertificates: /ca}")
+        + tls_rule("istio", "{mode: ISTIO_MUTUAL}")
+        + tls_rule("credential", "{mode: SIMPLE, credentialName: c}")
+        + tls_rule("credential-gw", "{mode: SIMPLE, credentialName: c}", selector=True)
+    )
+    found = run(text, destinationrules.ca_certificates)
+    assert codes(found) == [
+        ("IST0128", "DestinationRule default/both"),
+        ("IST0128", "DestinationRule default/credential"),
+        ("IST0128", "DestinationRule default/simple"),
+        ("IST0129", "DestinationRule default/both"),
+        ("IST0129", "DestinationRule default/mutual-port"),
+    ]
+    port_level = next(m for m in found if m.origin.endswith("mutual-port"))
+    assert port_level.text == (
+        "DestinationRule default/mutual-port in namespace default has TLS mode set to MUTUAL "
+        "but no caCertificates are set to validate server identity for host: db.example.com "
+        "at port number:443"
+    )

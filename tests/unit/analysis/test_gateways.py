@@ -51,9 +51,9 @@ def test_selector_matching_no_pod_is_referenced_resource_not_found(run: Run) -> 
     assert found[0].line == 8  # the selector's line
 
 
-def test_port_must_be_a_target_port_of_the_gateway_service(run: Run) -> None:
-    # 8080 is the Service's targetPort for 80, and 443 has no targetPort (so 443 itself).
-    clean = INGRESS_POD + gateway("ok", 8080) + gateway("tls", 443)
+def test_port_must_be_a_port_or_target_port_of_the_gateway_service(run: Run) -> None:
+    # 8080 is the Service's targetPort for 80, 80 its port, and 443 has no targetPort.
+    clean = INGRESS_POD + gateway("ok", 8080) + gateway("svc-port", 80) + gateway("tls", 443)
     assert run(clean, gateways.gateway_ports) == []
     found = run(INGRESS_POD + gateway("bad", 8888), gateways.gateway_ports)
     assert codes(found) == [("IST0162", "Gateway default/bad")]

@@ -1,4 +1,4 @@
-"""Sidecar selectors (IST0101, IST0110) and selector-less Sidecars (IST0111)."""
+"""Sidecar selectors (IST0101, IST0110), selector-less Sidecars (IST0111), ambient (IST0167)."""
 
 from __future__ import annotations
 
@@ -58,9 +58,61 @@ def test_two_sidecars_selecting_one_pod_conflict(run: Run) -> None:
 
 def test_one_default_sidecar_per_namespace(run: Run) -> None:
     one_each = sidecar("a") + sidecar("b", namespace="other")
-    assert run(one_each, sidecars.default_selectors) == []
+    assert run(one_each, sidecars.selectors) == []
     two = sidecar("a") + sidecar("b")
-    assert codes(run(two, sidecars.default_selectors)) == [
+    assert codes(run(two, sidecars.selectors)) == [
         ("IST0111", "Sidecar default/a"),
         ("IST0111", "Sidecar default/b"),
     ]
+
+
+def test_empty_selector_labels_count_as_no_selector(run: Run) -> None:
+    # ``workloadSelector: {labels: {}}`` selects the whole namespace, like no selector.
+    two = sidecar("a") + sidecar("b", "{}")
+    assert codes(run(two, sidecars.selectors)) == [
+        ("IST0111", "Sidecar default/a"),
+        ("IST0111", "Sidecar default/b"),
+    ]
+
+
+AMBIENT = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: amb, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: both
+  labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: redirected
+  namespace: amb
+  labels: {app: r}
+  annotations: {ambient.istio.io/redirection: enabled}
+"""
+
+
+def test_sidecars_for_ambient_workloads_are_ineffective(run: Run) -> None:
+    text = (
+        AMBIENT
+        + sidecar("ns-wide", namespace="amb")
+        + sidecar("pod", "{app: r}", namespace="amb")
+        + sidecar("pod-too", "{app: r}", namespace="amb")
+        # sidecar injection wins over the ambient label: a normal namespace-wide Sidecar
+        + sidecar("injected", namespace="both")
+    )
+    found = run(text, sidecars.selectors)
+    assert codes(found) == [
+        ("IST0167", "Sidecar amb/ns-wide"),
+        ("IST0167", "Sidecar amb/pod"),
+        ("IST0167", "Sidecar amb/pod-too"),
+    ]
+    texts = {m.origin: m.text for m in found}
+    assert texts["Sidecar amb/ns-wide"] == (
+        "The policy has no impact: namespace is in ambient mode, the policy has no impact."
+    )
+    assert "selected workload is in ambient mode" in texts["Sidecar amb/pod"]
