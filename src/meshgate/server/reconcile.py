@@ -20,6 +20,7 @@ from typing import Any, Literal
 from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.snapshot import Snapshot
+from meshgate.runtime import names, servicenat
 from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, Runtime
 from meshgate.server import workloads as wl
 from meshgate.store.base import ConfigStore
@@ -53,6 +54,7 @@ class Reconciler:
         self.concurrency = concurrency
         self.snapshot: Snapshot = Snapshot.build([])
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
+        self._nat_text = ""
 
     # -- controllers -------------------------------------------------------------------
 
@@ -223,4 +225,27 @@ class Reconciler:
         self._deployments(self._objects())
         self._pods(self._objects())
         self.snapshot = Snapshot.build(self._typed_resources())
+        self._service_nat(self.snapshot)
         return self.snapshot
+
+    def _service_nat(self, snap: Snapshot) -> None:
+        """kube-proxy's part: cluster IPs DNAT to ready pod endpoints in the node."""
+        routes = []
+        for services in snap.services_by_host.values():
+            for svc in services:
+                if not svc.is_kubernetes or not svc.addresses:
+                    continue
+                for port in svc.ports:
+                    eps = tuple((e.address, e.port) for e in svc.endpoints.get(port.number, ()))
+                    if eps:
+                        routes.append(servicenat.ServiceRoute(svc.addresses[0], port.number, eps))
+        text = servicenat.render(routes)
+        if text == self._nat_text:
+            return
+        node = names.node_netns(names.mesh_id(self.home))
+        try:
+            servicenat.apply(node, text)
+        except Exception:  # the mesh keeps working through sidecars; say so, retry next pass
+            log.exception("installing service cluster-IP rules failed")
+            return
+        self._nat_text = text
