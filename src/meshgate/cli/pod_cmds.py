@@ -18,7 +18,9 @@ import typer
 from meshgate.cli.context import namespace_flag
 
 
-def _call(method: str, path: str, body: object = None) -> dict[str, object]:
+def call_api(method: str, path: str, body: object = None) -> dict[str, object]:
+    """Call the control plane's API; a missing mesh or a refused call ends the CLI with
+    kubectl's message and exit code 1."""
     from meshgate.client import ApiError, Client, NotRunning
     from meshgate.home import state_dir
 
@@ -103,7 +105,7 @@ def register(app: typer.Typer) -> None:
             "command": command,
             "container": container,
         }
-        data = _call("POST", "/v1/exec", body)
+        data = call_api("POST", "/v1/exec", body)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
         sys.stdout.flush()
         os.execvp(argv[0], argv)
@@ -125,7 +127,7 @@ def register(app: typer.Typer) -> None:
         """
         ns = namespace_flag(namespace) or "default"
         name = pod_name(pod, ns)
-        data = _call(
+        data = call_api(
             "GET",
             f"/v1/log?namespace={ns}&name={name}&container={container or ''}",
         )

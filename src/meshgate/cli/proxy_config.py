@@ -246,21 +246,10 @@ def format_rows(rows: Rows) -> str:
 
 
 def _fetch(namespace: str, name: str, path: str) -> Obj:
-    from meshgate.client import ApiError, Client, NotRunning
-    from meshgate.home import state_dir
+    from meshgate.cli.pod_cmds import call_api
 
-    try:
-        data = Client(state_dir()).call(
-            "GET", f"/v1/proxy-admin?namespace={namespace}&name={name}&path={quote(path)}"
-        )
-    except NotRunning as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except ApiError as exc:
-        reason = exc.body.get("reason")
-        typer.echo(f"Error from server{f' ({reason})' if reason else ''}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    result: Obj = json.loads(data["body"])
+    data = call_api("GET", f"/v1/proxy-admin?namespace={namespace}&name={name}&path={quote(path)}")
+    result: Obj = json.loads(str(data["body"]))
     return result
 
 
