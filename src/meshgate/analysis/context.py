@@ -100,9 +100,17 @@ def selector_string(selector: Mapping[str, str] | None) -> str:
 class AnalysisContext:
     """The resources of one run and the messages reported about them."""
 
-    def __init__(self, entries: list[Entry[Resource]], nodes: list[Node] | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[Entry[Resource]],
+        nodes: list[Node] | None = None,
+        skipped_kinds: set[str] | None = None,
+    ) -> None:
         ordered = sorted(entries, key=lambda e: (e.namespace, e.name, e.resource.kind))
         self.entries = ordered
+        # Kinds read but not modelled (RequestAuthentication...): an analyzer that would need
+        # them stays silent rather than guess.
+        self.skipped_kinds = set(skipped_kinds or ())
         self._by_type: dict[type, list[Entry[Resource]]] = defaultdict(list)
         for entry in ordered:
             self._by_type[type(entry.resource)].append(entry)

@@ -10,6 +10,9 @@ Rules of this module (Istio's gateway analyzers, same codes and wording):
 - Two Gateways whose selectors pick the same workload (same selector, or one containing the
   other with a pod both match), on the same port, with a host in common under the same
   ``bind``, conflict: IST0145 on each, naming the others.
+- A Gateway sharing a server ``credentialName`` with another Gateway whose selector
+  contains all of its own labels (so both programme the same proxies) gets IST0138: HTTP/2
+  clients re-using a connection across the hosts may get 404s.
 """
 
 from __future__ import annotations
@@ -144,3 +147,30 @@ def conflicting_gateways(ctx: AnalysisContext) -> None:
                     server.port.number,
                     ",".join(server.hosts or []),
                 )
+
+
+def _credentials(gw: Entry[Gateway]) -> set[str]:
+    return {
+        s.tls.credential_name
+        for s in gw.resource.spec.servers
+        if s.tls is not None and s.tls.credential_name
+    }
+
+
+def duplicate_certificates(ctx: AnalysisContext) -> None:
+    """IST0138: the same certificate on Gateways that share their workload."""
+    gateways = [(gw, _credentials(gw)) for gw in ctx.of(Gateway)]
+    for gw, creds in gateways:
+        if not creds:
+            continue
+        own = gw.resource.spec.selector or {}
+        sharing = [
+            other
+            for other, other_creds in gateways
+            if other is not gw
+            and creds & other_creds
+            and selects(own, other.resource.spec.selector or {})
+        ]
+        if sharing:
+            names = "[" + " ".join(sorted(g.full_name for g in [gw, *sharing])) + "]"
+            ctx.report(gw, msg.GATEWAY_DUPLICATE_CERTIFICATE, names, path=("metadata", "name"))

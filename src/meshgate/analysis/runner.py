@@ -27,6 +27,7 @@ from meshgate.analysis import (
     virtualservices,
     vsmatches,
 )
+from meshgate.analysis import messages as msg
 from meshgate.analysis.context import AnalysisContext
 from meshgate.analysis.inputs import Inputs
 from meshgate.analysis.messages import Message, level_rank
@@ -62,6 +63,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         gateways.conflicting_gateways,
     ),
     Analyzer(
+        "gateway.CertificateAnalyzer",
+        "no certificate is shared by Gateways on the same workload",
+        gateways.duplicate_certificates,
+    ),
+    Analyzer(
         "virtualservice.DestinationHostAnalyzer",
         "route and mirror destinations are known services, with ports they expose",
         virtualservices.destination_hosts,
@@ -75,6 +81,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         "virtualservice.GatewayAnalyzer",
         "referenced gateways exist and publish the VirtualService's hosts",
         virtualservices.gateways,
+    ),
+    Analyzer(
+        "virtualservice.JWTClaimRouteAnalyzer",
+        "JWT claim routing on a gateway has a RequestAuthentication for its pods",
+        virtualservices.jwt_claim_routes,
     ),
     Analyzer(
         "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
@@ -162,7 +173,8 @@ class Result:
 
 def analyze(inputs: Inputs, analyzers: tuple[Analyzer, ...] = ANALYZERS) -> Result:
     """Run ``analyzers`` over ``inputs``; the inputs' own notes come first in the result."""
-    ctx = AnalysisContext(inputs.resources, list(inputs.nodes.values()))
+    skipped = {m.origin.split(" ", 1)[0] for m in inputs.notes if m.type == msg.SKIPPED_KIND}
+    ctx = AnalysisContext(inputs.resources, list(inputs.nodes.values()), skipped)
     for analyzer in analyzers:
         analyzer.run(ctx)
     found = sorted(set(ctx.messages), key=Message.sort_key)

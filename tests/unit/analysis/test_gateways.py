@@ -114,3 +114,39 @@ def test_sub_selector_conflicts_when_a_pod_matches_both(run: Run) -> None:
         )
     )
     assert len(run(text, gateways.conflicting_gateways)) == 2
+
+
+def tls_gateway(name: str, credential: str, selector: str, namespace: str = "istio-system") -> str:
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {selector}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: ["{name}.example.com"]
+    tls: {{mode: SIMPLE, credentialName: {credential}}}
+"""
+
+
+def test_a_certificate_shared_on_one_workload_is_a_duplicate(run: Run) -> None:
+    wide, internal = "{istio: ingressgateway}", "{istio: ingressgateway, type: internal}"
+    text = (
+        INGRESS_POD
+        + tls_gateway("a", "shared", wide)
+        + tls_gateway("b", "shared", wide)
+        # c's selector is within d's: c is reported, d (narrower) is not
+        + tls_gateway("c", "other", wide, namespace="default")
+        + tls_gateway("d", "other", internal)
+        + tls_gateway("e", "own", wide)
+    )
+    found = run(text, gateways.duplicate_certificates)
+    assert codes(found) == [
+        ("IST0138", "Gateway default/c"),
+        ("IST0138", "Gateway istio-system/a"),
+        ("IST0138", "Gateway istio-system/b"),
+    ]
+    a = next(m for m in found if m.origin.endswith("/a"))
+    assert a.text.startswith("Duplicate certificate in multiple gateways [istio-system/a ")
