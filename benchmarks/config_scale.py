@@ -3,8 +3,9 @@
 Prints the time of each phase and the peak memory, and writes them to
 benchmarks/results/config_scale.json. Target (issue 2): under 3 s in all on 2 cores.
 The machine is shared, so the whole pass runs ``--runs`` times (default 3), each in a
-fresh store, and the best of each phase is reported beside every pass's total.
-Import time of the model classes is reported apart (it is paid once per process).
+fresh process and a fresh store (as a CLI apply runs it), and the best pass is reported
+beside every pass's wall and CPU totals. Import time of the model classes is reported
+apart (it is paid once per process).
 Run: .venv/bin/python benchmarks/config_scale.py [--se N] [--vs N] [--runs N]
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,37 +107,54 @@ def run_once(text: str, n_docs: int) -> dict[str, float]:
     return phases
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--se", type=int, default=10_000)
-    parser.add_argument("--vs", type=int, default=2_000)
-    parser.add_argument("--runs", type=int, default=3, help="passes; the best of each is kept")
-    args = parser.parse_args()
-
+def once(n_se: int, n_vs: int) -> dict[str, float]:
+    """One pass in this process, as one `meshgate apply` would run it."""
     t0 = time.perf_counter()
     # The model classes are built on import: paid once per process, reported apart.
     import meshgate.api.kinds
     import meshgate.validation  # noqa: F401
 
     import_s = time.perf_counter() - t0
-    text = make_yaml(args.se, args.vs)
-    runs = [run_once(text, args.se + args.vs) for _ in range(args.runs)]
-    best = {k: min(r[k] for r in runs) for k in runs[0]}
-    figures = {
+    figures = run_once(make_yaml(n_se, n_vs), n_se + n_vs)
+    figures["import_s"] = import_s
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--se", type=int, default=10_000)
+    parser.add_argument("--vs", type=int, default=2_000)
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes; the best is kept")
+    parser.add_argument("--once", action="store_true", help="one pass here, figures as JSON")
+    args = parser.parse_args()
+    if args.once:
+        print(json.dumps(once(args.se, args.vs)))
+        return
+
+    runs: list[dict[str, float]] = []
+    for _ in range(args.runs):
+        # A fresh process per pass: a CLI apply pays first-use costs (memory from the OS,
+        # warm-up) that later passes in one process would hide.
+        cmd = [sys.executable, __file__, "--once", "--se", str(args.se), "--vs", str(args.vs)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        runs.append(json.loads(done.stdout))
+    best = min(runs, key=lambda r: r["total_s"])
+    figures: dict[str, object] = {
         "service_entries": args.se,
         "virtual_services": args.vs,
         "runs": args.runs,
-        "best_of_runs": {k: round(v, 3) for k, v in best.items()},
+        "best_run": {k: round(v, 3) for k, v in best.items() if k != "peak_rss_mb"},
         "totals_s": [round(r["total_s"], 3) for r in runs],
         "totals_cpu_s": [round(r["total_cpu_s"], 3) for r in runs],
-        "import_s": round(import_s, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
         "target_total_s": 3.0,
     }
-    print(f"best of {args.runs} runs (machine shared; each phase's best taken separately):")
-    for k, v in figures["best_of_runs"].items():  # type: ignore[union-attr]
-        print(f"{k:>18}: {v}")
-    for k in ("totals_s", "totals_cpu_s", "import_s", "peak_rss_mb", "target_total_s"):
+    print(f"best of {args.runs} runs, each a fresh process (the machine is shared):")
+    for k, v in best.items():
+        if k != "peak_rss_mb":
+            print(f"{k:>18}: {v:.3f}")
+    for k in ("totals_s", "totals_cpu_s", "peak_rss_mb", "target_total_s"):
         print(f"{k:>18}: {figures[k]}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "config_scale.json").write_text(json.dumps(figures, indent=2) + "\n")
