@@ -220,35 +220,17 @@ def test_random_text_gives_problems_not_tracebacks(text: str) -> None:
     check_problems(text)
 
 
+PIECES = [":", "-", " ", "\n", "  ", "{", "[", "'", "&x", "*x", "<<", "!!int", "!!bool", "!!float",
+          "!!binary", "!x", "---", "...", "\t", "0", "null", "x", "|", ">-", "? "]  # fmt: skip
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
     text = draw(st.sampled_from(SAMPLES))
     for _ in range(draw(st.integers(1, 6))):
         at = draw(st.integers(0, len(text)))
         edit = draw(st.sampled_from(["delete", "insert", "replace"]))
-        piece = draw(
-            st.sampled_from(
-                [
-                    ":",
-                    "-",
-                    " ",
-                    "\n",
-                    "  ",
-                    "{",
-                    "[",
-                    "'",
-                    "&x",
-                    "*x",
-                    "<<",
-                    "!!int",
-                    "---",
-                    "\t",
-                    "0",
-                    "null",
-                    "x",
-                ]
-            )
-        )
+        piece = draw(st.sampled_from(PIECES))
         if edit == "delete":
             text = text[:at] + text[at + draw(st.integers(1, 8)) :]
         elif edit == "insert":

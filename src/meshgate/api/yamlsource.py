@@ -100,7 +100,8 @@ def _scalar(node: ScalarNode) -> Any:
     if tag in _TYPED:
         try:
             return _CONSTRUCT[tag](_CONSTRUCTOR, ScalarNode(tag, value))
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError, yaml.YAMLError) as exc:
+            # PyYAML's constructors raise all of these on odd input (`!!int ""`, `!!bool x`).
             raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _line(node)) from exc
     raise NodeError(f"unsupported YAML tag {tag!r}", _line(node))
 

@@ -116,6 +116,14 @@ def test_problem_codes_and_lines(text: str, expected: list[tuple[str, int, str |
     assert problems(decode_text(text, "x.yaml")) == expected
 
 
+@pytest.mark.parametrize(
+    "value", ['!!int ""', "!!bool x", "!!float .", "!!int 0x", "!!binary aGk=", "!!python/none x"]
+)
+def test_odd_explicit_tags_are_problems(value: str) -> None:
+    text = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata:\n  a: {value}\n"
+    assert problems(decode_text(text)) == [("MG0001", 5, None)]
+
+
 def test_unserved_version_names_the_served_ones() -> None:
     text = "apiVersion: networking.istio.io/v9\nkind: ServiceEntry\nmetadata: {name: x}\n"
     [p] = decode_text(text).problems
