@@ -385,15 +385,17 @@ class SqliteStore:
             "deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             txn.history_rows,
         )
+        horizon = txn.revision - self.event_limit
+        # Events older than the kept window would be compacted at once: never write them.
+        events = txn.event_rows if txn.start >= horizon else txn.event_rows[horizon - txn.start :]
         conn.executemany(
             "INSERT INTO events (revision, type, grp, kind, namespace, name, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            txn.event_rows,
+            events,
         )
         if txn.history_rows and self._may_overflow_history(txn):
             conn.execute(_PRUNE_HISTORY, (txn.start, self.history_limit))
         conn.execute("UPDATE counters SET value = ? WHERE name = 'revision'", (txn.revision,))
-        horizon = txn.revision - self.event_limit
         if horizon > self._counter("compacted"):
             conn.execute("DELETE FROM events WHERE revision <= ?", (horizon,))
             conn.execute("UPDATE counters SET value = ? WHERE name = 'compacted'", (horizon,))

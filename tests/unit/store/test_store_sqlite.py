@@ -251,6 +251,16 @@ def test_events_are_bounded_and_compaction_is_reported(tmp_path: Path) -> None:
         with pytest.raises(Compacted) as info:
             s.events_since(2)
         assert info.value.compacted == 3
+        heard: list[int] = []
+        s.watch(lambda events: heard.extend(e.revision for e in events))
+        s.apply([se(f"m{i}") for i in range(3)])
+        assert heard == [9, 10, 11]  # watchers hear every write, kept or not
+        assert [e.revision for e in s.events_since(6)] == [7, 8, 9, 10, 11]
+        with pytest.raises(Compacted):
+            s.events_since(5)
+        s.apply([se(f"k{i}") for i in range(12)])
+        assert [e.revision for e in s.events_since(18)] == [19, 20, 21, 22, 23]
+        assert [e.object["metadata"]["name"] for e in s.events_since(18)][-1] == "k11"
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
