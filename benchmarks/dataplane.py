@@ -658,6 +658,12 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
             "mesh_over_floor_rps_at_least": TARGET_RPS_RATIO,
             "mesh_over_floor_cpu_per_request_at_most": TARGET_CPU_RATIO,
             "met_median": rps_median >= TARGET_RPS_RATIO and cpu_median <= TARGET_CPU_RATIO,
+            # The same CPU target on the host-relative ratio, which the neighbours' load on a
+            # shared machine disturbs far less than raw CPU-ms or requests/s.
+            "met_median_cpu_host_relative": ratios["mesh_over_floor_cpu_per_request_vs_host"][
+                "median"
+            ]
+            <= TARGET_CPU_RATIO,
         },
     }
 
