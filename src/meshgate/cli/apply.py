@@ -49,7 +49,9 @@ def command(
         fail(f"{errors} error(s) found; nothing was applied")
     if not loaded.documents:
         fail("no objects passed to apply")
-    objects = [doc.resource.to_wire() for doc in loaded.documents]
+    from meshgate.api.meta import to_wire_all
+
+    objects = to_wire_all(doc.resource for doc in loaded.documents)
     with backend_errors():
         changes = get_backend().apply(objects, dry_run=mode != "none")
     suffix = dry_run_suffix(mode)
