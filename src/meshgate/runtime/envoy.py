@@ -26,8 +26,22 @@ PROXY_UID = 1337
 PROXY_GID = 1337
 
 
-def setpriv_argv(uid: int, gid: int) -> list[str]:
-    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
+# What a container runtime grants a container by default (containerd's and Docker's set):
+# no NET_ADMIN (so an app cannot remove its pod's capture rules) and no SYS_ADMIN.
+DEFAULT_CAPABILITIES = (
+    "audit_write", "chown", "dac_override", "fowner", "fsetid", "kill", "mknod",
+    "net_bind_service", "net_raw", "setfcap", "setgid", "setpcap", "setuid", "sys_chroot",
+)  # fmt: skip
+
+
+def setpriv_argv(uid: int, gid: int, capabilities: list[str] | None = None) -> list[str]:
+    """Run as uid/gid with no supplementary groups; with ``capabilities`` (lower-case names
+    without ``cap_``, or ``["all"]``), also limit the capability bounding set to them."""
+    argv = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+    if capabilities is not None and "all" not in capabilities:
+        argv += ["--bounding-set", ",".join(["-all", *(f"+{c}" for c in capabilities)])]
+        argv += ["--inh-caps", "-all"]
+    return [*argv, "--"]
 
 
 def _can_execute(uid: int, gid: int, path: Path) -> bool:

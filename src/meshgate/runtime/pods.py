@@ -7,8 +7,11 @@ Rules:
   pod IP, default route via 10.34.0.1, and /etc/netns/<netns>/{resolv.conf,hosts}, which
   `ip netns exec` bind-mounts for every process started in the pod.
 - Containers run detached through `ip netns exec NS setpriv --reuid U --regid G --clear-groups
-  -- argv` (uid 0 by default, as an image without USER would); uid/gid 1337 is the proxy's and
-  refused for apps. The sidecar/gateway Envoy is container `istio-proxy`, run as 1337:1337,
+  --bounding-set ... -- argv` (uid 0 by default, as an image without USER would); uid/gid
+  1337 is the proxy's and refused for apps. Apps get the container runtime's default
+  capabilities unless their securityContext adds, drops or asks for privileged: never
+  NET_ADMIN by default, so an app cannot remove its pod's capture rules. The sidecar/gateway
+  Envoy is container `istio-proxy`, run as 1337:1337,
   with its bootstrap in the runtime directory (uid 1337 cannot read the state directory).
   With capture, apps start only once the proxy listens on 15001 (pod Pending meanwhile), or
   after `proxy_hold_max` seconds; `start_pod` never blocks long on it.
@@ -64,6 +67,9 @@ class ContainerSpec:
     run_as_user: int = 0
     run_as_group: int | None = None  # None: same as run_as_user's default group, 0
     working_dir: str | None = None
+    # Lower-case capability names without "cap_" (["all"]: privileged); None: the
+    # container runtime's default set (envoy.DEFAULT_CAPABILITIES).
+    capabilities: list[str] | None = None
 
 
 @dataclass
@@ -344,7 +350,8 @@ class Runtime:
             c = self._default_container(namespace, name, container)
             uid, gid = self._ids(c)
             ns = self.netns_of(namespace, name)
-            return [*netns.exec_prefix(ns), *envoy.setpriv_argv(uid, gid), *command]
+            priv = envoy.setpriv_argv(uid, gid, self._caps(c))
+            return [*netns.exec_prefix(ns), *priv, *command]
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -364,6 +371,14 @@ class Runtime:
                 raise PodError(f"container {c.name!r}: uid/gid 1337 is reserved for the proxy")
         if not netns.exists(names.node_netns(self.mesh_id)):
             raise PodError("the node is not up (Node(state_dir).up() first)")
+
+    @staticmethod
+    def _caps(c: ContainerSpec) -> list[str] | None:
+        """The proxy keeps its own setup (it runs unprivileged); apps get their set, by
+        default the container runtime's, which lacks NET_ADMIN: an app cannot undo capture."""
+        if c.name == PROXY_CONTAINER:
+            return None
+        return list(envoy.DEFAULT_CAPABILITIES) if c.capabilities is None else c.capabilities
 
     @staticmethod
     def _ids(c: ContainerSpec) -> tuple[int, int]:
@@ -578,7 +593,8 @@ class Runtime:
             rec["failed"] = {"reason": "StartError", "message": msg}
             return
         uid, gid = self._ids(c)
-        argv = [*netns.exec_prefix(rec["netns"]), *envoy.setpriv_argv(uid, gid), *c.argv]
+        priv = envoy.setpriv_argv(uid, gid, self._caps(c))
+        argv = [*netns.exec_prefix(rec["netns"]), *priv, *c.argv]
         log = self.log_path(rec["namespace"], rec["name"], c.name)
         popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/")
         proc = procs.identify(popen.pid)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import names, servicenat
+from meshgate.runtime import envoy, names, servicenat
 from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, Runtime
 from meshgate.server import workloads as wl
 from meshgate.store.base import ConfigStore
@@ -31,6 +31,23 @@ log = logging.getLogger("meshgate.reconcile")
 Obj = dict[str, Any]
 POD_NET = ipaddress.ip_network("10.34.0.0/16")
 FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
+
+
+def capabilities(security_context: Obj) -> list[str] | None:
+    """A container's capability set from its securityContext, as a container runtime
+    computes it: privileged -> all; else the default set plus ``add`` minus ``drop``
+    (``ALL`` allowed in either). None: the untouched default."""
+    if security_context.get("privileged"):
+        return ["all"]
+    caps = security_context.get("capabilities") or {}
+    add = [str(c).lower().removeprefix("cap_") for c in caps.get("add") or []]
+    drop = [str(c).lower().removeprefix("cap_") for c in caps.get("drop") or []]
+    if not add and not drop:
+        return None
+    if "all" in add:
+        return ["all"]
+    base = [] if "all" in drop else list(envoy.DEFAULT_CAPABILITIES)
+    return sorted({*base, *add} - set(drop))
 
 
 def _key(obj: Obj) -> ResourceKey:
@@ -140,6 +157,7 @@ class Reconciler:
                     run_as_user=sc.get("runAsUser", pod_sc.get("runAsUser", 0)),
                     run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup", 0)),
                     working_dir=c.get("workingDir"),
+                    capabilities=capabilities(sc),
                 )
             )
         proxy: ProxySpec | None = None

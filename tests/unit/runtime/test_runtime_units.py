@@ -222,3 +222,21 @@ def test_envoy_argv_flags() -> None:
     assert "--disable-hot-restart" in argv
     assert argv[argv.index("--concurrency") + 1] == "2"
     assert argv[argv.index("--file-flush-interval-msec") + 1] == "1000"
+
+
+def test_capabilities_follow_the_security_context() -> None:
+    from meshgate.runtime.envoy import DEFAULT_CAPABILITIES, setpriv_argv
+    from meshgate.server.reconcile import capabilities
+
+    assert "net_admin" not in DEFAULT_CAPABILITIES
+    assert capabilities({}) is None
+    assert capabilities({"privileged": True}) == ["all"]
+    added = capabilities({"capabilities": {"add": ["NET_ADMIN"], "drop": ["CAP_KILL"]}})
+    assert added is not None and "net_admin" in added and "kill" not in added
+    assert capabilities({"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}) == [
+        "net_bind_service"
+    ]
+    argv = setpriv_argv(0, 0, ["chown", "kill"])
+    assert argv[argv.index("--bounding-set") + 1] == "-all,+chown,+kill"
+    assert "--bounding-set" not in setpriv_argv(0, 0, ["all"])
+    assert "--bounding-set" not in setpriv_argv(1337, 1337)
