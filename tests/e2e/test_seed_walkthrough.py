@@ -95,6 +95,19 @@ def test_seed_walkthrough(mesh: Mesh) -> None:
     assert gw_item["metadata"]["labels"]["istio"] == "egressgateway"
     gw_ip = gw_item["status"]["podIP"]
 
+    # The controller keeps Deployment status as Kubernetes does, and what it made applies
+    # back unchanged.
+    def deployment_ready() -> str | None:
+        out = mesh.meshgate("get", "deploy", "-A").stdout
+        rows = [line.split() for line in out.splitlines()[1:]]
+        ready = {r[1]: r[2] for r in rows}
+        return "ok" if ready == {"sleep": "1/1", "istio-egressgateway": "1/1"} else None
+
+    _eventually(deployment_ready, "deployments 1/1")
+    made = mesh.meshgate("get", "deploy,svc,sa", "-A", "-o", "yaml").stdout
+    again = mesh.meshgate("apply", "-f", "-", input=made).stdout
+    assert again.strip() and all(line.endswith(" unchanged") for line in again.splitlines())
+
     def gateway_line() -> str | None:
         _curl_until(mesh, sleep, "301")
         out = mesh.meshgate("logs", "-n", "istio-system", gw, "-c", "istio-proxy").stdout

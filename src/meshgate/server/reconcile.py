@@ -50,6 +50,26 @@ def capabilities(security_context: Obj) -> list[str] | None:
     return sorted({*base, *add} - set(drop))
 
 
+def _pod_ready(pod: Obj) -> bool:
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    return (
+        status.get("phase") == "Running"
+        and bool(containers)
+        and all(c.get("ready") for c in containers)
+    )
+
+
+def _canonical(objects: list[Obj]) -> list[Obj]:
+    """Controller-made objects in the store's canonical form (decoded, then encoded), the
+    same a user's ``get -o yaml | apply`` produces, so neither side ever looks changed."""
+    out = []
+    for obj in objects:
+        res, _ = decode_object(obj)
+        out.append(res.to_wire() if res is not None else obj)
+    return out
+
+
 def _key(obj: Obj) -> ResourceKey:
     return ResourceKey(*wl.key_of(obj))
 
@@ -88,7 +108,7 @@ class Reconciler:
             from meshgate.server.admission import default_cluster_ips
 
             desired = default_cluster_ips(desired, (o for o in objs if o.get("kind") == "Service"))
-            changes = self.store.apply(desired)
+            changes = self.store.apply(_canonical(desired))
             for c in changes:
                 if c.action != "unchanged":
                     log.info("%s %s", c.key, c.action)
@@ -120,7 +140,31 @@ class Reconciler:
         if deletes:
             self.store.delete(deletes)
         if creates:
-            self.store.apply(creates)
+            self.store.apply(_canonical(creates))
+
+    def _deployment_status(self, objs: list[Obj]) -> None:
+        """Deployment status as Kubernetes' controller keeps it, from the pods it owns:
+        replicas, ready, available and up-to-date counts (what `get deploy` shows)."""
+        pods = [o for o in objs if o.get("kind") == "Pod"]
+        for dep in (o for o in objs if o.get("kind") == "Deployment"):
+            mine = [p for p in pods if wl.owned_by(p, dep)]
+            thash = wl.template_hash(dep)
+            ready = [p for p in mine if _pod_ready(p)]
+            updated = [
+                p
+                for p in mine
+                if ((p.get("metadata") or {}).get("labels") or {}).get("pod-template-hash") == thash
+            ]
+            meta = dep.get("metadata") or {}
+            status: Obj = {
+                "observedGeneration": meta.get("generation", 1),
+                "replicas": len(mine),
+                "updatedReplicas": len(updated),
+                "readyReplicas": len(ready),
+                "availableReplicas": len(ready),
+            }
+            if (dep.get("status") or {}) != status:
+                self.store.update_status(_key(dep), status)
 
     # -- runtime -----------------------------------------------------------------------
 
@@ -242,6 +286,7 @@ class Reconciler:
         self._garbage_collect(self._objects())
         self._deployments(self._objects())
         self._pods(self._objects())
+        self._deployment_status(self._objects())
         self.snapshot = Snapshot.build(self._typed_resources())
         self._service_nat(self.snapshot)
         return self.snapshot
