@@ -94,6 +94,14 @@ def test_down_leaves_nothing_and_is_idempotent(mesh: Mesh) -> None:
     assert len(namespaces) >= 4, namespaces
     pids = _pids_in(namespaces) | {_control_plane_pid(mesh)}
 
+    # `up` again is fine; asking for another world is refused, not silently ignored.
+    assert "already running" in mesh.meshgate("up").stdout
+    world = mesh.home.parent / "other-world.yaml"
+    world.write_text("hosts:\n- names: [x.test]\n  address: 192.0.2.9\n  ports: [{port: 80}]\n")
+    other = mesh.meshgate("up", "--world", str(world), check=False)
+    assert other.returncode != 0
+    assert "already runs" in other.stderr and "meshgate down" in other.stderr
+
     out = mesh.meshgate("down").stdout
     assert "stopped" in out
     _assert_nothing_left(mesh, mid, pids)

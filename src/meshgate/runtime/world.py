@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ALLOWED_NETS = [
     ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
@@ -223,12 +230,72 @@ DEMO: dict[str, Any] = {
 }
 
 
+class WorldError(ValueError):
+    """A world that cannot be loaded; the message names the file, line and field."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the value at ``loc`` in a composed YAML tree (as far as it goes)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    child = v
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def load_world(source: str | os.PathLike[str]) -> World:
-    """`"demo"` for the built-in world, or the path of a world YAML file."""
+    """`"demo"` for the built-in world, or the path of a world YAML file. Raises
+    WorldError with ``file:line field: reason`` for every problem found."""
     if os.fspath(source) == "demo":
         return World.model_validate(DEMO)
-    data = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
-    return World.model_validate(data)
+    path = Path(source)
+    if not path.is_file():
+        raise WorldError(f"unknown world {os.fspath(source)!r}: use 'demo' or a world file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        tree = yaml.compose(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f":{mark.line + 1}" if mark is not None else ""
+        raise WorldError(f"{path}{at}: invalid YAML: {exc.problem or exc.context}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise WorldError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise WorldError(f"{path}:1: a world file is a mapping with `hosts:`")
+    try:
+        return World.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(tree, loc)
+            where = f"{path}:{line}" if line else str(path)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {_field(loc) or '(top)'}: {msg}")
+        raise WorldError("\n".join(lines)) from None
 
 
 def _escape(value: str) -> str:

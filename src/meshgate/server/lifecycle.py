@@ -53,7 +53,24 @@ def _running(pid: int) -> bool:
 def up(home: Path, world: str | None, *, concurrency: int = 1, timeout: float = 60.0) -> bool:
     """Start the control plane; returns False if one was already running."""
     client = Client(home)
+    if world is not None:
+        # Check the world here, where the user sees the error, not in the detached process.
+        from meshgate.runtime.world import WorldError, load_world
+
+        try:
+            load_world(world)
+        except WorldError as exc:
+            raise StartError(str(exc)) from None
+        if world != "demo":
+            world = os.path.abspath(world)  # the control plane runs elsewhere: name it fully
     if client.available():
+        running = client.call("GET", "/v1/status").get("world")
+        if world is not None and world != running:
+            raise StartError(
+                f"a control plane already runs for {home} with "
+                f"{'world ' + repr(running) if running else 'no world'}, not {world!r}; "
+                "run `meshgate down` first to change it"
+            )
         return False
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)

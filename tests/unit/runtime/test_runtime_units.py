@@ -240,3 +240,23 @@ def test_capabilities_follow_the_security_context() -> None:
     assert argv[argv.index("--bounding-set") + 1] == "-all,+chown,+kill"
     assert "--bounding-set" not in setpriv_argv(0, 0, ["all"])
     assert "--bounding-set" not in setpriv_argv(1337, 1337)
+
+
+def test_load_world_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    from meshgate.runtime.world import WorldError
+
+    bad = tmp_path / "w.yaml"
+    bad.write_text(
+        "hosts:\n- names: [a.test]\n  address: 8.8.8.8\n  ports:\n  - port: 80\n    bogus: 1\n"
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(bad)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"{bad}:3: hosts[0].address: 8.8.8.8 is not in a documentation")
+    assert lines[1] == f"{bad}:6: hosts[0].ports[0].bogus: Extra inputs are not permitted"
+    with pytest.raises(WorldError, match="unknown world 'nope'"):
+        load_world("nope")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(WorldError, match=r"list.yaml:1: a world file is a mapping"):
+        load_world(listing)
