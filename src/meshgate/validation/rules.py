@@ -96,6 +96,7 @@ Rules of this module:
 | MG1079 | E    | ``istio.io/dry-run`` only on AuthorizationPolicy ALLOW/DENY, as a boolean |
 | MG1080 | W    | a DENY rule with only HTTP attributes also denies all TCP traffic |
 | MG1081 | E    | subset names (and destination subsets) are DNS labels |
+| MG1082 | W    | ISTIO_MUTUAL is not implemented yet: that hop stays plaintext (no mesh CA) |
 """
 
 from __future__ import annotations
