@@ -65,6 +65,7 @@ def test_seed_walkthrough(mesh: Mesh) -> None:
     assert ip == sleep_ip
     addr = mesh.meshgate("exec", "deploy/sleep", "--", "ip", "-4", "-o", "addr", "show", "eth0")
     assert f" {sleep_ip}/" in addr.stdout
+    assert mesh.meshgate("exec", sleep, "--", "pwd").stdout == "/\n"  # not the caller's cwd
 
     resp = _curl_until(mesh, sleep, "301")
     headers = _headers(resp)

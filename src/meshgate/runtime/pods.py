@@ -178,6 +178,10 @@ class PodNotFound(PodError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class ContainerNotFound(PodNotFound):
+    """The pod exists but has no such container (kubectl: "container X is not valid")."""
+
+
 def spec_from_dict(d: dict[str, Any]) -> PodSpec:
     d = dict(d)
     d["containers"] = [ContainerSpec(**c) for c in d["containers"]]
@@ -223,10 +227,20 @@ class Runtime:
     # -- paths -------------------------------------------------------------------------------
 
     def log_path(self, namespace: str, name: str, container: str | None = None) -> Path:
-        """The container's log file; without `container`, the pod's first app container (the
-        pod must exist then). Logs outlive their pod until the state directory goes."""
-        if not container:
-            container = self._default_container(namespace, name).name
+        """The container's log file; without `container`, the pod's first app container.
+
+        A pod that exists must have the container (ContainerNotFound otherwise). Logs outlive
+        their pod until the state directory goes, so a removed pod's container log is still
+        found by name; PodNotFound when there is neither a pod nor such a log."""
+        if not container or _key(namespace, name) in self._pods():
+            container = self._default_container(namespace, name, container).name
+            return self._log_file(namespace, name, container)
+        path = self._log_file(namespace, name, container)
+        if not path.exists():
+            raise PodNotFound(f"pod {namespace}/{name} not found")
+        return path
+
+    def _log_file(self, namespace: str, name: str, container: str) -> Path:
         return self.state_dir / "logs" / "pods" / namespace / name / f"{container}.log"
 
     def _default_container(
@@ -241,7 +255,7 @@ class Runtime:
         apps = [n for n in specs if n != PROXY_CONTAINER]
         cname = container or (apps[0] if apps else PROXY_CONTAINER)
         if cname not in specs:
-            raise PodNotFound(f"container {cname!r} not found in pod {namespace}/{name}")
+            raise ContainerNotFound(f"container {cname} is not valid for pod {name}")
         return specs[cname]
 
     def pod_runtime_dir(self, namespace: str, name: str) -> Path:
@@ -351,7 +365,9 @@ class Runtime:
             uid, gid = self._ids(c)
             ns = self.netns_of(namespace, name)
             priv = envoy.setpriv_argv(uid, gid, self._caps(c))
-            return [*netns.exec_prefix(ns), *priv, *command]
+            # In the container's working directory (as kubectl exec), not the caller's.
+            cwd = ["env", "-C", c.working_dir or "/"]
+            return [*netns.exec_prefix(ns), *priv, *cwd, *command]
 
     # -- creation ----------------------------------------------------------------------------
 
