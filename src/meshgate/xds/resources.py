@@ -72,6 +72,14 @@ class Rendered:
     names: tuple[str, ...]
 
 
+def digests(rendered: Rendered) -> dict[str, bytes]:
+    """Per resource name, a digest of its bytes: tells which resources a new response changes."""
+    return {
+        name: hashlib.blake2b(item.value, digest_size=16).digest()
+        for name, item in zip(rendered.names, rendered.resources, strict=True)
+    }
+
+
 def render(type_url: str, resources: Iterable[Any], wanted: frozenset[str] | None) -> Rendered:
     """Select (by name, unless ``wanted`` is None) and pack one type's resources."""
     chosen: list[tuple[str, any_pb2.Any]] = []

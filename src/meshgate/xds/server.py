@@ -9,8 +9,10 @@ Rules:
   proxy is logged and affects only that stream; `generate` returning None means "not
   known yet": the stream stays open and the next push tries again.
 - `request_push` is debounced (see debounce.py) and may be called from any thread.
-- `statuses()` reports the latest stream of every node id seen since start, connected or
-  not, for `meshgate proxy-status`.
+- `statuses()` reports the latest stream of every node id, for `meshgate proxy-status`.
+  A closed stream stays listed (as DISCONNECTED, see status.py) for `retain_disconnected`
+  seconds, so a proxy that restarts is not missing meanwhile, then it is dropped: a pod
+  that is gone does not linger. A new stream from the same node id replaces it at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import itertools
 import logging
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +56,7 @@ class _Stream:
     queue: asyncio.Queue[DiscoveryResponse | None] = field(default_factory=asyncio.Queue)
     connected: bool = True
     disconnected_at: datetime | None = None
+    closed_at: float | None = None  # the server's clock, for retain_disconnected
 
     def status(self) -> ProxyStatus:
         return ProxyStatus(
@@ -76,8 +80,12 @@ class XdsServer:
         debounce: float = 0.1,
         max_delay: float = 1.0,
         control_plane_id: str = "meshgate",
+        retain_disconnected: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._generate = generate
+        self._retain_disconnected = retain_disconnected
+        self._clock = clock
         self._control_plane_id = control_plane_id
         self._debouncer = Debouncer(self._push_all, quiet=debounce, max_delay=max_delay)
         self._servers: list[grpc.aio.Server] = []
@@ -141,7 +149,8 @@ class XdsServer:
         return self._push_count
 
     def statuses(self) -> list[ProxyStatus]:
-        """The latest stream of every node id seen, sorted by node id."""
+        """The latest stream of every node id, sorted by node id (closed ones for a while)."""
+        self._drop_expired()
         return [self._latest[node].status() for node in sorted(self._latest)]
 
     def forget(self, node_id: str) -> None:
@@ -151,6 +160,16 @@ class XdsServer:
             del self._latest[node_id]
 
     # -- internals -----------------------------------------------------------------
+
+    def _drop_expired(self) -> None:
+        now = self._clock()
+        expired = [
+            node
+            for node, stream in self._latest.items()
+            if stream.closed_at is not None and now - stream.closed_at >= self._retain_disconnected
+        ]
+        for node in expired:
+            del self._latest[node]
 
     def _new_server(self) -> grpc.aio.Server:
         server = grpc.aio.server(
@@ -276,6 +295,7 @@ class XdsServer:
         self._streams.discard(stream)
         stream.connected = False
         stream.disconnected_at = datetime.now(UTC)
+        stream.closed_at = self._clock()
         log.info("xDS: %s disconnected (stream %d)", stream.node_id, stream.stream_id)
 
     def _handle(self, stream: _Stream, request: DiscoveryRequest) -> None:

@@ -1,7 +1,9 @@
 """What `meshgate proxy-status` shows: per proxy, per xDS type, what was sent and acknowledged.
 
 Rules: plain immutable values, safe to hand to other threads and to serialise; no
-behaviour beyond derived read-only properties.
+behaviour beyond derived read-only properties. SYNCED means the proxy acknowledged the
+last response sent (by nonce); a proxy whose stream has closed is never SYNCED: every
+type of it shows DISCONNECTED, and its last known state stays readable as `lastState`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class SyncState(StrEnum):
     STALE = "STALE"  # sent, not yet acknowledged
     SYNCED = "SYNCED"  # the proxy acknowledged the last version sent
     NACKED = "NACKED"  # the proxy rejected the last version sent; it runs an older one
+    DISCONNECTED = "DISCONNECTED"  # the stream is closed: nothing is known any more
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class TypeStatus:
     sent_version: str | None
     acked_version: str | None
     last_nonce: str | None
+    acked_nonce: str | None
     nack_error: str | None
     nacked_version: str | None
     resource_count: int
@@ -40,7 +44,7 @@ class TypeStatus:
             return SyncState.NOT_SENT
         if self.nack_error is not None and self.nacked_version == self.sent_version:
             return SyncState.NACKED
-        if self.acked_version == self.sent_version:
+        if self.acked_nonce == self.last_nonce and self.acked_version == self.sent_version:
             return SyncState.SYNCED
         return SyncState.STALE
 
@@ -57,6 +61,12 @@ class ProxyStatus:
     disconnected_at: datetime | None
     types: dict[str, TypeStatus] = field(default_factory=dict)
 
+    def state_of(self, type_url: str) -> SyncState:
+        """The state shown for one type: DISCONNECTED once the stream has closed."""
+        if not self.connected:
+            return SyncState.DISCONNECTED
+        return self.types[type_url].state
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view for the HTTP API and the CLI."""
         return {
@@ -68,10 +78,12 @@ class ProxyStatus:
             "disconnectedAt": self.disconnected_at.isoformat() if self.disconnected_at else None,
             "types": {
                 url: {
-                    "state": str(t.state),
+                    "state": str(self.state_of(url)),
+                    "lastState": str(t.state),
                     "sentVersion": t.sent_version,
                     "ackedVersion": t.acked_version,
                     "lastNonce": t.last_nonce,
+                    "ackedNonce": t.acked_nonce,
                     "nackError": t.nack_error,
                     "nackedVersion": t.nacked_version,
                     "resourceCount": t.resource_count,

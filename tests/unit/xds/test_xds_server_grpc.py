@@ -288,3 +288,55 @@ def test_unix_socket_is_world_writable_and_restartable() -> None:
                     await server.stop()
 
     asyncio.run(main())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_closed_streams_are_shown_disconnected_then_dropped() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        server = XdsServer(Generator(), retain_disconnected=30.0, clock=clock)
+        port = await server.start_tcp()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                old, kept = Client(channel, "gw-old"), Client(channel, "sleep")
+                for client in (old, kept):
+                    await client.send(LISTENER)
+                    await client.ack(await client.recv())
+                await eventually(
+                    lambda: status_of(server, "gw-old").types[LISTENER].state == SyncState.SYNCED,
+                    "ACK",
+                )
+                old.call.cancel()
+                await eventually(lambda: not status_of(server, "gw-old").connected, "close")
+                view = status_of(server, "gw-old").to_json()
+                assert view["types"][LISTENER]["state"] == "DISCONNECTED"
+                assert view["types"][LISTENER]["lastState"] == "SYNCED"
+                clock.now += 29.0
+                assert status_of(server, "gw-old") is not None
+                clock.now += 1.0
+                assert status_of(server, "gw-old") is None
+                # A connected proxy is never dropped, however old its stream.
+                clock.now += 3600.0
+                assert status_of(server, "sleep").connected
+                assert [s.node_id for s in server.statuses()] == ["sleep"]
+
+                # Same node id reconnecting replaces its closed stream at once.
+                kept.call.cancel()
+                await eventually(lambda: not status_of(server, "sleep").connected, "close")
+                again = Client(channel, "sleep")
+                await again.send(LISTENER)
+                await again.recv()
+                await eventually(lambda: status_of(server, "sleep").connected, "reconnect")
+                assert status_of(server, "sleep").types[LISTENER].state == SyncState.STALE
+                again.call.cancel()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

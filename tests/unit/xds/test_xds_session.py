@@ -40,11 +40,12 @@ def ack(response: DiscoveryResponse, names: Any = ()) -> Any:
     return req(response.type_url, nonce=response.nonce, version=response.version_info, names=names)
 
 
-def nack(response: DiscoveryResponse, last_good: str, message: str = "bad") -> Any:
+def nack(response: DiscoveryResponse, last_good: str, message: str = "bad", names: Any = ()) -> Any:
     return req(
         response.type_url,
         nonce=response.nonce,
         version=last_good,
+        names=names,
         error_detail=Status(code=3, message=message),
     )
 
@@ -164,6 +165,10 @@ def test_resync_after_restart_answers_with_current_config() -> None:
     again = second.handle_request(req(LISTENER, version=old.version_info))
     assert len(again) == 1
     assert again[0].version_info == old.version_info
+    status = second.type_statuses()[LISTENER]
+    assert status.acked_version == old.version_info  # what the proxy says it runs
+    assert status.state == SyncState.STALE  # until it acknowledges this stream's response
+    second.handle_request(ack(again[0]))
     assert second.type_statuses()[LISTENER].state == SyncState.SYNCED
 
 
@@ -171,3 +176,167 @@ def test_unknown_type_is_rejected() -> None:
     session = AdsSession("s")
     with pytest.raises(UnknownTypeError):
         session.handle_request(req("type.googleapis.com/nope.Thing"))
+
+
+# -- cluster re-warming, repeated requests, what SYNCED means ---------------------------
+
+
+def cluster_config(timeout: int = 1, port: int = 80, extra: tuple[str, ...] = ()) -> ProxyConfig:
+    """Two EDS clusters (c1, c2) plus clusters without endpoints (`extra`)."""
+    return ProxyConfig(
+        clusters=[Cluster(name="c1", connect_timeout={"seconds": timeout}), Cluster(name="c2")]
+        + [Cluster(name=n) for n in extra],
+        endpoints=[
+            ClusterLoadAssignment(
+                cluster_name=n,
+                endpoints=[
+                    {"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": f"/{port}"}}}}]}
+                ],
+            )
+            for n in ("c1", "c2")
+        ],
+    )
+
+
+def synced_cds_eds(
+    session: AdsSession, cfg: ProxyConfig
+) -> tuple[DiscoveryResponse, DiscoveryResponse]:
+    session.set_config(cfg)
+    cds = session.handle_request(req(CLUSTER))[0]
+    session.handle_request(ack(cds))
+    eds = session.handle_request(req(ENDPOINT, names=["c1", "c2"]))[0]
+    assert session.handle_request(ack(eds, names=["c1", "c2"])) == []
+    states = session.type_statuses()
+    assert states[CLUSTER].state == states[ENDPOINT].state == SyncState.SYNCED
+    return cds, eds
+
+
+def test_modified_eds_cluster_brings_its_endpoints_again() -> None:
+    session = AdsSession("s")
+    _, eds = synced_cds_eds(session, cluster_config(timeout=1))
+    out = session.set_config(cluster_config(timeout=5))  # endpoints unchanged
+    assert [r.type_url for r in out] == [CLUSTER, ENDPOINT]
+    assert out[1].version_info == eds.version_info
+    assert out[1].nonce != eds.nonce
+    assert len(out[1].resources) == 2
+    # Envoy's own request for the re-warming cluster carries an older nonce: ignored.
+    assert session.handle_request(ack(eds, names=["c1", "c2"])) == []
+    assert session.handle_request(ack(out[1], names=["c1", "c2"])) == []
+    session.handle_request(ack(out[0]))
+    assert session.type_statuses()[CLUSTER].state == SyncState.SYNCED
+    # Nothing changed: nothing sent.
+    assert session.set_config(cluster_config(timeout=5)) == []
+
+
+def test_cluster_changes_that_warm_no_eds_cluster_send_cds_only() -> None:
+    session = AdsSession("s")
+    synced_cds_eds(session, cluster_config())
+    # A new cluster the proxy does not fetch endpoints for yet: its EDS request (new
+    # names) is answered when it comes, nothing to force now.
+    out = session.set_config(cluster_config(extra=("c3",)))
+    assert [r.type_url for r in out] == [CLUSTER]
+    # Endpoints alone: EDS only.
+    out = session.set_config(cluster_config(extra=("c3",), port=81))
+    assert [r.type_url for r in out] == [ENDPOINT]
+    # Both: CDS then EDS, once each.
+    out = session.set_config(cluster_config(timeout=9, extra=("c3",), port=82))
+    assert [r.type_url for r in out] == [CLUSTER, ENDPOINT]
+
+
+def test_rewarm_does_not_force_a_rejected_eds_version() -> None:
+    session = AdsSession("s")
+    _, eds = synced_cds_eds(session, cluster_config())
+    bad = session.set_config(cluster_config(port=99))
+    assert [r.type_url for r in bad] == [ENDPOINT]
+    assert session.handle_request(nack(bad[0], eds.version_info, names=["c1", "c2"])) == []
+    out = session.set_config(cluster_config(timeout=7, port=99))
+    assert [r.type_url for r in out] == [CLUSTER]
+    assert session.type_statuses()[ENDPOINT].state == SyncState.NACKED
+
+
+def test_repeated_request_with_answered_nonce_gets_a_response() -> None:
+    session = AdsSession("s")
+    _, eds = synced_cds_eds(session, cluster_config())
+    # Same nonce, names and version as the ACK: a new watch in the proxy asks again.
+    again = session.handle_request(ack(eds, names=["c1", "c2"]))
+    assert len(again) == 1
+    assert again[0].version_info == eds.version_info
+    assert again[0].nonce != eds.nonce
+    assert session.type_statuses()[ENDPOINT].state == SyncState.STALE
+    # Its ACK is a plain ACK again: no loop.
+    assert session.handle_request(ack(again[0], names=["c1", "c2"])) == []
+    assert session.type_statuses()[ENDPOINT].state == SyncState.SYNCED
+
+
+def test_ack_whose_version_differs_from_the_one_sent_gets_a_response() -> None:
+    session = AdsSession("s")
+    session.set_config(config())
+    lds = session.handle_request(req(LISTENER))[0]
+    odd = req(LISTENER, nonce=lds.nonce, version="something-else")
+    out = session.handle_request(odd)
+    assert [r.version_info for r in out] == [lds.version_info]
+    status = session.type_statuses()[LISTENER]
+    assert status.acked_version == "something-else"
+    assert status.state == SyncState.STALE
+
+
+def test_repeat_after_nack_keeps_the_nack_and_does_not_resend() -> None:
+    session = AdsSession("s")
+    session.set_config(config("good"))
+    good = session.handle_request(req(LISTENER))[0]
+    session.handle_request(ack(good))
+    bad = session.set_config(config("bad"))[0]
+    session.handle_request(nack(bad, good.version_info, "invalid"))
+    # Envoy clears error_detail after sending it once; a later request for the same
+    # nonce carries the last good version and no error.
+    assert session.handle_request(req(LISTENER, nonce=bad.nonce, version=good.version_info)) == []
+    status = session.type_statuses()[LISTENER]
+    assert status.state == SyncState.NACKED
+    assert status.nack_error == "invalid"
+    assert status.acked_version == good.version_info
+
+
+def test_synced_means_the_last_response_was_acknowledged() -> None:
+    session = AdsSession("s")
+    cds, _ = synced_cds_eds(session, cluster_config(timeout=1))
+    changed = session.set_config(cluster_config(timeout=2))
+    reverted = session.set_config(cluster_config(timeout=1))
+    assert reverted[0].version_info == cds.version_info
+    # Same version as the one acknowledged long ago, but this response is not ACKed yet
+    # (Envoy holds CDS ACKs while a cluster warms).
+    status = session.type_statuses()[CLUSTER]
+    assert status.acked_version == status.sent_version
+    assert status.state == SyncState.STALE
+    # An ACK of the superseded response is stale; the one for the last response counts.
+    session.handle_request(ack(changed[0]))
+    assert session.type_statuses()[CLUSTER].state == SyncState.STALE
+    session.handle_request(ack(reverted[0]))
+    assert session.type_statuses()[CLUSTER].state == SyncState.SYNCED
+
+
+def test_cds_ack_arriving_after_later_responses_of_other_types_is_recorded() -> None:
+    session = AdsSession("s")
+    synced_cds_eds(session, cluster_config())
+    lds = session.handle_request(req(LISTENER))[0]
+    out = session.set_config(cluster_config(timeout=3, port=83))
+    cds, eds = out
+    # Envoy answers EDS and LDS first; the CDS ACK comes once warming is over.
+    session.handle_request(ack(eds, names=["c1", "c2"]))
+    session.handle_request(ack(lds))
+    session.handle_request(ack(cds))
+    states = session.type_statuses()
+    assert {url: s.state for url, s in states.items()} == {
+        CLUSTER: SyncState.SYNCED,
+        ENDPOINT: SyncState.SYNCED,
+        LISTENER: SyncState.SYNCED,
+    }
+    assert states[CLUSTER].acked_version == cds.version_info
+
+
+def test_eds_without_cds_subscription_is_still_pushed() -> None:
+    session = AdsSession("s")
+    session.set_config(cluster_config())
+    eds = session.handle_request(req(ENDPOINT, names=["c1"]))[0]
+    session.handle_request(ack(eds, names=["c1"]))
+    out = session.set_config(cluster_config(port=90))
+    assert [r.type_url for r in out] == [ENDPOINT]
