@@ -2,6 +2,7 @@
 
 Rules of this module:
 - One ``Service`` per host name: a ServiceEntry with three hosts gives three Services.
+  Several resources may give the same host; ``model.servicemerge`` decides what a proxy sees.
 - Kubernetes Services are hosted at ``NAME.NS.svc.cluster.local``, resolve ``STATIC``
   (client-side load balancing over pod endpoints, i.e. EDS) and have one VIP, the cluster IP.
 - Endpoints are computed per service port, already at the port to dial (targetPort or the
@@ -51,6 +52,8 @@ class Service:
     export_to: frozenset[str] = frozenset({"*"})
     selector: Mapping[str, str] = field(default_factory=dict)
     subject_alt_names: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)  # the resource's own labels
+    created: str = ""  # creationTimestamp (RFC 3339, UTC): the oldest resource wins conflicts
 
     def port(self, number: int) -> ServicePort | None:
         for p in self.ports:
@@ -168,6 +171,8 @@ def from_service_entry(se: Any, pods: Iterable[PodInfo] = ()) -> list[Service]:
         for p in get_list(spec, "ports")
     )
     resolution = get_str(spec, "resolution", "NONE")
+    labels = str_map(get(meta, "labels"))
+    created = get_str(meta, "creation_timestamp")
     pod_list = list(pods)
     services = []
     for raw in get_list(spec, "hosts"):
@@ -186,6 +191,8 @@ def from_service_entry(se: Any, pods: Iterable[PodInfo] = ()) -> list[Service]:
                 export_to=export_set(get_list(spec, "export_to"), namespace),
                 selector=str_map(get(get(spec, "workload_selector"), "labels")),
                 subject_alt_names=tuple(str(s) for s in get_list(spec, "subject_alt_names")),
+                labels=labels,
+                created=created,
             )
         )
     return services
@@ -264,4 +271,6 @@ def from_kubernetes(svc: Any, cluster_ip: str, pods: Iterable[PodInfo]) -> Servi
         addresses=(cluster_ip,) if cluster_ip else (),
         endpoints=pod_endpoints(ports, selector, namespace, pods) if selector else {},
         selector=selector,
+        labels=str_map(get(meta, "labels")),
+        created=get_str(meta, "creation_timestamp"),
     )

@@ -7,8 +7,12 @@ Rules of this module:
 - Indexes answer the translator's questions in (amortised) constant time: services by host,
   VirtualServices by host (sidecars) and by gateway (routers), DestinationRules by
   namespace, Sidecars by namespace, Gateways by selector, pods by name.
-- Istio's lookup rules live here: DestinationRule path client ns -> service ns -> root ns;
-  ``exportTo`` visibility; Sidecar selection (workload selector > namespace-wide > root ns).
+- Istio's lookup rules live here: DestinationRule path client ns -> service ns -> root ns,
+  over rules merged per host (``model.destinationrules``); ``exportTo`` visibility; Sidecar
+  selection (workload selector > namespace-wide > root ns); several services for one host
+  picked and merged per proxy (``model.servicemerge``).
+- Per-proxy views (the services a Sidecar scope imports) are memoised in the snapshot: it is
+  immutable, so a view computed once stays valid; the memo is only ever added to.
 - Kubernetes cluster IPs: ``spec.clusterIP`` when set; else a deterministic address in
   10.96.0.0/16 from a hash of ``ns/name``, collisions resolved in sorted key order.
 """
@@ -22,7 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshgate.model import hosts
+from meshgate.model import hosts, servicemerge
+from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, Proxy, parse_node_id
 from meshgate.model.services import (
@@ -123,14 +128,6 @@ def qualify_gateway(ref: str, namespace: str) -> str:
 
 
 @dataclass(frozen=True)
-class DestinationRuleEntry:
-    host: str  # expanded relative to the rule's namespace
-    namespace: str
-    export_to: frozenset[str]
-    rule: Any
-
-
-@dataclass(frozen=True)
 class Snapshot:
     mesh: MeshSettings
     services: tuple[Service, ...]
@@ -148,8 +145,9 @@ class Snapshot:
     mesh_vs_by_host: Mapping[str, tuple[Any, ...]] = field(repr=False)
     mesh_vs_wildcards: tuple[tuple[str, Any], ...] = field(repr=False)
     vs_by_gateway: Mapping[str, tuple[Any, ...]] = field(repr=False)
-    drs_by_namespace: Mapping[str, tuple[DestinationRuleEntry, ...]] = field(repr=False)
+    dr_index: DestinationRuleIndex = field(repr=False)
     sidecars_by_namespace: Mapping[str, tuple[Any, ...]] = field(repr=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------
 
@@ -209,18 +207,6 @@ class Snapshot:
                     else:
                         mesh_vs[host].append(vs)
 
-        drs: dict[str, list[DestinationRuleEntry]] = defaultdict(list)
-        for dr in by_kind[(NETWORKING, "DestinationRule")]:
-            ns = _ns(dr)
-            spec = get(dr, "spec")
-            drs[ns].append(
-                DestinationRuleEntry(
-                    host=hosts.expand_short_name(get_str(spec, "host"), ns),
-                    namespace=ns,
-                    export_to=_export(get_list(spec, "export_to"), ns),
-                    rule=dr,
-                )
-            )
         sidecars: dict[str, list[Any]] = defaultdict(list)
         for sc in by_kind[(NETWORKING, "Sidecar")]:
             sidecars[_ns(sc)].append(sc)
@@ -241,7 +227,7 @@ class Snapshot:
             mesh_vs_by_host={k: tuple(v) for k, v in mesh_vs.items()},
             mesh_vs_wildcards=tuple(mesh_wild),
             vs_by_gateway={k: tuple(v) for k, v in vs_by_gw.items()},
-            drs_by_namespace={k: tuple(v) for k, v in drs.items()},
+            dr_index=build_index(by_kind[(NETWORKING, "DestinationRule")], mesh.root_namespace),
             sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
         )
 
@@ -264,65 +250,84 @@ class Snapshot:
         }
 
     def service(self, hostname: str, client_namespace: str = "") -> Service | None:
-        """The service a client sees for a host: its own namespace's first, else the first."""
+        """The (merged) service a sidecar in ``client_namespace`` sees for a host, ignoring
+        Sidecar imports; with no namespace, every service counts as visible."""
         candidates = self.services_by_host.get(hostname, ())
-        visible = [s for s in candidates if not client_namespace or s.visible_to(client_namespace)]
-        for s in visible:
-            if s.namespace == client_namespace:
-                return s
-        return visible[0] if visible else None
+        if len(candidates) == 1:
+            only = candidates[0]
+            return only if not client_namespace or only.visible_to(client_namespace) else None
+        if not candidates:
+            return None
+        if not client_namespace:
+            ordered = sorted(candidates, key=servicemerge.creation_key)
+            return servicemerge.merge(ordered, candidates)
+        return servicemerge.for_sidecar(candidates, client_namespace)
+
+    def service_for(self, proxy: Proxy, hostname: str) -> Service | None:
+        """The service ``proxy`` has for a host (Istio's SidecarScope.servicesByHostname)."""
+        return self._scope(proxy).get(hostname)
 
     def visible_services(self, proxy: Proxy) -> list[Service]:
-        """Services this proxy imports: exportTo, then the Sidecar's egress hosts; one per host."""
+        """Services this proxy imports: exportTo, then the Sidecar's egress hosts; one
+        (merged) service per host, chosen as ``model.servicemerge`` says."""
+        return list(self._scope(proxy).values())
+
+    def _scope(self, proxy: Proxy) -> dict[str, Service]:
         sidecar = None if proxy.is_router else self.sidecar_for(proxy)
+        key = (proxy.is_router, proxy.namespace, id(sidecar))
+        scope = self._memo.get(key)
+        if scope is None:
+            scope = self._memo[key] = self._build_scope(proxy, sidecar)
+        return scope  # type: ignore[no-any-return]
+
+    def _build_scope(self, proxy: Proxy, sidecar: Any | None) -> dict[str, Service]:
         imports = _sidecar_imports(sidecar) if sidecar is not None else None
-        result = []
+        ns = proxy.namespace
+        scope: dict[str, Service] = {}
         for hostname, candidates in self.services_by_host.items():
-            chosen = None
-            for s in candidates:
-                if not s.visible_to(proxy.namespace):
-                    continue
-                if imports is not None and not any(
-                    i.admits(s.namespace, hostname) for i in imports
-                ):
-                    continue
-                if chosen is None or (
-                    s.namespace == proxy.namespace and chosen.namespace != proxy.namespace
-                ):
-                    chosen = s
+            if imports is not None:
+                candidates = tuple(
+                    s for s in candidates if any(i.admits(s.namespace, hostname) for i in imports)
+                )
+            if len(candidates) == 1:
+                # The common case: one resource for the host, nothing to pick or merge.
+                if candidates[0].visible_to(ns):
+                    scope[hostname] = candidates[0]
+                continue
+            if not candidates:
+                continue
+            chosen = (
+                servicemerge.for_router(candidates, ns)
+                if proxy.is_router
+                else servicemerge.for_sidecar(candidates, ns)
+            )
             if chosen is not None:
-                result.append(chosen)
-        return result
+                scope[hostname] = chosen
+        return scope
 
     # ---- config lookups ---------------------------------------------------------------------
 
-    def destination_rule(self, client_namespace: str, hostname: str) -> Any | None:
-        """The DestinationRule for a host: client ns, then the service's ns, then the root ns."""
-        svc = self.service(hostname, client_namespace)
-        path = [client_namespace]
-        if svc is not None:
-            path.append(svc.namespace)
-        path.append(self.mesh.root_namespace)
-        seen: set[str] = set()
-        for ns in path:
-            if ns in seen:
-                continue
-            seen.add(ns)
-            best: DestinationRuleEntry | None = None
-            for entry in self.drs_by_namespace.get(ns, ()):
-                if ns != client_namespace and not (
-                    "*" in entry.export_to or client_namespace in entry.export_to
-                ):
-                    continue
-                if not hosts.subset_of(hostname, entry.host):
-                    continue
-                if best is None or hosts.specificity_key(entry.host) < hosts.specificity_key(
-                    best.host
-                ):
-                    best = entry
-            if best is not None:
-                return best.rule
-        return None
+    def destination_rule(
+        self,
+        client_namespace: str,
+        hostname: str,
+        labels: Mapping[str, str] | None = None,
+        service_namespace: str | None = None,
+    ) -> Any | None:
+        """The (merged) DestinationRule for a host: client ns, then the service's ns, then
+        the root ns; a rule whose workloadSelector matches ``labels`` wins in the client ns."""
+        if service_namespace is None:
+            svc = self.service(hostname, client_namespace)
+            service_namespace = svc.namespace if svc is not None else ""
+        entry = self.dr_index.lookup(client_namespace, service_namespace, hostname, labels)
+        return entry.rule if entry is not None else None
+
+    def destination_rule_for(self, proxy: Proxy, service: Service) -> Any | None:
+        """The DestinationRule ``proxy`` applies to ``service`` (Istio's
+        SidecarScope.DestinationRule for outbound traffic)."""
+        return self.destination_rule(
+            proxy.namespace, service.hostname, proxy.labels, service.namespace
+        )
 
     def mesh_virtual_service(self, hostname: str, client_namespace: str) -> Any | None:
         """The sidecar-scoped VirtualService for a host (exact host first, then wildcards)."""
@@ -467,6 +472,7 @@ def _istio_gateway_service(
         addresses=(ips[(ns, name)],) if ips.get((ns, name)) else (),
         endpoints=pod_endpoints(ports, labels, ns, pods_by_ns.get(ns, ())),
         selector=labels,
+        created=get_str(get(gw, "metadata"), "creation_timestamp"),
     )
 
 
