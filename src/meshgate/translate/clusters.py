@@ -7,6 +7,8 @@ Rules of this module:
   DNS_ROUND_ROBIN -> LOGICAL_DNS, STATIC (and Kubernetes Services) -> EDS, NONE ->
   ORIGINAL_DST on sidecars and EDS with no endpoints on routers (so the gateway answers
   503 UH instead of looping to itself).
+- The DestinationRule is the one the model merged for the host (several rules for one host
+  add up: subsets appended, the oldest top-level policy kept).
 - Traffic policy: subset policy fields override the rule's top-level fields; a matching
   ``portLevelSettings`` entry then replaces lb/connection pool/outlier/tls as a whole.
 - Output is sorted by name by the caller; nothing here depends on input order.
@@ -392,7 +394,7 @@ def build_clusters(
     clusters = [passthrough_cluster(timeout), blackhole_cluster(timeout)]
     assignments = []
     for service in services:
-        rule = snapshot.destination_rule(proxy.namespace, service.hostname)
+        rule = snapshot.destination_rule_for(proxy, service)
         subsets = [""] + [get_str(s, "name") for s in get_list(get(rule, "spec"), "subsets")]
         for port in service.ports:
             if port.protocol == "UDP":

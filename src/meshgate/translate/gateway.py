@@ -33,7 +33,7 @@ from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_gateways
 from meshgate.translate import filters, naming
 from meshgate.translate.pb import boolean, socket_address
-from meshgate.translate.routes import RouteContext, http_routes
+from meshgate.translate.routes import RouteContext, http_routes, single_port_lookup
 
 WILDCARD = "0.0.0.0"
 
@@ -96,21 +96,11 @@ def _intersections(vs: Any, server: BoundServer) -> list[str]:
     return result
 
 
-def _single_port(snapshot: Snapshot, namespace: str) -> Any:
-    def port_of(host: str) -> int | None:
-        svc = snapshot.service(host, namespace)
-        if svc is not None and len(svc.ports) == 1:
-            return svc.ports[0].number
-        return None
-
-    return port_of
-
-
 def http_route_config(
     snapshot: Snapshot, proxy: Proxy, port: int, servers: list[BoundServer]
 ) -> Any:
     routes_by_host: dict[str, list[Any]] = defaultdict(list)
-    single = _single_port(snapshot, proxy.namespace)
+    single = single_port_lookup(snapshot, proxy)
     for server in servers:
         gw_ns, gw_name = server.gateway.split("/", 1)
         for vs in snapshot.virtual_services_for_gateway(gw_ns, gw_name):

@@ -11,6 +11,9 @@ Rules of this module:
   policy (2 attempts) unless ``retries`` is set; decorator ``host:port/path*``.
 - Destination hosts are expanded relative to the VirtualService's namespace; a missing
   port takes the service's only port, else the listener's port.
+- Every route made from a VirtualService carries Istio's config metadata,
+  ``filter_metadata.istio.config: /apis/networking.istio.io/v1/namespaces/NS/virtual-service/N``
+  (util.BuildConfigInfoMetadata), which ``proxy-config route`` shows as ``N.NS``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,19 @@ from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
+from google.protobuf import struct_pb2
 
 from meshgate.model import hosts
 from meshgate.model.fields import get, get_int, get_list, get_str
-from meshgate.model.snapshot import MeshSettings, qualify_gateway, vs_gateways
+from meshgate.model.proxy import Proxy
+from meshgate.model.snapshot import MeshSettings, Snapshot, qualify_gateway, vs_gateways
 from meshgate.translate import naming
 from meshgate.translate.pb import duration, pack, seconds
 
 FAULT_FILTER = "envoy.filters.http.fault"
+ISTIO_METADATA_KEY = "istio"
+# The version Istio's config store holds networking resources in, whatever a user wrote.
+NETWORKING_CONFIG_PREFIX = "/apis/networking.istio.io/v1/namespaces/"
 _REDIRECT_CODES = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
     302: rc.RedirectAction.FOUND,
@@ -46,6 +54,19 @@ _REDIRECT_CODES = {
 
 PortOf = Callable[[str], int | None]
 """Given a destination host, the port to use when the destination names none."""
+
+
+def single_port_lookup(snapshot: Snapshot, proxy: Proxy) -> PortOf:
+    """A destination host's only port, from the service the proxy has for it (Istio's
+    sidecar scope); hosts outside the scope fall back to the namespace's view."""
+
+    def port_of(host: str) -> int | None:
+        svc = snapshot.service_for(proxy, host) or snapshot.service(host, proxy.namespace)
+        if svc is not None and len(svc.ports) == 1:
+            return svc.ports[0].number
+        return None
+
+    return port_of
 
 
 @dataclass(frozen=True)
@@ -362,23 +383,41 @@ def _redirect(redirect: Any) -> Any:
     return action
 
 
+def config_metadata(vs: Any) -> Any:
+    """``metadata.filter_metadata.istio.config`` naming the VirtualService a route came from."""
+    meta = get(vs, "metadata")
+    namespace = get_str(meta, "namespace") or "default"
+    ref = f"{NETWORKING_CONFIG_PREFIX}{namespace}/virtual-service/{get_str(meta, 'name')}"
+    metadata = base_pb2.Metadata()
+    metadata.filter_metadata[ISTIO_METADATA_KEY].CopyFrom(
+        struct_pb2.Struct(fields={"config": struct_pb2.Value(string_value=ref)})
+    )
+    return metadata
+
+
 def http_routes(vs: Any, ctx: RouteContext) -> list[Any]:
     """Envoy routes for every HTTPRoute of ``vs`` that applies to ``ctx``'s listener."""
     namespace = get_str(get(vs, "metadata"), "namespace") or "default"
     result = []
+    metadata = None
     for http in get_list(get(vs, "spec"), "http"):
         matches = applicable_matches(http, vs, ctx.target, ctx.port)
         if matches is None:
             continue
+        if metadata is None:
+            metadata = config_metadata(vs)
         for match in matches:
-            result.append(_one_route(http, match, namespace, ctx))
+            result.append(_one_route(http, match, namespace, ctx, metadata))
     return result
 
 
-def _one_route(http: Any, match: Any | None, namespace: str, ctx: RouteContext) -> Any:
+def _one_route(
+    http: Any, match: Any | None, namespace: str, ctx: RouteContext, metadata: Any
+) -> Any:
     route = rc.Route(
         name=naming.http_route_name(get_str(http, "name"), get_str(match, "name")),
         match=route_match(match),
+        metadata=metadata,
     )
     redirect = get(http, "redirect")
     direct = get(http, "direct_response")

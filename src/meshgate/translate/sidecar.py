@@ -32,7 +32,13 @@ from meshgate.model.services import Service, ServicePort
 from meshgate.model.snapshot import MESH_GATEWAY, Snapshot, qualify_gateway, vs_gateways
 from meshgate.translate import filters, naming
 from meshgate.translate.pb import boolean, socket_address, uint32
-from meshgate.translate.routes import RouteContext, catch_all_vhost, default_route, http_routes
+from meshgate.translate.routes import (
+    RouteContext,
+    catch_all_vhost,
+    default_route,
+    http_routes,
+    single_port_lookup,
+)
 
 WILDCARD = "0.0.0.0"
 
@@ -79,16 +85,6 @@ def _unbound_listener(address: str, port: int, chains: list[Any], tls: bool = Fa
     return listener
 
 
-def _single_port(snapshot: Snapshot, namespace: str) -> Any:
-    def port_of(host: str) -> int | None:
-        svc = snapshot.service(host, namespace)
-        if svc is not None and len(svc.ports) == 1:
-            return svc.ports[0].number
-        return None
-
-    return port_of
-
-
 def _domains(svc: Service, port: int, client_ns: str) -> list[str]:
     names = [svc.hostname, *hosts.short_forms(svc.hostname, client_ns), *svc.addresses]
     result = []
@@ -101,7 +97,7 @@ def _domains(svc: Service, port: int, client_ns: str) -> list[str]:
 def http_route_config(
     snapshot: Snapshot, proxy: Proxy, port: int, services: list[Service], mode: str
 ) -> Any:
-    single = _single_port(snapshot, proxy.namespace)
+    single = single_port_lookup(snapshot, proxy)
     used: set[str] = set()
     vhosts = []
     for svc in sorted(services, key=lambda s: s.hostname):
