@@ -11,8 +11,9 @@ Rules of this module:
 - Decoded resources are defaulted as the API server would (``meshgate.api.defaults``)
   but carry no values the user did not write otherwise, so the wire form round-trips.
 - Directories are read non-recursively, files sorted by name (``*.yaml``, ``*.yml``,
-  ``*.json``); ``-`` is standard input.
-- Problem codes: MG0001 YAML syntax, MG0002 not an object, MG0003 apiVersion/kind
+  ``*.json``); ``-`` is standard input. A ``*.json`` file is strict JSON (a trailing comma
+  is an MG0001 syntax error, as in kubectl); everything else is YAML, JSON included.
+- Problem codes: MG0001 YAML or JSON syntax, MG0002 not an object, MG0003 apiVersion/kind
   missing, MG0004 unknown kind or version, MG0005 unknown field, MG0006 missing required
   field, MG0007 wrong type, MG0008 invalid value, MG0009 file unreadable,
   MG0010 duplicate key.
@@ -28,12 +29,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from meshgate.api.defaults import apply_defaults
+from meshgate.api.defaults import DEFAULT_NAMESPACE, apply_defaults
 from meshgate.api.gcpause import paused_gc
 from meshgate.api.meta import Resource, group_of
 from meshgate.api.problems import Problem, Severity
 from meshgate.api.registry import by_group_kind, kind_for
-from meshgate.api.yamlsource import LineIndex, Path, SourceDocument, iter_documents
+from meshgate.api.yamlsource import (
+    LineIndex,
+    Path,
+    SourceDocument,
+    iter_documents,
+    iter_json_documents,
+)
 
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
@@ -78,14 +85,16 @@ class DecodeResult:
 
 
 def decode_text(text: str, filename: str = "", namespace: str | None = None) -> DecodeResult:
-    """Decode every document of a YAML (or JSON) text.
+    """Decode every document of a YAML (or JSON) text; a ``filename`` ending in ``.json``
+    is read as strict JSON (a stream of JSON values), as kubectl reads it.
 
     ``namespace`` is the namespace given to namespaced resources that name none (as
     ``kubectl -n``); without it they get ``default``.
     """
     result = DecodeResult()
+    documents = iter_json_documents if filename.endswith(".json") else iter_documents
     with paused_gc(len(text), _BULK_TEXT):
-        for item in iter_documents(text):
+        for item in documents(text):
             if isinstance(item, SourceDocument):
                 for err in item.errors:
                     result.problems.append(_problem(err.message, "MG0010", filename, err.line))
@@ -146,7 +155,7 @@ def _decode_value(
         name for name, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str)
     ]
     if missing:
-        where = _describe_resource(value, kind)
+        where = _describe_resource(value, kind, namespace)
         for name in missing:
             result.problems.append(
                 Problem(
@@ -173,7 +182,7 @@ def _decode_value(
                 Severity.ERROR,
                 _unknown_kind(api_version, kind),
                 field="kind",
-                resource=_describe_resource(value, kind),
+                resource=_describe_resource(value, kind, namespace, api_version),
                 file=file,
                 line=lines.line_of(("kind",)),
                 code="MG0004",
@@ -183,7 +192,7 @@ def _decode_value(
     try:
         resource = info.model.model_validate(value)
     except ValidationError as exc:
-        where = _describe_resource(value, kind)
+        where = _describe_resource(value, kind, namespace, api_version)
         result.problems.extend(_validation_problems(exc, value, lines, file, where))
         return
     apply_defaults(resource, info, namespace)
@@ -220,32 +229,38 @@ def _unknown_kind(api_version: str, kind: str) -> str:
     return f"unknown kind {kind!r} in apiVersion {api_version!r}"
 
 
-def _describe_resource(value: dict[str, Any], kind: Any) -> str:
+def _describe_resource(
+    value: dict[str, Any], kind: Any, namespace: str | None, api_version: str | None = None
+) -> str:
+    """``Kind ns/name`` as validation names a decoded resource (``str(ResourceKey)``): a
+    namespaced document without a namespace is named with the one it would get; a
+    cluster-scoped kind is ``Kind name``. A kind of unknown scope shows what was written."""
     meta = value.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    written = meta.get("namespace") if isinstance(meta, dict) else None
     kind_s = kind if isinstance(kind, str) else "object"
     if not isinstance(name, str) or not name:
         return kind_s
-    if isinstance(namespace, str) and namespace:
-        return f"{kind_s} {namespace}/{name}"
+    info = by_group_kind(group_of(api_version), kind_s) if api_version else None
+    if info is not None and not info.namespaced:
+        return f"{kind_s} {name}"
+    if isinstance(written, str) and written:
+        return f"{kind_s} {written}/{name}"
+    if info is not None:
+        return f"{kind_s} {namespace or DEFAULT_NAMESPACE}/{name}"
     return f"{kind_s} {name}"
 
 
 # --- pydantic errors -> problems -------------------------------------------------------
 
+_MAPPING_ERRORS = {"dict_type", "model_type", "model_attributes_type", "mapping_type"}
 _TYPE_ERRORS = {
     "int_type",
     "int_parsing",
     "float_type",
     "string_type",
     "bool_type",
-    "dict_type",
-    "list_type",
-    "model_type",
-    "model_attributes_type",
     "int_from_float",
-    "mapping_type",
 }
 
 
@@ -309,8 +324,13 @@ def _describe_error(err: Any) -> tuple[str, str]:
         return "MG0005", "unknown field"
     if kind == "missing":
         return "MG0006", "required field is missing"
+    if kind in _MAPPING_ERRORS:
+        # pydantic names the model class ("instance of ServiceEntrySpec"); users wrote YAML.
+        return "MG0007", f"expected a mapping, got {_given(given)}"
+    if kind == "list_type":
+        return "MG0007", f"expected a list, got {_given(given)}"
     if kind in _TYPE_ERRORS:
-        return "MG0007", f"{_lower_first(msg)}, got {_type_name(given)} {_short(given)}"
+        return "MG0007", f"{_lower_first(msg)}, got {_given(given)}"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     elif kind == "literal_error":
@@ -321,9 +341,17 @@ def _describe_error(err: Any) -> tuple[str, str]:
 
 
 def _merge_type_messages(messages: list[str]) -> str:
-    expected = [m.split(",", 1)[0].replace("input should be ", "") for m in messages]
+    expected = [m.split(",", 1)[0] for m in messages]
+    expected = [e.removeprefix("input should be ").removeprefix("expected ") for e in expected]
     got = messages[0].split(", got ", 1)[-1]
-    return f"input should be {' or '.join(expected)}, got {got}"
+    return f"expected {' or '.join(expected)}, got {got}"
+
+
+def _given(value: Any) -> str:
+    """What the user wrote, by type and, for a scalar, value: ``string 'x'``, ``null``."""
+    if value is None or isinstance(value, dict | list):
+        return _type_name(value)
+    return f"{_type_name(value)} {_short(value)}"
 
 
 def _lower_first(s: str) -> str:

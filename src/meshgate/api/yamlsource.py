@@ -15,11 +15,16 @@ Rules of this module:
   resolved to the last value.
 - A document whose alias expansion would exceed ``MAX_EXPANDED_NODES`` or that refers to
   itself is refused, so a few hostile bytes cannot make validation run forever.
+- JSON text (``iter_json_documents``) is parsed by a strict JSON parser, not as YAML:
+  YAML would accept a trailing comma or a comment that kubectl refuses. Its lines come
+  from the same lazy line index.
 - Nothing here raises on bad input: errors come back as ``SourceError`` values.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -264,11 +269,20 @@ class _Text:
         self.text = text
         self._starts: list[int] | None = None
 
-    def lines(self, first: int, last: int) -> str:
-        """Lines ``first`` to ``last`` (0-based, inclusive) with their breaks."""
+    def _line_starts(self) -> list[int]:
         if self._starts is None:
             self._starts = [0, *(m.end() for m in _BREAK.finditer(self.text))]
-        starts = self._starts
+        return self._starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """The 0-based line and column of a character offset, as libyaml counts them."""
+        starts = self._line_starts()
+        line = bisect.bisect_right(starts, offset) - 1
+        return line, offset - starts[line]
+
+    def lines(self, first: int, last: int) -> str:
+        """Lines ``first`` to ``last`` (0-based, inclusive) with their breaks."""
+        starts = self._line_starts()
         if first >= len(starts):
             return ""
         end = starts[last + 1] if last + 1 < len(starts) else len(self.text)
@@ -409,6 +423,85 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
         yield SourceError("invalid YAML: nested too deeply", None)
     finally:
         loader.dispose()
+
+
+def iter_json_documents(text: str) -> Iterator[SourceDocument | SourceError]:
+    """Every value of a strict JSON text (several may follow each other, as kubectl reads a
+    JSON stream), then at most one error that ended parsing.
+
+    Strict means what JSON allows and nothing more: a trailing comma, a comment, a single
+    quote or NaN is a syntax error with its line, as kubectl refuses it. Lines of fields
+    come from the same lazy index as YAML's (JSON text parses as YAML for that).
+    """
+    source = _Text(text)
+    pos = _skip_space(text, 0)
+    duplicates: list[str] = []  # keys repeated in the value being decoded
+    decoder = json.JSONDecoder(
+        object_pairs_hook=lambda pairs: _json_object(pairs, duplicates),
+        parse_constant=_refuse_constant,
+    )
+    while pos < len(text):
+        duplicates.clear()
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield SourceError(f"invalid JSON: {_json_reason(exc)} (column {exc.colno})", exc.lineno)
+            return
+        except ValueError as exc:  # a NaN or Infinity constant
+            yield SourceError(f"invalid JSON: {exc}", source.position(pos)[0] + 1)
+            return
+        except RecursionError:
+            yield SourceError("invalid JSON: nested too deeply", source.position(pos)[0] + 1)
+            return
+        first, column = source.position(pos)
+        last = source.position(end - 1)[0]
+        errors = [
+            SourceError(f"duplicate key {k!r} in mapping", _json_key_line(source, pos, end, k))
+            for k in duplicates
+        ]
+        if isinstance(value, dict):
+            deferred = _Deferred(source, first, column, last, len(value))
+            lines = LineIndex._lazy(first + 1, deferred)
+        else:
+            lines = LineIndex(first + 1)
+        if value is not None:
+            yield SourceDocument(value, lines, first + 1, errors)
+        pos = _skip_space(text, end)
+
+
+def _json_reason(exc: json.JSONDecodeError) -> str:
+    """The parser's reason, naming the commonest mistake (a trailing comma) for what it is."""
+    here = exc.doc[exc.pos : exc.pos + 1]
+    before = exc.doc[: exc.pos].rstrip(" \t\r\n")
+    if here in ("]", "}") and before.endswith(","):
+        return f"trailing comma before {here!r}"
+    return exc.msg
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _json_object(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            duplicates.append(key)
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_key_line(source: _Text, start: int, end: int, key: str) -> int:
+    """The line of the last ``"key":`` between start and end (the repeated one)."""
+    spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
+    matches = list(re.finditer(spelled, source.text[start:end]))
+    return source.position(start + (matches[-1].start() if matches else 0))[0] + 1
 
 
 def _describe(exc: yaml.MarkedYAMLError) -> str:

@@ -58,7 +58,7 @@ def test_unknown_fields_are_rejected_with_path_and_line() -> None:
         ("MG0005", 13, "spec.ports[0].protocl"),
         ("MG0005", 15, "spec.extra"),
     ]
-    assert all(p.resource == "ServiceEntry external-svc-http" for p in result.problems)
+    assert all(p.resource == "ServiceEntry default/external-svc-http" for p in result.problems)
     assert all(p.file == "se.yaml" for p in result.problems)
 
 
