@@ -41,7 +41,7 @@ def command(
     mode = dry_run_mode(dry_run)
     paths = split_files(filename)
     if not paths:
-        fail("must specify one of -f and -k")
+        fail("must specify -f FILENAME (a file, a directory, or - for stdin)")
     loaded = load(paths, namespace)
     problems = validate(loaded)
     errors, _ = print_problems(problems)

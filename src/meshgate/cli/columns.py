@@ -4,8 +4,9 @@ Rules: NAME comes first and AGE last, as in kubectl; in between, the kind's own 
 Kubernetes' built-in printers for core kinds, the CRDs' ``additionalPrinterColumns``
 for Istio and ASM kinds (an array cell prints as compact JSON, ``["aliyun.com"]``, as
 kubectl prints a JSONPath that yields an array). A value that is absent prints
-``<none>``. Kinds without an entry get NAME and AGE. ``-o wide`` adds the columns marked
-wide. Columns read dicts only, so they work the same over the store and the HTTP API.
+``<none>``, unless the column shows a setting with a default (MeshConfig's MODE), which
+prints the value in force. Kinds without an entry get NAME and AGE. ``-o wide`` adds the
+columns marked wide. Columns read dicts only, so they work the same over the store and the HTTP API.
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ def _containers(o: Obj, attr: str) -> str:
     return _join([str(c.get(attr, "")) for c in dig(o, "spec.template.spec.containers") or []])
 
 
+def _mesh_mode(o: Obj) -> str:
+    # The mode the mesh runs with: an unset mode is ALLOW_ANY, as in Istio's meshConfig
+    # (MeshConfig.effective_outbound_mode says the same; the model is not imported here).
+    return str(dig(o, "spec.outboundTrafficPolicy.mode") or "ALLOW_ANY")
+
+
 _POD = [
     Column("READY", _pod_ready),
     Column("STATUS", _pod_status),
@@ -168,7 +175,7 @@ _COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
     ),
     ("networking.istio.io", "DestinationRule"): ([path("HOST", "spec.host")], []),
     ("security.istio.io", "AuthorizationPolicy"): ([path("ACTION", "spec.action")], []),
-    ("meshgate.io", "MeshConfig"): ([path("MODE", "spec.outboundTrafficPolicy.mode")], []),
+    ("meshgate.io", "MeshConfig"): ([Column("MODE", _mesh_mode)], []),
     ("istio.alibabacloud.com", "IstioGateway"): (
         [path("TYPE", "spec.gatewayType"), path("REPLICAS", "spec.replicaCount")],
         [],

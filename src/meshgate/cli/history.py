@@ -1,14 +1,24 @@
 """``meshgate history`` and ``meshgate rollback``: a resource's stored versions.
 
-Rules: history lists what the store kept for one resource, oldest first, as REVISION
-(the store revision of that write), GENERATION, CHANGE (created, configured, deleted) and
-AGE-free facts only; ``--revision N`` prints that version as YAML. ``rollback`` re-applies a
-kept version (default: the one before the current) through the normal apply path, so it
-is one more revision, never a rewrite of history.
+Rules: history lists what the store kept for one resource, oldest first, one row per
+store revision: REVISION (the revision of that write; a deletion is a write of its own),
+GENERATION and CHANGE (created, configured, deleted); ``--revision N`` prints that
+version as YAML. ``rollback`` re-applies a kept version through the normal apply path, so
+it is one more revision, never a rewrite of history.
+
+"Previous" (``rollback`` without ``--to-revision``) is the last version that existed:
+- for an existing object, the last kept version before the current one that differs from
+  it (a delete and re-create of the same content is not a change worth undoing); if every
+  earlier version equals the current one, rollback is skipped and says which revision
+  already matches, as ``kubectl rollout undo`` does;
+- for a deleted object, the version the delete removed: rollback re-creates it (kubectl
+  has no undo for a delete; restoring the object is what a user undoing one expects).
+A deletion row cannot be rolled back to; ``meshgate delete`` does that.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,7 +30,9 @@ if TYPE_CHECKING:
     from meshgate.api.registry import KindInfo
     from meshgate.cli.backend import HistoryEntry
 
-Target = Annotated[list[str], typer.Argument(metavar="KIND NAME", help="KIND NAME or KIND/NAME")]
+ResourceArg = Annotated[
+    list[str], typer.Argument(metavar="KIND NAME", help="KIND NAME or KIND/NAME.")
+]
 
 
 def _one(args: list[str], namespace: str | None) -> tuple[KindInfo, ResourceKey]:
@@ -65,10 +77,11 @@ HISTORY_EXAMPLES = """Examples:
 
 
 def history_command(
-    args: Target,
+    args: ResourceArg,
     namespace: Namespace = None,
     revision: Annotated[
-        int | None, typer.Option("--revision", help="Print this version as YAML.")
+        int | None,
+        typer.Option("--revision", metavar="N", help="Print the version of this revision as YAML."),
     ] = None,
 ) -> None:
     """List the stored versions of a resource."""
@@ -103,11 +116,58 @@ ROLLBACK_EXAMPLES = """Examples:
 """
 
 
+@dataclass(frozen=True)
+class RollbackTarget:
+    """The version a rollback goes to, or why there is none (``entry`` is then None)."""
+
+    entry: HistoryEntry | None
+    matches_current: bool = False
+    error: str = ""
+
+
+def choose(entries: list[HistoryEntry], to_revision: int = 0) -> RollbackTarget:
+    """The version ``rollback`` restores (see the module's rules); ``entries`` oldest first."""
+    from meshgate.store.canonical import user_view
+
+    if to_revision:
+        chosen = [e for e in entries if e.revision == to_revision]
+        if not chosen:
+            return RollbackTarget(
+                None, error=f"unable to find the specified revision {to_revision}"
+            )
+        if chosen[0].deleted:
+            return RollbackTarget(
+                None,
+                error=f"revision {to_revision} records a deletion; use `meshgate delete` to "
+                "delete the resource",
+            )
+        current = None if entries[-1].deleted else user_view(entries[-1].object)
+        return RollbackTarget(chosen[0], matches_current=user_view(chosen[0].object) == current)
+    if entries[-1].deleted:
+        kept = [e for e in entries if not e.deleted]
+        if not kept:
+            return RollbackTarget(None, error="no previous revision to roll back to")
+        return RollbackTarget(kept[-1])
+    current = user_view(entries[-1].object)
+    earlier = [e for e in entries[:-1] if not e.deleted]
+    if not earlier:
+        return RollbackTarget(None, error="no previous revision to roll back to")
+    different = [e for e in earlier if user_view(e.object) != current]
+    if different:
+        return RollbackTarget(different[-1])
+    return RollbackTarget(earlier[-1], matches_current=True)
+
+
 def rollback_command(
-    args: Target,
+    args: ResourceArg,
     namespace: Namespace = None,
     to_revision: Annotated[
-        int, typer.Option("--to-revision", help="Revision to go back to (0: the previous).")
+        int,
+        typer.Option(
+            "--to-revision",
+            metavar="N",
+            help="Revision to go back to, as `history` lists it (0: the previous version).",
+        ),
     ] = 0,
     dry_run: DryRun = "none",
 ) -> None:
@@ -119,28 +179,20 @@ def rollback_command(
     from meshgate.cli.options import dry_run_mode, dry_run_suffix
     from meshgate.cli.output import fail, out
     from meshgate.cli.render import qualified_kind
+    from meshgate.store.canonical import user_view
 
     mode = dry_run_mode(dry_run)
     info, key = _one(args, namespace)
-    entries = _entries(info, key)
-    from meshgate.store.canonical import user_view
-
-    kept = [e for e in entries if not e.deleted]
-    if to_revision:
-        chosen = [e for e in kept if e.revision == to_revision]
-    else:
-        # "Previous" means the last version the user would see as different: a status
-        # write is a version too, but rolling back to it would change nothing.
-        now = user_view(entries[-1].object) if not entries[-1].deleted else None
-        chosen = [e for e in kept if user_view(e.object) != now][-1:]
-    if not chosen:
-        fail(
-            f"unable to find the specified revision {to_revision}"
-            if to_revision
-            else "no previous revision to roll back to"
+    target = choose(_entries(info, key), to_revision)
+    if target.entry is None:
+        fail(target.error)
+    name = f"{qualified_kind(key.group, key.kind)}/{key.name}"
+    if target.matches_current:
+        out(
+            f"{name} skipped rollback (current version already matches revision "
+            f"{target.entry.revision})"
         )
+        return
     with backend_errors():
-        changes = get_backend().apply([user_view(chosen[0].object)], dry_run=mode != "none")
-    for change in changes:
-        verb = "rolled back" if change.action != "unchanged" else "skipped rollback (unchanged)"
-        out(f"{qualified_kind(key.group, key.kind)}/{key.name} {verb}{dry_run_suffix(mode)}")
+        get_backend().apply([user_view(target.entry.object)], dry_run=mode != "none")
+    out(f"{name} rolled back{dry_run_suffix(mode)}")

@@ -2,9 +2,11 @@
 
 Rules: a kind is any name the registry knows (kind, plural, singular, short name, with an
 optional ``.group``), case-insensitive; several kinds may be joined by commas
-(``se,vs``); ``all`` means every kind. Either every argument is ``KIND/NAME`` or the
-first is the kind(s) and the rest are names. Unknown kinds end the command with
-kubectl's message.
+(``se,vs``). A category stands for its kinds as in kubectl: ``all`` for pods, services
+and deployments (Kubernetes' ``all`` holds no configuration kinds), ``istio-io`` for every
+Istio kind, ``networking-istio-io`` and ``security-istio-io`` for one Istio group. Either
+every argument is ``KIND/NAME`` or the first is the kind(s) and the rest are names.
+Unknown kinds end the command with kubectl's message.
 """
 
 from __future__ import annotations
@@ -33,12 +35,43 @@ def resolve_kind(text: str) -> KindInfo:
     return info
 
 
-def _kinds(text: str) -> list[KindInfo]:
-    from meshgate.api.registry import all_kinds
+# kubectl's categories for the kinds meshgate has. `all` is Kubernetes' own: workloads and
+# services (pods, services, daemonsets, deployments, replicasets, statefulsets, jobs,
+# cronjobs), never configuration; Istio's CRDs declare `istio-io` and `<group>-istio-io`.
+_CATEGORIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "all": (("", "Pod"), ("", "Service"), ("apps", "Deployment")),
+}
+_ISTIO_GROUPS = {
+    "networking-istio-io": "networking.istio.io",
+    "security-istio-io": "security.istio.io",
+}
 
-    if text.lower() == "all":
-        return all_kinds()
-    return [resolve_kind(part) for part in text.split(",") if part]
+
+def category(name: str) -> list[KindInfo] | None:
+    """The kinds of a category (``all``, ``istio-io``...), in kubectl's order; None if
+    ``name`` is not one."""
+    from meshgate.api.registry import all_kinds, by_group_kind
+
+    name = name.lower()
+    if name in _CATEGORIES:
+        found = (by_group_kind(group, kind) for group, kind in _CATEGORIES[name])
+        return [info for info in found if info is not None]
+    if name == "istio-io":
+        groups = set(_ISTIO_GROUPS.values())
+    elif name in _ISTIO_GROUPS:
+        groups = {_ISTIO_GROUPS[name]}
+    else:
+        return None
+    return [info for info in all_kinds() if info.group in groups]
+
+
+def _kinds(text: str) -> list[KindInfo]:
+    kinds: dict[tuple[str, str], KindInfo] = {}
+    for part in text.split(","):
+        if part:
+            for info in category(part) or [resolve_kind(part)]:
+                kinds.setdefault((info.group, info.kind), info)
+    return list(kinds.values())
 
 
 def parse_targets(args: list[str]) -> list[Target]:

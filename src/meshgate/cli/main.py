@@ -26,6 +26,7 @@ from meshgate.cli import (
     version,
 )
 from meshgate.cli.context import set_global_namespace
+from meshgate.cli.helpfmt import Command
 from meshgate.cli.options import Namespace, bare_flags_with_values
 
 
@@ -50,19 +51,26 @@ def _global_options(namespace: Namespace = None) -> None:
     set_global_namespace(namespace)
 
 
-app.command("apply", epilog=apply.EXAMPLES)(apply.command)
-app.command("get", epilog=get.EXAMPLES)(get.command)
-app.command("describe", epilog=describe.EXAMPLES)(describe.command)
-app.command("delete", epilog=delete.EXAMPLES)(delete.command)
-app.command("validate", epilog=validate.EXAMPLES)(validate.command)
-app.command("analyze", epilog=analyze.EXAMPLES)(analyze.command)
-app.command("history", epilog=history.HISTORY_EXAMPLES)(history.history_command)
-app.command("rollback", epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
-app.command("version")(version.command)
+app.command("apply", cls=Command, epilog=apply.EXAMPLES)(apply.command)
+app.command("get", cls=Command, epilog=get.EXAMPLES)(get.command)
+app.command("describe", cls=Command, epilog=describe.EXAMPLES)(describe.command)
+app.command("delete", cls=Command, epilog=delete.EXAMPLES)(delete.command)
+app.command("validate", cls=Command, epilog=validate.EXAMPLES)(validate.command)
+app.command("analyze", cls=Command, epilog=analyze.EXAMPLES)(analyze.command)
+app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.history_command)
+app.command("rollback", cls=Command, epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
+app.command("version", cls=Command)(version.command)
 mesh_cmds.register(app)
 pod_cmds.register(app)
-app.command("proxy-config", epilog=proxy_config.EXAMPLES)(proxy_config.command)
-app.command("pc", hidden=True, epilog=proxy_config.EXAMPLES)(proxy_config.command)
+# One verb under two names, as istioctl has it; the alias is named in the listing instead
+# of being listed twice.
+app.command(
+    "proxy-config",
+    cls=Command,
+    short_help="Show the Envoy configuration a proxy runs (alias: pc).",
+    epilog=proxy_config.EXAMPLES,
+)(proxy_config.command)
+app.command("pc", cls=Command, hidden=True, epilog=proxy_config.EXAMPLES)(proxy_config.command)
 
 
 def run() -> None:

@@ -12,22 +12,38 @@ from typing import Annotated
 
 import typer
 
+StatusOutput = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="FORMAT",
+        help="json: the control plane's status as one JSON object (default: a line per fact).",
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Mesh")
+    from meshgate.cli.helpfmt import Command
+
+    @app.command(cls=Command, rich_help_panel="Mesh")
     def up(
         world: Annotated[
             str | None,
             typer.Option(
                 "--world",
+                metavar="WORLD",
                 help="Simulated internet: 'demo' (aliyun.com, httpbin.org...) or a world file. "
                 "Without it, nothing routes out of the mesh.",
             ),
         ] = None,
         concurrency: Annotated[
-            int, typer.Option(help="Worker threads of each Envoy (--concurrency).")
+            int,
+            typer.Option(metavar="N", help="Worker threads of each Envoy (its --concurrency)."),
         ] = 1,
-        timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 60.0,
+        timeout: Annotated[
+            float, typer.Option(metavar="SECONDS", help="Seconds to wait for readiness.")
+        ] = 60.0,
     ) -> None:
         """Start the control plane in the background and wait until it is ready.
 
@@ -48,7 +64,7 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"control plane already running (state directory {home})")
 
-    @app.command(rich_help_panel="Mesh")
+    @app.command(cls=Command, rich_help_panel="Mesh")
     def down(
         force: Annotated[
             bool,
@@ -72,13 +88,13 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"nothing was running for {home}")
 
-    @app.command(rich_help_panel="Mesh")
-    def status(
-        output: Annotated[str | None, typer.Option("-o", "--output", help="json")] = None,
-    ) -> None:
+    @app.command(cls=Command, rich_help_panel="Mesh")
+    def status(output: StatusOutput = None) -> None:
         """Show whether the control plane runs, and what it runs."""
         from meshgate.client import Client, NotRunning
         from meshgate.home import state_dir
+
+        _check_output(output)
 
         home = state_dir()
         try:
@@ -92,13 +108,24 @@ def register(app: typer.Typer) -> None:
         for k, v in info.items():
             typer.echo(f"{k + ':':<16} {v}")
 
-    @app.command("proxy-status", rich_help_panel="Mesh")
+    @app.command("proxy-status", cls=Command, rich_help_panel="Mesh")
     def proxy_status(
         pod: Annotated[
             str | None,
-            typer.Argument(help="One proxy (POD or POD.NAMESPACE): show each xDS type in detail."),
+            typer.Argument(
+                metavar="POD",
+                help="One proxy (POD or POD.NAMESPACE): show each xDS type in detail.",
+            ),
         ] = None,
-        output: Annotated[str | None, typer.Option("-o", "--output", help="json")] = None,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "-o",
+                "--output",
+                metavar="FORMAT",
+                help="json: every proxy's state as JSON (default: a table).",
+            ),
+        ] = None,
     ) -> None:
         """Each proxy's xDS state: versions sent and acknowledged, and any rejected config.
 
@@ -109,6 +136,7 @@ def register(app: typer.Typer) -> None:
         from meshgate.client import Client, NotRunning
         from meshgate.home import state_dir
 
+        _check_output(output)
         try:
             data = Client(state_dir()).call("GET", "/v1/proxy-status")
         except NotRunning as exc:
@@ -148,6 +176,17 @@ def register(app: typer.Typer) -> None:
                 ]
             )
         _table(rows)
+
+
+def _check_output(output: str | None) -> None:
+    """Only ``-o json`` (or no -o) is known; anything else ends with kubectl's message."""
+    if output not in (None, "json"):
+        typer.echo(
+            f'error: unable to match a printer suitable for the output format "{output}", '
+            "allowed formats are: json",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 _SHORT = {

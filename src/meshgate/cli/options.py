@@ -1,8 +1,9 @@
 """Flags several verbs share, spelled and abbreviated as kubectl spells them.
 
 Rules: only typer and the standard library here (imported on every run); each flag is
-declared once and reused, so ``-n``, ``-A``, ``-f``, ``-o``, ``-l`` and ``--dry-run`` mean the
-same thing in every verb.
+declared once and reused, so ``-n``, ``-A``, ``-f``, ``-l``, ``-c`` and ``--dry-run`` mean the
+same thing in every verb. Every option has help text and a kubectl-like metavar (``NS``,
+``FORMAT``, ``N``), never the framework's type tags (``<str>``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ DryRun = Annotated[
         "--dry-run",
         metavar="[=none|client|server]",
         help="Only print what would change: --dry-run, --dry-run=client or --dry-run=server.",
+    ),
+]
+Container = Annotated[
+    str | None,
+    typer.Option(
+        "--container",
+        "-c",
+        metavar="CONTAINER",
+        help="Container name; default: the pod's first app container (istio-proxy for a "
+        "gateway pod).",
     ),
 ]
 DRY_RUN_MODES = ("none", "client", "server")

@@ -16,11 +16,15 @@ from typing import Annotated
 import typer
 
 from meshgate.cli.context import namespace_flag
+from meshgate.cli.options import Container, Namespace
 
 
-def call_api(method: str, path: str, body: object = None) -> dict[str, object]:
+def call_api(
+    method: str, path: str, body: object = None, *, client_checks: bool = False
+) -> dict[str, object]:
     """Call the control plane's API; a missing mesh or a refused call ends the CLI with
-    kubectl's message and exit code 1."""
+    kubectl's message and exit code 1. With ``client_checks``, a refused request (400) is
+    one kubectl would have refused itself, so it reads ``error: ...``."""
     from meshgate.client import ApiError, Client, NotRunning
     from meshgate.home import state_dir
 
@@ -31,6 +35,9 @@ def call_api(method: str, path: str, body: object = None) -> dict[str, object]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except ApiError as exc:
+        if client_checks and exc.status == 400:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         reason = exc.body.get("reason")
         typer.echo(f"Error from server{f' ({reason})' if reason else ''}: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -72,26 +79,55 @@ def pod_name(target: str, namespace: str) -> str:
     return str(owned[0]["metadata"]["name"])
 
 
+Pod = Annotated[
+    str,
+    typer.Argument(
+        metavar="POD",
+        help="Pod name (as `meshgate get pods` shows it), pod/NAME or deploy/NAME (the "
+        "deployment's first running pod).",
+    ),
+]
+
+EXEC_EXAMPLES = """Examples:
+
+\b
+  meshgate exec -it deploy/sleep -- /bin/sh
+  meshgate exec sleep-5d8f7c9b6-abcde -- curl -sI aliyun.com
+  meshgate -n istio-system exec deploy/istio-egressgateway -- curl -s 127.0.0.1:15000/ready
+"""
+
+LOGS_EXAMPLES = """Examples:
+
+\b
+  meshgate logs deploy/sleep
+  meshgate -n istio-system logs deploy/istio-egressgateway -c istio-proxy --tail 20
+  meshgate logs sleep-5d8f7c9b6-abcde -c istio-proxy -f
+"""
+
+
 def register(app: typer.Typer) -> None:
+    from meshgate.cli.helpfmt import Command, ExecCommand
+
     @app.command(
         "exec",
+        cls=ExecCommand,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         rich_help_panel="Pods",
+        epilog=EXEC_EXAMPLES,
     )
     def exec_(
         ctx: typer.Context,
-        pod: Annotated[
-            str, typer.Argument(help="Pod name (as `meshgate get pods` shows it), or deploy/NAME.")
-        ],
-        namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
-        stdin: Annotated[bool, typer.Option("-i", "--stdin", help="Pass stdin.")] = False,
-        tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a TTY.")] = False,
-        container: Annotated[str | None, typer.Option("-c", "--container")] = None,
+        pod: Pod,
+        namespace: Namespace = None,
+        stdin: Annotated[
+            bool, typer.Option("-i", "--stdin", help="Pass stdin to the command.")
+        ] = False,
+        tty: Annotated[
+            bool, typer.Option("-t", "--tty", help="Run the command in a terminal (TTY).")
+        ] = False,
+        container: Container = None,
     ) -> None:
-        """Run a command inside a pod: meshgate exec -it POD -- /bin/sh
-
-        Example: meshgate exec sleep-5d8f7c9b6-abcde -- curl -sI aliyun.com
-        """
+        """Run a command in a pod's container (as its user, in the pod's network)."""
         command = list(ctx.args)
         if command and command[0] == "--":
             command = command[1:]
@@ -110,27 +146,30 @@ def register(app: typer.Typer) -> None:
         sys.stdout.flush()
         os.execvp(argv[0], argv)
 
-    @app.command(rich_help_panel="Pods")
+    @app.command(cls=Command, rich_help_panel="Pods", epilog=LOGS_EXAMPLES)
     def logs(
         ctx: typer.Context,
-        pod: Annotated[str, typer.Argument(help="Pod name, or deploy/NAME.")],
-        namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
-        container: Annotated[
-            str | None, typer.Option("-c", "--container", help="e.g. istio-proxy")
-        ] = None,
-        follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
-        tail: Annotated[int, typer.Option("--tail", help="Lines to show; -1 for all.")] = -1,
+        pod: Pod,
+        namespace: Namespace = None,
+        container: Container = None,
+        follow: Annotated[
+            bool,
+            typer.Option("-f", "--follow", help="Keep printing new output until interrupted."),
+        ] = False,
+        tail: Annotated[
+            int,
+            typer.Option(
+                "--tail", metavar="N", help="Print only the last N lines (-1: every line)."
+            ),
+        ] = -1,
     ) -> None:
-        """Print a container's output; the proxy's (with its access log) is `-c istio-proxy`.
-
-        Example: meshgate -n istio-system logs istio-egressgateway-xxx -c istio-proxy
-        """
+        """Print a container's output; the proxy's (with its access log) is `-c istio-proxy`."""
         ns = namespace_flag(namespace) or "default"
         name = pod_name(pod, ns)
-        data = call_api(
-            "GET",
-            f"/v1/log?namespace={ns}&name={name}&container={container or ''}",
-        )
+        from urllib.parse import urlencode
+
+        query = urlencode({"namespace": ns, "name": name, "container": container or ""})
+        data = call_api("GET", f"/v1/log?{query}", client_checks=True)
         path = str(data["path"])
         try:
             fh = open(path, "rb")  # noqa: SIM115 - kept open while following

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import typer
 
+from meshgate.cli.options import Namespace
+
 Obj = dict[str, Any]
 Rows = list[list[str]]
 
@@ -257,16 +259,37 @@ KIND_HELP = "cluster | listener | route | endpoint | all | bootstrap (or c, l, r
 
 
 def command(
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    pod: Annotated[str, typer.Argument(help="POD, POD.NAMESPACE or deploy/NAME")],
-    namespace: Annotated[str | None, typer.Option("-n", "--namespace")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="short (a table) or json")] = (
-        "short"
-    ),
-    fqdn: Annotated[str | None, typer.Option("--fqdn", help="Clusters of this host.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Only this port.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Route config name.")] = None,
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Endpoints of it.")] = None,
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help=KIND_HELP)],
+    pod: Annotated[
+        str, typer.Argument(metavar="POD", help="POD, POD.NAMESPACE, pod/NAME or deploy/NAME.")
+    ],
+    namespace: Namespace = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FORMAT",
+            help="short (a table, the default) or json (the raw Envoy objects).",
+        ),
+    ] = "short",
+    fqdn: Annotated[
+        str | None,
+        typer.Option("--fqdn", metavar="HOST", help="Only clusters of this service host."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", metavar="N", help="Only clusters or listeners of this port."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="Only the route config so named.")
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster", metavar="CLUSTER", help="Only endpoints of this cluster (its full name)."
+        ),
+    ] = None,
 ) -> None:
     """Show the Envoy configuration a proxy runs: clusters, listeners, routes, endpoints."""
     from meshgate.cli.context import namespace_flag

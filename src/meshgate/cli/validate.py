@@ -29,7 +29,7 @@ def command(filename: Filenames = None) -> None:
 
     paths = split_files(filename)
     if not paths:
-        fail("must specify -f")
+        fail("must specify -f FILENAME (a file, a directory, or - for stdin)")
     loaded = load(paths)
     problems = validate(loaded)
     print_problems(problems)

@@ -46,6 +46,17 @@ def _stored(s: Any) -> dict[str, Any]:
     return obj
 
 
+def _version(s: Any) -> dict[str, Any]:
+    """One history entry: the store revision of the write (a deletion has its own, while
+    its object still carries the resourceVersion of the version it removed)."""
+    return {
+        "object": s.object,
+        "revision": s.resource_version,
+        "generation": s.generation,
+        "deleted": s.deleted,
+    }
+
+
 def _admit(cp: ControlPlane, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from meshgate.server.admission import default_cluster_ips
 
@@ -133,7 +144,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         q = request.query_params
         key = ResourceKey(q["group"], q["kind"], q.get("namespace", ""), q["name"])
         items = await asyncio.to_thread(cp.store.history, key)
-        return JSONResponse({"items": [_stored(s) for s in items]})
+        return JSONResponse({"items": [_version(s) for s in items]})
 
     async def proxy_status(request: Request) -> JSONResponse:
         return JSONResponse({"proxies": cp.proxy_statuses()})
@@ -149,8 +160,14 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         return JSONResponse({"argv": argv})
 
     async def pod_log(request: Request) -> JSONResponse:
+        from meshgate.runtime.pods import ContainerNotFound
+
         q = request.query_params
-        path = cp.log_path(q["namespace"], q["name"], q.get("container") or "")
+        try:
+            path = cp.log_path(q["namespace"], q["name"], q.get("container") or "")
+        except ContainerNotFound as exc:
+            # kubectl checks the container itself and says "error: ...": a bad request.
+            return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         return JSONResponse({"path": str(path)})
 
     async def proxy_admin(request: Request) -> JSONResponse:

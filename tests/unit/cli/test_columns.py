@@ -48,6 +48,9 @@ def test_service_deployment_meshconfig() -> None:
     assert (row["READY"], row["UP-TO-DATE"], row["AVAILABLE"]) == ("1/2", "0", "1")
     mc = {"spec": {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}}
     assert _row("meshgate.io", "MeshConfig", mc)["MODE"] == "REGISTRY_ONLY"
+    # A fresh mesh's MeshConfig sets no mode: the column shows the one in force.
+    for fresh in ({"spec": {}}, {"spec": {"outboundTrafficPolicy": {}}}, {}):
+        assert _row("meshgate.io", "MeshConfig", fresh)["MODE"] == "ALLOW_ANY"
 
 
 def test_unknown_kind_has_name_and_age() -> None:

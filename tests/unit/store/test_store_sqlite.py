@@ -290,3 +290,27 @@ def test_open_store_creates_private_state_dir(tmp_path: Path) -> None:
         assert store.apply([se("a")])[0].action == "created"
     finally:
         store.close()
+
+
+def test_history_across_delete_and_recreate_has_one_entry_per_write(store: SqliteStore) -> None:
+    store.apply([se("a", host="one.com")])
+    store.apply([se("a", host="two.com")])
+    store.delete([key("a")])
+    store.apply([se("a", host="two.com")])
+    hist = store.history(key("a"))
+    # Each write is its own revision; the deletion's object is the version it removed.
+    assert [(h.resource_version, h.generation, h.deleted) for h in hist] == [
+        (1, 1, False),
+        (2, 2, False),
+        (3, 2, True),
+        (4, 1, False),
+    ]
+    assert hist[2].object["metadata"]["resourceVersion"] == "2"
+    assert hist[3].object["metadata"]["uid"] != hist[0].object["metadata"]["uid"]
+    # Rolling back to the version before the delete writes it again as a new revision.
+    assert store.rollback(key("a"), 1).action == "configured"
+    assert [h.resource_version for h in store.history(key("a"))][-1] == 5
+    # Rolling back to the deletion deletes; doing it again changes nothing.
+    assert store.rollback(key("a"), 3).action == "deleted"
+    assert store.get(key("a")) is None
+    assert store.rollback(key("a"), 3).action == "unchanged"

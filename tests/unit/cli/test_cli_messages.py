@@ -1,0 +1,45 @@
+"""Smaller kubectl-parity answers: apply without -f, `get all`'s kinds, categories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from typer.testing import Result
+
+from meshgate.cli.kindargs import category
+
+Run = Callable[..., Result]
+
+
+def test_apply_and_validate_without_filename_name_only_real_flags(mg: Run) -> None:
+    for verb in ("apply", "validate"):
+        result = mg(verb)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "error: must specify -f FILENAME (a file, a directory, or - for stdin)\n"
+        )
+        assert "-k" not in result.stderr
+
+
+def test_get_all_lists_only_kubectls_all_kinds(walkthrough: Run) -> None:
+    result = walkthrough("get", "all", "-A")
+    assert result.exit_code == 0, result.stderr
+    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("default")]
+    assert names == ["service/sleep", "deployment.apps/sleep"]
+    for absent in ("serviceaccount", "namespace", "meshconfig", "serviceentry", "gateway"):
+        assert absent not in result.stdout
+
+
+def test_categories_expand_in_kubectl_order_and_combine_with_kinds(walkthrough: Run) -> None:
+    assert [k.kind for k in category("all") or []] == ["Pod", "Service", "Deployment"]
+    istio = {k.kind for k in category("istio-io") or []}
+    assert {"ServiceEntry", "VirtualService", "AuthorizationPolicy"} <= istio
+    assert "Deployment" not in istio and "IstioGateway" not in istio
+    assert {k.kind for k in category("security-istio-io") or []} == {"AuthorizationPolicy"}
+    assert category("se") is None
+    both = walkthrough("get", "all,se", "-o", "name")
+    assert both.stdout.splitlines() == [
+        "service/sleep",
+        "deployment.apps/sleep",
+        "serviceentry.networking.istio.io/external-svc-http",
+    ]
