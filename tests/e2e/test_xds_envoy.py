@@ -363,3 +363,32 @@ def test_rds_and_eds() -> None:
                 await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_killed_proxy_shows_disconnected_then_is_dropped() -> None:
+    async def scenario() -> None:
+        with temp_dir() as work:
+            sock = str(work / "xds.sock")
+            node = f"mg-test-{os.getpid()}-c"
+            port = free_port()
+            configs = Configs()
+            configs.by_node[node] = ProxyConfig(listeners=[listener_direct("front", port, "up")])
+            server = XdsServer(configs, retain_disconnected=1.0)
+            await server.start(sock)
+            try:
+                with envoy_process(work, node, sock):
+                    await wait_body(port, "up")
+                    await wait_for(
+                        lambda: _status(server, node).types[LISTENER].state == SyncState.SYNCED,
+                        "LDS ACK",
+                    )
+                # Envoy killed: shown as disconnected, never SYNCED, then dropped.
+                await wait_for(lambda: not _status(server, node).connected, "the stream to end")
+                view = _status(server, node).to_json()
+                assert view["types"][LISTENER]["state"] == "DISCONNECTED"
+                assert view["types"][LISTENER]["lastState"] == "SYNCED"
+                await wait_for(lambda: _status(server, node) is None, "the proxy to be dropped")
+            finally:
+                await server.stop()
+
+    asyncio.run(scenario())
