@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, indent=2))
             return
         for k, v in info.items():
-            typer.echo(f"{k + ':':<16} {v}")
+            typer.echo(f"{k + ':':<16} {'<none>' if v is None else v}")
 
     @app.command("proxy-status", cls=Command, rich_help_panel="Mesh")
     def proxy_status(

@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
             "command": command,
             "container": container,
         }
-        data = call_api("POST", "/v1/exec", body)
+        data = call_api("POST", "/v1/exec", body, client_checks=True)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
         sys.stdout.flush()
         os.execvp(argv[0], argv)

@@ -150,13 +150,19 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         return JSONResponse({"proxies": cp.proxy_statuses()})
 
     async def pod_exec(request: Request) -> JSONResponse:
+        from meshgate.runtime.pods import ContainerNotFound
+
         body = await request.json()
-        argv = cp.exec_argv(
-            body["namespace"],
-            body["name"],
-            list(body.get("command") or []),
-            body.get("container") or None,
-        )
+        try:
+            argv = cp.exec_argv(
+                body["namespace"],
+                body["name"],
+                list(body.get("command") or []),
+                body.get("container") or None,
+            )
+        except ContainerNotFound as exc:
+            # As for logs: kubectl says "error: container X is not valid for pod Y".
+            return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         return JSONResponse({"argv": argv})
 
     async def pod_log(request: Request) -> JSONResponse:
