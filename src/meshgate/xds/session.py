@@ -49,6 +49,7 @@ class _TypeState:
     sent_version: str | None = None
     sent_nonce: str | None = None
     sent_count: int = 0
+    sent_names: frozenset[str] = frozenset()
     # CDS only: per cluster name, a digest of the bytes last sent (what re-warms).
     sent_digests: dict[str, bytes] = field(default_factory=dict)
     answered_nonce: str | None = None  # the last sent nonce the proxy ACKed or NACKed
@@ -140,6 +141,7 @@ class AdsSession:
                 nacked_version=s.nacked_version,
                 resource_count=s.sent_count,
                 subscribed_names=None if s.names is None else tuple(sorted(s.names)),
+                missing_names=_missing(s),
             )
             for url, s in self._types.items()
             if s.subscribed
@@ -181,6 +183,7 @@ class AdsSession:
         state.sent_version = rendered.version
         state.sent_nonce = nonce
         state.sent_count = len(rendered.resources)
+        state.sent_names = frozenset(rendered.names)
         return DiscoveryResponse(
             version_info=rendered.version,
             resources=list(rendered.resources),
@@ -188,6 +191,15 @@ class AdsSession:
             nonce=nonce,
             control_plane=self._control_plane,
         )
+
+
+def _missing(state: _TypeState) -> tuple[str, ...]:
+    """Names the proxy asked for that the last response lacked: Envoy keeps whatever
+    needs them warming (up to its 15 s initial fetch timeout), e.g. an SDS secret that
+    nothing provides holds its cluster, and with it every CDS ACK."""
+    if state.names is None or state.sent_version is None:
+        return ()
+    return tuple(sorted(state.names - state.sent_names))
 
 
 def _requested_names(type_url: str, request: DiscoveryRequest) -> frozenset[str] | None:

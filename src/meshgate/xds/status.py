@@ -37,6 +37,8 @@ class TypeStatus:
     nacked_version: str | None
     resource_count: int
     subscribed_names: tuple[str, ...] | None  # None: wildcard (LDS, CDS)
+    # Asked for but not in the config: Envoy waits for them (see session._missing).
+    missing_names: tuple[str, ...] = ()
 
     @property
     def state(self) -> SyncState:
@@ -90,6 +92,7 @@ class ProxyStatus:
                     "subscribedNames": list(t.subscribed_names)
                     if t.subscribed_names is not None
                     else None,
+                    "missingNames": list(t.missing_names),
                 }
                 for url, t in sorted(self.types.items())
             },

@@ -340,3 +340,20 @@ def test_eds_without_cds_subscription_is_still_pushed() -> None:
     session.handle_request(ack(eds, names=["c1"]))
     out = session.set_config(cluster_config(port=90))
     assert [r.type_url for r in out] == [ENDPOINT]
+
+
+def test_names_asked_for_but_unknown_are_reported_missing() -> None:
+    session = AdsSession("s")
+    session.set_config(config())
+    rds = session.handle_request(req(ROUTE, names=["r1", "nope"]))[0]
+    assert len(rds.resources) == 1
+    status = session.type_statuses()[ROUTE]
+    assert status.missing_names == ("nope",)
+    session.handle_request(ack(rds, names=["r1", "nope"]))
+    # Still SYNCED (the proxy took the response), but the gap stays visible.
+    status = session.type_statuses()[ROUTE]
+    assert status.state == SyncState.SYNCED
+    assert status.missing_names == ("nope",)
+    lds = session.handle_request(req(LISTENER))[0]
+    assert lds.resources
+    assert session.type_statuses()[LISTENER].missing_names == ()

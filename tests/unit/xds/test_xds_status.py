@@ -60,6 +60,7 @@ def test_connected_proxy_shows_each_state() -> None:
     assert view["types"][LISTENER]["state"] == "SYNCED"
     assert view["types"][CLUSTER]["state"] == "STALE"
     assert view["types"][CLUSTER]["ackedNonce"] == "n1"
+    assert view["types"][CLUSTER]["missingNames"] == []
 
 
 def test_disconnected_proxy_is_never_synced() -> None:
