@@ -215,46 +215,44 @@ def _sds(name: str) -> Any:
 def upstream_tls(tls: Any, host: str, port: int, subset: str) -> Any | None:
     """The TLS transport socket for a ClientTLSSettings, or None when it originates nothing."""
     mode = get_str(tls, "mode", "DISABLE")
-    if mode == "DISABLE":
+    # ISTIO_MUTUAL needs mesh identities from a CA over SDS ("default" / "ROOTCA", as
+    # istio-agent serves them). meshgate has no mesh CA yet, and a cluster waiting for
+    # secrets nobody serves stalls Envoy's whole CDS update for 15 s and then has no
+    # certificate: the hop stays plaintext instead, as validation warns (MG1082), and as
+    # the gateway's ISTIO_MUTUAL servers do.
+    if mode in ("DISABLE", "ISTIO_MUTUAL"):
         return None
     ctx = tls_pb2.UpstreamTlsContext()
     common = ctx.common_tls_context
-    if mode == "ISTIO_MUTUAL":
-        # TODO: mesh identities come from the CA's SDS ("default" / "ROOTCA", as istio-agent).
-        common.tls_certificate_sds_secret_configs.append(_sds("default"))
-        common.validation_context_sds_secret_config.CopyFrom(_sds("ROOTCA"))
-        common.alpn_protocols.append("istio")
-        ctx.sni = get_str(tls, "sni") or f"outbound_.{port}_.{subset}_.{host}"
-    else:
-        ctx.sni = get_str(tls, "sni") or host
-        credential = get_str(tls, "credential_name")
-        if mode == "MUTUAL":
-            if credential:
-                common.tls_certificate_sds_secret_configs.append(_sds(f"kubernetes://{credential}"))
-            elif get_str(tls, "client_certificate"):
-                cert = common.tls_certificates.add()
-                cert.certificate_chain.filename = get_str(tls, "client_certificate")
-                cert.private_key.filename = get_str(tls, "private_key")
-        if not get(tls, "insecure_skip_verify"):
-            validation = common_pb2.CertificateValidationContext()
-            if get_str(tls, "ca_certificates"):
-                validation.trusted_ca.filename = get_str(tls, "ca_certificates")
-            elif not credential:
-                # Istio's default for SIMPLE/MUTUAL without caCertificates: the OS trust store.
-                validation.trusted_ca.filename = SYSTEM_CA_BUNDLE
-            for san in get_list(tls, "subject_alt_names"):
-                validation.match_typed_subject_alt_names.append(
-                    common_pb2.SubjectAltNameMatcher(
-                        san_type=common_pb2.SubjectAltNameMatcher.DNS,
-                        matcher=string_pb2.StringMatcher(exact=str(san)),
-                    )
+    ctx.sni = get_str(tls, "sni") or host
+    credential = get_str(tls, "credential_name")
+    if mode == "MUTUAL":
+        if credential:
+            common.tls_certificate_sds_secret_configs.append(_sds(f"kubernetes://{credential}"))
+        elif get_str(tls, "client_certificate"):
+            cert = common.tls_certificates.add()
+            cert.certificate_chain.filename = get_str(tls, "client_certificate")
+            cert.private_key.filename = get_str(tls, "private_key")
+    if not get(tls, "insecure_skip_verify"):
+        validation = common_pb2.CertificateValidationContext()
+        if get_str(tls, "ca_certificates"):
+            validation.trusted_ca.filename = get_str(tls, "ca_certificates")
+        elif not credential:
+            # Istio's default for SIMPLE/MUTUAL without caCertificates: the OS trust store.
+            validation.trusted_ca.filename = SYSTEM_CA_BUNDLE
+        for san in get_list(tls, "subject_alt_names"):
+            validation.match_typed_subject_alt_names.append(
+                common_pb2.SubjectAltNameMatcher(
+                    san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                    matcher=string_pb2.StringMatcher(exact=str(san)),
                 )
-            if credential and mode == "SIMPLE":
-                common.validation_context_sds_secret_config.CopyFrom(
-                    _sds(f"kubernetes://{credential}-cacert")
-                )
-            elif validation.ByteSize():
-                common.validation_context.CopyFrom(validation)
+            )
+        if credential and mode == "SIMPLE":
+            common.validation_context_sds_secret_config.CopyFrom(
+                _sds(f"kubernetes://{credential}-cacert")
+            )
+        elif validation.ByteSize():
+            common.validation_context.CopyFrom(validation)
     return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(ctx))
 
 
