@@ -131,7 +131,9 @@ def register(app: typer.Typer) -> None:
 
         SYNCED: the proxy acknowledged the last version sent. STALE: sent, not yet
         acknowledged. NACKED: the proxy rejected it and keeps serving its previous version
-        (the ERRORS column says why). Example: meshgate proxy-status sleep-xxx.default
+        (the ERRORS column says why). DISCONNECTED: the proxy's stream closed (its pod went
+        away or is restarting); it is dropped from the list 30 s later.
+        Example: meshgate proxy-status sleep-xxx.default
         """
         from meshgate.client import Client, NotRunning
         from meshgate.home import state_dir
