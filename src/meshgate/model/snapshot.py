@@ -11,6 +11,8 @@ Rules of this module:
   over rules merged per host (``model.destinationrules``); ``exportTo`` visibility; Sidecar
   selection (workload selector > namespace-wide > root ns); several services for one host
   picked and merged per proxy (``model.servicemerge``).
+- Kubernetes Secrets are kept decoded by (namespace, name) for SDS (``model.secrets``); the
+  translator decides which of them a proxy may see.
 - Per-proxy views (the services a Sidecar scope imports) are memoised in the snapshot: it is
   immutable, so a view computed once stays valid; the memo is only ever added to.
 - Kubernetes cluster IPs: ``spec.clusterIP`` when set; else a deterministic address in
@@ -30,6 +32,7 @@ from meshgate.model import hosts, servicemerge
 from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, Proxy, parse_node_id
+from meshgate.model.secrets import SecretIndex
 from meshgate.model.services import (
     PodInfo,
     Service,
@@ -147,6 +150,7 @@ class Snapshot:
     vs_by_gateway: Mapping[str, tuple[Any, ...]] = field(repr=False)
     dr_index: DestinationRuleIndex = field(repr=False)
     sidecars_by_namespace: Mapping[str, tuple[Any, ...]] = field(repr=False)
+    secrets: SecretIndex = field(repr=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------
@@ -229,6 +233,7 @@ class Snapshot:
             vs_by_gateway={k: tuple(v) for k, v in vs_by_gw.items()},
             dr_index=build_index(by_kind[(NETWORKING, "DestinationRule")], mesh.root_namespace),
             sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
+            secrets=SecretIndex.build(by_kind[("", "Secret")]),
         )
 
     # ---- services -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Rules of this package:
 - Istio vocabulary in, Envoy vocabulary out; names come from ``translate.naming``.
 - Sidecars get ``virtualOutbound`` plus per-port outbound listeners; routers get listeners
   from the Gateways that select them. Both get clusters for every visible service.
+- Secrets (SDS) are only those the proxy's clusters and listeners refer to, from Kubernetes
+  Secrets in the proxy's namespace (``translate.secrets``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
 from meshgate.translate.clusters import build_clusters
 from meshgate.translate.gateway import gateway_resources
-from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyConfig
+from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
+from meshgate.translate.secrets import build_secrets, referenced
 from meshgate.translate.sidecar import sidecar_resources
 
 __all__ = ["ProxyConfig", "resource_names", "translate"]
@@ -34,11 +37,13 @@ def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
     else:
         listeners, routes = sidecar_resources(snapshot, proxy, services)
     clusters, assignments = build_clusters(snapshot, proxy, services)
+    secrets = build_secrets(snapshot, proxy, referenced(clusters, listeners))
     return ProxyConfig(
         listeners=_by_name(listeners),
         routes=_by_name(routes),
         clusters=_by_name(clusters),
         endpoints=sorted(assignments, key=lambda a: a.cluster_name),
+        secrets=secrets,
     )
 
 
@@ -49,4 +54,5 @@ def resource_names(config: ProxyConfig) -> dict[str, list[str]]:
         ROUTE: [m.name for m in config.routes],
         CLUSTER: [m.name for m in config.clusters],
         ENDPOINT: [m.cluster_name for m in config.endpoints],
+        SECRET: [m.name for m in config.secrets],
     }

@@ -11,6 +11,7 @@ Rules of this module:
   add up: subsets appended, the oldest top-level policy kept).
 - Traffic policy: subset policy fields override the rule's top-level fields; a matching
   ``portLevelSettings`` entry then replaces lb/connection pool/outlier/tls as a whole.
+- Client TLS is built by ``translate.tls``; ``credentialName`` counts on gateways only.
 - Output is sorted by name by the caller; nothing here depends on input order.
 """
 
@@ -21,11 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
-from envoy.type.matcher.v3 import string_pb2
 
 from meshgate.model import protocol
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
@@ -34,11 +33,10 @@ from meshgate.model.services import Endpoint, Service, ServicePort
 from meshgate.model.snapshot import Snapshot
 from meshgate.translate import naming
 from meshgate.translate.pb import ads_source, duration, pack
+from meshgate.translate.tls import upstream_tls
 
 Cluster = cluster_pb2.Cluster
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-TLS_SOCKET = "envoy.transport_sockets.tls"
-SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's OS trust store, as Istio uses
 
 _LB = {
     "ROUND_ROBIN": Cluster.ROUND_ROBIN,
@@ -208,54 +206,6 @@ def _apply_outlier(cluster: Any, od: Any) -> None:
         )
 
 
-def _sds(name: str) -> Any:
-    return secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source())
-
-
-def upstream_tls(tls: Any, host: str, port: int, subset: str) -> Any | None:
-    """The TLS transport socket for a ClientTLSSettings, or None when it originates nothing."""
-    mode = get_str(tls, "mode", "DISABLE")
-    # ISTIO_MUTUAL needs mesh identities from a CA over SDS ("default" / "ROOTCA", as
-    # istio-agent serves them). meshgate has no mesh CA yet, and a cluster waiting for
-    # secrets nobody serves stalls Envoy's whole CDS update for 15 s and then has no
-    # certificate: the hop stays plaintext instead, as validation warns (MG1082), and as
-    # the gateway's ISTIO_MUTUAL servers do.
-    if mode in ("DISABLE", "ISTIO_MUTUAL"):
-        return None
-    ctx = tls_pb2.UpstreamTlsContext()
-    common = ctx.common_tls_context
-    ctx.sni = get_str(tls, "sni") or host
-    credential = get_str(tls, "credential_name")
-    if mode == "MUTUAL":
-        if credential:
-            common.tls_certificate_sds_secret_configs.append(_sds(f"kubernetes://{credential}"))
-        elif get_str(tls, "client_certificate"):
-            cert = common.tls_certificates.add()
-            cert.certificate_chain.filename = get_str(tls, "client_certificate")
-            cert.private_key.filename = get_str(tls, "private_key")
-    if not get(tls, "insecure_skip_verify"):
-        validation = common_pb2.CertificateValidationContext()
-        if get_str(tls, "ca_certificates"):
-            validation.trusted_ca.filename = get_str(tls, "ca_certificates")
-        elif not credential:
-            # Istio's default for SIMPLE/MUTUAL without caCertificates: the OS trust store.
-            validation.trusted_ca.filename = SYSTEM_CA_BUNDLE
-        for san in get_list(tls, "subject_alt_names"):
-            validation.match_typed_subject_alt_names.append(
-                common_pb2.SubjectAltNameMatcher(
-                    san_type=common_pb2.SubjectAltNameMatcher.DNS,
-                    matcher=string_pb2.StringMatcher(exact=str(san)),
-                )
-            )
-        if credential and mode == "SIMPLE":
-            common.validation_context_sds_secret_config.CopyFrom(
-                _sds(f"kubernetes://{credential}-cacert")
-            )
-        elif validation.ByteSize():
-            common.validation_context.CopyFrom(validation)
-    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(ctx))
-
-
 def _cluster_type(service: Service, proxy: Proxy) -> int:
     resolution = service.resolution
     if resolution == "DNS":
@@ -369,7 +319,8 @@ def service_cluster(
     if policy.outlier_detection is not None:
         _apply_outlier(cluster, policy.outlier_detection)
     if policy.tls is not None:
-        socket = upstream_tls(policy.tls, service.hostname, port.number, subset)
+        # credentialName only on gateways (Istio): a sidecar keeps the file fields.
+        socket = upstream_tls(policy.tls, service.hostname, credentials=proxy.is_router)
         if socket is not None:
             cluster.transport_socket.CopyFrom(socket)
     if protocol.is_http(port.protocol):

@@ -12,6 +12,14 @@ Rules of this module:
   so Envoy answers 404 NR.
 - TLS servers in PASSTHROUGH mode route by SNI from VirtualService ``tls`` routes; an SNI
   with no route matches no filter chain and the connection is closed.
+- HTTPS servers in SIMPLE/MUTUAL/OPTIONAL_MUTUAL mode terminate TLS (``translate.tls``:
+  ``credentialName`` through SDS, else certificate files): one filter chain per server,
+  matched by SNI on the server's hosts (none for ``*``), each with its own route
+  configuration ``https.<P>.<port name>.<gateway>.<ns>`` (Istio's name) routing HTTP by Host
+  as HTTP servers do. A host already claimed by an earlier server on the port is not claimed
+  again (Envoy refuses two chains with one match). They may share a port with PASSTHROUGH
+  servers of other hosts.
+- HTTPS with ISTIO_MUTUAL stays plain HTTP: no mesh CA yet (validation warns MG1082).
 - Routers always write access logs.
 """
 
@@ -34,6 +42,7 @@ from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_g
 from meshgate.translate import filters, naming
 from meshgate.translate.pb import boolean, socket_address
 from meshgate.translate.routes import RouteContext, http_routes, single_port_lookup
+from meshgate.translate.tls import downstream_tls, terminates
 
 WILDCARD = "0.0.0.0"
 
@@ -46,6 +55,12 @@ class BoundServer:
     protocol: str
     hosts: tuple[hosts.NamespacedHost, ...]
     tls_mode: str
+    tls: Any = None
+    port_name: str = ""
+
+    @property
+    def terminates_tls(self) -> bool:
+        return self.protocol == "HTTPS" and terminates(self.tls)
 
 
 def bound_servers(snapshot: Snapshot, proxy: Proxy) -> list[BoundServer]:
@@ -66,6 +81,8 @@ def bound_servers(snapshot: Snapshot, proxy: Proxy) -> list[BoundServer]:
                         hosts.parse_namespaced_host(str(h), ns) for h in get_list(server, "hosts")
                     ),
                     tls_mode=get_str(get(server, "tls"), "mode"),
+                    tls=get(server, "tls"),
+                    port_name=get_str(port, "name"),
                 )
             )
     return result
@@ -97,7 +114,11 @@ def _intersections(vs: Any, server: BoundServer) -> list[str]:
 
 
 def http_route_config(
-    snapshot: Snapshot, proxy: Proxy, port: int, servers: list[BoundServer]
+    snapshot: Snapshot,
+    proxy: Proxy,
+    port: int,
+    servers: list[BoundServer],
+    name: str | None = None,
 ) -> Any:
     routes_by_host: dict[str, list[Any]] = defaultdict(list)
     single = single_port_lookup(snapshot, proxy)
@@ -124,7 +145,7 @@ def http_route_config(
     if not vhosts:
         vhosts = [rc.VirtualHost(name=naming.blackhole_vhost(port), domains=["*"])]
     return route_pb2.RouteConfiguration(
-        name=naming.gateway_route_name(port),
+        name=name or naming.gateway_route_name(port),
         virtual_hosts=vhosts,
         validate_clusters=boolean(False),
         ignore_port_in_host_matching=True,
@@ -173,6 +194,51 @@ def _tls_chains(snapshot: Snapshot, port: int, servers: list[BoundServer]) -> li
     return [chains[k] for k in sorted(chains)]
 
 
+def _sni_hosts(server: BoundServer) -> list[str]:
+    """The SNI names a terminating server's chain matches; none (any SNI) for ``*``."""
+    names = {h.host for h in server.hosts}
+    return [] if "*" in names or not names else sorted(names)
+
+
+def _https_chains(
+    snapshot: Snapshot, proxy: Proxy, port: int, listener: str, servers: list[BoundServer]
+) -> tuple[list[Any], list[Any], set[str]]:
+    """(chains, route configurations, SNI names claimed) of the TLS-terminating servers."""
+    chains = []
+    by_route: dict[str, list[BoundServer]] = defaultdict(list)
+    claimed: set[str] = set()
+    catch_all = False
+    for server in servers:
+        wanted = _sni_hosts(server)
+        snis = [n for n in wanted if n not in claimed]
+        if not wanted:
+            if catch_all:
+                continue
+            catch_all = True
+        elif not snis:
+            continue
+        claimed.update(snis)
+        gw_ns, gw_name = server.gateway.split("/", 1)
+        route = naming.gateway_https_route_name(port, server.port_name, gw_name, gw_ns)
+        by_route[route].append(server)
+        hcm = filters.http_connection_manager(
+            f"outbound_{listener}", route, gateway=True, access_log=True
+        )
+        chains.append(
+            lc.FilterChain(
+                name=route,
+                filter_chain_match=lc.FilterChainMatch(server_names=snis),
+                transport_socket=downstream_tls(server.tls),
+                filters=[hcm],
+            )
+        )
+    routes = [
+        http_route_config(snapshot, proxy, port, group, route)
+        for route, group in sorted(by_route.items())
+    ]
+    return chains, routes, claimed
+
+
 def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list[Any]]:
     """(listeners, route configurations) for a gateway pod."""
     by_port: dict[int, list[BoundServer]] = defaultdict(list)
@@ -192,20 +258,27 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
         )
         if protocol.is_http(first.protocol) or (
             first.protocol == "HTTPS"
+            and not first.terminates_tls
             and first.tls_mode not in ("", "PASSTHROUGH", "AUTO_PASSTHROUGH")
         ):
-            # TODO: terminate TLS (SIMPLE/MUTUAL/ISTIO_MUTUAL) with SDS secrets; plain HTTP now.
+            # HTTP, and ISTIO_MUTUAL (plain HTTP until there is a mesh CA, as MG1082 warns).
             hcm = filters.http_connection_manager(
                 f"outbound_{name}", naming.gateway_route_name(port), gateway=True, access_log=True
             )
             listener.filter_chains.append(lc.FilterChain(filters=[hcm]))
             routes.append(http_route_config(snapshot, proxy, port, servers))
-        elif protocol.is_tls(first.protocol):
+        elif first.protocol == "HTTPS" or protocol.is_tls(first.protocol):
             listener.listener_filters.append(filters.tls_inspector_filter())
-            chains = _tls_chains(snapshot, port, servers)
+            terminating = [s for s in servers if s.terminates_tls]
+            chains, https_routes, claimed = _https_chains(snapshot, proxy, port, name, terminating)
+            passthrough = [s for s in servers if not s.terminates_tls]
+            for chain in _tls_chains(snapshot, port, passthrough):
+                if chain.name not in claimed:
+                    chains.append(chain)
             if not chains:
                 continue
             listener.filter_chains.extend(chains)
+            routes.extend(https_routes)
         else:
             continue  # TODO: TCP servers (VirtualService tcp routes)
         listeners.append(listener)

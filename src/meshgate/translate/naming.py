@@ -35,6 +35,11 @@ def gateway_route_name(port: int) -> str:
     return f"http.{port}"
 
 
+def gateway_https_route_name(port: int, port_name: str, gateway: str, namespace: str) -> str:
+    """``https.443.https.egress-gw.default``: a TLS-terminating server's own routes (Istio)."""
+    return f"https.{port}.{port_name}.{gateway}.{namespace}"
+
+
 def vhost_name(host: str, port: int) -> str:
     return f"{host}:{port}"
 

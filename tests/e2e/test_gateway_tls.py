@@ -1,0 +1,284 @@
+"""TLS at the egress gateway on real Envoy, with certificates from Kubernetes Secrets (SDS):
+(a) the gateway originates TLS for a plain-HTTP request (DestinationRule ``credentialName``
+holding the world CA), as in Istio's "TLS origination with an egress gateway" task;
+(b) an HTTPS Gateway server (SIMPLE, ``credentialName``) terminates TLS and routes by Host.
+Either way every proxy is SYNCED with no secret missing: nothing waits for SDS."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from meshgate.home import run_dir
+from meshgate.runtime.worldca import issue_server_cert
+from tests.e2e.meshctl import WALKTHROUGH, Mesh
+
+pytestmark = pytest.mark.e2e
+
+GW = "istio-egressgateway.istio-system.svc.cluster.local"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+GATEWAY_DEPLOYMENT = """apiVersion: istio.alibabacloud.com/v1beta1
+kind: IstioGateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  gatewayType: egress
+  replicaCount: 1
+  ports:
+  - {name: http-0, port: 80, protocol: TCP, targetPort: 80}
+  - {name: https-0, port: 443, protocol: TCP, targetPort: 443}
+"""
+
+ORIGINATE = f"""apiVersion: v1
+kind: Secret
+metadata: {{name: cnn-ca, namespace: istio-system}}
+type: Opaque
+data: {{ca.crt: CA_B64}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: cnn}}
+spec:
+  hosts: [edition.cnn.com]
+  location: MESH_EXTERNAL
+  ports:
+  - {{number: 80, name: http-port, protocol: HTTP}}
+  - {{number: 443, name: https-port-for-tls-origination, protocol: HTTPS}}
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: istio-egressgateway}}
+spec:
+  selector: {{istio: egressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [edition.cnn.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: direct-cnn-through-egress-gateway}}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{{gateways: [mesh], port: 80}}]
+    route: [{{destination: {{host: {GW}, port: {{number: 80}}}}}}]
+  - match: [{{gateways: [istio-egressgateway], port: 80}}]
+    route: [{{destination: {{host: edition.cnn.com, port: {{number: 443}}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: originate-tls-for-edition-cnn-com}}
+spec:
+  host: edition.cnn.com
+  trafficPolicy:
+    portLevelSettings:
+    - port: {{number: 443}}
+      tls: {{mode: SIMPLE, credentialName: cnn-ca, sni: edition.cnn.com}}
+"""
+
+TERMINATE = """apiVersion: v1
+kind: Secret
+metadata: {name: secure-httpbin, namespace: istio-system}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+CERT
+  tls.key: |
+KEY
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin.org]
+  location: MESH_EXTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: secure-gw}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [httpbin.org]
+    tls: {mode: SIMPLE, credentialName: secure-httpbin}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin-via-https}
+spec:
+  hosts: [httpbin.org]
+  gateways: [secure-gw]
+  http:
+  - headers:
+      response: {set: {x-terminated-by: egress-gateway}}
+    route: [{destination: {host: httpbin.org, port: {number: 80}}}]
+"""
+
+
+def _indent(pem: bytes) -> str:
+    return "\n".join("    " + line for line in pem.decode().strip().splitlines())
+
+
+def _own_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _pod_ip(mesh: Mesh, namespace: str, pod: str) -> str:
+    return mesh.meshgate(
+        "get", "pod", pod, "-n", namespace, "-o", "jsonpath={.status.podIP}"
+    ).stdout.strip()
+
+
+def _curl(mesh: Mesh, pod: str, *args: str) -> tuple[int, str]:
+    proc = mesh.meshgate(
+        "exec", pod, "--", "curl", "-sS", "-i", "--max-time", "5", *args, check=False
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _until_ok(mesh: Mesh, pod: str, *args: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        code, out = _curl(mesh, pod, *args)
+        if code == 0 and out.startswith("HTTP/") and " 200" in out.splitlines()[0]:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"curl {' '.join(args)}: no 200; last answer:\n{out}\n{mesh.log_tail()}")
+
+
+def _gateway_log(mesh: Mesh, pod: str, want: dict[str, Any], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = mesh.meshgate("logs", "-n", "istio-system", pod, "-c", "istio-proxy").stdout
+        for line in out.splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if all(entry.get(k) == v for k, v in want.items()):
+                    return
+        time.sleep(0.3)
+    raise AssertionError(f"no gateway access log line with {want}")
+
+
+def _assert_synced(mesh: Mesh, pod: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Every xDS type of the proxy ACKed, no SDS name missing; returns its SDS status."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        proxies = json.loads(mesh.meshgate("proxy-status", "-o", "json").stdout)
+        (last,) = [p for p in proxies if p["nodeId"].split("~")[2].startswith(pod)]
+        types = last["types"]
+        if SECRET in types and all(
+            t["state"] == "SYNCED" and not t["missingNames"] for t in types.values()
+        ):
+            return dict(types[SECRET])
+        time.sleep(0.3)
+    raise AssertionError(f"{pod} not SYNCED with every secret: {json.dumps(last, indent=1)}")
+
+
+def _no_fetch_timeout(mesh: Mesh, pod: str) -> None:
+    out = mesh.meshgate("logs", "-n", "istio-system", pod, "-c", "istio-proxy").stdout
+    assert "initial fetch timed out" not in out, out[-2000:]
+
+
+def test_egress_gateway_originates_tls_with_credential_name(mesh: Mesh) -> None:
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.meshgate("apply", "-f", "-", input=GATEWAY_DEPLOYMENT)
+    sleep = mesh.wait_pod("default", "sleep-")
+    gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+    ca = (run_dir(mesh.home) / "world-ca.pem").read_bytes()
+    config = ORIGINATE.replace("CA_B64", base64.b64encode(ca).decode())
+    started = time.monotonic()
+    mesh.meshgate("apply", "-f", "-", input=config)
+
+    # Plain HTTP from the app -> sidecar -> gateway:80 -> TLS (world CA from the Secret) -> 443.
+    out = _until_ok(mesh, sleep, "http://edition.cnn.com/")
+    assert "CNN (meshgate demo world)" in out
+    assert time.monotonic() - started < 15, "something waited for Envoy's SDS fetch timeout"
+    _gateway_log(
+        mesh,
+        gw,
+        {"authority": "edition.cnn.com", "upstream_cluster": "outbound|443||edition.cnn.com"},
+    )
+    sds = _assert_synced(mesh, gw)
+    assert sds["subscribedNames"] == ["kubernetes://cnn-ca-cacert"]
+    assert sds["resourceCount"] == 1
+    _no_fetch_timeout(mesh, gw)
+
+    # The sidecar ignores credentialName (gateways only, as in Istio): it asks for no secret.
+    proxies = json.loads(mesh.meshgate("proxy-status", "-o", "json").stdout)
+    (side,) = [p for p in proxies if p["nodeId"].split("~")[2].startswith(sleep)]
+    assert SECRET not in side["types"]
+
+
+def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path) -> None:
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.meshgate("apply", "-f", "-", input=GATEWAY_DEPLOYMENT)
+    sleep = mesh.wait_pod("default", "sleep-")
+    gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+    ca_key, ca_cert = _own_ca()
+    cert, key = issue_server_cert(ca_key, ca_cert, ["httpbin.org"])
+    config = TERMINATE.replace("CERT", _indent(cert)).replace("KEY", _indent(key))
+    mesh.meshgate("apply", "-f", "-", input=config)
+    ca_file = tmp_path / "gateway-ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_file.chmod(0o644)
+    tmp_path.chmod(0o755)
+
+    # Straight to the gateway pod: the sleep sidecar passes TLS through (ALLOW_ANY), the
+    # gateway ends it with the Secret's certificate, then routes HTTP by Host.
+    gw_ip = _pod_ip(mesh, "istio-system", gw)
+    out = _until_ok(
+        mesh,
+        sleep,
+        "-v",
+        "--cacert",
+        str(ca_file),
+        "--resolve",
+        f"httpbin.org:443:{gw_ip}",
+        "https://httpbin.org/headers",
+    )
+    assert "SSL connection using" in out or "TLS" in out
+    assert "CN=httpbin.org" in out or "subject: CN=httpbin.org" in out
+    assert "x-terminated-by: egress-gateway" in out.lower()
+    _gateway_log(
+        mesh, gw, {"authority": "httpbin.org", "upstream_cluster": "outbound|80||httpbin.org"}
+    )
+    sds = _assert_synced(mesh, gw)
+    assert sds["subscribedNames"] == ["kubernetes://secure-httpbin"]
+    _no_fetch_timeout(mesh, gw)
+
+    # A certificate the client does not trust fails the handshake (curl 60): real TLS.
+    code, out = _curl(
+        mesh, sleep, "--resolve", f"httpbin.org:443:{gw_ip}", "https://httpbin.org/headers"
+    )
+    assert code == 60, out
