@@ -1,7 +1,8 @@
 """TLS at the egress gateway on real Envoy, with certificates from Kubernetes Secrets (SDS):
 (a) the gateway originates TLS for a plain-HTTP request (DestinationRule ``credentialName``
 holding the world CA), as in Istio's "TLS origination with an egress gateway" task;
-(b) an HTTPS Gateway server (SIMPLE, ``credentialName``) terminates TLS and routes by Host.
+(b) an HTTPS Gateway server (SIMPLE, then MUTUAL, ``credentialName``) terminates TLS and
+routes by Host; MUTUAL refuses a client without a certificate from the Secret's CA.
 Either way every proxy is SYNCED with no secret missing: nothing waits for SDS."""
 
 from __future__ import annotations
@@ -152,6 +153,30 @@ def _own_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     return key, cert
 
 
+def _client_cert(
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
+) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sleep client")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def _pod_ip(mesh: Mesh, namespace: str, pod: str) -> str:
     return mesh.meshgate(
         "get", "pod", pod, "-n", namespace, "-o", "jsonpath={.status.podIP}"
@@ -267,8 +292,11 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
         f"httpbin.org:443:{gw_ip}",
         "https://httpbin.org/headers",
     )
-    assert "SSL connection using" in out or "TLS" in out
-    assert "CN=httpbin.org" in out or "subject: CN=httpbin.org" in out
+    # The handshake: the Secret's certificate, verified against our CA; ALPN h2 from the
+    # gateway's HTTPS server (Istio's h2, http/1.1).
+    assert "subject: CN=httpbin.org" in out, out
+    assert "SSL certificate verify ok" in out, out
+    assert out.startswith("HTTP/2 200"), out
     assert "x-terminated-by: egress-gateway" in out.lower()
     _gateway_log(
         mesh, gw, {"authority": "httpbin.org", "upstream_cluster": "outbound|80||httpbin.org"}
@@ -278,7 +306,44 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
     _no_fetch_timeout(mesh, gw)
 
     # A certificate the client does not trust fails the handshake (curl 60): real TLS.
-    code, out = _curl(
-        mesh, sleep, "--resolve", f"httpbin.org:443:{gw_ip}", "https://httpbin.org/headers"
-    )
+    resolve = ("--resolve", f"httpbin.org:443:{gw_ip}")
+    code, out = _curl(mesh, sleep, *resolve, "https://httpbin.org/headers")
     assert code == 60, out
+
+    # MUTUAL: the same Secret's ca.crt (kubernetes://secure-httpbin-cacert) validates clients.
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    mutual = config.replace("mode: SIMPLE", "mode: MUTUAL").replace(
+        "stringData:\n", f"data: {{ca.crt: {base64.b64encode(ca_pem).decode()}}}\nstringData:\n"
+    )
+    mesh.meshgate("apply", "-f", "-", input=mutual)
+    client_cert, client_key = _client_cert(ca_key, ca_cert)
+    (tmp_path / "client.pem").write_bytes(client_cert)
+    (tmp_path / "client.key").write_bytes(client_key)
+    for name in ("client.pem", "client.key"):
+        (tmp_path / name).chmod(0o644)
+    trust = ("--cacert", str(ca_file), *resolve)
+    deadline = time.monotonic() + 20
+    code, out = 0, ""
+    while time.monotonic() < deadline:  # until the gateway asks for a client certificate
+        code, out = _curl(mesh, sleep, *trust, "https://httpbin.org/headers")
+        if code != 0:
+            break
+        time.sleep(0.3)
+    assert code in (35, 56), out  # no client certificate: the handshake is refused
+    out = _until_ok(
+        mesh,
+        sleep,
+        *trust,
+        "--cert",
+        str(tmp_path / "client.pem"),
+        "--key",
+        str(tmp_path / "client.key"),
+        "https://httpbin.org/headers",
+    )
+    assert "x-terminated-by: egress-gateway" in out.lower()
+    sds = _assert_synced(mesh, gw)
+    assert sds["subscribedNames"] == [
+        "kubernetes://secure-httpbin",
+        "kubernetes://secure-httpbin-cacert",
+    ]
+    _no_fetch_timeout(mesh, gw)
