@@ -24,7 +24,9 @@ _WILDCARD_LABEL = re.compile(rf"^(?:\*|(?:\*|\*-)?{_LABEL})$")
 _QUALIFIED_NAME = r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _LABEL_KEY = re.compile(rf"^({_LABEL}(?:\.{_LABEL})*/)?({_QUALIFIED_NAME})$")
 _LABEL_VALUE = re.compile(rf"^(?:{_QUALIFIED_NAME})?$")
-_HEADER_NAME = re.compile(r"^[-_A-Za-z0-9]+$")
+# RFC 7230 token characters, as Istio's validHeaderNameRegex. Istio writes them as the Go
+# class "[!#$%&'*+-.^_`|~A-Za-z0-9]", where "+-." is a range that also takes ",".
+_HEADER_NAME = re.compile(r"^[!#$%&'*+,\-.^_`|~A-Za-z0-9]+$")
 _HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PSEUDO_HEADERS = frozenset({":method", ":scheme", ":authority", ":path", ":status"})
 _JWT_CLAIM_PREFIX = "@request.auth.claims."
@@ -116,8 +118,14 @@ def _host_part_problem(host: str, gateway: bool) -> str | None:
     return partial_wildcard_problem(host)
 
 
-def namespaced_host_problem(value: str, *, gateway: bool) -> str | None:
-    """``namespace/dnsName`` (Sidecar egress, Gateway servers; a Gateway may omit ``ns/``)."""
+def namespaced_host_problem(
+    value: str, *, gateway: bool, gateway_semantics: bool = False
+) -> str | None:
+    """``namespace/dnsName`` (Sidecar egress, Gateway servers; a Gateway may omit ``ns/``).
+
+    ``gateway_semantics``: a Gateway converted from the Kubernetes Gateway API, whose
+    servers may use ``~/`` (no attached routes), as Istio allows for such Gateways.
+    """
     namespace, slash, host = value.partition("/")
     if not slash:
         if gateway:
@@ -125,7 +133,7 @@ def namespaced_host_problem(value: str, *, gateway: bool) -> str | None:
         return f"invalid host {value!r}: must be of form namespace/dnsName"
     if not namespace or not host:
         return f"invalid host {value!r}: namespace and dnsName cannot be empty"
-    allowed = ("*", ".") if gateway else ("*", ".", "~")
+    allowed = ("*", ".") if gateway and not gateway_semantics else ("*", ".", "~")
     if namespace not in allowed and not is_dns1123_label(namespace):
         where = "gateway" if gateway else "sidecar"
         return f"invalid namespace value {namespace!r} in {where}"

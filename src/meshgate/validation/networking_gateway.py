@@ -2,6 +2,8 @@
 
 Rules of this module:
 - The Gateway's name is a DNS label (no dots): routes refer to it as ``namespace/name``.
+- A Gateway annotated ``internal.istio.io/gateway-semantics: gateway`` (converted from the
+  Kubernetes Gateway API) keeps Istio's exemptions: any name, and ``~/`` server hosts.
 - Every server has hosts (``[namespace/]dnsName``, FQDNs or wildcards, IPs allowed, no
   short names, ``namespace`` is ``*``, ``.`` or a DNS label) and a named port with a
   protocol Istio knows; port names are unique across servers; ``targetPort`` is refused.
@@ -44,9 +46,14 @@ CIPHER_SUITES = frozenset(
 )
 
 
+# Istio's constants.InternalGatewaySemantics / GatewaySemanticsGateway.
+GATEWAY_SEMANTICS = "internal.istio.io/gateway-semantics"
+
+
 @rule(net.Gateway)
 def _gateway(gw: net.Gateway, findings: Findings) -> None:
-    if gw.name and not c.is_dns1123_label(gw.name):
+    gateway_api = (gw.metadata.annotations or {}).get(GATEWAY_SEMANTICS) == "gateway"
+    if gw.name and not gateway_api and not c.is_dns1123_label(gw.name):
         findings.error(
             "MG1055",
             f"invalid gateway name {gw.name!r}: use a DNS label (no dots)",
@@ -58,7 +65,7 @@ def _gateway(gw: net.Gateway, findings: Findings) -> None:
     if not servers:
         out.error("MG1009", "a Gateway needs at least one server", "servers")
     for i, server in enumerate(servers):
-        _server(out.at("servers", i), server)
+        _server(out.at("servers", i), server, gateway_api)
     names = Counter(s.port.name or "" for s in servers)
     for i, server in enumerate(servers):
         name = server.port.name or ""
@@ -76,11 +83,12 @@ def _gateway(gw: net.Gateway, findings: Findings) -> None:
             )
 
 
-def _server(out: Findings, server: net.Server) -> None:
+def _server(out: Findings, server: net.Server, gateway_api: bool) -> None:
     if not server.hosts:
         out.error("MG1009", "a server needs at least one host", "hosts")
     for j, host in enumerate(server.hosts or []):
-        out.check("MG1001", c.namespaced_host_problem(host, gateway=True), "hosts", j)
+        reason = c.namespaced_host_problem(host, gateway=True, gateway_semantics=gateway_api)
+        out.check("MG1001", reason, "hosts", j)
     port = server.port
     bind = server.bind or ""
     port_ok = True

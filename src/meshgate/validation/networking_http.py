@@ -286,6 +286,7 @@ def _retries(out: Findings, retries: net.HTTPRetry | None) -> None:
     ):
         out.error("MG1063", "retry policy set while attempts is 0 (retries disabled)", "attempts")
     shared.duration(out, retries.per_try_timeout, "perTryTimeout")
+    shared.duration(out, retries.backoff, "backoff")
     for policy in (retries.retry_on or "").split(",") if retries.retry_on else []:
         known = policy in RETRY_ON or (policy.isdigit() and int(policy) in HTTP_STATUS_CODES)
         if not known:

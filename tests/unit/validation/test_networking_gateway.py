@@ -171,3 +171,14 @@ def test_gateway(case: Case) -> None:
 def test_gateway_name_is_a_dns_label() -> None:
     assert "MG1055" in error_codes("Gateway", server(), name="my.gateway")
     assert not error_codes("Gateway", server(), name="my-gateway")
+
+
+def test_gateway_api_semantics_allow_tilde_hosts_and_any_name() -> None:
+    """Istio's ValidateGateway exempts Gateways converted from the Kubernetes Gateway API."""
+    semantics = "annotations: {internal.istio.io/gateway-semantics: gateway}"
+    tilde = server("['~/foo.bar.com']")
+    assert not error_codes("Gateway", tilde, extra_meta=semantics)
+    assert not error_codes("Gateway", server(), name="my.gateway", extra_meta=semantics)
+    assert "MG1001" in error_codes("Gateway", tilde)
+    other = "annotations: {internal.istio.io/gateway-semantics: other}"
+    assert "MG1001" in error_codes("Gateway", tilde, extra_meta=other)

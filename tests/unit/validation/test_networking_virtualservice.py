@@ -185,6 +185,22 @@ CASES = [
         vs(http=f"{ROUTE}, retries: {{attempts: 3, retryOn: 'sometimes'}}"),
     ),
     Case("retries negative attempts", "MG1063", vs(http=f"{ROUTE}, retries: {{attempts: -1}}")),
+    # Istio's validateHTTPRetry runs ValidateDuration on backoff: at least 1ms.
+    Case("retries backoff under 1ms", "MG1044", vs(http=f"{ROUTE}, retries: {{backoff: 0.5ms}}")),
+    Case(
+        "retries backoff 25ms", None, vs(http=f"{ROUTE}, retries: {{attempts: 2, backoff: 25ms}}")
+    ),
+    # Istio's validHeaderNameRegex is RFC 7230's token set, so '!', '$', '#', ',' are allowed.
+    Case(
+        "token header name",
+        None,
+        vs(http=f"match: [{{headers: {{'x!$#_,': {{exact: a}}}}}}], {ROUTE}"),
+    ),
+    Case(
+        "colons are not token characters",
+        "MG1047",
+        vs(http=f"match: [{{headers: {{'::': {{exact: a}}}}}}], {ROUTE}"),
+    ),
     Case(
         "rewrite uri and uriRegexRewrite",
         "MG1038",
