@@ -9,7 +9,8 @@ Point it at a corpus directory (kept outside the repository) holding ``manifest.
           "test": "TestValidateServiceEntries",      # Istio's test table the case came from
           "name": "discovery type DNS",              # the case's name in that table
           "kind": "ServiceEntry",                    # one of the six Istio kinds
-          "spec": "hosts: [a.com]\\nresolution: DNS", # the spec as YAML (Istio's field names)
+          "spec": "hosts: [a.com]\\nresolution: DNS", # the spec as YAML (Istio's field names);
+                                                     # null: the document has no spec
           "metadata": {"name": "n", "namespace": "ns", "annotations": {"k": "v"}},  # optional
           "expected": "accept",                      # Istio's verdict: accept | reject
           "warning": false                           # optional: Istio also warns
@@ -77,11 +78,13 @@ def document(case: dict[str, Any]) -> str:
     """One YAML document; metadata is written as JSON, which YAML reads as flow style."""
     meta: dict[str, Any] = {"name": "foo", "namespace": "bar"}
     meta.update(case.get("metadata") or {})
-    spec = textwrap.indent(case["spec"], "  ")
-    return (
+    head = (
         f"apiVersion: {API_VERSIONS[case['kind']]}\nkind: {case['kind']}\n"
-        f"metadata: {json.dumps(meta)}\nspec:\n{spec}\n"
+        f"metadata: {json.dumps(meta)}\n"
     )
+    if case["spec"] is None:
+        return head
+    return head + "spec:\n" + textwrap.indent(case["spec"], "  ") + "\n"
 
 
 def run_case(case: dict[str, Any]) -> Outcome:
