@@ -52,3 +52,29 @@ def test_apps_cannot_remove_capture(mesh: Mesh) -> None:
     mesh.wait_pod("default", "admin")
     listing = mesh.meshgate("exec", "admin", "--", "iptables", "-t", "nat", "-S", "OUTPUT")
     assert "MESHGATE_OUTPUT" in listing.stdout
+
+
+ENV_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: envpod}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    command: [/bin/sleep, infinity]
+    env: [{name: FOO, value: bar}]
+    workingDir: /tmp
+"""
+
+
+def test_exec_sees_the_container_environment_not_the_callers(mesh: Mesh) -> None:
+    mesh.meshgate("apply", "-f", "-", input=ENV_POD)
+    mesh.wait_pod("default", "envpod")
+    mesh.env["OPERATOR_SECRET"] = "must-not-leak"
+    out = mesh.meshgate("exec", "envpod", "--", "sh", "-c", "pwd; env").stdout
+    lines = out.splitlines()
+    assert lines[0] == "/tmp"
+    env = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    assert env["FOO"] == "bar"
+    assert env["HOSTNAME"] == "envpod"
+    assert "OPERATOR_SECRET" not in env and "MESHGATE_HOME" not in env

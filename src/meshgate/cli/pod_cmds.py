@@ -135,12 +135,14 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: you must specify a command after --", err=True)
             raise typer.Exit(1)
         ns = namespace_flag(namespace) or "default"
-        body = {
+        body: dict[str, object] = {
             "namespace": ns,
             "name": pod_name(pod, ns),
             "command": command,
             "container": container,
         }
+        if tty and os.environ.get("TERM"):
+            body["term"] = os.environ["TERM"]  # the one variable a terminal session needs
         data = call_api("POST", "/v1/exec", body, client_checks=True)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
         sys.stdout.flush()

@@ -182,6 +182,16 @@ class ContainerNotFound(PodNotFound):
     """The pod exists but has no such container (kubectl: "container X is not valid")."""
 
 
+def _container_env(pod_name: str, c: ContainerSpec) -> dict[str, str]:
+    """What a container's processes see: PATH, HOSTNAME (the pod's name), HOME, its env."""
+    return {
+        "PATH": launch.DEFAULT_PATH,
+        "HOSTNAME": pod_name,
+        "HOME": "/root" if c.run_as_user == 0 else "/",
+        **c.env,
+    }
+
+
 def spec_from_dict(d: dict[str, Any]) -> PodSpec:
     d = dict(d)
     d["containers"] = [ContainerSpec(**c) for c in d["containers"]]
@@ -356,7 +366,12 @@ class Runtime:
         return proc.stdout
 
     def exec_argv(
-        self, namespace: str, name: str, command: list[str], container: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        command: list[str],
+        container: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> list[str]:
         """The argv that runs `command` inside the pod as the container's user (like kubectl
         exec); `ip netns exec` bind-mounts the pod's resolv.conf and hosts."""
@@ -365,9 +380,17 @@ class Runtime:
             uid, gid = self._ids(c)
             ns = self.netns_of(namespace, name)
             priv = envoy.setpriv_argv(uid, gid, self._caps(c))
-            # In the container's working directory (as kubectl exec), not the caller's.
-            cwd = ["env", "-C", c.working_dir or "/"]
-            return [*netns.exec_prefix(ns), *priv, *cwd, *command]
+            # As kubectl exec: the container's environment (never the caller's, which would
+            # leak the operator's variables into the pod) and working directory.
+            env = {**_container_env(name, c), **(extra_env or {})}
+            setenv = [
+                "env",
+                "-i",
+                "-C",
+                c.working_dir or "/",
+                *(f"{k}={v}" for k, v in env.items()),
+            ]
+            return [*netns.exec_prefix(ns), *priv, *setenv, *command]
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -590,11 +613,7 @@ class Runtime:
 
     def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
         crec = rec["containers"][c.name]
-        env = {
-            "HOSTNAME": rec["name"],
-            "HOME": "/root" if c.run_as_user == 0 else "/",
-            **c.env,
-        }
+        env = _container_env(rec["name"], c)
         if launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH)) is None:
             crec.update(
                 state="terminated",

@@ -133,7 +133,11 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         body = await request.json()
         keys = [ResourceKey(*k) for k in body.get("keys") or []]
         dry_run = bool(body.get("dryRun"))
-        changes = await asyncio.to_thread(cp.store.delete, keys, dry_run=dry_run)
+        # missingOk: skip absent keys in the same transaction (no lookup round trip per key).
+        missing_ok = bool(body.get("missingOk"))
+        changes = await asyncio.to_thread(
+            cp.store.delete, keys, dry_run=dry_run, missing_ok=missing_ok
+        )
         if not dry_run:
             cp.kick()
         return JSONResponse(
@@ -159,6 +163,8 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 body["name"],
                 list(body.get("command") or []),
                 body.get("container") or None,
+                # Only TERM (for -t) may come from the caller's environment.
+                {"TERM": str(body["term"])} if body.get("term") else None,
             )
         except ContainerNotFound as exc:
             # As for logs: kubectl says "error: container X is not valid for pod Y".

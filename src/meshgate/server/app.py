@@ -93,9 +93,14 @@ class ControlPlane:
         return [st.to_json() for st in self.xds.statuses()]
 
     def exec_argv(
-        self, namespace: str, name: str, command: list[str], container: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        command: list[str],
+        container: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> list[str]:
-        return self.runtime.exec_argv(namespace, name, command, container)
+        return self.runtime.exec_argv(namespace, name, command, container, extra_env)
 
     def proxy_admin(self, namespace: str, name: str, path: str) -> str:
         return self.runtime.proxy_admin(namespace, name, path)
