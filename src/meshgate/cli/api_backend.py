@@ -5,8 +5,8 @@ Rules of this module:
   API's Unix socket, objects travel as the same wire dicts the store keeps.
 - The server re-validates ``apply`` and refuses it whole with its problems (HTTP 422);
   they come back as ``InputError`` so the CLI prints them like its own.
-- ``delete`` skips keys that do not exist (the ``Backend`` contract) by asking for them
-  first: the API's delete is all-or-nothing and refuses a missing key.
+- ``delete`` is one request whatever the number of keys: ``missingOk`` has the server
+  skip keys that do not exist (the ``Backend`` contract) inside its one transaction.
 - Label selectors are applied here, on the listed objects, as ``LocalBackend`` does.
 """
 
@@ -84,16 +84,13 @@ class ApiBackend:
             [o for o in items if wanted.matches((o.get("metadata") or {}).get("labels"))]
         )
 
-    def _exists(self, key: ResourceKey) -> bool:
-        path = _query("/v1/objects", **_key_params(key))
-        return bool(self.client.call("GET", path).get("items"))
-
     def delete(self, keys: list[ResourceKey], dry_run: bool) -> list[ChangeResult]:
-        present = [k for k in keys if self._exists(k)]
-        if not present:
+        if not keys:
             return []
         body = self.client.call(
-            "POST", "/v1/delete", {"keys": [list(k) for k in present], "dryRun": dry_run}
+            "POST",
+            "/v1/delete",
+            {"keys": [list(k) for k in keys], "dryRun": dry_run, "missingOk": True},
         )
         return [
             ChangeResult(ResourceKey(*c["key"]), c["action"], c.get("object"))

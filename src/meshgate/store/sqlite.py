@@ -299,19 +299,16 @@ class SqliteStore:
         txn.changes.append(Change(key, plan.action, plan.object))
 
     def _delete_in(self, txn: _Txn, keys: builtins.list[ResourceKey], missing_ok: bool) -> None:
-        found: list[tuple[ResourceKey, str, int]] = []
-        missing: list[str] = []
-        for key in dict.fromkeys(keys):
-            row = self._conn.execute(
-                f"SELECT body, generation FROM objects WHERE {_KEY_WHERE}", tuple(key)
-            ).fetchone()
-            if row is not None:
-                found.append((key, row[0], row[1]))
-            elif not missing_ok:
-                missing.append(str(key))
-        if missing:
+        # One chunked lookup for every key, as apply's prefetch: a query per key was most
+        # of the cost of a bulk delete.
+        rows = self._rows(builtins.list(dict.fromkeys(keys)))
+        missing = [str(key) for key, row in rows.items() if row is None]
+        if missing and not missing_ok:
             raise KeyError(f"not found: {', '.join(missing)}")
-        for key, body, generation in found:
+        for key, row in rows.items():
+            if row is None:
+                continue
+            body, generation = row
             obj = json.loads(body)
             rev = txn.record(key, "DELETED", obj, body)
             txn.delete_rows.append(key)
@@ -319,9 +316,17 @@ class SqliteStore:
             txn.changes.append(Change(key, "deleted", obj))
 
     def _prefetch(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, Current | None]:
-        """The stored state of many keys, a chunk per query (one query per key is the cost
-        that dominates a bulk apply)."""
-        found: dict[ResourceKey, Current | None] = dict.fromkeys(keys)
+        """The stored state of many keys (one query per key is the cost that dominates a
+        bulk apply)."""
+        return {
+            key: None if row is None else Current(json.loads(row[0]), row[1])
+            for key, row in self._rows(keys).items()
+        }
+
+    def _rows(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, tuple[str, int] | None]:
+        """The stored body and generation of many keys (None if absent), in ``keys``'
+        order, a chunk of keys per query."""
+        found: dict[ResourceKey, tuple[str, int] | None] = dict.fromkeys(keys)
         unique = builtins.list(found)
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start : start + _CHUNK]
@@ -334,7 +339,7 @@ class SqliteStore:
                 [part for key in chunk for part in key],
             ).fetchall()
             for g, k, ns, n, body, generation in rows:
-                found[ResourceKey(g, k, ns, n)] = Current(json.loads(body), generation)
+                found[ResourceKey(g, k, ns, n)] = (body, generation)
         return found
 
     def _current(self, key: ResourceKey) -> Current | None:

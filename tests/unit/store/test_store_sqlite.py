@@ -314,3 +314,34 @@ def test_history_across_delete_and_recreate_has_one_entry_per_write(store: Sqlit
     assert store.rollback(key("a"), 3).action == "deleted"
     assert store.get(key("a")) is None
     assert store.rollback(key("a"), 3).action == "unchanged"
+
+
+def test_bulk_delete_across_lookup_chunks_keeps_order_and_skips_missing(
+    store: SqliteStore,
+) -> None:
+    # More keys than one lookup query takes, with absent keys mixed in.
+    names = [f"se-{i:04d}" for i in range(1200)]
+    store.apply([se(n, host=f"{n}.example.com") for n in names])
+    wanted = [key(n) for n in reversed(names)]
+    wanted.insert(600, key("ghost"))
+    start = store.revision()
+    changes = store.delete(wanted, missing_ok=True)
+    assert [c.key.name for c in changes] == list(reversed(names))
+    assert all(c.action == "deleted" for c in changes)
+    assert store.list() == []
+    # One revision per deleted object, all committed in one transaction (one event batch).
+    assert store.revision() == start + len(names)
+    events = store.events_since(start)
+    assert [e.key.name for e in events] == list(reversed(names))
+    assert {e.type for e in events} == {"DELETED"}
+    assert store.history(key("se-0007"))[-1].deleted
+
+
+def test_bulk_delete_of_a_missing_key_changes_nothing(store: SqliteStore) -> None:
+    names = [f"se-{i:04d}" for i in range(700)]
+    store.apply([se(n, host=f"{n}.example.com") for n in names])
+    start = store.revision()
+    with pytest.raises(KeyError, match="ghost"):
+        store.delete([*map(key, names), key("ghost")])
+    assert store.revision() == start
+    assert len(store.list()) == len(names)
