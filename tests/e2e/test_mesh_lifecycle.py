@@ -149,7 +149,7 @@ def test_pods_survive_a_control_plane_restart(mesh: Mesh) -> None:
     _curl(mesh, sleep, "HTTP/1.1 502")
 
 
-def test_down_force_after_kill_9(mesh: Mesh) -> None:
+def test_down_after_kill_9(mesh: Mesh) -> None:
     mid = mesh_id(mesh.home)
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
     mesh.wait_pod("default", "sleep-")
@@ -162,6 +162,7 @@ def test_down_force_after_kill_9(mesh: Mesh) -> None:
     while _alive(cp) and time.monotonic() < deadline:
         time.sleep(0.05)
 
-    out = mesh.meshgate("down", "--force").stdout
+    # Plain `down` is enough: nothing answers, so it cleans up from the manifest.
+    out = mesh.meshgate("down").stdout
     assert "stopped" in out
     _assert_nothing_left(mesh, mid, pids)

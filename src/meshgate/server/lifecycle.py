@@ -5,9 +5,9 @@ Rules:
   stdout and stderr to ``control-plane.log`` in the state directory), so a caller reading
   ``up``'s output through a pipe is never held, and returns once the API answers.
 - ``up`` when already running and ``down`` when nothing runs both succeed.
-- ``down`` asks the control plane to tear everything down; ``down --force`` also works
-  after a crash or ``kill -9``: it kills the recorded process and removes everything the
-  runtime manifest lists.
+- ``down`` asks the control plane to tear everything down; when none runs (a crash,
+  ``kill -9``) it removes what the runtime manifest lists. ``down --force`` also kills a
+  control plane that is alive but does not answer.
 """
 
 from __future__ import annotations
@@ -130,7 +130,19 @@ def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
 
         if teardown(home, force=True):
             ran = True
-        # What a killed control plane could not remove itself.
-        for leftover in (pid_file(home), token_file(home), api_socket(home)):
-            leftover.unlink(missing_ok=True)
+        _remove_leftover_files(home)
+    elif not ran and home.is_dir():
+        # No control plane answered and none runs, yet what a crashed or killed one made
+        # may still run: clean it up from the runtime manifest (what --force does).
+        from meshgate.runtime.manifest import teardown
+
+        if teardown(home, force=False):
+            ran = True
+        _remove_leftover_files(home)
     return ran
+
+
+def _remove_leftover_files(home: Path) -> None:
+    """What a killed control plane could not remove itself."""
+    for leftover in (pid_file(home), token_file(home), api_socket(home)):
+        leftover.unlink(missing_ok=True)
