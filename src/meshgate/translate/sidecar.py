@@ -7,9 +7,9 @@ Rules of this module:
   ALLOW_ANY, BlackHoleCluster under REGISTRY_ONLY.
 - HTTP ports of visible services get ``0.0.0.0_<port>`` (``bind_to_port: false``) with an
   HCM on RDS route ``"<port>"``; its catch-all vhost is ``allow_any`` or ``block_all``.
-- TLS/HTTPS ports get ``0.0.0.0_<port>`` with tls_inspector and one SNI chain per host.
-- TCP ports get ``<vip>_<port>`` per service address, or ``0.0.0.0_<port>`` when the
-  service has none (first service in sorted order wins that port, as in Istio).
+- TCP, TLS and HTTPS ports follow Istio's rule (``translate.outbound_l4``): a listener
+  ``<vip>_<port>`` per service address, matched by destination address with no SNI needed;
+  only services without addresses share ``0.0.0.0_<port>`` (TLS by SNI).
 - Domains are unique within one route configuration: the first (sorted) service keeps a
   contested domain.
 """
@@ -26,11 +26,11 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
 from meshgate.model import hosts, protocol
-from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Service, ServicePort
-from meshgate.model.snapshot import MESH_GATEWAY, Snapshot, qualify_gateway, vs_gateways
+from meshgate.model.snapshot import MESH_GATEWAY, Snapshot
 from meshgate.translate import filters, naming
+from meshgate.translate.outbound_l4 import WILDCARD, l4_listeners
 from meshgate.translate.pb import boolean, socket_address, uint32
 from meshgate.translate.routes import (
     RouteContext,
@@ -39,8 +39,6 @@ from meshgate.translate.routes import (
     http_routes,
     single_port_lookup,
 )
-
-WILDCARD = "0.0.0.0"
 
 
 def _catch_all_cluster(mode: str) -> str:
@@ -72,7 +70,7 @@ def virtual_outbound(mode: str, access_log: bool) -> Any:
     )
 
 
-def _unbound_listener(address: str, port: int, chains: list[Any], tls: bool = False) -> Any:
+def _unbound_listener(address: str, port: int, chains: list[Any]) -> Any:
     listener = listener_pb2.Listener(
         name=naming.listener_name(address, port),
         address=socket_address(address, port),
@@ -80,8 +78,6 @@ def _unbound_listener(address: str, port: int, chains: list[Any], tls: bool = Fa
         filter_chains=chains,
         traffic_direction=base_pb2.OUTBOUND,
     )
-    if tls:
-        listener.listener_filters.append(filters.tls_inspector_filter())
     return listener
 
 
@@ -130,41 +126,6 @@ def http_route_config(
     )
 
 
-def _tls_destinations(
-    snapshot: Snapshot, proxy: Proxy, svc: Service, port: int
-) -> str | list[tuple[str, int]]:
-    """The tcp_proxy target for SNI ``svc.hostname`` on ``port``: a mesh TLS route, else the
-    service's own cluster."""
-    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
-    default = naming.cluster_name(port, "", svc.hostname)
-    if vs is None:
-        return default
-    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
-    top = vs_gateways(vs)
-    for route in get_list(get(vs, "spec"), "tls"):
-        for m in get_list(route, "match"):
-            gws = [qualify_gateway(str(g), vs_ns) for g in get_list(m, "gateways")] or top
-            if MESH_GATEWAY not in gws:
-                continue
-            if get_int(m, "port") and get_int(m, "port") != port:
-                continue
-            snis = [hosts.normalize(str(h)) for h in get_list(m, "sni_hosts")]
-            if snis and not any(hosts.matches(s, svc.hostname) for s in snis):
-                continue
-            targets = []
-            for d in get_list(route, "route"):
-                dest = get(d, "destination")
-                host = hosts.expand_short_name(get_str(dest, "host"), vs_ns)
-                dport = get_int(get(dest, "port"), "number") or port
-                name = naming.cluster_name(dport, get_str(dest, "subset"), host)
-                targets.append((name, get_int(d, "weight") or 1))
-            if len(targets) == 1:
-                return targets[0][0]
-            if targets:
-                return targets
-    return default
-
-
 def sidecar_resources(
     snapshot: Snapshot, proxy: Proxy, services: list[Service]
 ) -> tuple[list[Any], list[Any]]:
@@ -172,16 +133,13 @@ def sidecar_resources(
     mode = snapshot.outbound_mode(proxy)
     access_log = bool(snapshot.mesh.access_log_file)
     http_ports: dict[int, list[Service]] = defaultdict(list)
-    tls_ports: dict[int, list[Service]] = defaultdict(list)
-    tcp_ports: list[tuple[Service, ServicePort]] = []
+    l4_ports: list[tuple[Service, ServicePort]] = []
     for svc in services:
         for p in svc.ports:
             if protocol.is_http(p.protocol):
                 http_ports[p.number].append(svc)
-            elif protocol.is_tls(p.protocol):
-                tls_ports[p.number].append(svc)
             elif p.protocol != "UDP":
-                tcp_ports.append((svc, p))
+                l4_ports.append((svc, p))
 
     listeners = [virtual_outbound(mode, access_log)]
     routes = []
@@ -198,45 +156,7 @@ def sidecar_resources(
         listeners.append(_unbound_listener(WILDCARD, port, [lc.FilterChain(filters=[hcm])]))
         routes.append(http_route_config(snapshot, proxy, port, http_ports[port], mode))
 
-    catch_all = _catch_all_cluster(mode)
-    for port in sorted(tls_ports):
-        name = naming.listener_name(WILDCARD, port)
-        if name in taken:
-            continue
-        taken.add(name)
-        chains = []
-        seen: set[str] = set()
-        for svc in sorted(tls_ports[port], key=lambda s: s.hostname):
-            if svc.hostname in seen or svc.hostname == hosts.ANY:
-                continue
-            seen.add(svc.hostname)
-            target = _tls_destinations(snapshot, proxy, svc, port)
-            stat = target if isinstance(target, str) else svc.hostname
-            chains.append(
-                lc.FilterChain(
-                    name=svc.hostname,
-                    filter_chain_match=lc.FilterChainMatch(server_names=[svc.hostname]),
-                    filters=[filters.tcp_proxy(stat, target, access_log=access_log)],
-                )
-            )
-        chains.append(
-            lc.FilterChain(
-                name=naming.CATCH_ALL_TCP_CHAIN,
-                filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
-            )
-        )
-        listeners.append(_unbound_listener(WILDCARD, port, chains, tls=True))
-
-    for svc, p in sorted(tcp_ports, key=lambda sp: (sp[0].hostname, sp[1].number)):
-        cluster = naming.cluster_name(p.number, "", svc.hostname)
-        addresses = [a for a in svc.addresses if "/" not in a] or [WILDCARD]
-        for address in addresses:
-            name = naming.listener_name(address, p.number)
-            if name in taken:
-                continue
-            taken.add(name)
-            chain = lc.FilterChain(
-                filters=[filters.tcp_proxy(cluster, cluster, access_log=access_log)]
-            )
-            listeners.append(_unbound_listener(address, p.number, [chain]))
+    listeners.extend(
+        l4_listeners(snapshot, proxy, l4_ports, taken, _catch_all_cluster(mode), access_log)
+    )
     return listeners, routes

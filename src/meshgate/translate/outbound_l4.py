@@ -1,0 +1,253 @@
+"""Sidecar outbound listeners for TCP, TLS and HTTPS service ports (Istio's listener rules).
+
+Rules of this module:
+- A service with addresses gets one listener per address and port, ``<vip>_<port>``
+  (``bind_to_port: false``; ``virtualOutbound`` hands it the connections whose original
+  destination is that address). A Kubernetes Service's cluster IP and a ServiceEntry's
+  ``addresses`` are such addresses. Its chain needs no SNI: the destination address already
+  names the service, so TLS to a cluster IP with any SNI, or none, reaches the service.
+- A CIDR address cannot be a listener address: the service shares ``0.0.0.0_<port>`` with a
+  destination ``prefix_ranges`` match instead (and, for TLS, its host name as SNI).
+- A service without addresses shares ``0.0.0.0_<port>``: TLS by SNI (one chain per host),
+  TCP by nothing at all, so the first service in sorted order owns the port.
+- Mesh VirtualService routes pick the destination: on a VIP listener every matching ``tls``
+  match becomes a chain on its ``sniHosts`` (empty = any SNI); on the shared listener the
+  first match that covers the host is used. ``tcp`` routes: the first applicable one wins.
+  With no route, the destination is ``outbound|<port>||<host>``.
+- Chains merge per listener; a chain whose match equals one already there is dropped (first
+  wins, as Istio's mergeTCPFilterChains). A listener without a match-all chain gets the
+  catch-all chain (BlackHole under REGISTRY_ONLY, Passthrough under ALLOW_ANY), and a
+  tls_inspector only when some chain matches SNI.
+- A port already taken by an HTTP listener ``0.0.0.0_<port>`` keeps it (no sniffing).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+
+from meshgate.model import hosts, protocol
+from meshgate.model.fields import get, get_int, get_list, get_str
+from meshgate.model.proxy import Proxy
+from meshgate.model.services import Service, ServicePort
+from meshgate.model.snapshot import MESH_GATEWAY, Snapshot, qualify_gateway, vs_gateways
+from meshgate.translate import filters, naming
+from meshgate.translate.pb import boolean, socket_address, uint32
+
+WILDCARD = "0.0.0.0"
+
+Target = str | list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class L4Route:
+    """One mesh route for a TLS/TCP port: the SNI names it matches (empty = any) and where
+    it goes."""
+
+    sni_hosts: tuple[str, ...]
+    target: Target
+
+
+@dataclass
+class _Entry:
+    address: str
+    port: int
+    chains: list[Any] = field(default_factory=list)
+    matches: set[bytes] = field(default_factory=set)
+
+    def add(self, chain: Any) -> None:
+        key = chain.filter_chain_match.SerializeToString(deterministic=True)
+        if key in self.matches:
+            return
+        self.matches.add(key)
+        self.chains.append(chain)
+
+
+def _destinations(route: Any, vs_ns: str, port: int) -> Target | None:
+    targets = []
+    for d in get_list(route, "route"):
+        dest = get(d, "destination")
+        host = hosts.expand_short_name(get_str(dest, "host"), vs_ns)
+        dport = get_int(get(dest, "port"), "number") or port
+        name = naming.cluster_name(dport, get_str(dest, "subset"), host)
+        targets.append((name, get_int(d, "weight") or 1))
+    if len(targets) == 1:
+        return targets[0][0]
+    return targets or None
+
+
+def _applies(m: Any, top: list[str], vs_ns: str, port: int) -> bool:
+    gws = [qualify_gateway(str(g), vs_ns) for g in get_list(m, "gateways")] or top
+    if MESH_GATEWAY not in gws:
+        return False
+    return not (get_int(m, "port") and get_int(m, "port") != port)
+
+
+def tls_routes(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> list[L4Route]:
+    """The mesh VirtualService's ``tls`` matches that apply to this sidecar on ``port``, in
+    order, without repeated SNI sets."""
+    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
+    if vs is None:
+        return []
+    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
+    top = vs_gateways(vs)
+    result: list[L4Route] = []
+    seen: set[tuple[str, ...]] = set()
+    for route in get_list(get(vs, "spec"), "tls"):
+        target = _destinations(route, vs_ns, port)
+        if target is None:
+            continue
+        for m in get_list(route, "match"):
+            if not _applies(m, top, vs_ns, port):
+                continue
+            snis = tuple(hosts.normalize(str(h)) for h in get_list(m, "sni_hosts"))
+            if snis in seen:
+                continue
+            seen.add(snis)
+            result.append(L4Route(snis, target))
+    return result
+
+
+def tcp_target(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> Target | None:
+    """The first mesh ``tcp`` route that applies on ``port`` (no match, or a match without
+    destination subnets), else None."""
+    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
+    if vs is None:
+        return None
+    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
+    top = vs_gateways(vs)
+    for route in get_list(get(vs, "spec"), "tcp"):
+        matches = get_list(route, "match")
+        applicable = [m for m in matches if _applies(m, top, vs_ns, port)]
+        if matches and not any(not get_list(m, "destination_subnets") for m in applicable):
+            continue
+        target = _destinations(route, vs_ns, port)
+        if target is not None:
+            return target
+    return None
+
+
+def _shared_tls_target(routes: list[L4Route], svc: Service, default: str) -> Target:
+    for r in routes:
+        if not r.sni_hosts or any(hosts.matches(s, svc.hostname) for s in r.sni_hosts):
+            return r.target
+    return default
+
+
+def _match(server_names: Iterable[str], cidr: str | None) -> Any:
+    match = lc.FilterChainMatch(server_names=list(server_names))
+    if cidr is not None:
+        net = ipaddress.ip_network(cidr, strict=False)
+        match.prefix_ranges.append(
+            address_pb2.CidrRange(
+                address_prefix=str(net.network_address), prefix_len=uint32(net.prefixlen)
+            )
+        )
+    return match
+
+
+def _chain(name: str, match: Any, target: Target, stat: str, access_log: bool) -> Any:
+    return lc.FilterChain(
+        name=name,
+        filter_chain_match=match,
+        filters=[filters.tcp_proxy(stat, target, access_log=access_log)],
+    )
+
+
+def _binds(svc: Service) -> list[tuple[str, str | None]]:
+    """(listener address, destination CIDR) pairs for a service's L4 listeners."""
+    binds: list[tuple[str, str | None]] = []
+    for a in svc.addresses:
+        if "/" in a:
+            try:
+                ipaddress.ip_network(a, strict=False)
+            except ValueError:
+                continue
+            binds.append((WILDCARD, a))
+        else:
+            binds.append((a, None))
+    return binds or [(WILDCARD, None)]
+
+
+def _service_chains(
+    snapshot: Snapshot,
+    proxy: Proxy,
+    svc: Service,
+    port: ServicePort,
+    vip: bool,
+    cidr: str | None,
+    access_log: bool,
+) -> list[Any]:
+    default = naming.cluster_name(port.number, "", svc.hostname)
+    if not protocol.is_tls(port.protocol):
+        target = tcp_target(snapshot, proxy, svc, port.number) or default
+        stat = target if isinstance(target, str) else svc.hostname
+        return [_chain("", _match((), cidr), target, stat, access_log)]
+    routes = tls_routes(snapshot, proxy, svc, port.number)
+    if vip:
+        chains = []
+        for r in routes:
+            stat = r.target if isinstance(r.target, str) else svc.hostname
+            chains.append(_chain("", _match(r.sni_hosts, cidr), r.target, stat, access_log))
+        return chains or [_chain("", _match((), cidr), default, default, access_log)]
+    if svc.hostname == hosts.ANY:
+        return []
+    target = _shared_tls_target(routes, svc, default)
+    stat = target if isinstance(target, str) else svc.hostname
+    return [_chain(svc.hostname, _match([svc.hostname], cidr), target, stat, access_log)]
+
+
+def _listener(entry: _Entry, catch_all: str, access_log: bool) -> Any:
+    chains = list(entry.chains)
+    has_default = any(not c.filter_chain_match.ByteSize() for c in chains)
+    if not has_default:
+        chains.append(
+            lc.FilterChain(
+                name=naming.CATCH_ALL_TCP_CHAIN,
+                filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
+            )
+        )
+    listener = listener_pb2.Listener(
+        name=naming.listener_name(entry.address, entry.port),
+        address=socket_address(entry.address, entry.port),
+        bind_to_port=boolean(False),
+        filter_chains=chains,
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+    if any(c.filter_chain_match.server_names for c in chains):
+        listener.listener_filters.append(filters.tls_inspector_filter())
+    return listener
+
+
+def l4_listeners(
+    snapshot: Snapshot,
+    proxy: Proxy,
+    ports: list[tuple[Service, ServicePort]],
+    taken: set[str],
+    catch_all: str,
+    access_log: bool,
+) -> list[Any]:
+    """Listeners for the TCP/TLS ``ports`` of visible services; ``taken`` names the HTTP
+    listeners that keep their port."""
+    entries: dict[str, _Entry] = {}
+    for svc, port in sorted(ports, key=lambda sp: (sp[0].hostname, sp[1].number)):
+        for address, cidr in _binds(svc):
+            name = naming.listener_name(address, port.number)
+            if name in taken:
+                continue
+            vip = address != WILDCARD
+            chains = _service_chains(snapshot, proxy, svc, port, vip, cidr, access_log)
+            if not chains:
+                continue
+            entry = entries.get(name)
+            if entry is None:
+                entry = entries[name] = _Entry(address, port.number)
+            for chain in chains:
+                entry.add(chain)
+    return [_listener(entries[n], catch_all, access_log) for n in sorted(entries)]
