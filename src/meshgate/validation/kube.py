@@ -6,6 +6,7 @@ these kinds are not Istio's, so the checks follow Kubernetes and the kinds' own 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,9 @@ from meshgate.validation.names import (
 )
 
 GATEWAY_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS"})
+# Kubernetes' IsConfigMapKey: the key becomes a file name in a volume.
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def _ports_unique(
@@ -38,6 +42,55 @@ def _protocol(out: Findings, protocol: str | None, known: frozenset[str], *path:
     if protocol is not None and protocol.upper() not in known:
         names = ", ".join(sorted(known))
         out.error("MG1015", f"unknown protocol {protocol!r}; use one of {names}", *path)
+
+
+def _not_negative(out: Findings, value: int | None, *path: str) -> None:
+    if value is not None and value < 0:
+        out.error("MG1083", f"Invalid value: {value}: must be greater than or equal to 0", *path)
+
+
+def base64_problem(value: str) -> str | None:
+    """Why ``value`` is not standard padded base64, in the API server's words: Go's
+    decoder, which skips CR and LF and names the offset of the first bad byte."""
+    n, si = len(value), 0
+    while si < n:
+        for j in range(4):
+            while si < n and value[si] in "\r\n":
+                si += 1
+            if si == n:
+                return None if j == 0 else f"illegal base64 data at input byte {si - j}"
+            char = value[si]
+            si += 1
+            if char in _ALPHABET:
+                continue
+            if char != "=" or j < 2:
+                return f"illegal base64 data at input byte {si - 1}"
+            if j == 2:  # "xx=" needs a second "="
+                while si < n and value[si] in "\r\n":
+                    si += 1
+                if si == n:
+                    return f"illegal base64 data at input byte {n}"
+                if value[si] != "=":
+                    return f"illegal base64 data at input byte {si - 1}"
+                si += 1
+            while si < n and value[si] in "\r\n":
+                si += 1
+            return None if si == n else f"illegal base64 data at input byte {si}"
+    return None
+
+
+def _config_data(out: Findings, data: dict[str, str] | None, field: str, encoded: bool) -> None:
+    for key, value in (data or {}).items():
+        if len(key) > 253 or not _CONFIG_KEY.fullmatch(key) or key in (".", ".."):
+            out.error(
+                "MG1084",
+                f"Invalid value: {key!r}: a valid config key must consist of alphanumeric "
+                "characters, '-', '_' or '.' (at most 253, not '.' or '..')",
+                field,
+                key,
+            )
+        if encoded:
+            out.check("MG1084", base64_problem(value), field, key)
 
 
 # --- Kubernetes ------------------------------------------------------------------------
@@ -64,9 +117,32 @@ def _service(svc: kube.Service, findings: Findings) -> None:
         if len(ports) > 1 and not p.name:
             out.error("MG1040", "each port needs a name when a Service has several", i, "name")
     _ports_unique(out, ports, "name", "MG1016", "port name", "name")
+    # The API server refuses two ports with the same number and protocol (the protocol
+    # defaults to TCP), whatever their names: "spec.ports[1]: Duplicate value".
+    seen: set[tuple[int, str]] = set()
+    for i, p in enumerate(ports):
+        port = (p.port, p.protocol or "TCP")
+        if port in seen:
+            out.error("MG1085", f"Duplicate value: port {port[0]}/{port[1]}", i)
+        seen.add(port)
+
+
+@rule(kube.Secret)
+def _secret(secret: kube.Secret, out: Findings) -> None:
+    _config_data(out, secret.data, "data", encoded=True)
+    _config_data(out, secret.string_data, "stringData", encoded=False)
+
+
+@rule(kube.ConfigMap)
+def _config_map(cm: kube.ConfigMap, out: Findings) -> None:
+    _config_data(out, cm.data, "data", encoded=False)
+    _config_data(out, cm.binary_data, "binaryData", encoded=True)
+    for key in sorted(set(cm.data or {}) & set(cm.binary_data or {})):
+        out.error("MG1084", f"Invalid value: {key!r}: duplicate of key in data", "binaryData", key)
 
 
 def _pod_spec(out: Findings, spec: kube.PodSpec) -> None:
+    _not_negative(out, spec.termination_grace_period_seconds, "terminationGracePeriodSeconds")
     if not spec.containers:
         out.error("MG1039", "a pod needs at least one container", "containers")
     counts = Counter(c.name for c in spec.containers)
@@ -99,6 +175,17 @@ def _deployment(dep: kube.Deployment, findings: Findings) -> None:
     elif not selector.matches(dep.spec.template.labels):
         out.error(
             "MG1011", "selector does not match template labels", "template", "metadata", "labels"
+        )
+    _not_negative(out, dep.spec.replicas, "replicas")
+    _not_negative(out, dep.spec.min_ready_seconds, "minReadySeconds")
+    _not_negative(out, dep.spec.revision_history_limit, "revisionHistoryLimit")
+    _not_negative(out, dep.spec.progress_deadline_seconds, "progressDeadlineSeconds")
+    deadline, ready = dep.spec.progress_deadline_seconds, dep.spec.min_ready_seconds or 0
+    if deadline is not None and deadline >= 0 and deadline <= ready:
+        out.error(
+            "MG1083",
+            f"Invalid value: {deadline}: must be greater than minReadySeconds",
+            "progressDeadlineSeconds",
         )
     _pod_spec(out.at("template", "spec"), dep.spec.template.spec)
 

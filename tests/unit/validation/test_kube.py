@@ -1,0 +1,152 @@
+"""Kubernetes kinds: what kube-apiserver refuses, meshgate refuses before it is stored."""
+
+# Case tables keep each YAML case on one line.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import pytest
+
+from meshgate.api.decode import decode_text
+from meshgate.api.problems import Problem
+from meshgate.validation import validate_all
+from meshgate.validation.kube import base64_problem
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  {spec}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: c, image: x}}], {pod}}}
+"""
+
+
+def problems(text: str) -> list[Problem]:
+    result = decode_text(text, "case.yaml")
+    return result.problems + validate_all(result.documents)
+
+
+def errors(text: str) -> list[tuple[str, str, str]]:
+    return [(p.code, p.field, p.message) for p in problems(text) if p.is_error]
+
+
+def deployment(spec: str = "replicas: 1", pod: str = "") -> str:
+    return DEPLOYMENT.format(spec=spec, pod=pod)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pod", "field"),
+    [
+        ("replicas: -1", "", "spec.replicas"),
+        ("minReadySeconds: -5", "", "spec.minReadySeconds"),
+        ("revisionHistoryLimit: -2", "", "spec.revisionHistoryLimit"),
+        (
+            "replicas: 1",
+            "terminationGracePeriodSeconds: -1",
+            "spec.template.spec.terminationGracePeriodSeconds",
+        ),
+    ],
+)
+def test_negative_counts_are_refused(spec: str, pod: str, field: str) -> None:
+    got = errors(deployment(spec, pod))
+    assert [(code, f) for code, f, _ in got] == [("MG1083", field)]
+    assert got[0][2].endswith("must be greater than or equal to 0")
+
+
+def test_zero_replicas_and_defaults_are_fine() -> None:
+    assert errors(deployment("replicas: 0", "terminationGracePeriodSeconds: 0")) == []
+    assert errors(deployment("minReadySeconds: 0\n  progressDeadlineSeconds: 600")) == []
+
+
+def test_progress_deadline_must_exceed_min_ready() -> None:
+    got = errors(deployment("minReadySeconds: 10\n  progressDeadlineSeconds: 10"))
+    assert got == [
+        (
+            "MG1083",
+            "spec.progressDeadlineSeconds",
+            "Invalid value: 10: must be greater than minReadySeconds",
+        )
+    ]
+
+
+def secret(data: str, field: str = "data") -> str:
+    return f"apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: default}}\n{field}: {data}\n"
+
+
+def test_secret_data_must_be_base64() -> None:
+    got = errors(secret('{ca.crt: "not base64!!", tls.crt: YWJj}'))
+    assert got == [("MG1084", "data.ca.crt", "illegal base64 data at input byte 3")]
+    # stringData is plain text: anything goes.
+    assert errors(secret('{ca.crt: "not base64!!"}', "stringData")) == []
+
+
+def test_secret_base64_may_span_lines() -> None:
+    assert errors(secret('{k: "YWJj\\nZGVm\\n"}')) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", None),
+        ("YQ==", None),
+        ("YWJj", None),
+        ("not base64!!", "illegal base64 data at input byte 3"),
+        ("YWJ", "illegal base64 data at input byte 0"),
+        ("YWJjZ", "illegal base64 data at input byte 4"),
+        ("YQ==YQ==", "illegal base64 data at input byte 4"),
+        ("YW=j", "illegal base64 data at input byte 2"),
+        ("YQ=", "illegal base64 data at input byte 3"),
+        ("=AAA", "illegal base64 data at input byte 0"),
+        ("YWJ=", None),
+        ("YWJ=Y", "illegal base64 data at input byte 4"),
+        ("YW\r\nJj\n", None),
+        ("YWJj-A==", "illegal base64 data at input byte 4"),
+    ],
+)
+def test_base64_problem(value: str, problem: str | None) -> None:
+    assert base64_problem(value) == problem
+
+
+def test_config_keys_and_binary_data() -> None:
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\n"
+        'data: {app.properties: "a=1", "a b": x, both: y}\n'
+        'binaryData: {both: YWJj, blob: "@@"}\n'
+    )
+    got = {(code, field) for code, field, _ in errors(text)}
+    assert got == {
+        ("MG1084", "data.a b"),
+        ("MG1084", "binaryData.both"),
+        ("MG1084", "binaryData.blob"),
+    }
+
+
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {{name: svc, namespace: default}}\nspec:\n  ports: {ports}\n"
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ("[{name: a, port: 80}, {name: b, port: 80}]", [("MG1085", "spec.ports[1]")]),
+        (
+            "[{name: a, port: 80}, {name: b, port: 80, protocol: TCP}]",
+            [("MG1085", "spec.ports[1]")],
+        ),
+        ("[{name: a, port: 80}, {name: b, port: 80, protocol: UDP}]", []),
+        (
+            "[{name: a, port: 80}, {name: b, port: 81}, {name: c, port: 80}]",
+            [("MG1085", "spec.ports[2]")],
+        ),
+        (
+            "[{name: a, port: 80}, {name: a, port: 81}]",
+            [("MG1016", "spec.ports[0].name"), ("MG1016", "spec.ports[1].name")],
+        ),
+        ("[{port: 80}]", []),
+    ],
+)
+def test_service_ports_are_unique(ports: str, expected: list[tuple[str, str]]) -> None:
+    got = [(code, field) for code, field, _ in errors(SERVICE.format(ports=ports))]
+    assert got == expected
