@@ -26,6 +26,7 @@ from meshgate.runtime.envoy import executable_by, setpriv_argv
 from meshgate.runtime.manifest import Manifest, teardown
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import (
+    Backoff,
     ContainerSpec,
     ContainerState,
     PodError,
@@ -205,7 +206,8 @@ def test_apps_held_until_the_proxy_listens() -> None:
 def test_crash_loop_and_missing_command() -> None:
     with state_dir() as state:
         Node(state).up(None)
-        rt = Runtime(state)
+        # The kubelet's back-off (10 s, 20 s, ...) scaled down: the loop, not the wait, is tested.
+        rt = Runtime(state, backoff=Backoff(start=0.5, cap=1.0))
         rt.start_pod(
             PodSpec(
                 name="crash-1",
@@ -224,6 +226,7 @@ def test_crash_loop_and_missing_command() -> None:
         c = wait_for(looping, "crash-1 restarted twice")
         assert c.reason == "CrashLoopBackOff"
         assert c.exit_code == 3
+        assert c.message.startswith("back-off 1s restarting failed container=crash pod=crash-1")
         assert "boom" in rt.log_path("default", "crash-1", "crash").read_text()
         crash = rt.pod_state("default", "crash-1")
         assert crash is not None and crash.phase == "Running"

@@ -66,13 +66,32 @@ def _pod_ready(o: Obj) -> str:
 
 
 def _pod_status(o: Obj) -> str:
+    """kubectl's STATUS: the phase (or the pod's reason), overridden by the first container
+    with a waiting or terminated reason; ``Completed`` while a container still runs is
+    ``NotReady`` (``Running`` if the pod is Ready). The injected proxy counts after the app
+    containers, as an injected sidecar is listed last in Kubernetes."""
     if dig(o, "metadata.deletionTimestamp"):
         return "Terminating"
-    for s in dig(o, "status.containerStatuses") or []:
-        waiting = dig(s, "state.waiting.reason") or dig(s, "state.terminated.reason")
-        if waiting:
-            return str(waiting)
-    return str(dig(o, "status.reason") or dig(o, "status.phase") or "Pending")
+    reason = str(dig(o, "status.reason") or dig(o, "status.phase") or "Pending")
+    statuses = list(dig(o, "status.containerStatuses") or [])
+    statuses.sort(key=lambda s: s.get("name") == "istio-proxy")
+    running = False
+    for s in reversed(statuses):
+        terminated = dig(s, "state.terminated")
+        if dig(s, "state.waiting.reason"):
+            reason = str(dig(s, "state.waiting.reason"))
+        elif isinstance(terminated, dict) and terminated.get("reason"):
+            reason = str(terminated["reason"])
+        elif isinstance(terminated, dict):
+            signal = terminated.get("signal")
+            code = terminated.get("exitCode", 0)
+            reason = f"Signal:{signal}" if signal else f"ExitCode:{code}"
+        elif s.get("ready") and dig(s, "state.running") is not None:
+            running = True
+    if reason == "Completed" and running:
+        ready = [c for c in dig(o, "status.conditions") or [] if c.get("type") == "Ready"]
+        reason = "Running" if ready and ready[0].get("status") == "True" else "NotReady"
+    return reason
 
 
 def _pod_restarts(o: Obj) -> str:

@@ -21,9 +21,15 @@ Rules:
 - All pod state lives in the manifest (section `pods`), so a new `Runtime` over the same state
   directory re-adopts live containers by (pid, start time). The exit code of a container that
   dies while nobody holds it as a child is unknown (reported as None, reason "Unknown").
-- `reconcile()` restarts dead containers per restart policy with exponential back-off
-  1 s, 2 s, ... 30 s (reason CrashLoopBackOff while waiting); the back-off resets once a
-  container has run for RESET_AFTER seconds. A command that does not exist fails the pod.
+- `reconcile()` restarts dead containers per restart policy (Always; OnFailure: only after a
+  non-zero exit; Never: never) with the kubelet's back-off, 10 s doubling up to 5 min (reason
+  CrashLoopBackOff while waiting), reset once a container has run for 10 min; a `Runtime`
+  takes other figures for tests. A container that must not restart stays terminated
+  (Completed or Error, with its exit code). The proxy is a native sidecar: restarted whatever
+  the policy while an app container may still run, and stopped once every app container has
+  ended for good. Phase: Succeeded when all app containers exited 0 for good, Failed when one
+  failed for good, Running while any runs or will restart. A command that does not exist
+  fails the pod.
 - `pod_states()` only observes; it never starts or kills anything.
 - Public methods take one lock: the control plane may call them from several threads.
 """
@@ -49,14 +55,38 @@ from meshgate.runtime import envoy, launch, manifest, names, netns, procs
 PROXY_CONTAINER = "istio-proxy"
 CAPTURE_PORT = 15001
 CAPTURE_CHAIN = "MESHGATE_OUTPUT"
-BACKOFF_START = 1.0
-BACKOFF_MAX = 30.0
-RESET_AFTER = 60.0
+BACKOFF_START = 10.0  # the kubelet's initial crash back-off
+BACKOFF_MAX = 300.0  # ... doubling up to 5 min
+RESET_AFTER = 600.0  # ... and forgotten after 10 min of running
 PROXY_HOLD_INLINE = 0.5
 PROXY_HOLD_MAX = 10.0
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 ContainerPhase = Literal["running", "waiting", "terminated"]
+RestartPolicy = Literal["Always", "OnFailure", "Never"]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Crash back-off: `start` seconds, doubling up to `cap`; forgotten after `reset_after`
+    seconds of running. The defaults are the kubelet's."""
+
+    start: float = BACKOFF_START
+    cap: float = BACKOFF_MAX
+    reset_after: float = RESET_AFTER
+
+    def delay(self, crashes: int) -> float:
+        """The wait before the restart that follows `crashes` earlier crashes."""
+        return min(self.cap, self.start * float(2 ** min(crashes, 32)))
+
+
+def restarts(policy: str, exit_code: int | None) -> bool:
+    """Whether a container that exited with `exit_code` (None: unknown) is started again."""
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def exit_reason(exit_code: int | None) -> str:
+    return "Unknown" if exit_code is None else ("Completed" if exit_code == 0 else "Error")
 
 
 @dataclass
@@ -90,7 +120,7 @@ class PodSpec:
     proxy: ProxySpec | None = None
     capture: bool = False
     labels: dict[str, str] = field(default_factory=dict)
-    restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    restart_policy: RestartPolicy = "Always"
     termination_grace_period: float = 2.0
 
 
@@ -126,8 +156,18 @@ class ContainerState:
             "state": {self.state: detail},
         }
         if self.state == "waiting" and self.exit_code is not None:
-            out["lastState"] = {"terminated": {"exitCode": self.exit_code}}
+            out["lastState"] = {
+                "terminated": {"exitCode": self.exit_code, "reason": exit_reason(self.exit_code)}
+            }
         return out
+
+
+def _duration(seconds: float) -> str:
+    """Go's time.Duration spelling, as the kubelet's back-off message has it: 10s, 5m0s."""
+    whole = round(seconds)
+    if seconds < 60 and whole != seconds:
+        return f"{seconds:g}s"
+    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
 
 
 def _iso(ts: float) -> str:
@@ -164,7 +204,23 @@ class PodState:
             status["reason"] = self.reason
         if self.message:
             status["message"] = self.message
+        ready = "True" if self.phase == "Running" and self.ready else "False"
+        status["conditions"] = [
+            {"type": "ContainersReady", "status": ready},
+            {"type": "Ready", "status": ready},
+        ]
         return status
+
+
+def pod_phase(policy: str, containers: list[ContainerState]) -> Phase:
+    """The kubelet's phase of a started pod from its containers (the proxy, a sidecar, counts
+    only in a pod that has nothing else): Running while an app runs or will be restarted."""
+    apps = [c for c in containers if c.name != PROXY_CONTAINER] or containers
+    if not all(c.state == "terminated" for c in apps):
+        return "Running"
+    if any(restarts(policy, c.exit_code) for c in apps):
+        return "Running"  # reconcile() is about to restart it
+    return "Succeeded" if all(c.exit_code == 0 for c in apps) else "Failed"
 
 
 class PodError(RuntimeError):
@@ -212,9 +268,13 @@ class Runtime:
     """Starts, supervises and stops pods of the mesh whose state lives in `state_dir`."""
 
     def __init__(
-        self, state_dir: str | os.PathLike[str], proxy_hold_max: float = PROXY_HOLD_MAX
+        self,
+        state_dir: str | os.PathLike[str],
+        proxy_hold_max: float = PROXY_HOLD_MAX,
+        backoff: Backoff | None = None,
     ) -> None:
         self.proxy_hold_max = proxy_hold_max
+        self.backoff = backoff or Backoff()
         self.state_dir = Path(os.path.realpath(state_dir))
         self.mesh_id = names.mesh_id(self.state_dir)
         self.manifest = manifest.Manifest(self.state_dir)
@@ -339,8 +399,49 @@ class Runtime:
                         self._start_container(key, rec, c)
                         changed = True
                     launch.trim_log(self.log_path(rec["namespace"], rec["name"], c.name))
+                if self._apps_ended(rec) and self._stop_sidecar(key, rec):
+                    changed = True
                 if changed:
                     self._save_pod(key, rec)
+
+    @staticmethod
+    def _apps_ended(rec: dict[str, Any]) -> bool:
+        """Every app container has terminated and will not be started again (a pod of its
+        proxy alone, a gateway, never ends this way)."""
+        apps = [c for n, c in rec["containers"].items() if n != PROXY_CONTAINER]
+        return bool(apps) and all(
+            c["state"] == "terminated" and c.get("next_start_at") is None for c in apps
+        )
+
+    def _stop_sidecar(self, key: str, rec: dict[str, Any]) -> bool:
+        """Stop the proxy of a pod whose apps have ended, as the kubelet stops a native
+        sidecar once the main containers are done; it is not restarted. True if stopped."""
+        crec = rec["containers"].get(PROXY_CONTAINER)
+        if crec is None or crec["state"] == "terminated":
+            return False
+        if crec["state"] == "running" and crec["pid"] is not None and crec["start_time"]:
+            grace = float(rec["spec"]["termination_grace_period"])
+            procs.terminate([procs.ProcId(crec["pid"], crec["start_time"])], grace=grace)
+        child = self._children.pop((key, PROXY_CONTAINER), None)
+        # Stopped on purpose: an adopted proxy (no child to ask) counts as a clean exit.
+        code: int | None = 0
+        if child is not None and child.pid == crec["pid"]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                raw = child.wait(timeout=1.0)
+                # Envoy drains and exits 0 on SIGTERM; death by the signal itself is 143.
+                code = 0 if raw in (0, -15) else (128 - raw if raw < 0 else raw)
+        elif crec["state"] == "waiting":
+            code = crec["exit_code"]
+        self.manifest.forget_process(_proc_key(key, PROXY_CONTAINER))
+        crec.update(
+            state="terminated",
+            reason=exit_reason(code),
+            message="",
+            exit_code=code,
+            pid=None,
+            next_start_at=None,
+        )
+        return True
 
     ADMIN_PATHS = ("/config_dump", "/clusters?format=json", "/server_info", "/ready", "/stats")
 
@@ -484,6 +585,10 @@ class Runtime:
         )  # fmt: skip
         netns.ip(node, "link", "set", host_if, "master", names.BRIDGE, "up")
         netns.ip(ns, "addr", "add", f"{ip}/{names.POD_PREFIX_LEN}", "dev", names.POD_IFNAME)
+        # A gratuitous ARP when eth0 comes up: peers that still map this IP to the MAC of a
+        # pod that had it before must learn the new one, or they send into the void until
+        # their neighbour entry expires (up to 45 s for an entry just confirmed).
+        netns.sysctl(ns, f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify", "1")
         netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
         netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
         self._write_etc(spec, ns, ip)
@@ -669,20 +774,27 @@ class Runtime:
         code = self._exit_code(key, cname, crec)
         self._children.pop((key, cname), None)
         self.manifest.forget_process(_proc_key(key, cname))
-        policy = rec["spec"]["restart_policy"]
-        restart = policy == "Always" or (policy == "OnFailure" and code != 0)
-        reason = "Unknown" if code is None else ("Completed" if code == 0 else "Error")
-        if not restart:
-            crec.update(state="terminated", reason=reason, exit_code=code, pid=None)
+        # The proxy is a sidecar: restarted whatever the pod's policy (until the apps end).
+        policy = "Always" if cname == PROXY_CONTAINER else rec["spec"]["restart_policy"]
+        reason = exit_reason(code)
+        if not restarts(policy, code):
+            crec.update(
+                state="terminated",
+                reason=reason,
+                message="",
+                exit_code=code,
+                pid=None,
+                next_start_at=None,
+            )
             return
         ran = now - (crec["started_at"] or now)
-        crashes = 0 if ran >= RESET_AFTER else crec["crashes"]
-        delay = min(BACKOFF_MAX, BACKOFF_START * (2**crashes))
+        crashes = 0 if ran >= self.backoff.reset_after else crec["crashes"]
+        delay = self.backoff.delay(crashes)
         crec.update(
             state="waiting",
             reason="CrashLoopBackOff",
-            message=f"back-off {delay:g}s restarting failed container={cname} "
-            f"pod={rec['name']}; last exit: {reason} ({code})",
+            message=f"back-off {_duration(delay)} restarting failed container={cname} "
+            f"pod={rec['name']}_{rec['namespace']}; last exit: {reason} ({code})",
             exit_code=code,
             pid=None,
             crashes=crashes + 1,
@@ -726,7 +838,7 @@ class Runtime:
                 # Observed only; reconcile() decides about restarts.
                 code = self._exit_code(key, cname, crec)
                 st.state, st.pid, st.exit_code = "terminated", None, code
-                st.reason = "Unknown" if code is None else ("Completed" if code == 0 else "Error")
+                st.reason = exit_reason(code)
             states.append(st)
         phase: Phase
         reason, message = "", ""
@@ -734,13 +846,8 @@ class Runtime:
             phase, reason, message = "Failed", rec["failed"]["reason"], rec["failed"]["message"]
         elif any(s.state == "waiting" and s.reason == "ContainerCreating" for s in states):
             phase = "Pending"
-        elif all(s.state == "terminated" for s in states):
-            ok = all(s.exit_code == 0 for s in states)
-            phase = "Succeeded" if ok else "Failed"
-            if spec["restart_policy"] == "Always" and phase == "Succeeded":
-                phase = "Running"  # reconcile() is about to restart them
         else:
-            phase = "Running"
+            phase = pod_phase(spec["restart_policy"], states)
         return PodState(
             name=rec["name"],
             namespace=rec["namespace"],

@@ -6,7 +6,15 @@ Rules:
   runtime matches the stored Pods, then rebuilds the immutable snapshot that the xDS
   server translates from. Passes never overlap (the caller holds one lock).
 - Pod IPs are allocated here, before a pod starts, because the proxy's node id (and so
-  its configuration) names its IP; an allocated IP is kept in the Pod's status.
+  its configuration) names its IP; an allocated IP is kept in the Pod's status. Addresses
+  are handed out in turn, after the last one given (as a host-local IPAM does), so a
+  freed address is not reused at once, and never while a stopping pod still holds it.
+- A Pod gone from the store leaves the endpoints (snapshot, cluster-IP rules, EDS) in the
+  pass that notices it, but its containers stop only STOP_DELAY later, once the proxies
+  have the new endpoints: Kubernetes' endpoint removal before SIGTERM, so a rollout drops
+  no request. A Pod re-created under the same name (another uid) replaces it at once.
+  ``Recreate`` Deployments get new pods only once their old ones have stopped.
+- Pod specs carry ``restartPolicy`` to the runtime; a Deployment's pods are ``Always``.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +30,7 @@ from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import envoy, names, servicenat
-from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, Runtime
+from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, RestartPolicy, Runtime
 from meshgate.server import workloads as wl
 from meshgate.store.base import ConfigStore
 from meshgate.xds.bootstrap import bootstrap_config
@@ -31,6 +40,7 @@ log = logging.getLogger("meshgate.reconcile")
 Obj = dict[str, Any]
 POD_NET = ipaddress.ip_network("10.34.0.0/16")
 FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
+STOP_DELAY = 1.0  # seconds between a Pod's removal from the endpoints and its stop
 
 
 def capabilities(security_context: Obj) -> list[str] | None:
@@ -48,16 +58,6 @@ def capabilities(security_context: Obj) -> list[str] | None:
         return ["all"]
     base = [] if "all" in drop else list(envoy.DEFAULT_CAPABILITIES)
     return sorted({*base, *add} - set(drop))
-
-
-def _pod_ready(pod: Obj) -> bool:
-    status = pod.get("status") or {}
-    containers = status.get("containerStatuses") or []
-    return (
-        status.get("phase") == "Running"
-        and bool(containers)
-        and all(c.get("ready") for c in containers)
-    )
 
 
 def _canonical(objects: list[Obj]) -> list[Obj]:
@@ -92,6 +92,11 @@ class Reconciler:
         self.snapshot: Snapshot = Snapshot.build([])
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
         self._nat_text = ""
+        # (namespace, name) of pods gone from the store but still running -> when noticed.
+        self._stopping: dict[tuple[str, str], float] = {}
+        # (namespace, name) of pods a Deployment deleted -> the Deployment's (ns, name).
+        self._deleted_by: dict[tuple[str, str], tuple[str, str]] = {}
+        self._next_host: int | None = None
 
     # -- controllers -------------------------------------------------------------------
 
@@ -135,8 +140,17 @@ class Reconciler:
         deletes: list[ResourceKey] = []
         for dep in (o for o in objs if o.get("kind") == "Deployment"):
             plan = wl.plan_pods(dep, pods)
+            dep_ref = (_key(dep).namespace, _key(dep).name)
+            if plan.create and dep_ref in self._deleted_by.values():
+                # Recreate: none of the old pods may still run when a new one starts.
+                strategy = ((dep.get("spec") or {}).get("strategy") or {}).get("type")
+                stopping = {k for k, v in self._deleted_by.items() if v == dep_ref}
+                if strategy == "Recreate" and stopping & set(self._runtime_pods()):
+                    plan.create = []
             creates.extend(plan.create)
             deletes.extend(_key(p) for p in plan.delete)
+            for p in plan.delete:
+                self._deleted_by[(_key(p).namespace, _key(p).name)] = dep_ref
         if deletes:
             self.store.delete(deletes)
         if creates:
@@ -149,7 +163,7 @@ class Reconciler:
         for dep in (o for o in objs if o.get("kind") == "Deployment"):
             mine = [p for p in pods if wl.owned_by(p, dep)]
             thash = wl.template_hash(dep)
-            ready = [p for p in mine if _pod_ready(p)]
+            ready = [p for p in mine if wl.pod_ready(p)]
             updated = [
                 p
                 for p in mine
@@ -168,11 +182,21 @@ class Reconciler:
 
     # -- runtime -----------------------------------------------------------------------
 
+    def _runtime_pods(self) -> dict[tuple[str, str], Any]:
+        return {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+
     def _allocate_ip(self, pods: list[Obj]) -> str:
         used = {(p.get("status") or {}).get("podIP") for p in pods}
-        for host in range(FIRST_POD_HOST, POD_NET.num_addresses - 1):
+        used |= {s.ip for s in self.runtime.pod_states()}
+        hosts = [int(ipaddress.ip_address(ip)) - int(POD_NET.network_address) for ip in used if ip]
+        if self._next_host is None:  # after a restart: go on after the highest in use
+            self._next_host = max([FIRST_POD_HOST - 1, *hosts]) + 1
+        span = POD_NET.num_addresses - 1 - FIRST_POD_HOST
+        for i in range(span):
+            host = FIRST_POD_HOST + (self._next_host - FIRST_POD_HOST + i) % span
             ip = str(POD_NET.network_address + host)
             if ip not in used:
+                self._next_host = host + 1
                 return ip
         raise RuntimeError("pod network 10.34.0.0/16 is full")
 
@@ -181,6 +205,11 @@ class Reconciler:
         spec = pod.get("spec") or {}
         name, namespace = meta["name"], meta.get("namespace", "default")
         router = wl.is_router(pod)
+        owners = {r.get("kind") for r in meta.get("ownerReferences") or []}
+        policy: RestartPolicy = "Always"  # Kubernetes allows nothing else for a Deployment
+        asked = spec.get("restartPolicy")
+        if not owners & {"Deployment", "ReplicaSet"} and asked in ("OnFailure", "Never"):
+            policy = "OnFailure" if asked == "OnFailure" else "Never"
         containers: list[ContainerSpec] = []
         pod_sc = spec.get("securityContext") or {}
         for c in spec.get("containers") or []:
@@ -224,16 +253,29 @@ class Reconciler:
             proxy=proxy,
             capture=proxy is not None and not router,
             labels=dict(meta.get("labels") or {}),
+            restart_policy=policy,
         )
 
     def _pods(self, objs: list[Obj]) -> None:
         pods = [o for o in objs if o.get("kind") == "Pod"]
         wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
-        running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        running = self._runtime_pods()
+        now = time.monotonic()
         for ns_name in sorted(set(running) - set(wanted)):
-            log.info("stopping pod %s/%s", *ns_name)
-            self.runtime.stop_pod(*ns_name)
+            since = self._stopping.setdefault(ns_name, now)
+            if now - since >= STOP_DELAY:
+                log.info("stopping pod %s/%s", *ns_name)
+                self.runtime.stop_pod(*ns_name)
+                del running[ns_name]
+        for ns_name in set(self._stopping) - set(running):
+            del self._stopping[ns_name]
+            self._deleted_by.pop(ns_name, None)
         for ns_name, pod in sorted(wanted.items()):
+            uid = (pod.get("metadata") or {}).get("uid", "")
+            if ns_name in running and uid and running[ns_name].uid not in ("", uid):
+                log.info("replacing pod %s/%s (re-created)", *ns_name)
+                self.runtime.stop_pod(*ns_name)
+                del running[ns_name]
             if ns_name in running:
                 continue
             status = dict(pod.get("status") or {})

@@ -8,7 +8,12 @@ Rules:
   ``podLabels``, annotated as routers, with the proxy container ``istio-proxy``.
 - A Deployment owns ``replicas`` pods named ``<deployment>-<template hash>-<5 chars>``,
   labelled with the template's labels and ``pod-template-hash``. Pods whose hash is stale
-  are replaced.
+  are replaced per ``spec.strategy``: ``RollingUpdate`` (the default) creates new pods up to
+  ``replicas + maxSurge`` and deletes old ones only while ``replicas - maxUnavailable`` pods
+  stay Ready (percentages of ``replicas``: surge rounded up, unavailable down, both 25 % by
+  default; both 0 means unavailable 1, as Kubernetes resolves them); ``Recreate`` deletes
+  every old pod and creates new ones once none is left. Among pods to delete, those not
+  Ready go first.
 - Objects created by a controller carry an ownerReference, and only those are deleted.
 """
 
@@ -158,22 +163,96 @@ class PodPlan:
     delete: list[Obj] = field(default_factory=list)
 
 
+def pod_ready(pod: Obj) -> bool:
+    """Kubernetes' Ready: Running with every container ready."""
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    return (
+        status.get("phase") == "Running"
+        and bool(containers)
+        and all(c.get("ready") for c in containers)
+    )
+
+
+def _scaled(value: Any, replicas: int, round_up: bool) -> int:
+    """An int-or-percent of ``replicas`` (Kubernetes' GetScaledValueFromIntOrPercent)."""
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            pct = int(value[:-1])
+        except ValueError:
+            return 0
+        whole, rest = divmod(pct * replicas, 100)
+        return whole + (1 if round_up and rest else 0)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def rolling_limits(deployment: Obj) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) in pods for the Deployment's RollingUpdate strategy."""
+    spec = deployment.get("spec") or {}
+    replicas = max(0, int(spec.get("replicas", 1)))
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+    unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1  # Kubernetes' fencepost rule: a rollout must be able to progress
+    return surge, unavailable
+
+
+def _deletion_order(pods: list[Obj]) -> list[Obj]:
+    """Pods the controller would rather lose first: not Ready before Ready, then by name."""
+    return sorted(pods, key=lambda p: (pod_ready(p), _meta(p).get("name", "")))
+
+
 def plan_pods(
     deployment: Obj, pods: list[Obj], suffix: Callable[[], str] = random_suffix
 ) -> PodPlan:
-    """Pods to create and delete so the Deployment has ``replicas`` current pods."""
-    meta = _meta(deployment)
+    """Pods to create and delete now, on the way to ``replicas`` current, Ready pods."""
     spec = deployment.get("spec") or {}
-    replicas = int(spec.get("replicas", 1))
+    replicas = max(0, int(spec.get("replicas", 1)))
     thash = template_hash(deployment)
     mine = [p for p in pods if owned_by(p, deployment)]
-    current = [p for p in mine if (_meta(p).get("labels") or {}).get("pod-template-hash") == thash]
-    plan = PodPlan(delete=[p for p in mine if p not in current])
-    current.sort(key=lambda p: _meta(p).get("name", ""))
-    plan.delete.extend(current[replicas:])
+    new = [p for p in mine if (_meta(p).get("labels") or {}).get("pod-template-hash") == thash]
+    old = [p for p in mine if p not in new]
+    plan = PodPlan()
+    # Too many current pods: scale down (a rollout never leaves more than replicas of them).
+    if len(new) > replicas:
+        extra = _deletion_order(new)[: len(new) - replicas]
+        plan.delete.extend(extra)
+        new = [p for p in new if p not in extra]
+    if not old:
+        plan.create = _new_pods(deployment, pods, replicas - len(new), suffix)
+        return plan
+    if (spec.get("strategy") or {}).get("type") == "Recreate":
+        plan.delete.extend(old)
+        return plan  # the new pods come on a later pass, once the old ones are gone
+    surge, unavailable = rolling_limits(deployment)
+    room = replicas + surge - len(new) - len(old)
+    plan.create = _new_pods(deployment, pods, min(replicas - len(new), room), suffix)
+    min_available = replicas - unavailable
+    new_unavailable = len(new) + len(plan.create) - sum(1 for p in new if pod_ready(p))
+    # First old pods that are not Ready, as far as that keeps enough pods in the count...
+    broken = [p for p in _deletion_order(old) if not pod_ready(p)]
+    budget = len(new) + len(plan.create) + len(old) - min_available - new_unavailable
+    gone = broken[: max(0, budget)]
+    # ... then Ready ones, as long as min_available pods stay Ready.
+    available = sum(1 for p in new + old if pod_ready(p) and p not in gone)
+    healthy = [p for p in _deletion_order(old) if p not in gone]
+    gone += healthy[: max(0, available - min_available)]
+    plan.delete.extend(gone)
+    return plan
+
+
+def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[], str]) -> list[Obj]:
+    meta = _meta(deployment)
+    spec = deployment.get("spec") or {}
+    thash = template_hash(deployment)
     template = spec.get("template") or {}
     taken = {_meta(p).get("name") for p in pods}
-    for _ in range(max(0, replicas - len(current))):
+    created: list[Obj] = []
+    for _ in range(max(0, count)):
         name = f"{meta['name']}-{thash}-{suffix()}"
         while name in taken:
             name = f"{meta['name']}-{thash}-{suffix()}"
@@ -189,7 +268,7 @@ def plan_pods(
         }
         if tmeta.get("annotations"):
             pod_meta["annotations"] = dict(tmeta["annotations"])
-        plan.create.append(
+        created.append(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
@@ -197,7 +276,7 @@ def plan_pods(
                 "spec": json.loads(json.dumps(template.get("spec") or {})),
             }
         )
-    return plan
+    return created
 
 
 def is_router(pod: Obj) -> bool:

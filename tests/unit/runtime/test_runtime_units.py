@@ -213,7 +213,8 @@ def test_pod_spec_roundtrip_and_status() -> None:
     assert status["phase"] == "Running" and status["podIP"] == "10.34.0.9"
     (cs,) = status["containerStatuses"]
     assert cs["state"] == {"waiting": {"reason": "CrashLoopBackOff"}}
-    assert cs["restartCount"] == 2 and cs["lastState"] == {"terminated": {"exitCode": 3}}
+    last = {"terminated": {"exitCode": 3, "reason": "Error"}}
+    assert cs["restartCount"] == 2 and cs["lastState"] == last
     assert "reason" not in status
 
 

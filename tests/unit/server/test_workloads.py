@@ -53,16 +53,80 @@ def test_plan_pods_creates_replicas_with_generated_names() -> None:
     assert wl.is_router(pod) and not wl.wants_sidecar(pod)
 
 
-def test_plan_pods_is_stable_and_replaces_stale_pods() -> None:
+def _ready(pod: dict[str, object], ready: bool = True) -> dict[str, object]:
+    containers = [{"name": "c", "ready": ready, "state": {"running": {}}}]
+    return {**pod, "status": {"phase": "Running", "containerStatuses": containers}}
+
+
+def _with(dep: dict[str, object], **spec: object) -> dict[str, object]:
+    return {**dep, "spec": {**dep["spec"], **spec}}  # type: ignore[dict-item]
+
+
+def _retemplate(dep: dict[str, object]) -> dict[str, object]:
+    template = dep["spec"]["template"]  # type: ignore[index]
+    return _with(dep, template={**template, "metadata": {"labels": {"a": "b"}}})
+
+
+def test_plan_pods_is_stable_and_scales_down_not_ready_first() -> None:
     dep, _, _ = wl.gateway_objects(GATEWAY)
     first = wl.plan_pods(dep, [], suffix=_counter()).create
     assert wl.plan_pods(dep, first).create == []
-    changed = {**dep, "spec": {**dep["spec"], "replicas": 1}}
-    plan = wl.plan_pods(changed, first)
-    assert len(plan.delete) == 1 and not plan.create
-    changed["spec"]["template"] = {**dep["spec"]["template"], "metadata": {"labels": {"a": "b"}}}
-    plan = wl.plan_pods(changed, first, suffix=_counter())
-    assert len(plan.delete) == 2 and len(plan.create) == 1
+    pods = [first[0], _ready(first[1])]
+    plan = wl.plan_pods(_with(dep, replicas=1), pods)
+    assert plan.delete == [first[0]] and not plan.create
+
+
+def test_rolling_limits_as_kubernetes_rounds_them() -> None:
+    dep, _, _ = wl.gateway_objects(GATEWAY)
+    assert wl.rolling_limits(_with(dep, replicas=1)) == (1, 0)
+    assert wl.rolling_limits(_with(dep, replicas=4)) == (1, 1)
+    assert wl.rolling_limits(_with(dep, replicas=10)) == (3, 2)
+    custom = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "50%"}}
+    assert wl.rolling_limits(_with(dep, replicas=3, strategy=custom)) == (0, 1)
+    zero = {"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 0}}
+    assert wl.rolling_limits(_with(dep, replicas=5, strategy=zero)) == (0, 1)
+
+
+def test_rolling_update_keeps_the_old_pod_until_the_new_one_is_ready() -> None:
+    dep, _, _ = wl.gateway_objects(GATEWAY)
+    dep = _with(dep, replicas=1)
+    (old,) = [_ready(p) for p in wl.plan_pods(dep, [], suffix=_counter()).create]
+    changed = _retemplate(dep)
+    plan = wl.plan_pods(changed, [old], suffix=_counter())
+    assert plan.delete == [] and len(plan.create) == 1  # surge 1, unavailable 0
+    (new,) = plan.create
+    assert new["metadata"]["labels"]["pod-template-hash"] == wl.template_hash(changed)
+    # The new pod exists but is not Ready: nothing more to do.
+    waiting = wl.plan_pods(changed, [old, _ready(new, False)])
+    assert waiting.create == [] and waiting.delete == []
+    # Once it is Ready, the old one goes.
+    done = wl.plan_pods(changed, [old, _ready(new)])
+    assert done.create == [] and done.delete == [old]
+    assert wl.plan_pods(changed, [_ready(new)]) == wl.PodPlan()
+
+
+def test_rolling_update_of_four_replicas_steps_by_one() -> None:
+    dep, _, _ = wl.gateway_objects(GATEWAY)
+    dep = _with(dep, replicas=4)  # surge 1, unavailable 1
+    olds = [_ready(p) for p in wl.plan_pods(dep, [], suffix=_counter()).create]
+    changed = _retemplate(dep)
+    plan = wl.plan_pods(changed, olds, suffix=_counter())
+    assert len(plan.create) == 1 and len(plan.delete) == 1  # 5 pods at most, 3 Ready at least
+    # Old pods that are not Ready go first: 5 pods - 3 to keep Ready - 1 new not Ready = 1,
+    # and no Ready one may go while only 2 are Ready.
+    broken = [*olds[:2], *[_ready(p, False) for p in olds[2:]]]
+    plan = wl.plan_pods(changed, broken, suffix=_counter())
+    assert len(plan.create) == 1 and plan.delete == [broken[2]]
+
+
+def test_recreate_deletes_old_pods_before_creating_new_ones() -> None:
+    dep, _, _ = wl.gateway_objects(GATEWAY)
+    dep = _with(dep, replicas=2, strategy={"type": "Recreate"})
+    olds = [_ready(p) for p in wl.plan_pods(dep, [], suffix=_counter()).create]
+    changed = _retemplate(dep)
+    plan = wl.plan_pods(changed, olds, suffix=_counter())
+    assert plan.create == [] and plan.delete == olds
+    assert len(wl.plan_pods(changed, [], suffix=_counter()).create) == 2
 
 
 def test_plan_pods_ignores_pods_it_does_not_own() -> None:
