@@ -21,6 +21,7 @@ from meshgate.cli.tabular import age
 
 Obj = dict[str, Any]
 NONE = "<none>"
+NODE_NAME = "meshgate-node"  # the NODE of every placed pod: the mesh has one node
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,20 @@ def _mesh_mode(o: Obj) -> str:
     return str(dig(o, "spec.outboundTrafficPolicy.mode") or "ALLOW_ANY")
 
 
+def _pod_node(o: Obj) -> str:
+    # Every pod of a mesh runs behind its one node namespace: a pod the runtime has placed
+    # (it reports a hostIP) is on that node, as kubectl shows a scheduled pod's node.
+    if dig(o, "spec.nodeName"):
+        return str(dig(o, "spec.nodeName"))
+    return NODE_NAME if dig(o, "status.hostIP") else NONE
+
+
 _POD = [
     Column("READY", _pod_ready),
     Column("STATUS", _pod_status),
     Column("RESTARTS", _pod_restarts),
 ]
-_POD_WIDE = [path("IP", "status.podIP", True), path("NODE", "spec.nodeName", True)]
+_POD_WIDE = [path("IP", "status.podIP", True), Column("NODE", _pod_node, True)]
 
 _COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
     # (group, kind): (columns before AGE, wide columns after AGE)

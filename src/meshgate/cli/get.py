@@ -5,6 +5,8 @@ names when several kinds are listed); ``-o json|yaml`` prints only the document:
 object itself for one named object, otherwise a ``List``; ``-o name`` prints
 ``kind.group/name``. Missing names print kubectl's NotFound line to stderr and make the
 exit code 1 after everything found has been printed. An empty result says so on stderr.
+``--sort-by`` orders each kind's objects (every output format); ``--no-headers`` drops
+table headers; ``-o custom-columns=H:PATH,...`` prints one table of the named columns.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ EXAMPLES = """Examples:
   meshgate get po -l app=sleep -o wide
   meshgate get pod -l app=sleep -o jsonpath={.items..metadata.name}
   meshgate get pod NAME -o jsonpath='{.status.podIP}'
+  meshgate get po -o custom-columns=NAME:.metadata.name,IP:.status.podIP --no-headers
+  meshgate get se -A --sort-by=.metadata.creationTimestamp
 """
 
 
@@ -45,12 +49,26 @@ def command(
             "--output",
             "-o",
             metavar="FORMAT",
-            help="Output format: wide, yaml, json, name or jsonpath=TEMPLATE.",
+            help=(
+                "Output format: wide, yaml, json, name, jsonpath=TEMPLATE or "
+                "custom-columns=HEADER:PATH,..."
+            ),
         ),
     ] = "",
     show_labels: Annotated[
         bool, typer.Option("--show-labels", help="Add a LABELS column.")
     ] = False,
+    no_headers: Annotated[
+        bool, typer.Option("--no-headers", help="Print tables without their header row.")
+    ] = False,
+    sort_by: Annotated[
+        str | None,
+        typer.Option(
+            "--sort-by",
+            metavar="PATH",
+            help="Sort each kind's objects by a JSONPath, e.g. .metadata.creationTimestamp.",
+        ),
+    ] = None,
 ) -> None:
     """Display one or many resources."""
     from meshgate.cli.context import namespace_flag
@@ -61,17 +79,41 @@ def command(
     from meshgate.cli.sources import DEFAULT_NAMESPACE
 
     template = None
+    custom = None
     if output.startswith("jsonpath="):
         template, output = output[len("jsonpath=") :], "jsonpath"
+    elif output.startswith("custom-columns="):
+        from meshgate.cli.customcols import parse_columns
+
+        try:
+            custom = parse_columns(output[len("custom-columns=") :])
+        except ValueError as exc:
+            fail(str(exc))
+        output = "custom-columns"
     elif output not in FORMATS:
         fail(
             f'unable to match a printer suitable for the output format "{output}", '
-            "allowed formats are: json,jsonpath=TEMPLATE,name,wide,yaml"
+            "allowed formats are: custom-columns,json,jsonpath=TEMPLATE,name,wide,yaml"
         )
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
     fetched = fetch(args, ns, selector)
+    if sort_by is not None:
+        from meshgate.cli.sortby import sort_by as sort_objects
+
+        try:
+            fetched.found = [(info, sort_objects(sort_by, items)) for info, items in fetched.found]
+        except ValueError as exc:
+            fail(str(exc))
     objects, single, found = fetched.objects, fetched.single, fetched.found
-    if template is not None:
+    if custom is not None:
+        from meshgate.cli.customcols import custom_table
+
+        if objects:
+            try:
+                out(custom_table(custom, objects, headers=not no_headers))
+            except ValueError as exc:
+                fail(str(exc))
+    elif template is not None:
         from meshgate.cli.jsonpath import JsonPathError, render
         from meshgate.cli.render import as_list
 
@@ -102,6 +144,7 @@ def command(
             wide=output == "wide",
             qualified=len(fetched.targets) > 1,
             show_labels=show_labels,
+            headers=not no_headers,
         )
         if text:
             out(text)

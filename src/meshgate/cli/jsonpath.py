@@ -136,6 +136,20 @@ def _render(nodes: list[_Node], data: Any) -> str:
     return "".join(parts)
 
 
+def values(expr: str, data: Any) -> list[Any]:
+    """What one path (``.metadata.name``, with or without braces) finds in ``data``, as
+    ``--sort-by`` and ``custom-columns`` take it (kubectl's relaxed JSONPath)."""
+    expr = expr.strip()
+    if expr.startswith("{") and expr.endswith("}"):
+        expr = expr[1:-1]
+    return _find(expr, data)
+
+
+def show(value: Any) -> str:
+    """One found value as a template prints it: strings raw, anything else as JSON."""
+    return _show(value)
+
+
 def render(template: str, data: Any) -> str:
     """``data`` printed through kubectl JSONPath ``template``."""
     return _render(_parse(template), data)

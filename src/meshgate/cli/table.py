@@ -3,7 +3,7 @@
 Rules: a table per kind that has objects, separated by a blank line; NAMESPACE first
 when listing every namespace (namespaced kinds only); names as ``kind.group/name`` when
 several kinds are printed together, as ``kubectl get se,vs`` does; LABELS last with
-``--show-labels``.
+``--show-labels``; no header row with ``--no-headers``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def table_for(
     wide: bool = False,
     qualified: bool = False,
     show_labels: bool = False,
+    headers: bool = True,
     now: datetime | None = None,
 ) -> str:
     columns = columns_for(info.group, info.kind, wide)
@@ -47,7 +48,7 @@ def table_for(
         columns.insert(0, Column("NAMESPACE", lambda o: str(dig(o, "metadata.namespace") or "")))
     if show_labels:
         columns.append(Column("LABELS", _labels))
-    rows = [[c.header for c in columns]]
+    rows = [[c.header for c in columns]] if headers else []
     rows.extend([c.value(o) for c in columns] for o in items)
     return format_table(rows)
 
@@ -59,6 +60,7 @@ def render_tables(
     wide: bool = False,
     qualified: bool = False,
     show_labels: bool = False,
+    headers: bool = True,
 ) -> str:
     tables = [
         table_for(
@@ -68,6 +70,7 @@ def render_tables(
             wide=wide,
             qualified=qualified,
             show_labels=show_labels,
+            headers=headers,
         )
         for info, items in found
         if items
