@@ -70,8 +70,8 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--force",
-                help="Also clean up after a crash or kill -9: kill the recorded process and "
-                "remove everything the runtime manifest lists.",
+                help="Also kill a control plane that runs but does not answer (plain `down` "
+                "already cleans up after a crash or kill -9, from the runtime manifest).",
             ),
         ] = False,
     ) -> None:
@@ -196,6 +196,7 @@ _SHORT = {
     "RouteConfiguration": "RDS",
     "Cluster": "CDS",
     "ClusterLoadAssignment": "EDS",
+    "Secret": "SDS",
 }
 
 
@@ -222,7 +223,7 @@ def _proxy_detail(p: dict[str, object]) -> None:
     typer.echo(
         f"Connected:  {'yes' if p.get('connected') else 'no'} (since {p.get('connectedSince')})"
     )
-    rows = [["TYPE", "STATE", "SENT", "ACKED", "RESOURCES", "REJECTED"]]
+    rows = [["TYPE", "STATE", "SENT", "ACKED", "RESOURCES", "MISSING", "REJECTED"]]
     types = p.get("types") or {}
     assert isinstance(types, dict)
     for url, t in sorted(types.items(), key=lambda kv: _SHORT.get(kv[0].rsplit(".", 1)[-1], "")):
@@ -236,6 +237,9 @@ def _proxy_detail(p: dict[str, object]) -> None:
                 str(t.get("sentVersion") or "-"),
                 str(t.get("ackedVersion") or "-"),
                 str(t.get("resourceCount", 0)),
+                # Names the proxy waits for that the configuration lacks (a credentialName
+                # Secret not created yet, say): the usual cause of a type stuck STALE.
+                ",".join(t.get("missingNames") or []) or "-",
                 rejected,
             ]
         )
