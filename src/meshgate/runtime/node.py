@@ -110,6 +110,11 @@ class Node:
             netns.ip(
                 ns, "addr", "add", f"{names.BRIDGE_IP}/{names.POD_PREFIX_LEN}", "dev", names.BRIDGE
             )
+        # A fixed MAC: a bridge without one takes its lowest port's, so the gateway's (and
+        # DNS server's) MAC changed whenever a pod came or went, and pods sent to the old one
+        # until their neighbour entry expired (a 15-45 s outage after a rollout).
+        mac = "02:" + ":".join(self.mesh_id[i : i + 2] for i in range(0, 6, 2)) + ":00:01"
+        netns.ip(ns, "link", "set", names.BRIDGE, "address", mac)
         netns.ip(ns, "link", "set", names.BRIDGE, "up")
         netns.sysctl(ns, "net.ipv4.ip_forward", "1")
 
