@@ -8,7 +8,9 @@ Rules of this module:
   ORIGINAL_DST on sidecars and EDS with no endpoints on routers (so the gateway answers
   503 UH instead of looping to itself).
 - DNS clusters re-resolve as Istio's: ``dns_refresh_rate`` 60 s (MeshConfig
-  ``dnsRefreshRate``'s default) and ``respect_dns_ttl`` (a shorter TTL refreshes sooner).
+  ``dnsRefreshRate``'s default) and ``respect_dns_ttl`` (a shorter TTL refreshes sooner),
+  with c-ares ``udp_max_queries`` 100. Unlike Istio, names that are absolute (two dots or
+  more, not ``*.svc``) skip the pod's search domains (``no_default_search_domain``).
 - The DestinationRule is the one the model merged for the host (several rules for one host
   add up: subsets appended, the oldest top-level policy kept).
 - Traffic policy: subset policy fields override the rule's top-level fields; a matching
@@ -24,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import protocol_pb2
+from envoy.config.core.v3 import extension_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from meshgate.model import protocol
@@ -41,6 +44,8 @@ Cluster = cluster_pb2.Cluster
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 # Istio's MeshConfig default ``dnsRefreshRate``; meshgate's MeshConfig has no such field.
 DNS_REFRESH_RATE = "60s"
+CARES_RESOLVER = "envoy.network.dns_resolver.cares"
+CARES_UDP_MAX_QUERIES = 100  # Istio's PILOT_DNS_CARES_UDP_MAX_QUERIES default
 
 _LB = {
     "ROUND_ROBIN": Cluster.ROUND_ROBIN,
@@ -232,19 +237,20 @@ class ClusterTemplates:
 
     def __init__(self, connect_timeout: str) -> None:
         self._timeout = duration(connect_timeout)
-        self._bases: dict[int, Any] = {}
+        self._bases: dict[tuple[int, bool], Any] = {}
         self._http: dict[bool, Any] = {}
 
-    def cluster(self, ctype: int, name: str) -> Any:
-        base = self._bases.get(ctype)
+    def cluster(self, ctype: int, name: str, absolute_names: bool = False) -> Any:
+        key = (ctype, absolute_names)
+        base = self._bases.get(key)
         if base is None:
-            base = self._bases[ctype] = self._base(ctype)
+            base = self._bases[key] = self._base(ctype, absolute_names)
         cluster = Cluster()
         cluster.CopyFrom(base)
         cluster.name = name
         return cluster
 
-    def _base(self, ctype: int) -> Any:
+    def _base(self, ctype: int, absolute_names: bool) -> Any:
         base = Cluster(type=ctype, connect_timeout=self._timeout)  # type: ignore[arg-type]
         if ctype == Cluster.ORIGINAL_DST:
             base.lb_policy = Cluster.CLUSTER_PROVIDED
@@ -258,6 +264,7 @@ class ClusterTemplates:
             # proxy that is a steady load on the mesh DNS for answers that rarely change.
             base.dns_refresh_rate.CopyFrom(duration(DNS_REFRESH_RATE))
             base.respect_dns_ttl = True
+            base.typed_dns_resolver_config.CopyFrom(_resolver_config(absolute_names))
         return base
 
     def http_options(self, port_protocol: str) -> Any | None:
@@ -269,6 +276,28 @@ class ClusterTemplates:
         if packed is None:
             packed = self._http[h2] = pack(_explicit_http(h2))
         return packed
+
+
+def _resolver_config(absolute_names: bool) -> Any:
+    """c-ares as Istio configures it (a fresh UDP socket every 100 queries), and without the
+    pod's search domains when every name is absolute.
+
+    Why: with the pod's ``ndots:5`` each FQDN such as ``svc-1.example.com`` is first tried
+    under every search domain, four queries where one answers; a CDS push with hundreds of
+    DNS clusters then bursts thousands of queries at the mesh DNS, and the proxy's CDS waits
+    (paused while clusters warm) for every first resolution, retries of dropped ones included.
+    """
+    config = cares_dns_resolver_pb2.CaresDnsResolverConfig()
+    config.udp_max_queries.value = CARES_UDP_MAX_QUERIES
+    if absolute_names:
+        config.dns_resolver_options.no_default_search_domain = True
+    return extension_pb2.TypedExtensionConfig(name=CARES_RESOLVER, typed_config=pack(config))
+
+
+def absolute_name(name: str) -> bool:
+    """Whether a DNS name needs no search domain: two dots or more and not a Kubernetes
+    ``svc.ns.svc`` form that only the ``cluster.local`` search domain completes."""
+    return name.count(".") >= 2 and not name.rstrip(".").endswith(".svc")
 
 
 def _explicit_http(h2: bool) -> Any:
@@ -301,9 +330,12 @@ def service_cluster(
     )
     name = naming.cluster_name(port.number, subset, service.hostname)
     ctype = _cluster_type(service, proxy)
-    cluster = templates.cluster(ctype, name)
     labels = subset_labels(rule, subset) if subset else None
     endpoints = _filter(service.endpoints.get(port.number, ()), labels)
+    absolute = ctype in (Cluster.STRICT_DNS, Cluster.LOGICAL_DNS) and all(
+        absolute_name(e.address) for e in endpoints
+    )
+    cluster = templates.cluster(ctype, name, absolute)
     cla = None
     if ctype == Cluster.EDS:
         cluster.eds_cluster_config.service_name = name

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb2
 from tests.golden.envoyconf import by_name
 from tests.golden.seedworld import decode, sleep_proxy, step_resources
 
 from meshgate.model.snapshot import Snapshot
 from meshgate.translate import translate
+from meshgate.translate.clusters import absolute_name
 
 Cluster = cluster_pb2.Cluster
 
@@ -74,3 +78,46 @@ def test_other_cluster_types_have_no_dns_settings() -> None:
         cluster = by_name(clusters, name)
         assert not cluster.HasField("dns_refresh_rate"), name
         assert cluster.respect_dns_ttl is False, name
+
+
+def _resolver(cluster: Any) -> Any:
+    assert cluster.typed_dns_resolver_config.name == "envoy.network.dns_resolver.cares"
+    config = cares_dns_resolver_pb2.CaresDnsResolverConfig()
+    assert cluster.typed_dns_resolver_config.typed_config.Unpack(config)
+    return config
+
+
+def test_dns_clusters_use_cares_and_skip_search_domains_for_absolute_names() -> None:
+    clusters = list(_clusters().values())
+    strict = _resolver(by_name(clusters, "outbound|443||strict.example.com"))
+    assert strict.udp_max_queries.value == 100
+    assert strict.dns_resolver_options.no_default_search_domain is True
+    assert not by_name(clusters, "outbound|80||static.example.com").HasField(
+        "typed_dns_resolver_config"
+    )
+
+
+def test_names_that_may_need_a_search_domain_keep_it() -> None:
+    extra = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: short}
+spec:
+  hosts: [short.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+  endpoints: [{address: db.prod}, {address: web.prod.svc}]
+"""
+    snap = Snapshot.build(step_resources(2) + decode(extra, "extra.yaml"))
+    config = translate(snap, sleep_proxy(snap))
+    resolver = _resolver(by_name(config.clusters, "outbound|80||short.example"))
+    assert resolver.udp_max_queries.value == 100
+    assert resolver.dns_resolver_options.no_default_search_domain is False
+
+
+def test_absolute_name_rule() -> None:
+    assert absolute_name("svc-1.example.com")
+    assert absolute_name("edition.cnn.com.")
+    assert absolute_name("10.0.0.1")
+    assert not absolute_name("aliyun.com")
+    assert not absolute_name("web.prod.svc")
+    assert not absolute_name("localhost")
