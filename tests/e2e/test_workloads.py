@@ -35,6 +35,9 @@ spec:
         image: python
         command: ["python3", "-m", "http.server", "8080", "--directory", "/"]
         ports: [{containerPort: 8080, name: http-web}]
+        # As in Kubernetes, without it the pod counts as ready the moment python starts,
+        # before it listens, and a client without a sidecar (no retry) may be refused.
+        readinessProbe: {tcpSocket: {port: http-web}}
 ---
 apiVersion: v1
 kind: Service

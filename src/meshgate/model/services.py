@@ -96,6 +96,15 @@ class PodInfo:
         return f"{self.namespace}/{self.name}"
 
 
+def _ready(status: Any) -> bool:
+    """Kubernetes lists only Ready pods as endpoints; a status without conditions (an older
+    store) counts as ready when running."""
+    for cond in get_list(status, "conditions"):
+        if get_str(cond, "type") == "Ready":
+            return get_str(cond, "status") == "True"
+    return True
+
+
 def pod_info(pod: Any) -> PodInfo:
     meta = get(pod, "metadata")
     spec = get(pod, "spec")
@@ -112,7 +121,7 @@ def pod_info(pod: Any) -> PodInfo:
         labels=str_map(get(meta, "labels")),
         annotations=str_map(get(meta, "annotations")),
         ip=get_str(status, "pod_ip"),
-        running=get_str(status, "phase") == "Running",
+        running=get_str(status, "phase") == "Running" and _ready(status),
         service_account=get_str(spec, "service_account_name") or "default",
         container_ports=named,
     )

@@ -100,6 +100,10 @@ class ContainerSpec:
     # Lower-case capability names without "cap_" (["all"]: privileged); None: the
     # container runtime's default set (envoy.DEFAULT_CAPABILITIES).
     capabilities: list[str] | None = None
+    # readinessProbe: ready once this port listens in the pod (tcpSocket and httpGet probes
+    # both map to it), or once this command exits 0 (exec probes); None: ready when running.
+    readiness_port: int | None = None
+    readiness_command: list[str] | None = None
 
 
 @dataclass
@@ -134,6 +138,11 @@ class ContainerState:
     restart_count: int = 0
     pid: int | None = None
     started_at: float | None = None  # wall clock
+    probe_ready: bool | None = None  # None: no readiness probe, ready means running
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running" and self.probe_ready is not False
 
     def to_status(self) -> dict[str, Any]:
         """A Kubernetes-style containerStatuses entry."""
@@ -150,7 +159,7 @@ class ContainerState:
                 detail["exitCode"] = self.exit_code
         out: dict[str, Any] = {
             "name": self.name,
-            "ready": self.state == "running",
+            "ready": self.ready,
             "started": self.state == "running",
             "restartCount": self.restart_count,
             "state": {self.state: detail},
@@ -189,7 +198,7 @@ class PodState:
 
     @property
     def ready(self) -> bool:
-        return all(c.state == "running" for c in self.containers)
+        return all(c.ready for c in self.containers)
 
     def to_status(self) -> dict[str, Any]:
         """A Kubernetes-style Pod `status` (camelCase; empty reason/message left out)."""
@@ -400,6 +409,8 @@ class Runtime:
                         changed = True
                     launch.trim_log(self.log_path(rec["namespace"], rec["name"], c.name))
                 if self._apps_ended(rec) and self._stop_sidecar(key, rec):
+                    changed = True
+                if self._run_exec_probes(key, rec):
                     changed = True
                 if changed:
                     self._save_pod(key, rec)
@@ -736,6 +747,7 @@ class Runtime:
         priv = envoy.setpriv_argv(uid, gid, self._caps(c))
         argv = [*netns.exec_prefix(rec["netns"]), *priv, *c.argv]
         log = self.log_path(rec["namespace"], rec["name"], c.name)
+        crec.pop("probe_ok", None)  # a new run is not ready until its probe says so
         popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/")
         proc = procs.identify(popen.pid)
         self._children[(key, c.name)] = popen
@@ -817,6 +829,42 @@ class Runtime:
         same = (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
         return same and _listening(pid, CAPTURE_PORT)
 
+    # -- readiness ---------------------------------------------------------------------------
+
+    def _probe(self, rec: dict[str, Any], cname: str, crec: dict[str, Any]) -> bool | None:
+        """The readiness probe's verdict (None: the container has none). A port probe reads
+        the pod's listening sockets (cheap, at every look); an exec probe's result is the
+        one `reconcile()` last recorded."""
+        spec = next((c for c in self._container_specs(rec) if c.name == cname), None)
+        if spec is None or (spec.readiness_port is None and spec.readiness_command is None):
+            return None
+        if spec.readiness_port is not None:
+            pid = crec.get("pid")
+            return pid is not None and _listening(int(pid), spec.readiness_port)
+        return bool(crec.get("probe_ok"))
+
+    def _run_exec_probes(self, key: str, rec: dict[str, Any]) -> bool:
+        """Run the exec readiness probes of running containers; True if a verdict changed."""
+        changed = False
+        for c in self._container_specs(rec):
+            crec = rec["containers"][c.name]
+            if not c.readiness_command or crec["state"] != "running":
+                continue
+            uid, gid = self._ids(c)
+            argv = [
+                *netns.exec_prefix(rec["netns"]),
+                *envoy.setpriv_argv(uid, gid, self._caps(c)),
+                *c.readiness_command,
+            ]
+            try:
+                ok = subprocess.run(argv, capture_output=True, timeout=1.0).returncode == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            if crec.get("probe_ok") != ok:
+                crec["probe_ok"] = ok
+                changed = True
+        return changed
+
     # -- state -------------------------------------------------------------------------------
 
     def _state(self, rec: dict[str, Any]) -> PodState:
@@ -839,6 +887,8 @@ class Runtime:
                 code = self._exit_code(key, cname, crec)
                 st.state, st.pid, st.exit_code = "terminated", None, code
                 st.reason = exit_reason(code)
+            if st.state == "running":
+                st.probe_ready = self._probe(rec, cname, crec)
             states.append(st)
         phase: Phase
         reason, message = "", ""

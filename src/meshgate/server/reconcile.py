@@ -60,6 +60,23 @@ def capabilities(security_context: Obj) -> list[str] | None:
     return sorted({*base, *add} - set(drop))
 
 
+def readiness_port(container: Obj) -> int | None:
+    """The port a tcpSocket or httpGet readinessProbe checks (a name resolves through the
+    container's ports); httpGet is judged by the port listening, not by the response."""
+    probe = container.get("readinessProbe") or {}
+    action = probe.get("tcpSocket") or probe.get("httpGet") or {}
+    port = action.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        named = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
+        port = named.get(port)
+    return int(port) if port is not None else None
+
+
+def readiness_command(container: Obj) -> list[str] | None:
+    command = ((container.get("readinessProbe") or {}).get("exec") or {}).get("command")
+    return [str(a) for a in command] if command else None
+
+
 def _canonical(objects: list[Obj]) -> list[Obj]:
     """Controller-made objects in the store's canonical form (decoded, then encoded), the
     same a user's ``get -o yaml | apply`` produces, so neither side ever looks changed."""
@@ -231,6 +248,8 @@ class Reconciler:
                     run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup", 0)),
                     working_dir=c.get("workingDir"),
                     capabilities=capabilities(sc),
+                    readiness_port=readiness_port(c),
+                    readiness_command=readiness_command(c),
                 )
             )
         proxy: ProxySpec | None = None

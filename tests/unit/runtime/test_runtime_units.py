@@ -261,3 +261,33 @@ def test_load_world_errors_name_file_line_and_field(tmp_path: Path) -> None:
     listing.write_text("- a\n- b\n")
     with pytest.raises(WorldError, match=r"list.yaml:1: a world file is a mapping"):
         load_world(listing)
+
+
+def test_readiness_probes_map_to_a_port_or_a_command() -> None:
+    from meshgate.server.reconcile import readiness_command, readiness_port
+
+    ports = [{"name": "http-web", "containerPort": 8080}]
+    assert (
+        readiness_port({"ports": ports, "readinessProbe": {"tcpSocket": {"port": "http-web"}}})
+        == 8080
+    )
+    assert readiness_port({"readinessProbe": {"httpGet": {"path": "/", "port": 9000}}}) == 9000
+    assert readiness_port({"readinessProbe": {"httpGet": {"port": "9001"}}}) == 9001
+    assert readiness_port({}) is None
+    probe = {"readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}}}
+    assert readiness_command(probe) == ["cat", "/tmp/ready"]
+    assert readiness_command({}) is None
+
+
+def test_not_ready_pods_are_not_endpoints() -> None:
+    from meshgate.model.services import pod_info
+
+    def pod(ready: str | None) -> dict[str, object]:
+        status: dict[str, object] = {"phase": "Running", "podIP": "10.34.0.9"}
+        if ready is not None:
+            status["conditions"] = [{"type": "Ready", "status": ready}]
+        return {"metadata": {"name": "p", "namespace": "default"}, "spec": {}, "status": status}
+
+    assert pod_info(pod("True")).running
+    assert not pod_info(pod("False")).running
+    assert pod_info(pod(None)).running
