@@ -403,7 +403,16 @@ def _read_sources(paths: Sequence[str], problems: list[Problem]) -> list[tuple[s
     sources: list[tuple[str, str]] = []
     for raw in paths:
         if raw == STDIN:
-            sources.append(("<stdin>", sys.stdin.read()))
+            # Bytes, decoded strictly: the text layer would turn bad bytes into surrogates
+            # that only fail later, deep in the parser.
+            try:
+                stream = getattr(sys.stdin, "buffer", None)  # absent on a replaced text stdin
+                text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+                sources.append(("<stdin>", text))
+            except UnicodeDecodeError as exc:
+                problems.append(
+                    Problem(Severity.ERROR, f"cannot read: {exc}", file="<stdin>", code="MG0009")
+                )
             continue
         path = FsPath(raw)
         if path.is_dir():

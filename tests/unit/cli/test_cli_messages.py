@@ -43,3 +43,18 @@ def test_categories_expand_in_kubectl_order_and_combine_with_kinds(walkthrough: 
         "deployment.apps/sleep",
         "serviceentry.networking.istio.io/external-svc-http",
     ]
+
+
+def test_non_utf8_stdin_is_a_clean_error_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshgate.cli.main", "validate", "-f", "-"],
+        input=b"\xff\xfe\x00",
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert b"Traceback" not in proc.stderr
+    assert b"<stdin>: cannot read" in proc.stderr and b"[MG0009]" in proc.stderr
