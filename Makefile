@@ -10,12 +10,15 @@ DEBS   := iptables curl wrk iproute2
 
 all: test
 
-# Debian packages the runtime needs (only as root, only when missing).
+# Debian packages the runtime needs (only as root, only when missing), and Python's venv
+# (Debian splits it out as python3-venv) so that the virtualenv can be made.
 deps:
 	@missing=""; \
 	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
