@@ -97,6 +97,8 @@ def command(
         )
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
     fetched = fetch(args, ns, selector)
+    if any(o.get("kind") == "Pod" for o in fetched.objects):
+        _warn_if_no_control_plane()
     if sort_by is not None:
         from meshgate.cli.sortby import sort_by as sort_objects
 
@@ -154,3 +156,15 @@ def command(
         err(line)
     if fetched.missing:
         raise typer.Exit(1)
+
+
+def _warn_if_no_control_plane() -> None:
+    """Pod status comes from the runtime: without a control plane it is only the last one
+    recorded (after a crash, pods may show Running while nothing runs), so say so."""
+    from meshgate.cli.context import state_dir
+    from meshgate.cli.output import warn
+    from meshgate.client import Client
+
+    home = state_dir()
+    if home.is_dir() and not Client(home).available():
+        warn("no control plane is running: pod status is as last recorded (meshgate up)")

@@ -58,3 +58,20 @@ def test_non_utf8_stdin_is_a_clean_error_not_a_traceback() -> None:
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
     assert b"<stdin>: cannot read" in proc.stderr and b"[MG0009]" in proc.stderr
+
+
+POD = """apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: app, image: busybox, command: [sleep, infinity]}]
+status: {phase: Running, podIP: 10.34.0.9}
+"""
+
+
+def test_get_pods_without_a_control_plane_warns(mg: Run) -> None:
+    assert mg("apply", "-f", "-", input=POD).exit_code == 0
+    result = mg("get", "pods")
+    assert result.exit_code == 0
+    assert "no control plane is running: pod status is as last recorded" in result.stderr
+    assert "no control plane" not in mg("get", "svc").stderr
