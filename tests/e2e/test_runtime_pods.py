@@ -231,6 +231,7 @@ def test_crash_loop_and_missing_command() -> None:
         crash = rt.pod_state("default", "crash-1")
         assert crash is not None and crash.phase == "Running"
 
+        # A missing command is retried with back-off, as the kubelet does...
         st = rt.start_pod(
             PodSpec(
                 name="missing-1",
@@ -238,11 +239,24 @@ def test_crash_loop_and_missing_command() -> None:
                 containers=[ContainerSpec("app", ["no-such-command-mg"])],
             )
         )
+        (app,) = st.containers
+        assert app.state == "waiting" and app.reason == "CrashLoopBackOff"
+        assert 'exec: "no-such-command-mg": executable file not found' in app.message
+        assert app.exit_code == 127
+        # ... except under restartPolicy Never: the pod fails with the reason.
+        st = rt.start_pod(
+            PodSpec(
+                name="missing-2",
+                namespace="default",
+                containers=[ContainerSpec("app", ["no-such-command-mg"])],
+                restart_policy="Never",
+            )
+        )
         assert st.phase == "Failed"
         assert st.reason == "StartError"
         assert "no-such-command-mg" in st.message
         rt.reconcile()
-        missing = rt.pod_state("default", "missing-1")
+        missing = rt.pod_state("default", "missing-2")
         assert missing is not None and missing.phase == "Failed"
 
 

@@ -731,10 +731,30 @@ class Runtime:
         crec = rec["containers"][c.name]
         env = _container_env(rec["name"], c)
         if launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH)) is None:
+            not_found = f'exec: "{c.argv[0]}": executable file not found in $PATH'
+            policy = rec["spec"].get("restart_policy", "Always")
+            if c.name != PROXY_CONTAINER and restarts(policy, 127):
+                # As the kubelet: retried with back-off (the binary may appear), the
+                # reason visible while it waits.
+                now = time.time()
+                delay = self.backoff.delay(crec["crashes"])
+                crec.update(
+                    state="waiting",
+                    reason="CrashLoopBackOff",
+                    message=f"back-off {_duration(delay)} restarting failed container="
+                    f"{c.name} pod={rec['name']}_{rec['namespace']}; last exit: StartError "
+                    f"(127): {not_found}",
+                    exit_code=127,
+                    pid=None,
+                    start_time=None,
+                    crashes=crec["crashes"] + 1,
+                    next_start_at=now + delay,
+                )
+                return
             crec.update(
                 state="terminated",
                 reason="StartError",
-                message=f'exec: "{c.argv[0]}": executable file not found in $PATH',
+                message=not_found,
                 exit_code=127,
                 pid=None,
                 start_time=None,
@@ -787,7 +807,9 @@ class Runtime:
         self._children.pop((key, cname), None)
         self.manifest.forget_process(_proc_key(key, cname))
         # The proxy is a sidecar: restarted whatever the pod's policy (until the apps end).
-        policy = "Always" if cname == PROXY_CONTAINER else rec["spec"]["restart_policy"]
+        policy = (
+            "Always" if cname == PROXY_CONTAINER else rec["spec"].get("restart_policy", "Always")
+        )
         reason = exit_reason(code)
         if not restarts(policy, code):
             crec.update(
@@ -897,7 +919,7 @@ class Runtime:
         elif any(s.state == "waiting" and s.reason == "ContainerCreating" for s in states):
             phase = "Pending"
         else:
-            phase = pod_phase(spec["restart_policy"], states)
+            phase = pod_phase(spec.get("restart_policy", "Always"), states)
         return PodState(
             name=rec["name"],
             namespace=rec["namespace"],
