@@ -81,6 +81,9 @@ def _assert_nothing_left(mesh: Mesh, mid: str, pids: set[int]) -> None:
     assert left == {}, f"processes left behind: {left}"
     assert not run_dir(mesh.home).exists()
     assert not pid_file(mesh.home).exists()
+    # No file lock or marker either: only the store, logs and an empty manifest stay.
+    left_files = {p.name for p in mesh.home.rglob("*") if p.is_file()}
+    assert not left_files & {"control-plane.lock", "manifest.lock", "dns.ready", "api-token"}
 
 
 def test_down_leaves_nothing_and_is_idempotent(mesh: Mesh) -> None:

@@ -139,6 +139,8 @@ def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
         if teardown(home, force=False):
             ran = True
         _remove_leftover_files(home)
+    if ran and home.is_dir():
+        _remove_runtime_files(home)
     return ran
 
 
@@ -146,3 +148,17 @@ def _remove_leftover_files(home: Path) -> None:
     """What a killed control plane could not remove itself."""
     for leftover in (pid_file(home), token_file(home), api_socket(home)):
         leftover.unlink(missing_ok=True)
+
+
+def _remove_runtime_files(home: Path) -> None:
+    """After a down, only the store, the logs and an empty manifest remain: lock files,
+    readiness markers and the DNS zone (derived, rewritten by the next up) go."""
+    import shutil
+
+    for leftover in (
+        home / "control-plane.lock",
+        home / "runtime" / "manifest.lock",
+        home / "runtime" / "dns.ready",
+    ):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(home / "dns", ignore_errors=True)
