@@ -62,6 +62,8 @@ bench: deps $(STAMP)
 	$(BIN)/python benchmarks/xds_push_latency.py
 	$(BIN)/python benchmarks/apply_latency.py
 	$(BIN)/python benchmarks/dataplane.py
+	$(BIN)/python benchmarks/scale_sync.py
+	$(BIN)/python benchmarks/delete_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
