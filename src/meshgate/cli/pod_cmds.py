@@ -164,19 +164,32 @@ def register(app: typer.Typer) -> None:
                 "--tail", metavar="N", help="Print only the last N lines (-1: every line)."
             ),
         ] = -1,
+        previous: Annotated[
+            bool,
+            typer.Option(
+                "-p", "--previous", help="Print the output of the container's previous run."
+            ),
+        ] = False,
     ) -> None:
         """Print a container's output; the proxy's (with its access log) is `-c istio-proxy`."""
         ns = namespace_flag(namespace) or "default"
         name = pod_name(pod, ns)
         from urllib.parse import urlencode
 
-        query = urlencode({"namespace": ns, "name": name, "container": container or ""})
-        data = call_api("GET", f"/v1/log?{query}", client_checks=True)
+        params = {"namespace": ns, "name": name, "container": container or ""}
+        if previous:
+            params["previous"] = "1"
+        data = call_api("GET", f"/v1/log?{urlencode(params)}", client_checks=True)
         path = str(data["path"])
         try:
             fh = open(path, "rb")  # noqa: SIM115 - kept open while following
         except FileNotFoundError:
-            typer.echo(f"error: no logs yet for {ns}/{pod} ({path})", err=True)
+            if previous:
+                shown = os.path.basename(path).removesuffix(".previous.log")
+                msg = f'previous terminated container "{shown}" in pod "{name}" not found'
+                typer.echo(f"error: {msg}", err=True)
+            else:
+                typer.echo(f"error: no logs yet for {ns}/{pod} ({path})", err=True)
             raise typer.Exit(1) from None
         with fh:
             content = fh.read()

@@ -305,22 +305,26 @@ class Runtime:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def log_path(self, namespace: str, name: str, container: str | None = None) -> Path:
-        """The container's log file; without `container`, the pod's first app container.
+    def log_path(
+        self, namespace: str, name: str, container: str | None = None, previous: bool = False
+    ) -> Path:
+        """The container's log file (its current run; with `previous`, the run before, as
+        kubectl logs -p); without `container`, the pod's first app container.
 
         A pod that exists must have the container (ContainerNotFound otherwise). Logs outlive
         their pod until the state directory goes, so a removed pod's container log is still
         found by name; PodNotFound when there is neither a pod nor such a log."""
         if not container or _key(namespace, name) in self._pods():
             container = self._default_container(namespace, name, container).name
-            return self._log_file(namespace, name, container)
-        path = self._log_file(namespace, name, container)
+            return self._log_file(namespace, name, container, previous)
+        path = self._log_file(namespace, name, container, previous)
         if not path.exists():
             raise PodNotFound(f"pod {namespace}/{name} not found")
         return path
 
-    def _log_file(self, namespace: str, name: str, container: str) -> Path:
-        return self.state_dir / "logs" / "pods" / namespace / name / f"{container}.log"
+    def _log_file(self, namespace: str, name: str, container: str, previous: bool = False) -> Path:
+        suffix = ".previous.log" if previous else ".log"
+        return self.state_dir / "logs" / "pods" / namespace / name / f"{container}{suffix}"
 
     def _default_container(
         self, namespace: str, name: str, container: str | None = None
@@ -767,6 +771,9 @@ class Runtime:
         priv = envoy.setpriv_argv(uid, gid, self._caps(c))
         argv = [*netns.exec_prefix(rec["netns"]), *priv, *c.argv]
         log = self.log_path(rec["namespace"], rec["name"], c.name)
+        with contextlib.suppress(OSError):
+            if log.stat().st_size:  # each run has its own log; the last one stays for -p
+                os.replace(log, self._log_file(rec["namespace"], rec["name"], c.name, True))
         crec.pop("probe_ok", None)  # a new run is not ready until its probe says so
         popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/")
         proc = procs.identify(popen.pid)

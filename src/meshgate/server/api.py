@@ -176,7 +176,12 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
 
         q = request.query_params
         try:
-            path = cp.log_path(q["namespace"], q["name"], q.get("container") or "")
+            path = cp.log_path(
+                q["namespace"],
+                q["name"],
+                q.get("container") or "",
+                previous=q.get("previous") in ("1", "true"),
+            )
         except ContainerNotFound as exc:
             # kubectl checks the container itself and says "error: ...": a bad request.
             return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)

@@ -105,8 +105,8 @@ class ControlPlane:
     def proxy_admin(self, namespace: str, name: str, path: str) -> str:
         return self.runtime.proxy_admin(namespace, name, path)
 
-    def log_path(self, namespace: str, name: str, container: str) -> Path:
-        return self.runtime.log_path(namespace, name, container)
+    def log_path(self, namespace: str, name: str, container: str, previous: bool = False) -> Path:
+        return self.runtime.log_path(namespace, name, container, previous)
 
     def status(self) -> dict[str, Any]:
         pods = self.runtime.pod_states()

@@ -108,8 +108,8 @@ class FakeControlPlane:
     def kick(self) -> None:
         self.kicks += 1
 
-    def log_path(self, namespace: str, name: str, container: str) -> Path:
-        return self.runtime.log_path(namespace, name, container)
+    def log_path(self, namespace: str, name: str, container: str, previous: bool = False) -> Path:
+        return self.runtime.log_path(namespace, name, container, previous)
 
 
 @pytest.fixture

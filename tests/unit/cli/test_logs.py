@@ -73,3 +73,15 @@ def test_logs_prints_and_tails_the_container_log(mg: Run, served: Any) -> None:
     log.write_text("one\ntwo\nthree\n")
     assert mg("logs", "sleep-1").stdout == "one\ntwo\nthree\n"
     assert mg("logs", "sleep-1", "-c", "sleep", "--tail", "2").stdout == "two\nthree\n"
+
+
+def test_logs_previous_prints_the_run_before(mg: Run, served: Any) -> None:
+    missing = mg("logs", "sleep-1", "-p")
+    assert missing.exit_code == 1
+    assert 'previous terminated container "sleep" in pod "sleep-1" not found' in missing.stderr
+    previous = served.runtime.log_path("default", "sleep-1", previous=True)
+    previous.parent.mkdir(parents=True)
+    previous.write_text("first run\n")
+    served.runtime.log_path("default", "sleep-1").write_text("second run\n")
+    assert mg("logs", "sleep-1", "--previous").stdout == "first run\n"
+    assert mg("logs", "sleep-1").stdout == "second run\n"
