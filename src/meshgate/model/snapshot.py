@@ -38,8 +38,6 @@ from meshgate.model.services import (
     Service,
     from_kubernetes,
     from_service_entry,
-    kubernetes_ports,
-    pod_endpoints,
     pod_info,
 )
 
@@ -461,24 +459,21 @@ def _has_service(k8s: list[Any], gw: Any) -> bool:
 def _istio_gateway_service(
     gw: Any, ips: Mapping[tuple[str, str], str], pods_by_ns: Mapping[str, list[PodInfo]]
 ) -> Service:
-    """The Kubernetes Service an ``IstioGateway`` implies, when none was applied for it."""
+    """The Kubernetes Service an ``IstioGateway`` implies, when none was applied for it:
+    built as the controller would write it, then read like any other Service."""
     ns, name = _ns(gw), _name(gw)
     spec = get(gw, "spec")
     labels = istio_gateway_labels(name) | str_map(get(spec, "pod_labels"))
-    ports = kubernetes_ports({"spec": {"ports": get_list(spec, "ports")}})
-    return Service(
-        hostname=hosts.kubernetes_host(name, ns),
-        namespace=ns,
-        name=name,
-        kind="Service",
-        ports=ports,
-        resolution="STATIC",
-        location="MESH_INTERNAL",
-        addresses=(ips[(ns, name)],) if ips.get((ns, name)) else (),
-        endpoints=pod_endpoints(ports, labels, ns, pods_by_ns.get(ns, ())),
-        selector=labels,
-        created=get_str(get(gw, "metadata"), "creation_timestamp"),
-    )
+    implied = {
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": labels,
+            "creationTimestamp": get_str(get(gw, "metadata"), "creation_timestamp"),
+        },
+        "spec": {"selector": labels, "ports": get_list(spec, "ports")},
+    }
+    return from_kubernetes(implied, ips.get((ns, name), ""), pods_by_ns.get(ns, ()))
 
 
 def _hashed_offset(key: str, size: int) -> int:
