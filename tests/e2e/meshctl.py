@@ -6,10 +6,29 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = ROOT / "examples" / "walkthrough"
+
+
+def retry(
+    attempt: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.2
+) -> tuple[bool, T]:
+    """Call ``attempt`` until ``done`` holds for its result or ``timeout`` seconds pass:
+    (whether it held, the last result), so a caller can say what it saw last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = attempt()
+        if done(result):
+            return True, result
+        if time.monotonic() >= deadline:
+            return False, result
+        time.sleep(interval)
 
 
 def meshgate_argv() -> list[str]:
@@ -39,6 +58,12 @@ class Mesh:
                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}\n{self.log_tail()}"
             )
         return proc
+
+    def curl(self, pod: str, *args: str, max_time: float = 5) -> subprocess.CompletedProcess[str]:
+        """``curl -sS ARGS`` inside ``pod`` (its sidecar captures it), never raising."""
+        return self.meshgate(
+            "exec", pod, "--", "curl", "-sS", "--max-time", f"{max_time:g}", *args, check=False
+        )
 
     def log_tail(self, n: int = 40) -> str:
         log = self.home / "control-plane.log"

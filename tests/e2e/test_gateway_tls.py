@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from meshgate.home import run_dir
 from meshgate.runtime.worldca import issue_server_cert
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -184,21 +184,22 @@ def _pod_ip(mesh: Mesh, namespace: str, pod: str) -> str:
 
 
 def _curl(mesh: Mesh, pod: str, *args: str) -> tuple[int, str]:
-    proc = mesh.meshgate(
-        "exec", pod, "--", "curl", "-sS", "-i", "--max-time", "5", *args, check=False
-    )
+    proc = mesh.curl(pod, "-i", *args)
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def _answered_200(result: tuple[int, str]) -> bool:
+    code, out = result
+    return code == 0 and out.startswith("HTTP/") and " 200" in out.splitlines()[0]
+
+
 def _until_ok(mesh: Mesh, pod: str, *args: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        code, out = _curl(mesh, pod, *args)
-        if code == 0 and out.startswith("HTTP/") and " 200" in out.splitlines()[0]:
-            return out
-        time.sleep(0.3)
-    raise AssertionError(f"curl {' '.join(args)}: no 200; last answer:\n{out}\n{mesh.log_tail()}")
+    ok, (_, out) = retry(lambda: _curl(mesh, pod, *args), _answered_200, timeout, 0.3)
+    if not ok:
+        raise AssertionError(
+            f"curl {' '.join(args)}: no 200; last answer:\n{out}\n{mesh.log_tail()}"
+        )
+    return out
 
 
 def _gateway_log(mesh: Mesh, pod: str, want: dict[str, Any], timeout: float = 10.0) -> None:

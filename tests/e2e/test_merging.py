@@ -6,12 +6,11 @@ of ``proxy-config route``."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +51,9 @@ def _code(mesh: Mesh, pod: str, url: str) -> str:
 
 
 def _until(mesh: Mesh, pod: str, url: str, code: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        last = _code(mesh, pod, url)
-        if last == code:
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{url}: wanted {code}, last answer {last}\n{mesh.log_tail()}")
+    ok, last = retry(lambda: _code(mesh, pod, url), lambda c: c == code, timeout, 0.25)
+    if not ok:
+        raise AssertionError(f"{url}: wanted {code}, last answer {last}\n{mesh.log_tail()}")
 
 
 def _cluster_ports(mesh: Mesh, pod: str, host: str) -> set[str]:

@@ -8,32 +8,25 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
 
 def _eventually(probe: Callable[[], str | None], what: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    last: str | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    ok, last = retry(probe, bool, timeout)
+    if not ok or last is None:
+        raise AssertionError(f"timed out waiting for {what}")
+    return last
 
 
 def _curl_until(mesh: Mesh, pod: str, status: str) -> str:
     def probe() -> str | None:
-        out = mesh.meshgate(
-            "exec", pod, "--", "curl", "-sS", "-I", "--max-time", "5", "aliyun.com", check=False
-        ).stdout
+        out = mesh.curl(pod, "-I", "aliyun.com").stdout
         return out if out.startswith(f"HTTP/1.1 {status}") else None
 
     return _eventually(probe, f"HTTP/1.1 {status} from the sleep pod")

@@ -5,12 +5,11 @@ well as through a sidecar."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +25,9 @@ def _http_code(mesh: Mesh, pod: str, url: str) -> str:
 
 
 def _until_200(mesh: Mesh, pod: str, url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    code = ""
-    while time.monotonic() < deadline:
-        code = _http_code(mesh, pod, url)
-        if code == "200":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{url} from {pod}: {code!r}")
+    ok, code = retry(lambda: _http_code(mesh, pod, url), lambda c: c == "200", timeout)
+    if not ok:
+        raise AssertionError(f"{url} from {pod}: {code!r}")
 
 
 def test_cluster_ip_with_and_without_sidecar(mesh: Mesh) -> None:

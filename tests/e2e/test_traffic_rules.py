@@ -4,12 +4,10 @@ sidecar for a plain-HTTP request (the world's https host, verified against the w
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from meshgate.home import run_dir
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -66,21 +64,17 @@ spec:
 
 
 def _curl(mesh: Mesh, pod: str, url: str) -> str:
-    proc = mesh.meshgate(
-        "exec", pod, "--", "curl", "-sS", "-i", "--max-time", "5", url, check=False
-    )
+    proc = mesh.curl(pod, "-i", url)
     return proc.stdout + proc.stderr
 
 
 def _until(mesh: Mesh, pod: str, url: str, status: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        out = _curl(mesh, pod, url)
-        if out.startswith(f"HTTP/1.1 {status}"):
-            return out
-        time.sleep(0.2)
-    raise AssertionError(f"{url}: wanted {status}, last answer:\n{out}")
+    ok, out = retry(
+        lambda: _curl(mesh, pod, url), lambda o: o.startswith(f"HTTP/1.1 {status}"), timeout
+    )
+    if not ok:
+        raise AssertionError(f"{url}: wanted {status}, last answer:\n{out}")
+    return out
 
 
 def test_virtual_service_rules(mesh: Mesh) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 
 import pytest
 from cryptography import x509
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -105,13 +104,9 @@ def _code(mesh: Mesh, pod: str, *args: str) -> str:
 
 
 def _until_200(mesh: Mesh, pod: str, *args: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    code = ""
-    while time.monotonic() < deadline:
-        code = _code(mesh, pod, *args)
-        if code == "200":
-            return
-        time.sleep(0.3)
+    ok, code = retry(lambda: _code(mesh, pod, *args), lambda c: c == "200", timeout, 0.3)
+    if ok:
+        return
     listeners = mesh.meshgate("pc", "listener", pod, check=False).stdout
     raise AssertionError(f"curl {' '.join(args)} from {pod}: {code!r}\n{listeners}")
 
