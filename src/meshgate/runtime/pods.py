@@ -860,11 +860,11 @@ class Runtime:
 
     # -- readiness ---------------------------------------------------------------------------
 
-    def _probe(self, rec: dict[str, Any], cname: str, crec: dict[str, Any]) -> bool | None:
+    @staticmethod
+    def _probe(spec: ContainerSpec | None, crec: dict[str, Any]) -> bool | None:
         """The readiness probe's verdict (None: the container has none). A port probe reads
         the pod's listening sockets (cheap, at every look); an exec probe's result is the
         one `reconcile()` last recorded."""
-        spec = next((c for c in self._container_specs(rec) if c.name == cname), None)
         if spec is None or (spec.readiness_port is None and spec.readiness_command is None):
             return None
         if spec.readiness_port is not None:
@@ -899,6 +899,7 @@ class Runtime:
     def _state(self, rec: dict[str, Any]) -> PodState:
         key = _key(rec["namespace"], rec["name"])
         spec = rec["spec"]
+        specs = {c.name: c for c in self._container_specs(rec)}  # decoded once per look
         states = []
         for cname, crec in rec["containers"].items():
             st = ContainerState(
@@ -917,7 +918,7 @@ class Runtime:
                 st.state, st.pid, st.exit_code = "terminated", None, code
                 st.reason = exit_reason(code)
             if st.state == "running":
-                st.probe_ready = self._probe(rec, cname, crec)
+                st.probe_ready = self._probe(specs.get(cname), crec)
             states.append(st)
         phase: Phase
         reason, message = "", ""
