@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.meshctl import Mesh
 
-REQUIRED_TOOLS = ("ip", "iptables", "curl", "setpriv")
+REQUIRED_TOOLS = ("ip", "iptables", "curl", "setpriv", "bwrap", "nsenter")
 
 
 def _skip_reason() -> str | None:

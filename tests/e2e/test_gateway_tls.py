@@ -275,10 +275,10 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
     cert, key = issue_server_cert(ca_key, ca_cert, ["httpbin.org"])
     config = TERMINATE.replace("CERT", _indent(cert)).replace("KEY", _indent(key))
     mesh.meshgate("apply", "-f", "-", input=config)
-    ca_file = tmp_path / "gateway-ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    ca_file.chmod(0o644)
-    tmp_path.chmod(0o755)
+    # The pod is a sandbox: what its curl reads is copied in, as with kubectl cp.
+    (tmp_path / "gateway-ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_file = "/tmp/gateway-ca.pem"
+    mesh.meshgate("cp", str(tmp_path / "gateway-ca.pem"), f"{sleep}:{ca_file}")
 
     # Straight to the gateway pod: the sleep sidecar passes TLS through (ALLOW_ANY), the
     # gateway ends it with the Secret's certificate, then routes HTTP by Host.
@@ -288,7 +288,7 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
         sleep,
         "-v",
         "--cacert",
-        str(ca_file),
+        ca_file,
         "--resolve",
         f"httpbin.org:443:{gw_ip}",
         "https://httpbin.org/headers",
@@ -321,8 +321,8 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
     (tmp_path / "client.pem").write_bytes(client_cert)
     (tmp_path / "client.key").write_bytes(client_key)
     for name in ("client.pem", "client.key"):
-        (tmp_path / name).chmod(0o644)
-    trust = ("--cacert", str(ca_file), *resolve)
+        mesh.meshgate("cp", str(tmp_path / name), f"{sleep}:/tmp/{name}")
+    trust = ("--cacert", ca_file, *resolve)
     deadline = time.monotonic() + 20
     code, out = 0, ""
     while time.monotonic() < deadline:  # until the gateway asks for a client certificate
@@ -340,9 +340,9 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
         sleep,
         *trust,
         "--cert",
-        str(tmp_path / "client.pem"),
+        "/tmp/client.pem",
         "--key",
-        str(tmp_path / "client.key"),
+        "/tmp/client.key",
         "https://httpbin.org/headers",
     )
     assert "x-terminated-by: egress-gateway" in out.lower()

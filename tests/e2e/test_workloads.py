@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,7 +114,8 @@ def test_rollout_drops_no_request(mesh: Mesh, tmp_path: Path) -> None:
     wait_for(serving, "web answers both clients", mesh)
     loops = {}
     for client in (sleep, plain):
-        stop = tmp_path / f"stop-{client}"
+        # The stop marker lives in the client's own /tmp (its sandbox's), touched by exec.
+        stop = f"/tmp/stop-{uuid.uuid4().hex[:8]}"
         cmd = [*meshgate_argv(), "exec", client, "--", "sh", "-c", LOOP.format(stop=stop)]
         loops[client] = (stop, subprocess.Popen(cmd, env=mesh.env, stdout=subprocess.PIPE))
     try:
@@ -134,8 +136,8 @@ def test_rollout_drops_no_request(mesh: Mesh, tmp_path: Path) -> None:
             first = wait_for(rolled, f"the rollout to rev {rev} done", mesh)
         time.sleep(1.5)
     finally:
-        for stop, _ in loops.values():
-            stop.touch()
+        for client, (stop, _) in loops.items():
+            mesh.meshgate("exec", client, "--", "touch", stop, check=False)
         outputs = {c: p.communicate(timeout=30)[0].decode() for c, (_, p) in loops.items()}
     # Both rollouts ran while the loops did: three pods in all, never two old at once.
     assert len(seen_pods) == 3, seen_pods
@@ -166,16 +168,19 @@ kind: Pod
 metadata: {name: retry-onfailure, annotations: {sidecar.istio.io/inject: "false"}}
 spec:
   restartPolicy: OnFailure
+  # A restarted container starts from a fresh filesystem: the marker lives in an emptyDir,
+  # which outlives the container, as in Kubernetes.
+  volumes: [{name: data, emptyDir: {}}]
   containers:
   - name: main
     image: busybox
+    volumeMounts: [{name: data, mountPath: /data}]
     command: [sh, -c, "if [ -e %(m)s ]; then echo second; exit 0; fi; touch %(m)s; exit 1"]
 """
 
 
 def test_restart_policies(mesh: Mesh, tmp_path: Path) -> None:
-    marker = tmp_path / "ran-once"
-    mesh.meshgate("apply", "-f", "-", input=ONESHOTS % {"m": marker})
+    mesh.meshgate("apply", "-f", "-", input=ONESHOTS % {"m": "/data/ran-once"})
 
     def phases() -> dict[str, str] | None:
         got = {

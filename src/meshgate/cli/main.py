@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from meshgate.cli import (
     analyze,
     apply,
+    cp,
     delete,
     describe,
     get,
@@ -62,6 +63,7 @@ app.command("rollback", cls=Command, epilog=history.ROLLBACK_EXAMPLES)(history.r
 app.command("version", cls=Command)(version.command)
 mesh_cmds.register(app)
 pod_cmds.register(app)
+cp.register(app)
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.
 app.command(

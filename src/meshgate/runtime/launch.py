@@ -28,6 +28,7 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {"PATH": DEFAULT_PATH, **(env or {})}
@@ -41,6 +42,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
         )
 
 

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import names, netns, procs
+from meshgate.runtime import capture, names, netns, procs
+from meshgate.runtime.sandbox import BWRAP
 
 MANIFEST_VERSION = 1
 
@@ -47,6 +48,7 @@ def _empty(state_dir: Path) -> dict[str, Any]:
         "veths": [],
         "etc_netns": [],
         "dirs": [],
+        "cgroups": [],
         "processes": {},
         "sections": {},
     }
@@ -128,6 +130,12 @@ class Manifest:
         with self.edit() as m:
             _add_unique(m["dirs"], str(path))
 
+    def record_cgroup(self, path: Path) -> None:
+        if not path.name.startswith(names.netns_prefix(self.mesh_id)):
+            raise ValueError(f"refusing to record {path}: not named after mesh {self.mesh_id}")
+        with self.edit() as m:
+            _add_unique(m.setdefault("cgroups", []), str(path))
+
     def record_process(self, key: str, proc: procs.ProcId, argv: list[str]) -> None:
         with self.edit() as m:
             m["processes"][key] = {
@@ -185,7 +193,9 @@ def teardown(state_dir: str | os.PathLike[str], force: bool = False, grace: floa
             )
     prefix = names.netns_prefix(man.mesh_id)
     recorded = [procs.ProcId(p["pid"], p["start_time"]) for p in data.get("processes", {}).values()]
-    procs.terminate(recorded, grace=grace)
+    # A sandbox's bwrap is spared SIGTERM (its death would SIGKILL its container at once).
+    sandboxes = [p["pid"] for p in data.get("processes", {}).values() if BWRAP in p["argv"]]
+    procs.terminate(recorded, grace=grace, spare_leaders=sandboxes)
     found = bool(recorded)
 
     all_ns = sorted(
@@ -222,6 +232,12 @@ def teardown(state_dir: str | os.PathLike[str], force: bool = False, grace: floa
         if d.startswith(str(rdir)):
             shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(rdir, ignore_errors=True)
+    # emptyDir volumes on disk (in memory, they went with the runtime directory).
+    shutil.rmtree(man.state_dir / "volumes", ignore_errors=True)
+    for cg in data.get("cgroups", []):
+        if Path(cg).name.startswith(prefix):
+            found = True
+            capture.remove_proxy_cgroup(Path(cg))
     if errors:
         raise RuntimeError("teardown incomplete: " + "; ".join(errors))
     with man.edit() as m:

@@ -39,20 +39,31 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
-import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import envoy, launch, manifest, names, netns, procs
+from meshgate.runtime import (
+    capture,
+    containers,
+    envoy,
+    launch,
+    manifest,
+    names,
+    netns,
+    procs,
+    sandbox,
+)
 from meshgate.runtime.podspec import (
     PROXY_CONTAINER,
     Backoff,
     ContainerNotFound,
+    ContainerNotRunning,
     ContainerSpec,
     ContainerState,
     Phase,
@@ -62,6 +73,8 @@ from meshgate.runtime.podspec import (
     PodState,
     ProxySpec,
     RestartPolicy,
+    VolumeMountSpec,
+    VolumeSpec,
     _duration,
     exit_reason,
     pod_phase,
@@ -74,6 +87,7 @@ __all__ = [
     "PROXY_CONTAINER",
     "Backoff",
     "ContainerNotFound",
+    "ContainerNotRunning",
     "ContainerSpec",
     "ContainerState",
     "Phase",
@@ -84,6 +98,8 @@ __all__ = [
     "ProxySpec",
     "RestartPolicy",
     "Runtime",
+    "VolumeMountSpec",
+    "VolumeSpec",
     "exit_reason",
     "pod_phase",
     "restarts",
@@ -93,8 +109,7 @@ __all__ = [
 PROXY_HOLD_INLINE = 0.5
 PROXY_HOLD_MAX = 10.0
 
-CAPTURE_PORT = 15001
-CAPTURE_CHAIN = "MESHGATE_OUTPUT"
+CAPTURE_PORT = capture.CAPTURE_PORT
 
 
 def _container_env(pod_name: str, c: ContainerSpec) -> dict[str, str]:
@@ -131,6 +146,7 @@ class Runtime:
         self.manifest = manifest.Manifest(self.state_dir)
         self._lock = threading.RLock()
         self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        self.launcher = containers.Launcher(self.state_dir, self.mesh_id, self.manifest)
 
     # -- records -----------------------------------------------------------------------------
 
@@ -184,7 +200,7 @@ class Runtime:
         return specs[cname]
 
     def pod_runtime_dir(self, namespace: str, name: str) -> Path:
-        return names.runtime_dir(self.mesh_id) / "pods" / names.pod_id(namespace, name)
+        return self.launcher.pod_runtime_dir(namespace, name)
 
     def netns_of(self, namespace: str, name: str) -> str:
         return names.pod_netns(self.mesh_id, names.pod_id(namespace, name))
@@ -335,9 +351,7 @@ class Runtime:
         exec); `ip netns exec` bind-mounts the pod's resolv.conf and hosts."""
         with self._lock:
             c = self._default_container(namespace, name, container)
-            uid, gid = self._ids(c)
-            ns = self.netns_of(namespace, name)
-            priv = envoy.setpriv_argv(uid, gid, self._caps(c))
+            rec = self._pods()[_key(namespace, name)]
             # As kubectl exec: the container's environment (never the caller's, which would
             # leak the operator's variables into the pod) and working directory.
             env = {**_container_env(name, c), **(extra_env or {})}
@@ -348,7 +362,12 @@ class Runtime:
                 c.working_dir or "/",
                 *(f"{k}={v}" for k, v in env.items()),
             ]
-            return [*netns.exec_prefix(ns), *priv, *setenv, *command]
+            return [*self._enter(_key(namespace, name), rec, c), *setenv, *command]
+
+    def _enter(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> list[str]:
+        crec = rec["containers"][c.name]
+        alive = crec["state"] == "running" and self._alive(key, c.name, crec)
+        return self.launcher.enter_prefix(rec, c, int(crec["pid"]) if alive else None)
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -363,23 +382,20 @@ class Runtime:
             seen.add(c.name)
             if not c.argv:
                 raise PodError(f"container {c.name!r} has no command")
-            uid, gid = self._ids(c)
+            uid, gid = containers.ids(c)
             if envoy.PROXY_UID in (uid, gid):
                 raise PodError(f"container {c.name!r}: uid/gid 1337 is reserved for the proxy")
+            for m in c.mounts:
+                if m.name not in {v.name for v in spec.volumes}:
+                    raise PodError(f"container {c.name!r}: volume {m.name!r} not found")
+                if not m.mount_path.startswith("/") or ".." in m.mount_path.split("/"):
+                    raise PodError(f"container {c.name!r}: mountPath {m.mount_path!r} not absolute")
+                if ".." in m.sub_path.split("/") or m.sub_path.startswith("/"):
+                    raise PodError(
+                        f"container {c.name!r}: subPath {m.sub_path!r} leaves the volume"
+                    )
         if not netns.exists(names.node_netns(self.mesh_id)):
             raise PodError("the node is not up (Node(state_dir).up() first)")
-
-    @staticmethod
-    def _caps(c: ContainerSpec) -> list[str] | None:
-        """The proxy keeps its own setup (it runs unprivileged); apps get their set, by
-        default the container runtime's, which lacks NET_ADMIN: an app cannot undo capture."""
-        if c.name == PROXY_CONTAINER:
-            return None
-        return list(envoy.DEFAULT_CAPABILITIES) if c.capabilities is None else c.capabilities
-
-    @staticmethod
-    def _ids(c: ContainerSpec) -> tuple[int, int]:
-        return c.run_as_user, c.run_as_group if c.run_as_group is not None else 0
 
     def _allocate_ip(self, spec: PodSpec) -> str:
         net = ipaddress.ip_network(names.POD_NETWORK)
@@ -448,79 +464,18 @@ class Runtime:
         netns.sysctl(ns, f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify", "1")
         netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
         netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
-        self._write_etc(spec, ns, ip)
+        self.launcher.write_etc(spec, ns, ip)
+        self.launcher.make_volumes(spec)
         if spec.capture:
-            self._capture(ns)
+            cgroup = self.launcher.proxy_cgroup()
+            rec["proxy_cgroup"] = None if cgroup is None else str(cgroup)
+            self._save_pod(key, rec)
+            capture.install(ns, cgroup)
         if spec.proxy is not None:
             if spec.proxy.mode == "router":
                 netns.sysctl(ns, "net.ipv4.ip_unprivileged_port_start", "0")
-            self._write_bootstrap(spec)
+            self.launcher.write_bootstrap(spec)
         return rec
-
-    def _write_etc(self, spec: PodSpec, ns: str, ip: str) -> None:
-        d = names.etc_netns_dir(ns)
-        d.parent.mkdir(mode=0o755, exist_ok=True)
-        d.mkdir(mode=0o755, exist_ok=True)
-        search = f"{spec.namespace}.svc.cluster.local svc.cluster.local cluster.local"
-        (d / "resolv.conf").write_text(
-            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions ndots:5\n"
-        )
-        (d / "hosts").write_text(
-            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{spec.name}\n"
-        )
-        for f in ("resolv.conf", "hosts"):
-            os.chmod(d / f, 0o644)
-        self._write_trust(d)
-
-    def _write_trust(self, etc: Path) -> None:
-        """With a simulated world, the pod trusts the world CA as it would the public CAs:
-        `/etc/netns/NS/ssl` (the host's bundle plus the world CA) is bind-mounted over
-        `/etc/ssl` by `ip netns exec`, for this pod only; the host's trust is untouched."""
-        world_ca = names.runtime_dir(self.mesh_id) / "world-ca.pem"
-        if not world_ca.exists():
-            return
-        certs = etc / "ssl" / "certs"
-        certs.mkdir(mode=0o755, parents=True, exist_ok=True)
-        os.chmod(etc / "ssl", 0o755)
-        host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
-        bundle = host_bundle.read_bytes() if host_bundle.exists() else b""
-        if bundle and not bundle.endswith(b"\n"):
-            bundle += b"\n"
-        (certs / "ca-certificates.crt").write_bytes(bundle + world_ca.read_bytes())
-        os.chmod(certs / "ca-certificates.crt", 0o644)
-        host_cnf = Path("/etc/ssl/openssl.cnf")
-        if host_cnf.exists():
-            shutil.copyfile(host_cnf, etc / "ssl" / "openssl.cnf")
-            os.chmod(etc / "ssl" / "openssl.cnf", 0o644)
-
-    def _capture(self, ns: str) -> None:
-        rules = "\n".join(
-            [
-                "*nat",
-                f":{CAPTURE_CHAIN} - [0:0]",
-                f"-A OUTPUT -p tcp -j {CAPTURE_CHAIN}",
-                f"-A {CAPTURE_CHAIN} -p tcp -m owner --uid-owner {envoy.PROXY_UID} -j RETURN",
-                f"-A {CAPTURE_CHAIN} -p tcp -m owner --gid-owner {envoy.PROXY_GID} -j RETURN",
-                f"-A {CAPTURE_CHAIN} -d 127.0.0.1/32 -j RETURN",
-                f"-A {CAPTURE_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
-                "COMMIT",
-                "",
-            ]
-        )
-        netns.run([*netns.exec_prefix(ns), "iptables-restore", "--noflush"], input_text=rules)
-
-    def _write_bootstrap(self, spec: PodSpec) -> Path:
-        assert spec.proxy is not None
-        d = self.pod_runtime_dir(spec.namespace, spec.name)
-        self.manifest.record_dir(d)
-        d.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        d.mkdir(mode=0o755, exist_ok=True)
-        path = d / "envoy.json"
-        tmp = d / ".envoy.json.tmp"
-        tmp.write_text(json.dumps(spec.proxy.bootstrap, indent=1, sort_keys=True))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return path
 
     # -- containers --------------------------------------------------------------------------
 
@@ -576,7 +531,8 @@ class Runtime:
     def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
         crec = rec["containers"][c.name]
         env = _container_env(rec["name"], c)
-        if launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH)) is None:
+        found = launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH))
+        if found is None or (c.name != PROXY_CONTAINER and not sandbox.sees(found)):
             not_found = f'exec: "{c.argv[0]}": executable file not found in $PATH'
             policy = rec["spec"].get("restart_policy", "Always")
             if c.name != PROXY_CONTAINER and restarts(policy, 127):
@@ -609,15 +565,21 @@ class Runtime:
             msg = f"container {c.name}: {crec['message']}"
             rec["failed"] = {"reason": "StartError", "message": msg}
             return
-        uid, gid = self._ids(c)
-        priv = envoy.setpriv_argv(uid, gid, self._caps(c))
-        argv = [*netns.exec_prefix(rec["netns"]), *priv, *c.argv]
+        pidns = None
+        if c.name != PROXY_CONTAINER and rec["spec"].get("share_process_namespace"):
+            pidns = self._pidns(key, rec)
+        argv = [*self.launcher.launch_prefix(rec, c, pidns), *c.argv]
         log = self.log_path(rec["namespace"], rec["name"], c.name)
         with contextlib.suppress(OSError):
             if log.stat().st_size:  # each run has its own log; the last one stays for -p
                 os.replace(log, self._log_file(rec["namespace"], rec["name"], c.name, True))
         crec.pop("probe_ok", None)  # a new run is not ready until its probe says so
-        popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/")
+        try:
+            fds = () if pidns is None else (pidns,)
+            popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/", pass_fds=fds)
+        finally:
+            if pidns is not None:
+                os.close(pidns)
         proc = procs.identify(popen.pid)
         self._children[(key, c.name)] = popen
         crec.update(
@@ -631,6 +593,27 @@ class Runtime:
         )
         if proc is not None:
             self.manifest.record_process(_proc_key(key, c.name), proc, argv)
+
+    def _pidns(self, key: str, rec: dict[str, Any]) -> int:
+        """An open descriptor of the pod's shared PID namespace, its holder started first
+        if it is not running (a holder that died took every container in it along)."""
+        if not self.launcher.pause_alive(rec):
+            argv = self.launcher.pause_argv(rec)
+            log = self._log_file(rec["namespace"], rec["name"], containers.PAUSE)
+            popen = launch.spawn(argv, log)
+            self._children[(key, containers.PAUSE)] = popen
+            proc = procs.identify(popen.pid)
+            if proc is None:
+                raise PodError(f"pod {key}: the PID namespace holder did not start")
+            rec["pause"] = {"pid": proc.pid, "start_time": proc.start_time}
+            self.manifest.record_process(_proc_key(key, containers.PAUSE), proc, argv)
+            self._save_pod(key, rec)
+        deadline = time.monotonic() + 5.0
+        while (fd := self.launcher.open_pidns(rec)) is None:
+            if time.monotonic() > deadline:
+                raise PodError(f"pod {key}: no shared PID namespace")
+            time.sleep(0.005)
+        return fd
 
     def _alive(self, key: str, cname: str, crec: dict[str, Any]) -> bool:
         child = self._children.get((key, cname))
@@ -721,16 +704,11 @@ class Runtime:
             crec = rec["containers"][c.name]
             if not c.readiness_command or crec["state"] != "running":
                 continue
-            uid, gid = self._ids(c)
-            argv = [
-                *netns.exec_prefix(rec["netns"]),
-                *envoy.setpriv_argv(uid, gid, self._caps(c)),
-                *c.readiness_command,
-            ]
             try:
-                ok = subprocess.run(argv, capture_output=True, timeout=1.0).returncode == 0
-            except subprocess.TimeoutExpired:
-                ok = False
+                argv = [*self._enter(key, rec, c), *c.readiness_command]
+            except ContainerNotRunning:
+                continue
+            ok = _run_probe(argv, timeout=1.0)
             if crec.get("probe_ok") != ok:
                 crec["probe_ok"] = ok
                 changed = True
@@ -786,11 +764,17 @@ class Runtime:
     # -- stopping ----------------------------------------------------------------------------
 
     def _stop(self, key: str, rec: dict[str, Any]) -> None:
-        targets = []
-        for crec in rec["containers"].values():
+        targets, sandboxes = [], []
+        for cname, crec in rec["containers"].items():
             if crec["pid"] is not None and crec["start_time"] is not None:
                 targets.append(procs.ProcId(crec["pid"], crec["start_time"]))
-        procs.terminate(targets, grace=float(rec["spec"]["termination_grace_period"]))
+                if cname != PROXY_CONTAINER:
+                    sandboxes.append(crec["pid"])
+        grace = float(rec["spec"]["termination_grace_period"])
+        procs.terminate(targets, grace=grace, spare_leaders=sandboxes)
+        if pause := rec.get("pause"):  # last: its end would SIGKILL what runs in its namespace
+            holder = procs.ProcId(pause["pid"], pause["start_time"])
+            procs.terminate([holder], grace=0.5, spare_leaders=[holder.pid])
         ns = rec["netns"]
         strays = [
             p
@@ -798,7 +782,7 @@ class Runtime:
             if (p := procs.identify(pid)) is not None
         ]
         procs.terminate(strays, grace=0.5, group=False)
-        for cname in rec["containers"]:
+        for cname in [*rec["containers"], containers.PAUSE]:
             child = self._children.pop((key, cname), None)
             if child is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -807,11 +791,28 @@ class Runtime:
         netns.delete(ns)
         shutil.rmtree(names.etc_netns_dir(ns), ignore_errors=True)
         shutil.rmtree(self.pod_runtime_dir(rec["namespace"], rec["name"]), ignore_errors=True)
+        self.launcher.remove_volumes(rec["namespace"], rec["name"])
         self.manifest.forget_netns(ns)
         self.manifest.forget_veth(
             names.node_netns(self.mesh_id), names.pod_host_ifname(names.pod_id(*key.split("/", 1)))
         )
         self._save_pod(key, None)
+
+
+def _run_probe(argv: list[str], timeout: float) -> bool:
+    """Run an exec probe; a probe still running after `timeout` fails, and everything it
+    started (nsenter forks into the container) is killed with it."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        return proc.wait(timeout=timeout) == 0
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False
 
 
 def _listening(pid: int, port: int) -> bool:

@@ -50,6 +50,24 @@ def exit_reason(exit_code: int | None) -> str:
 
 
 @dataclass
+class VolumeMountSpec:
+    """A pod volume mounted into one container (Kubernetes' volumeMounts entry)."""
+
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass
+class VolumeSpec:
+    """A pod volume the runtime makes (emptyDir): on the node's disk, or in memory."""
+
+    name: str
+    medium: Literal["", "Memory"] = ""
+
+
+@dataclass
 class ContainerSpec:
     name: str
     argv: list[str]
@@ -64,6 +82,7 @@ class ContainerSpec:
     # both map to it), or once this command exits 0 (exec probes); None: ready when running.
     readiness_port: int | None = None
     readiness_command: list[str] | None = None
+    mounts: list[VolumeMountSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +105,9 @@ class PodSpec:
     labels: dict[str, str] = field(default_factory=dict)
     restart_policy: RestartPolicy = "Always"
     termination_grace_period: float = 2.0
+    volumes: list[VolumeSpec] = field(default_factory=list)
+    # shareProcessNamespace: the pod's app containers share one PID namespace.
+    share_process_namespace: bool = False
 
 
 @dataclass
@@ -209,7 +231,17 @@ class ContainerNotFound(PodNotFound):
 
 def spec_from_dict(d: dict[str, Any]) -> PodSpec:
     d = dict(d)
-    d["containers"] = [ContainerSpec(**c) for c in d["containers"]]
+    containers = []
+    for c in d["containers"]:
+        c = dict(c)
+        c["mounts"] = [VolumeMountSpec(**m) for m in c.get("mounts") or []]
+        containers.append(ContainerSpec(**c))
+    d["containers"] = containers
+    d["volumes"] = [VolumeSpec(**v) for v in d.get("volumes") or []]
     if d.get("proxy") is not None:
         d["proxy"] = ProxySpec(**d["proxy"])
     return PodSpec(**d)
+
+
+class ContainerNotRunning(PodError):
+    """`exec` or a probe into a container that has no live process (waiting, ended)."""

@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -57,20 +58,44 @@ def is_alive(proc: ProcId) -> bool:
     return fields[0] != "Z" and int(fields[19]) == proc.start_time
 
 
-def _signal(proc: ProcId, sig: int, group: bool) -> None:
+def _signal(proc: ProcId, sig: int, group: bool, spare_leader: bool = False) -> None:
     if not is_alive(proc):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if group and os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, sig)
+            if spare_leader:
+                for pid in _group_members(proc.pid):
+                    if pid != proc.pid:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(pid, sig)
+            else:
+                os.killpg(proc.pid, sig)
         else:
             os.kill(proc.pid, sig)
 
 
-def terminate(procs: list[ProcId], grace: float = 2.0, group: bool = True) -> None:
-    """SIGTERM every live process, wait up to `grace` seconds, then SIGKILL the survivors."""
+def _group_members(pgid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        fields = _stat_fields(int(entry)) if entry.isdigit() else None
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def terminate(
+    procs: list[ProcId],
+    grace: float = 2.0,
+    group: bool = True,
+    spare_leaders: Collection[int] = (),
+) -> None:
+    """SIGTERM every live process, wait up to `grace` seconds, then SIGKILL the survivors.
+
+    A leader in `spare_leaders` (a sandbox's bwrap, whose own death would kill its container
+    at once) is not sent SIGTERM: the rest of its group is, and the leader ends with them,
+    reporting their exit status. SIGKILL goes to the whole group."""
     for p in procs:
-        _signal(p, signal.SIGTERM, group)
+        _signal(p, signal.SIGTERM, group, p.pid in spare_leaders)
     deadline = time.monotonic() + max(grace, 0.0)
     live = [p for p in procs if is_alive(p)]
     while live and time.monotonic() < deadline:

@@ -154,7 +154,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         return JSONResponse({"proxies": cp.proxy_statuses()})
 
     async def pod_exec(request: Request) -> JSONResponse:
-        from meshgate.runtime.pods import ContainerNotFound
+        from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning
 
         body = await request.json()
         try:
@@ -166,7 +166,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 # Only TERM (for -t) may come from the caller's environment.
                 {"TERM": str(body["term"])} if body.get("term") else None,
             )
-        except ContainerNotFound as exc:
+        except (ContainerNotFound, ContainerNotRunning) as exc:
             # As for logs: kubectl says "error: container X is not valid for pod Y".
             return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         return JSONResponse({"argv": argv})

@@ -30,7 +30,15 @@ from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import envoy, names, servicenat
-from meshgate.runtime.pods import ContainerSpec, PodSpec, ProxySpec, RestartPolicy, Runtime
+from meshgate.runtime.pods import (
+    ContainerSpec,
+    PodSpec,
+    ProxySpec,
+    RestartPolicy,
+    Runtime,
+    VolumeMountSpec,
+    VolumeSpec,
+)
 from meshgate.server import workloads as wl
 from meshgate.store.base import ConfigStore
 from meshgate.xds.bootstrap import bootstrap_config
@@ -75,6 +83,31 @@ def readiness_port(container: Obj) -> int | None:
 def readiness_command(container: Obj) -> list[str] | None:
     command = ((container.get("readinessProbe") or {}).get("exec") or {}).get("command")
     return [str(a) for a in command] if command else None
+
+
+def pod_volumes(spec: Obj) -> dict[str, VolumeSpec]:
+    """The pod's volumes the runtime makes: emptyDir (on disk, or in memory). Other kinds
+    (secret, configMap...) are not mounted yet, and neither are their mounts."""
+    out = {}
+    for v in spec.get("volumes") or []:
+        empty = v.get("emptyDir") if isinstance(v, dict) else None
+        if isinstance(empty, dict):
+            memory = empty.get("medium") == "Memory"
+            out[str(v["name"])] = VolumeSpec(name=str(v["name"]), medium="Memory" if memory else "")
+    return out
+
+
+def volume_mounts(container: Obj, volumes: dict[str, VolumeSpec]) -> list[VolumeMountSpec]:
+    return [
+        VolumeMountSpec(
+            name=str(m["name"]),
+            mount_path=str(m["mountPath"]),
+            read_only=m.get("readOnly") is True,
+            sub_path=str(m.get("subPath") or ""),
+        )
+        for m in container.get("volumeMounts") or []
+        if isinstance(m, dict) and m.get("name") in volumes
+    ]
 
 
 def _canonical(objects: list[Obj]) -> list[Obj]:
@@ -229,6 +262,7 @@ class Reconciler:
             policy = "OnFailure" if asked == "OnFailure" else "Never"
         containers: list[ContainerSpec] = []
         pod_sc = spec.get("securityContext") or {}
+        volumes = pod_volumes(spec)
         for c in spec.get("containers") or []:
             if router and c.get("name") == wl.PROXY_CONTAINER:
                 continue
@@ -250,6 +284,7 @@ class Reconciler:
                     capabilities=capabilities(sc),
                     readiness_port=readiness_port(c),
                     readiness_command=readiness_command(c),
+                    mounts=volume_mounts(c, volumes),
                 )
             )
         proxy: ProxySpec | None = None
@@ -273,6 +308,8 @@ class Reconciler:
             capture=proxy is not None and not router,
             labels=dict(meta.get("labels") or {}),
             restart_policy=policy,
+            volumes=list(volumes.values()),
+            share_process_namespace=spec.get("shareProcessNamespace") is True,
         )
 
     def _pods(self, objs: list[Obj]) -> None:

@@ -159,6 +159,32 @@ def _pod_spec(out: Findings, spec: kube.PodSpec) -> None:
                 j,
                 "containerPort",
             )
+    _volumes(out, spec)
+
+
+def _volumes(out: Findings, spec: kube.PodSpec) -> None:
+    """kube-apiserver's volume rules: unique names; each mount names a volume of the pod, at
+    an absolute path used once per container; a subPath stays inside its volume."""
+    names = Counter(v.name for v in spec.volumes or [])
+    for i, v in enumerate(spec.volumes or []):
+        if names[v.name] > 1:
+            out.error("MG1086", f"Duplicate value: {v.name!r}", "volumes", i, "name")
+    for i, c in enumerate(spec.containers):
+        paths: set[str] = set()
+        for j, m in enumerate(c.volume_mounts or []):
+            at = out.at("containers", i, "volumeMounts", j)
+            if m.name not in names:
+                at.error("MG1086", f"Not found: {m.name!r} (no volume of the pod has it)", "name")
+            if not m.mount_path.startswith("/"):
+                at.error(
+                    "MG1086", f"Invalid value: {m.mount_path!r}: must be absolute", "mountPath"
+                )
+            elif m.mount_path.rstrip("/") in paths:
+                at.error("MG1086", f"Invalid value: {m.mount_path!r}: must be unique", "mountPath")
+            paths.add(m.mount_path.rstrip("/"))
+            sub = m.sub_path or ""
+            if sub.startswith("/") or ".." in sub.split("/"):
+                at.error("MG1086", f"Invalid value: {sub!r}: must not leave the volume", "subPath")
 
 
 @rule(kube.Pod)

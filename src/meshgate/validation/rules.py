@@ -100,6 +100,7 @@ Rules of this module:
 | MG1083 | E    | Kubernetes counts are not negative (replicas...); progress deadline > minReady |
 | MG1084 | E    | Secret/ConfigMap keys are config keys; ``data``/``binaryData`` are base64 |
 | MG1085 | E    | a Service's ports differ in port number or protocol |
+| MG1086 | E    | pod volumes: unique names; mounts name a volume, at a unique absolute path |
 """
 
 from __future__ import annotations

@@ -52,10 +52,16 @@ class ConfigMapVolumeSource(KubeWire):
     default_mode: Int32 | None = None
 
 
+class EmptyDirVolumeSource(KubeWire):
+    medium: Literal["", "Memory"] | None = None
+    size_limit: IntOrString | None = None
+
+
 class Volume(KubeWire):
     name: str
     secret: SecretVolumeSource | None = None
     config_map: ConfigMapVolumeSource | None = None
+    empty_dir: EmptyDirVolumeSource | None = None
 
 
 class VolumeMount(KubeWire):
@@ -121,6 +127,7 @@ class PodSpec(KubeWire):
     host_network: bool | None = None
     hostname: str | None = None
     subdomain: str | None = None
+    share_process_namespace: bool | None = None
 
 
 class PodIP(KubeWire):

@@ -1,0 +1,125 @@
+"""Outbound capture in a pod, and the one thing that exempts the proxy from it.
+
+Rules:
+- Capture redirects the pod's outbound TCP to the sidecar (port 15001) in chain
+  MESHGATE_OUTPUT of the pod's own nat table, except 127.0.0.1 and the proxy's traffic.
+  The rules live in the pod's network namespace and die with it.
+- The proxy is recognised by its cgroup (cgroup v2, `-m cgroup --path`), never by its uid
+  or gid: an app keeps CAP_SETUID/CAP_SETGID and may become 1337, but it cannot join a
+  cgroup without writing to the cgroup filesystem, which its sandbox does not show. The
+  cgroup is `mg-<mesh id>-proxies` at the root of the cgroup v2 hierarchy, one per mesh,
+  recorded in the manifest before it is made and removed by teardown.
+- A process enters that cgroup before it execs (`in_proxy_cgroup` prefixes the argv with
+  a shell that writes its own pid to cgroup.procs), so the proxy never opens a socket
+  outside it. This is done outside `ip netns exec`, which mounts a /sys without cgroups.
+- Without a writable cgroup v2 hierarchy the exemption falls back to uid and gid 1337
+  (Istio's rule) and `exemption()` says so: an app that switches to 1337 then escapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from pathlib import Path
+
+from meshgate.runtime import envoy, names, netns
+
+log = logging.getLogger(__name__)
+
+CAPTURE_PORT = 15001
+CAPTURE_CHAIN = "MESHGATE_OUTPUT"
+
+
+@functools.cache
+def cgroup2_mount() -> Path | None:
+    """Where the cgroup v2 hierarchy is mounted in this (the host's) mount namespace."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                if post.split()[:1] == ["cgroup2"]:
+                    return Path(pre.split()[4])
+    except OSError:
+        pass
+    return None
+
+
+def cgroup_name(mid: str) -> str:
+    return f"{names.netns_prefix(mid)}proxies"
+
+
+def proxy_cgroup(mid: str) -> Path | None:
+    """The mesh's proxy cgroup directory, or None without a usable cgroup v2 hierarchy."""
+    mount = cgroup2_mount()
+    if mount is None or not os.access(mount, os.W_OK):
+        return None
+    return mount / cgroup_name(mid)
+
+
+def ensure_proxy_cgroup(mid: str) -> Path | None:
+    """Create the proxy cgroup (idempotent); None when only the uid fallback is possible."""
+    path = proxy_cgroup(mid)
+    if path is None:
+        return None
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        log.warning("no proxy cgroup (%s): capture exempts uid/gid 1337 instead", exc)
+        return None
+    return path
+
+
+def remove_proxy_cgroup(path: Path, timeout: float = 2.0) -> None:
+    """rmdir the cgroup once its last process has gone (the kernel refuses before)."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                log.warning("cgroup %s still has processes; left in place", path)
+                return
+            time.sleep(0.05)
+
+
+def in_proxy_cgroup(cgroup: Path | None, argv: list[str]) -> list[str]:
+    """`argv`, run from inside the proxy cgroup (unchanged without one)."""
+    if cgroup is None:
+        return argv
+    return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"), *argv]
+
+
+def exemption(cgroup: Path | None) -> list[str]:
+    """The iptables matches that let the proxy's own connections out uncaptured."""
+    if cgroup is not None:
+        return [f"-m cgroup --path /{cgroup.name}"]
+    return [f"-m owner --uid-owner {envoy.PROXY_UID}", f"-m owner --gid-owner {envoy.PROXY_GID}"]
+
+
+def rules(cgroup: Path | None) -> str:
+    """The iptables-restore input that installs capture in a pod."""
+    lines = ["*nat", f":{CAPTURE_CHAIN} - [0:0]", f"-A OUTPUT -p tcp -j {CAPTURE_CHAIN}"]
+    lines += [f"-A {CAPTURE_CHAIN} -p tcp {m} -j RETURN" for m in exemption(cgroup)]
+    lines += [
+        f"-A {CAPTURE_CHAIN} -d 127.0.0.1/32 -j RETURN",
+        f"-A {CAPTURE_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
+        "COMMIT",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def install(ns: str, cgroup: Path | None) -> None:
+    netns.run([*netns.exec_prefix(ns), "iptables-restore", "--noflush"], input_text=rules(cgroup))
+
+
+def describe(cgroup: Path | None) -> str:
+    """One line for `status`: what exempts the proxy from capture."""
+    if cgroup is None:
+        return f"uid/gid {envoy.PROXY_UID} (no cgroup v2: an app that takes that uid escapes)"
+    return f"cgroup {cgroup}"

@@ -1,0 +1,252 @@
+"""How a pod's containers are started and entered, and what they see: the files the runtime
+writes for a pod, its volumes, the proxy cgroup, sandboxes and a pod's shared PID namespace.
+
+Rules:
+- The proxy (container `istio-proxy`) runs as 1337:1337 in the pod's network namespace and
+  the mesh's proxy cgroup (which exempts it from capture); it is infrastructure, not a
+  sandbox. Its bootstrap lives in the runtime directory (uid 1337 cannot read the state
+  directory).
+- Every app container runs in a sandbox of its own (`sandbox.bwrap_argv`) inside the pod's
+  network namespace, as its user with its capability bounding set (setpriv inside the
+  sandbox). `exec` and exec probes enter a running container's namespaces
+  (`sandbox.enter_argv`); a container with no live process cannot be entered.
+- The pod's /etc/hosts, resolv.conf, hostname and trust store are written to
+  /etc/netns/<netns>/ (where `ip netns exec` finds them for the proxy) and bound into each
+  sandbox.
+- emptyDir volumes belong to the pod, not to a container: made when the pod is created
+  (mode 0777, as the kubelet makes them), kept across container restarts, shared by every
+  container that mounts them, removed with the pod. Medium "Memory" lives in the runtime
+  directory (a tmpfs), anything else on disk in the state directory.
+- With `shareProcessNamespace`, a pod-level holder (a sandbox running `sleep infinity`, the
+  pause container of a container runtime) owns the PID namespace that its app containers
+  join; it is recorded as a process of the pod and ends with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from meshgate.runtime import capture, envoy, manifest, names, netns, procs, sandbox
+from meshgate.runtime.podspec import (
+    PROXY_CONTAINER,
+    ContainerNotRunning,
+    ContainerSpec,
+    PodSpec,
+    VolumeSpec,
+    spec_from_dict,
+)
+
+PAUSE = "pause"  # the key of a pod's PID namespace holder among its processes
+HOSTNAME_MAX = 63
+
+
+def ids(c: ContainerSpec) -> tuple[int, int]:
+    return c.run_as_user, c.run_as_group if c.run_as_group is not None else 0
+
+
+def caps(c: ContainerSpec) -> list[str] | None:
+    """The proxy keeps its own setup (it runs unprivileged); apps get their set, by
+    default the container runtime's, which lacks NET_ADMIN: an app cannot undo capture."""
+    if c.name == PROXY_CONTAINER:
+        return None
+    return list(envoy.DEFAULT_CAPABILITIES) if c.capabilities is None else c.capabilities
+
+
+def hostname(pod_name: str) -> str:
+    """The kubelet's rule: the pod's name, cut to a hostname's 63 characters."""
+    return pod_name[:HOSTNAME_MAX].rstrip("-.")
+
+
+class Launcher:
+    """Builds the argv that start and enter the containers of one mesh's pods."""
+
+    def __init__(self, state_dir: Path, mesh_id: str, man: manifest.Manifest) -> None:
+        self.state_dir = state_dir
+        self.mesh_id = mesh_id
+        self.manifest = man
+        self._cgroup: Path | bool | None = False  # False: not looked up yet
+
+    def pod_runtime_dir(self, namespace: str, name: str) -> Path:
+        return names.runtime_dir(self.mesh_id) / "pods" / names.pod_id(namespace, name)
+
+    # -- files the pod sees ------------------------------------------------------------------
+
+    def write_etc(self, spec: PodSpec, ns: str, ip: str) -> None:
+        d = names.etc_netns_dir(ns)
+        d.parent.mkdir(mode=0o755, exist_ok=True)
+        d.mkdir(mode=0o755, exist_ok=True)
+        search = f"{spec.namespace}.svc.cluster.local svc.cluster.local cluster.local"
+        (d / "resolv.conf").write_text(
+            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions ndots:5\n"
+        )
+        (d / "hosts").write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{spec.name}\n"
+        )
+        (d / "hostname").write_text(f"{hostname(spec.name)}\n")
+        for f in ("resolv.conf", "hosts", "hostname"):
+            os.chmod(d / f, 0o644)
+        self._write_trust(d)
+
+    def _write_trust(self, etc: Path) -> None:
+        """With a simulated world, the pod trusts the world CA as it would the public CAs:
+        `/etc/netns/NS/ssl` (the host's bundle plus the world CA) replaces `/etc/ssl`, for
+        this pod only; the host's trust is untouched."""
+        world_ca = names.runtime_dir(self.mesh_id) / "world-ca.pem"
+        if not world_ca.exists():
+            return
+        certs = etc / "ssl" / "certs"
+        certs.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.chmod(etc / "ssl", 0o755)
+        host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+        bundle = host_bundle.read_bytes() if host_bundle.exists() else b""
+        if bundle and not bundle.endswith(b"\n"):
+            bundle += b"\n"
+        (certs / "ca-certificates.crt").write_bytes(bundle + world_ca.read_bytes())
+        os.chmod(certs / "ca-certificates.crt", 0o644)
+        host_cnf = Path("/etc/ssl/openssl.cnf")
+        if host_cnf.exists():
+            shutil.copyfile(host_cnf, etc / "ssl" / "openssl.cnf")
+            os.chmod(etc / "ssl" / "openssl.cnf", 0o644)
+
+    def write_bootstrap(self, spec: PodSpec) -> Path:
+        assert spec.proxy is not None
+        d = self.pod_runtime_dir(spec.namespace, spec.name)
+        self.manifest.record_dir(d)
+        d.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        d.mkdir(mode=0o755, exist_ok=True)
+        path = d / "envoy.json"
+        tmp = d / ".envoy.json.tmp"
+        tmp.write_text(json.dumps(spec.proxy.bootstrap, indent=1, sort_keys=True))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return path
+
+    # -- volumes -----------------------------------------------------------------------------
+
+    def volume_dir(self, namespace: str, name: str, vol: VolumeSpec) -> Path:
+        if vol.medium == "Memory":
+            return self.pod_runtime_dir(namespace, name) / "volumes" / vol.name
+        return self.state_dir / "volumes" / names.pod_id(namespace, name) / vol.name
+
+    def make_volumes(self, spec: PodSpec) -> None:
+        for vol in spec.volumes:
+            d = self.volume_dir(spec.namespace, spec.name, vol)
+            if vol.medium == "Memory":
+                self.manifest.record_dir(self.pod_runtime_dir(spec.namespace, spec.name))
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o777)  # an emptyDir is world-writable, whatever the container's user
+
+    def remove_volumes(self, namespace: str, name: str) -> None:
+        # In memory, they go with the pod's runtime directory.
+        shutil.rmtree(self.state_dir / "volumes" / names.pod_id(namespace, name), True)
+
+    def _mounts(self, rec: dict[str, Any], c: ContainerSpec) -> tuple[sandbox.Mount, ...]:
+        vols = {v.name: v for v in spec_from_dict(rec["spec"]).volumes}
+        out = []
+        for m in c.mounts:
+            src = self.volume_dir(rec["namespace"], rec["name"], vols[m.name])
+            if m.sub_path:
+                src = src / m.sub_path
+                src.mkdir(mode=0o777, parents=True, exist_ok=True)  # as the kubelet does
+            out.append(sandbox.Mount(str(src), m.mount_path, m.read_only))
+        return tuple(out)
+
+    # -- the proxy cgroup --------------------------------------------------------------------
+
+    def proxy_cgroup(self, rec: dict[str, Any] | None = None) -> Path | None:
+        """The mesh's proxy cgroup (made and recorded on first use); None: uid fallback.
+        A pod whose capture rules were installed without one keeps the fallback."""
+        if rec is not None and rec.get("proxy_cgroup", "") is None:
+            return None
+        if self._cgroup is False:
+            path = capture.proxy_cgroup(self.mesh_id)
+            if path is not None:
+                self.manifest.record_cgroup(path)
+            self._cgroup = capture.ensure_proxy_cgroup(self.mesh_id)
+        return self._cgroup if isinstance(self._cgroup, Path) else None
+
+    # -- starting and entering ---------------------------------------------------------------
+
+    def sandbox(
+        self, rec: dict[str, Any], c: ContainerSpec, pidns_fd: int | None = None
+    ) -> sandbox.Sandbox:
+        return sandbox.Sandbox(
+            hostname=hostname(rec["name"]),
+            files=self._files(rec),
+            working_dir=c.working_dir or "/",
+            hidden=(str(self.state_dir), str(names.RUN_ROOT)),
+            mounts=self._mounts(rec, c),
+            pidns_fd=pidns_fd,
+        )
+
+    @staticmethod
+    def _files(rec: dict[str, Any]) -> dict[str, str]:
+        """The pod's own /etc files. Every sandbox of the pod gets all of them: bwrap starts
+        under `ip netns exec`, which has already bound them over the host's, so the host's
+        (and what they hold, such as /etc/ssl/private) are not what bwrap would find."""
+        etc = names.etc_netns_dir(rec["netns"])
+        return {f"/etc/{n.name}": str(n) for n in sorted(etc.iterdir())} if etc.is_dir() else {}
+
+    def launch_prefix(
+        self, rec: dict[str, Any], c: ContainerSpec, pidns_fd: int | None = None
+    ) -> list[str]:
+        """How a container's process starts: the proxy in the pod's network namespace and
+        the proxy cgroup; an app in a sandbox of its own inside the pod's network."""
+        uid, gid = ids(c)
+        priv = envoy.setpriv_argv(uid, gid, caps(c))
+        ns = netns.exec_prefix(rec["netns"])
+        if c.name == PROXY_CONTAINER:
+            return capture.in_proxy_cgroup(self.proxy_cgroup(rec), [*ns, *priv])
+        return [*ns, *sandbox.bwrap_argv(self.sandbox(rec, c, pidns_fd)), *priv]
+
+    def enter_prefix(self, rec: dict[str, Any], c: ContainerSpec, pid: int | None) -> list[str]:
+        """The argv prefix that runs a command where container `c` runs, as its user: inside
+        its sandbox for an app (`pid`: its live bwrap), in the pod's network and the proxy
+        cgroup for the proxy (as Istio's exec as uid 1337 is)."""
+        uid, gid = ids(c)
+        priv = envoy.setpriv_argv(uid, gid, caps(c))
+        if c.name == PROXY_CONTAINER:
+            return capture.in_proxy_cgroup(
+                self.proxy_cgroup(rec), [*netns.exec_prefix(rec["netns"]), *priv]
+            )
+        inner = None if pid is None else sandbox.entry_pid(pid)
+        if inner is None:
+            crec = rec["containers"][c.name]
+            why = f"{crec['state']}: {crec['reason']}" if crec["reason"] else crec["state"]
+            raise ContainerNotRunning(
+                f"container {c.name} is not running in pod {rec['name']} ({why})"
+            )
+        return [*sandbox.enter_argv(inner), *priv]
+
+    # -- a shared PID namespace --------------------------------------------------------------
+
+    def pause_argv(self, rec: dict[str, Any]) -> list[str]:
+        """The pod's PID namespace holder: a minimal sandbox sleeping forever, with no
+        capability it could use (its bwrap is pid 1 and reaps what the containers orphan)."""
+        holder = sandbox.Sandbox(hostname=hostname(rec["name"]), files=self._files(rec))
+        box = sandbox.bwrap_argv(holder)
+        nobody = envoy.setpriv_argv(65534, 65534, [])
+        return [*netns.exec_prefix(rec["netns"]), *box, *nobody, "sleep", "infinity"]
+
+    @staticmethod
+    def pause_alive(rec: dict[str, Any]) -> bool:
+        pause = rec.get("pause")
+        if not pause:
+            return False
+        return procs.is_alive(procs.ProcId(pause["pid"], pause["start_time"]))
+
+    @staticmethod
+    def open_pidns(rec: dict[str, Any]) -> int | None:
+        """A descriptor of the pod's shared PID namespace (the caller closes it), or None."""
+        pause = rec.get("pause")
+        inner = sandbox.container_pid(pause["pid"]) if pause else None
+        if inner is None:
+            return None
+        try:
+            return os.open(f"/proc/{inner}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
