@@ -165,10 +165,11 @@ def _pod_spec(out: Findings, spec: kube.PodSpec) -> None:
 def _volumes(out: Findings, spec: kube.PodSpec) -> None:
     """kube-apiserver's volume rules: unique names; each mount names a volume of the pod, at
     an absolute path used once per container; a subPath stays inside its volume."""
-    names = Counter(v.name for v in spec.volumes or [])
+    names: set[str] = set()
     for i, v in enumerate(spec.volumes or []):
-        if names[v.name] > 1:
+        if v.name in names:
             out.error("MG1086", f"Duplicate value: {v.name!r}", "volumes", i, "name")
+        names.add(v.name)
     for i, c in enumerate(spec.containers):
         paths: set[str] = set()
         for j, m in enumerate(c.volume_mounts or []):

@@ -150,3 +150,52 @@ SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {{name: svc, namespace: defa
 def test_service_ports_are_unique(ports: str, expected: list[tuple[str, str]]) -> None:
     got = [(code, field) for code, field, _ in errors(SERVICE.format(ports=ports))]
     assert got == expected
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: default}}\nspec:\n  volumes: {volumes}\n  containers: [{{name: c, image: x, volumeMounts: {mounts}}}]\n"
+
+
+@pytest.mark.parametrize(
+    ("volumes", "mounts", "expected"),
+    [
+        ("[{name: d, emptyDir: {}}]", "[{name: d, mountPath: /data}]", []),
+        (
+            "[{name: d, emptyDir: {medium: Memory}}]",
+            "[{name: d, mountPath: /data, subPath: x/y, readOnly: true}]",
+            [],
+        ),
+        (
+            "[]",
+            "[{name: d, mountPath: /data}]",
+            [("MG1086", "spec.containers[0].volumeMounts[0].name")],
+        ),
+        (
+            "[{name: d, emptyDir: {}}]",
+            "[{name: d, mountPath: data}]",
+            [("MG1086", "spec.containers[0].volumeMounts[0].mountPath")],
+        ),
+        (
+            "[{name: d, emptyDir: {}}]",
+            "[{name: d, mountPath: /a}, {name: d, mountPath: /a/}]",
+            [("MG1086", "spec.containers[0].volumeMounts[1].mountPath")],
+        ),
+        (
+            "[{name: d, emptyDir: {}}]",
+            "[{name: d, mountPath: /a, subPath: ../x}]",
+            [("MG1086", "spec.containers[0].volumeMounts[0].subPath")],
+        ),
+        (
+            "[{name: d, emptyDir: {}}]",
+            "[{name: d, mountPath: /a, subPath: /x}]",
+            [("MG1086", "spec.containers[0].volumeMounts[0].subPath")],
+        ),
+        (
+            "[{name: d, emptyDir: {}}, {name: d, emptyDir: {}}]",
+            "[]",
+            [("MG1086", "spec.volumes[1].name")],
+        ),
+    ],
+)
+def test_pod_volumes_and_mounts(volumes: str, mounts: str, expected: list[tuple[str, str]]) -> None:
+    got = [(code, field) for code, field, _ in errors(POD.format(volumes=volumes, mounts=mounts))]
+    assert sorted(got) == sorted(expected)

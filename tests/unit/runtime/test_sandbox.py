@@ -1,0 +1,103 @@
+"""The sandbox's command line and host layout, and capture's rules: pure, read from a fake
+root, so what a container would see is checked without starting one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from meshgate.runtime import capture, sandbox
+
+
+def fake_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "lib64").mkdir()
+    etc = root / "etc"
+    (etc / "ssl" / "private").mkdir(parents=True)
+    (etc / "ssl" / "private").chmod(0o700)
+    (etc / "ssl" / "certs").mkdir()
+    (etc / "netns" / "mg-abc-1").mkdir(parents=True)
+    for name, mode in [("passwd", 0o644), ("shadow", 0o640), ("hosts", 0o644)]:
+        (etc / name).write_text(name)
+        (etc / name).chmod(mode)
+    (etc / "ssl" / "certs" / "key.pem").write_text("k")
+    (etc / "ssl" / "certs" / "key.pem").chmod(0o600)
+    (etc / "mtab").symlink_to("/proc/mounts")
+    return root
+
+
+def pairs(argv: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == flag]
+
+
+def test_layout_keeps_only_what_other_users_may_read(tmp_path: Path) -> None:
+    layout = sandbox.read_layout(fake_root(tmp_path))
+    assert dict(layout.roots) == {"usr": None, "bin": "usr/bin", "lib64": None}
+    etc = dict(layout.etc)
+    assert "shadow" not in etc and "netns" not in etc  # private, and other pods' files
+    assert etc["passwd"] is None and etc["mtab"] == "/proc/mounts"
+    assert set(layout.private) == {("/etc/ssl/private", True), ("/etc/ssl/certs/key.pem", False)}
+
+
+def test_bwrap_argv(tmp_path: Path) -> None:
+    layout = sandbox.read_layout(fake_root(tmp_path))
+    sb = sandbox.Sandbox(
+        hostname="sleep-1",
+        files={"/etc/hosts": "/pod/hosts"},
+        mounts=(sandbox.Mount("/vol/d", "/data", read_only=True),),
+        working_dir="/app",
+        hidden=("/etc/ssl/certs", "/root/.meshgate"),
+    )
+    argv = sandbox.bwrap_argv(sb, layout)
+    assert argv[0] == "bwrap" and argv[-1] == "--"
+    assert "--die-with-parent" not in argv  # a container outlives the control plane
+    for flag in ("--unshare-pid", "--unshare-ipc", "--unshare-uts"):
+        assert flag in argv
+    assert argv[argv.index("--hostname") + 1] == "sleep-1"
+    binds = pairs(argv, "--ro-bind")
+    assert ("/usr", "/usr") in binds and ("/lib64", "/lib64") in binds
+    assert ("usr/bin", "/bin") in pairs(argv, "--symlink")
+    assert ("/pod/hosts", "/etc/hosts") in binds and ("/etc/hosts", "/etc/hosts") not in binds
+    assert ("/etc/passwd", "/etc/passwd") in binds
+    assert ("/dev/null", "/etc/ssl/certs/key.pem") in binds  # a private file, masked
+    assert ("/vol/d", "/data") in binds
+    tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
+    assert "/etc/ssl/private" in tmpfs and "/sys/fs/cgroup" in tmpfs
+    assert "/etc/ssl/certs" in tmpfs  # hidden, under a tree the sandbox shows
+    assert "/root/.meshgate" not in argv  # not under a shown tree: nothing to hide
+    assert argv[argv.index("--chdir") + 1] == "/app"
+    assert argv[argv.index("--chdir") - 1] == "/app"  # made in the writable root
+    # /etc is read-only, last, after volumes mounted under it.
+    assert argv[len(argv) - 1 - argv[::-1].index("--remount-ro") + 1] == "/etc"
+
+
+def test_shared_pid_namespace_is_joined_not_made(tmp_path: Path) -> None:
+    layout = sandbox.read_layout(fake_root(tmp_path))
+    argv = sandbox.bwrap_argv(sandbox.Sandbox(hostname="p", pidns_fd=7), layout)
+    assert "--unshare-pid" not in argv and argv[argv.index("--pidns") + 1] == "7"
+
+
+def test_sees_only_the_shown_trees(tmp_path: Path) -> None:
+    layout = sandbox.read_layout(fake_root(tmp_path))
+    assert sandbox.sees("/usr/bin/curl", layout)
+    assert sandbox.sees("/bin/sh", layout)
+    assert not sandbox.sees("/root/.venv/bin/python", layout)
+    assert not sandbox.sees(os.path.join("/work", "tool"), layout)
+
+
+def test_capture_exempts_the_proxy_cgroup_never_uid_1337() -> None:
+    rules = capture.rules(Path("/sys/fs/cgroup/mg-abc123-proxies"))
+    assert "-m cgroup --path /mg-abc123-proxies -j RETURN" in rules
+    assert "owner" not in rules
+    assert rules.index("-j RETURN") < rules.index("REDIRECT --to-ports 15001")
+    fallback = capture.rules(None)  # no cgroup v2: Istio's uid/gid rule
+    assert "--uid-owner 1337" in fallback and "--gid-owner 1337" in fallback
+
+
+def test_proxy_cgroup_prefix_enters_before_exec() -> None:
+    argv = capture.in_proxy_cgroup(Path("/cg/mg-x-proxies"), ["envoy", "-c", "b.json"])
+    assert argv[:3] == ["sh", "-c", 'echo $$ > "$0" && exec "$@"']
+    assert argv[3:] == ["/cg/mg-x-proxies/cgroup.procs", "envoy", "-c", "b.json"]
+    assert capture.in_proxy_cgroup(None, ["envoy"]) == ["envoy"]
