@@ -2,7 +2,9 @@
 restart, and ``down --force`` cleans up after ``kill -9``.
 
 What "nothing" means: no network namespace, ``/etc/netns`` entry or runtime directory named
-after this mesh, none of the processes that ran in its namespaces, and no control plane.
+after this mesh, none of the processes that ran in its namespaces (sandboxes and a pod's PID
+namespace holder included), no mount in the host's mount table that names the mesh, its
+state or runtime directory, no proxy cgroup, no volume, and no control plane.
 """
 
 from __future__ import annotations
@@ -74,8 +76,45 @@ def _curl(mesh: Mesh, pod: str, want: str, timeout: float = 20.0) -> float:
     raise AssertionError(f"no {want!r} from {pod} in {timeout}s; last answer: {last!r}")
 
 
-def _assert_nothing_left(mesh: Mesh, mid: str, pids: set[int]) -> None:
+def _mounts(mid: str, home: Path) -> set[str]:
+    """Mount points of the host's mount table that belong to this mesh (pods' sandboxes
+    mount only in namespaces of their own: nothing of theirs may ever show here)."""
+    marks = (f"mg-{mid}", str(home), str(run_dir(home)))
+    points = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if any(m in point for m in marks):
+            points.add(point)
+    return points
+
+
+def _proxy_cgroup(mid: str) -> Path | None:
+    from meshgate.runtime.capture import cgroup2_mount, cgroup_name
+
+    mount = cgroup2_mount()
+    return None if mount is None else mount / cgroup_name(mid)
+
+
+SHARED = """apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  shareProcessNamespace: true
+  volumes: [{name: d, emptyDir: {}}]
+  containers:
+  - name: a
+    image: busybox
+    command: [/bin/sleep, infinity]
+    volumeMounts: [{name: d, mountPath: /d}]
+"""
+
+
+def _assert_nothing_left(mesh: Mesh, mid: str, pids: set[int], mounts: set[str]) -> None:
     assert _namespaces(mid) == []
+    assert _mounts(mid, mesh.home) - mounts == set()
+    cgroup = _proxy_cgroup(mid)
+    assert cgroup is None or not cgroup.exists(), f"{cgroup} left behind"
+    assert not (mesh.home / "volumes").exists()
     assert not list(Path("/etc/netns").glob(f"mg-{mid}-*"))
     left = {p: _cmdline(p) for p in sorted(pids) if _alive(p)}
     assert left == {}, f"processes left behind: {left}"
@@ -88,6 +127,7 @@ def _assert_nothing_left(mesh: Mesh, mid: str, pids: set[int]) -> None:
 
 def test_down_leaves_nothing_and_is_idempotent(mesh: Mesh) -> None:
     mid = mesh_id(mesh.home)
+    mounts = _mounts(mid, mesh.home)
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "4-egress-gateway.yaml"))
     mesh.wait_pod("default", "sleep-")
@@ -107,7 +147,7 @@ def test_down_leaves_nothing_and_is_idempotent(mesh: Mesh) -> None:
 
     out = mesh.meshgate("down").stdout
     assert "stopped" in out
-    _assert_nothing_left(mesh, mid, pids)
+    _assert_nothing_left(mesh, mid, pids, mounts)
 
     again = mesh.meshgate("down")
     assert again.returncode == 0
@@ -145,6 +185,10 @@ def test_pods_survive_a_control_plane_restart(mesh: Mesh) -> None:
     mesh.meshgate("up", "--world", "demo")
     assert mesh.meshgate("get", "pods", "-o", "name").stdout == pods_before
     assert mesh.wait_pod("default", "sleep-") == sleep
+    # The app outlived the control plane too: never restarted (a sandbox does not die with
+    # the process that started it).
+    restarts = mesh.meshgate("get", "pod", sleep, "-o", "jsonpath={..restartCount}").stdout
+    assert restarts.split() == ["0", "0"], restarts
     _curl(mesh, sleep, "HTTP/1.1 301")
 
     # The proxies resynced with the new control plane: a change reaches them.
@@ -154,8 +198,12 @@ def test_pods_survive_a_control_plane_restart(mesh: Mesh) -> None:
 
 def test_down_after_kill_9(mesh: Mesh) -> None:
     mid = mesh_id(mesh.home)
+    mounts = _mounts(mid, mesh.home)
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.meshgate("apply", "-f", "-", input=SHARED)
     mesh.wait_pod("default", "sleep-")
+    mesh.wait_pod("default", "shared")
+    assert (mesh.home / "volumes").exists()
     namespaces = _namespaces(mid)
     cp = _control_plane_pid(mesh)
     pids = _pids_in(namespaces) | {cp}
@@ -168,4 +216,4 @@ def test_down_after_kill_9(mesh: Mesh) -> None:
     # Plain `down` is enough: nothing answers, so it cleans up from the manifest.
     out = mesh.meshgate("down").stdout
     assert "stopped" in out
-    _assert_nothing_left(mesh, mid, pids)
+    _assert_nothing_left(mesh, mid, pids, mounts)

@@ -7,12 +7,15 @@ Every check is made from inside the seed's sleep pod with `meshgate exec`, as a 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from meshgate import home
+from meshgate.home import mesh_id
+from meshgate.runtime.names import pod_id, pod_netns
 from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
@@ -175,3 +178,11 @@ def test_share_process_namespace(mesh: Mesh) -> None:
         0.5,
     )
     assert ok, last
+    # Deleting the pod ends everything it ran: containers, the namespace's holder, execs.
+    ns = pod_netns(mesh_id(mesh.home), pod_id("default", pod))
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    assert len(pids) >= 4, pids  # two sandboxes (bwrap, and its app) and the holder's
+    mesh.meshgate("delete", "pod", pod)
+    ok, alive = retry(lambda: [p for p in pids if Path(f"/proc/{p}").exists()], lambda a: not a, 30)
+    assert ok, f"left behind: {alive}"
