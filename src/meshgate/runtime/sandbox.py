@@ -9,8 +9,8 @@ Rules:
 - The filesystem: the root is a fresh tmpfs (the container's writable layer, gone when the
   container ends) holding empty /tmp, /var/tmp (1777), /run and /root; the host's programs
   and libraries (/usr and the /bin, /sbin, /lib* beside it) are bound read-only; /etc is the
-  host's, read-only, entry by entry, without what the host keeps from other users (entries
-  that are not world-readable) and without /etc/netns (other pods' files); the pod's own
+  host's, read-only, with what the host keeps from other users (entries that are not
+  world-readable) and /etc/netns (other pods' files) masked; the pod's own
   hosts, resolv.conf, hostname and trust store replace the host's. Nothing else of the
   host is there: not /root, /home, /var, /opt, meshgate's state directory or /run/meshgate.
   A path asked to be hidden that lies under a bound tree is masked as well.
@@ -67,8 +67,9 @@ class Sandbox:
 @dataclass(frozen=True)
 class HostLayout:
     roots: tuple[tuple[str, str | None], ...]  # (name, symlink target or None for a dir)
-    etc: tuple[tuple[str, str | None], ...]  # top-level /etc entries, as above
+    etc: tuple[tuple[str, str | None], ...]  # shown top-level /etc entries, as above
     private: tuple[tuple[str, bool], ...]  # (path, is_dir) under /etc that must not show
+    hidden_top: tuple[tuple[str, bool], ...] = ()  # top-level /etc entries left out
 
 
 @functools.cache
@@ -82,18 +83,19 @@ def read_layout(root: Path) -> HostLayout:
     )
     etc: list[tuple[str, str | None]] = []
     private: list[tuple[str, bool]] = []
+    hidden_top: list[tuple[str, bool]] = []
     etc_dir = root / "etc"
     for entry in sorted(os.listdir(etc_dir)) if etc_dir.is_dir() else []:
         path = etc_dir / entry
-        if entry in ALWAYS_HIDDEN_ETC:
-            continue
         target = _link(path)
-        if target is None and not _world_readable(path):
-            continue  # left out entirely: /etc/shadow, /etc/gshadow...
+        if entry in ALWAYS_HIDDEN_ETC or (target is None and not _world_readable(path)):
+            # Left out: /etc/shadow, /etc/gshadow, other pods' files...
+            hidden_top.append((f"/etc/{entry}", target is None and path.is_dir()))
+            continue
         etc.append((entry, target))
         if target is None and path.is_dir():
             private.extend(_private_under(path, root))
-    return HostLayout(tuple(roots), tuple(etc), tuple(private))
+    return HostLayout(tuple(roots), tuple(etc), tuple(private), tuple(hidden_top))
 
 
 def _link(path: Path) -> str | None:
@@ -147,12 +149,7 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
         a += ["--pidns", str(sb.pidns_fd)]
     for name, target in layout.roots:
         a += ["--symlink", target, f"/{name}"] if target else ["--ro-bind", f"/{name}", f"/{name}"]
-    a += ["--tmpfs", "/etc"]  # a mount of its own, so it can be made read-only below
-    for name, target in layout.etc:
-        dest = f"/etc/{name}"
-        if dest in sb.files:
-            continue
-        a += ["--symlink", target, dest] if target else ["--ro-bind", dest, dest]
+    a += _etc(sb, layout)
     for path, is_dir in layout.private:
         if not any(_under(path, f) for f in sb.files):
             a += _mask(path, is_dir)
@@ -177,6 +174,25 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
         a += ["--dir", wd]  # made in the container's own writable root
     a += ["--chdir", wd, "--"]
     return a
+
+
+def _etc(sb: Sandbox, layout: HostLayout) -> list[str]:
+    """The host's /etc, read-only, without its left-out entries. Bound whole when every file
+    the pod replaces is a plain entry of it (a mount over each is then enough: two dozen
+    mounts); else rebuilt entry by entry on a tmpfs, since a mount cannot replace a symlink
+    or add a file in a read-only tree (ten times the mounts, about 35 ms more a start)."""
+    plain = {f"/etc/{name}" for name, target in layout.etc if target is None}
+    if all(dest in plain for dest in sb.files):
+        out = ["--ro-bind", "/etc", "/etc"]
+        for path, is_dir in layout.hidden_top:
+            out += _mask(path, is_dir)
+        return out
+    out = ["--tmpfs", "/etc"]  # a mount of its own, so it can be made read-only at the end
+    for name, target in layout.etc:
+        dest = f"/etc/{name}"
+        if dest not in sb.files:
+            out += ["--symlink", target, dest] if target else ["--ro-bind", dest, dest]
+    return out
 
 
 def _mask(path: str, is_dir: bool) -> list[str]:

@@ -39,6 +39,7 @@ def test_layout_keeps_only_what_other_users_may_read(tmp_path: Path) -> None:
     assert "shadow" not in etc and "netns" not in etc  # private, and other pods' files
     assert etc["passwd"] is None and etc["mtab"] == "/proc/mounts"
     assert set(layout.private) == {("/etc/ssl/private", True), ("/etc/ssl/certs/key.pem", False)}
+    assert set(layout.hidden_top) == {("/etc/shadow", False), ("/etc/netns", True)}
 
 
 def test_bwrap_argv(tmp_path: Path) -> None:
@@ -60,8 +61,11 @@ def test_bwrap_argv(tmp_path: Path) -> None:
     assert ("/usr", "/usr") in binds and ("/lib64", "/lib64") in binds
     assert ("usr/bin", "/bin") in pairs(argv, "--symlink")
     assert ("/pod/hosts", "/etc/hosts") in binds and ("/etc/hosts", "/etc/hosts") not in binds
-    assert ("/etc/passwd", "/etc/passwd") in binds
-    assert ("/dev/null", "/etc/ssl/certs/key.pem") in binds  # a private file, masked
+    # The pod's files are plain entries of the host's /etc: it is bound whole, and what
+    # it keeps from other users is masked.
+    assert ("/etc", "/etc") in binds and ("/dev/null", "/etc/shadow") in binds
+    assert ("/dev/null", "/etc/ssl/certs/key.pem") in binds
+    assert "/etc/netns" in [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
     assert ("/vol/d", "/data") in binds
     tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
     assert "/etc/ssl/private" in tmpfs and "/sys/fs/cgroup" in tmpfs
@@ -71,6 +75,19 @@ def test_bwrap_argv(tmp_path: Path) -> None:
     assert argv[argv.index("--chdir") - 1] == "/app"  # made in the writable root
     # /etc is read-only, last, after volumes mounted under it.
     assert argv[len(argv) - 1 - argv[::-1].index("--remount-ro") + 1] == "/etc"
+
+
+def test_etc_rebuilt_entry_by_entry_when_a_replaced_file_is_a_symlink(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    (root / "etc" / "resolv.conf").symlink_to("/run/resolved/stub.conf")
+    layout = sandbox.read_layout(root)
+    sb = sandbox.Sandbox(hostname="p", files={"/etc/resolv.conf": "/pod/resolv.conf"})
+    argv = sandbox.bwrap_argv(sb, layout)
+    binds = pairs(argv, "--ro-bind")
+    assert ("/etc", "/etc") not in binds and ("/etc/passwd", "/etc/passwd") in binds
+    assert ("/pod/resolv.conf", "/etc/resolv.conf") in binds
+    assert "/etc/shadow" not in argv and "/etc/netns" not in argv  # simply left out
+    assert argv[argv.index("/etc") - 1] == "--tmpfs"
 
 
 def test_shared_pid_namespace_is_joined_not_made(tmp_path: Path) -> None:
