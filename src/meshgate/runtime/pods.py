@@ -4,20 +4,21 @@ Rules:
 - Input is plain dataclasses (`PodSpec`, `ContainerSpec`, `ProxySpec`); this module knows
   nothing of the config store or typed resources.
 - A pod is the namespace `mg-<id>-<pod id>`: `lo` up, `eth0` (veth to the node bridge) with the
-  pod IP, default route via 10.34.0.1, and /etc/netns/<netns>/{resolv.conf,hosts}, which
-  `ip netns exec` bind-mounts for every process started in the pod.
-- Containers run detached through `ip netns exec NS setpriv --reuid U --regid G --clear-groups
-  --bounding-set ... -- argv` (uid 0 by default, as an image without USER would); uid/gid
-  1337 is the proxy's and refused for apps. Apps get the container runtime's default
-  capabilities unless their securityContext adds, drops or asks for privileged: never
-  NET_ADMIN by default, so an app cannot remove its pod's capture rules. The sidecar/gateway
-  Envoy is container `istio-proxy`, run as 1337:1337,
-  with its bootstrap in the runtime directory (uid 1337 cannot read the state directory).
-  With capture, apps start only once the proxy listens on 15001 (pod Pending meanwhile), or
-  after `proxy_hold_max` seconds; `start_pod` never blocks long on it.
-- Capture (`capture=True`) redirects the pod's outbound TCP to 15001 in chain MESHGATE_OUTPUT,
-  except the proxy's own traffic (uid/gid 1337) and 127.0.0.1. Rules live in the pod's
+  pod IP, default route via 10.34.0.1, and its own /etc files (`containers.Launcher`).
+- How containers start and are entered is `containers.Launcher`'s: each app in a sandbox of
+  its own (mount, PID, IPC, UTS namespaces) as its user, uid 0 by default as an image without
+  USER would (uid/gid 1337 is the proxy's and refused for apps), with the container runtime's
+  default capabilities unless its securityContext says otherwise: never NET_ADMIN by default,
+  so an app cannot remove its pod's capture rules. The sidecar/gateway Envoy is container
+  `istio-proxy`, run as 1337:1337 in the proxy cgroup. With capture, apps start only once the
+  proxy listens on 15001 (pod Pending meanwhile), or after `proxy_hold_max` seconds;
+  `start_pod` never blocks long on it.
+- Capture (`capture=True`, `capture.install`) redirects the pod's outbound TCP to 15001,
+  except the proxy's own traffic (told by its cgroup) and 127.0.0.1. Rules live in the pod's
   namespace and die with it. Router pods may bind ports below 1024 as uid 1337.
+- Stopping a pod sends SIGTERM to its containers' processes (a sandbox's bwrap is spared, so
+  the app's own exit status is kept), SIGKILL after the grace period, then ends whatever is
+  still in its network namespace, its PID-namespace holder last, and removes its volumes.
 - All pod state lives in the manifest (section `pods`), so a new `Runtime` over the same state
   directory re-adopts live containers by (pid, start time). The exit code of a container that
   dies while nobody holds it as a child is unknown (reported as None, reason "Unknown").
@@ -41,7 +42,6 @@ import dataclasses
 import ipaddress
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -56,6 +56,7 @@ from meshgate.runtime import (
     manifest,
     names,
     netns,
+    probes,
     procs,
     sandbox,
 )
@@ -394,6 +395,11 @@ class Runtime:
                     raise PodError(
                         f"container {c.name!r}: subPath {m.sub_path!r} leaves the volume"
                     )
+        if spec.containers and shutil.which(sandbox.BWRAP) is None:
+            raise PodError(
+                f"{sandbox.BWRAP} is not installed: app containers run in bubblewrap sandboxes"
+                " (Debian's bubblewrap package; make installs it)"
+            )
         if not netns.exists(names.node_netns(self.mesh_id)):
             raise PodError("the node is not up (Node(state_dir).up() first)")
 
@@ -681,21 +687,9 @@ class Runtime:
         except OSError:
             return False
         same = (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
-        return same and _listening(pid, CAPTURE_PORT)
+        return same and probes.listening(pid, CAPTURE_PORT)
 
     # -- readiness ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _probe(spec: ContainerSpec | None, crec: dict[str, Any]) -> bool | None:
-        """The readiness probe's verdict (None: the container has none). A port probe reads
-        the pod's listening sockets (cheap, at every look); an exec probe's result is the
-        one `reconcile()` last recorded."""
-        if spec is None or (spec.readiness_port is None and spec.readiness_command is None):
-            return None
-        if spec.readiness_port is not None:
-            pid = crec.get("pid")
-            return pid is not None and _listening(int(pid), spec.readiness_port)
-        return bool(crec.get("probe_ok"))
 
     def _run_exec_probes(self, key: str, rec: dict[str, Any]) -> bool:
         """Run the exec readiness probes of running containers; True if a verdict changed."""
@@ -708,7 +702,7 @@ class Runtime:
                 argv = [*self._enter(key, rec, c), *c.readiness_command]
             except ContainerNotRunning:
                 continue
-            ok = _run_probe(argv, timeout=1.0)
+            ok = probes.run(argv, timeout=1.0)
             if crec.get("probe_ok") != ok:
                 crec["probe_ok"] = ok
                 changed = True
@@ -738,7 +732,7 @@ class Runtime:
                 st.state, st.pid, st.exit_code = "terminated", None, code
                 st.reason = exit_reason(code)
             if st.state == "running":
-                st.probe_ready = self._probe(specs.get(cname), crec)
+                st.probe_ready = probes.verdict(specs.get(cname), crec)
             states.append(st)
         phase: Phase
         reason, message = "", ""
@@ -797,35 +791,3 @@ class Runtime:
             names.node_netns(self.mesh_id), names.pod_host_ifname(names.pod_id(*key.split("/", 1)))
         )
         self._save_pod(key, None)
-
-
-def _run_probe(argv: list[str], timeout: float) -> bool:
-    """Run an exec probe; a probe still running after `timeout` fails, and everything it
-    started (nsenter forks into the container) is killed with it."""
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        return proc.wait(timeout=timeout) == 0
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return False
-
-
-def _listening(pid: int, port: int) -> bool:
-    """Whether the network namespace of `pid` has a TCP socket listening on `port`."""
-    want = f":{port:04X}"
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as f:
-                next(f, None)
-                for line in f:
-                    parts = line.split()
-                    if len(parts) > 3 and parts[1].endswith(want) and parts[3] == "0A":
-                        return True
-        except OSError:
-            continue
-    return False

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -208,6 +209,16 @@ def sees(path: str, layout: HostLayout | None = None) -> bool:
     real = os.path.realpath(path)
     tops = [f"/{n}" for n, _ in layout.roots] + ["/etc"]
     return any(_under(path, t) or _under(real, t) for t in tops)
+
+
+@functools.cache
+def describe() -> str:
+    """One line for `status`: the sandbox tool and its version."""
+    try:
+        out = subprocess.run([BWRAP, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return f"{BWRAP} not found: pods cannot start (install bubblewrap)"
+    return out.stdout.strip() or BWRAP
 
 
 def _children(pid: int) -> list[int]:

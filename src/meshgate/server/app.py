@@ -30,6 +30,7 @@ import uvicorn
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.home import api_socket, pid_file, run_dir, token_file
+from meshgate.runtime import capture, sandbox
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import Runtime
@@ -118,6 +119,9 @@ class ControlPlane:
             "revision": self.store.revision(),
             "pods": len(pods),
             "proxies": len(self.xds.statuses()),
+            # What lets the proxies' own traffic out uncaptured (never uid 1337 alone).
+            "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),
+            "sandbox": sandbox.describe(),
         }
 
     # -- loops -------------------------------------------------------------------------
