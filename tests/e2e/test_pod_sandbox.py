@@ -56,7 +56,7 @@ def test_an_app_sees_nothing_of_the_host_the_mesh_or_other_pods(mesh: Mesh) -> N
 
     # The control plane's sockets: API and xDS (which hands out keys over SDS).
     run = home.run_dir(mesh.home)
-    for sock in (run / "api.sock", run / "xds.sock"):
+    for sock in (run / "api.sock", run / "xds" / "xds.sock"):
         assert sock.exists()
         code, out = _sh(mesh, sleep, f"curl -sS --max-time 2 --unix-socket {sock} http://x/")
         assert code != 0, f"{sock} reachable from the pod: {out}"

@@ -52,6 +52,19 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
+def _envoy_uid(pid: int) -> int:
+    """The uid Envoy runs as: the container's recorded process is its sandbox (bwrap, as
+    root), Envoy a descendant of it."""
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        if os.path.basename(os.readlink(f"/proc/{p}/exe")) == "envoy":
+            return os.stat(f"/proc/{p}").st_uid
+        for task in os.listdir(f"/proc/{p}/task"):
+            todo += [int(k) for k in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+    raise AssertionError(f"no envoy under pid {pid}")
+
+
 def headers(text: str) -> dict[str, str]:
     out = {}
     for line in text.splitlines()[1:]:
@@ -115,7 +128,7 @@ def test_sidecar_capture_reproduces_seed_step_1() -> None:
         # The proxy runs as 1337 with its bootstrap in the runtime dir.
         proxy = next(c for c in st.containers if c.name == "istio-proxy")
         assert proxy.pid is not None
-        assert os.stat(f"/proc/{proxy.pid}").st_uid == 1337
+        assert _envoy_uid(proxy.pid) == 1337
 
 
 def test_pod_without_capture_reaches_world_directly() -> None:
@@ -359,7 +372,7 @@ def test_router_pod_binds_port_80_as_proxy_uid() -> None:
         assert wait_for(answered, "the gateway answers on port 80") == "from the gateway\n"
         assert client.ip != gw.ip
         proxy = next(c for c in gw.containers if c.name == "istio-proxy")
-        assert proxy.pid is not None and os.stat(f"/proc/{proxy.pid}").st_uid == 1337
+        assert proxy.pid is not None and _envoy_uid(proxy.pid) == 1337
 
 
 def test_world_can_be_removed_again() -> None:

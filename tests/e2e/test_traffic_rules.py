@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from meshgate.home import run_dir
 from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
@@ -98,9 +97,10 @@ def test_virtual_service_rules(mesh: Mesh) -> None:
 def test_sidecar_originates_tls(mesh: Mesh) -> None:
     mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
     sleep = mesh.wait_pod("default", "sleep-")
-    ca = run_dir(mesh.home) / "world-ca.pem"
-    assert ca.exists()
-    mesh.meshgate("apply", "-f", "-", input=ORIGINATE.replace("CA_PATH", str(ca)))
+    # caCertificates is a path in the proxy's own filesystem (its sandbox), as in Istio's
+    # istio-proxy container: the pod's trust bundle, which holds the world CA.
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    mesh.meshgate("apply", "-f", "-", input=ORIGINATE.replace("CA_PATH", ca))
     # Plain HTTP from the app; the sidecar speaks TLS to port 443 and verifies the server.
     out = _until(mesh, sleep, "http://edition.cnn.com/", "200")
     assert "CNN (meshgate demo world)" in out

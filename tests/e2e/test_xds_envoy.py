@@ -231,8 +231,8 @@ def test_push_update_nack_and_restart() -> None:
             port = free_port()
             configs = Configs()
             server = XdsServer(configs)
-            await server.start(sock)
-            assert os.stat(sock).st_mode & 0o777 == 0o666
+            await server.start(sock, mode=0o660, gid=1337)
+            assert os.stat(sock).st_mode & 0o777 == 0o660 and os.stat(sock).st_gid == 1337
             try:
                 with envoy_process(work, node, sock, {"role": "sidecar"}):
                     # Unknown proxy first: the stream stays open, the next push serves it.

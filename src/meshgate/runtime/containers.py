@@ -2,10 +2,11 @@
 writes for a pod, its volumes, the proxy cgroup, sandboxes and a pod's shared PID namespace.
 
 Rules:
-- The proxy (container `istio-proxy`) runs as 1337:1337 in the pod's network namespace and
-  the mesh's proxy cgroup (which exempts it from capture); it is infrastructure, not a
-  sandbox. Its bootstrap lives in the runtime directory (uid 1337 cannot read the state
-  directory).
+- The proxy (container `istio-proxy`) runs as 1337:1337 in the mesh's proxy cgroup (which
+  exempts it from capture), in a sandbox of its own too: it sees the host's programs, its
+  Envoy binary, its own pod directory (bootstrap with its xDS credential, 0640 root:1337 in
+  a 0750 directory) and the xDS socket, and nothing of other proxies: no proxy can read
+  another's credential, /proc or files, though all run as uid 1337.
 - Every app container runs in a sandbox of its own (`sandbox.bwrap_argv`) inside the pod's
   network namespace, as its user with its capability bounding set (setpriv inside the
   sandbox). `exec` and exec probes enter a running container's namespaces
@@ -113,15 +114,22 @@ class Launcher:
             os.chmod(etc / "ssl" / "openssl.cnf", 0o644)
 
     def write_bootstrap(self, spec: PodSpec) -> Path:
+        """The proxy's bootstrap, which holds its xDS credential: for root and the proxies'
+        group only (and, through its sandbox, for that one proxy only)."""
         assert spec.proxy is not None
         d = self.pod_runtime_dir(spec.namespace, spec.name)
         self.manifest.record_dir(d)
         d.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        d.mkdir(mode=0o755, exist_ok=True)
+        d.mkdir(mode=0o750, exist_ok=True)
+        os.chown(d, 0, envoy.PROXY_GID)
+        os.chmod(d, 0o750)
         path = d / "envoy.json"
         tmp = d / ".envoy.json.tmp"
-        tmp.write_text(json.dumps(spec.proxy.bootstrap, indent=1, sort_keys=True))
-        os.chmod(tmp, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(spec.proxy.bootstrap, indent=1, sort_keys=True))
+        os.chown(tmp, 0, envoy.PROXY_GID)
+        os.chmod(tmp, 0o640)
         os.replace(tmp, path)
         return path
 
@@ -171,7 +179,7 @@ class Launcher:
 
     # -- starting and entering ---------------------------------------------------------------
 
-    def sandbox(
+    def app_sandbox(
         self, rec: dict[str, Any], c: ContainerSpec, pidns_fd: int | None = None
     ) -> sandbox.Sandbox:
         return sandbox.Sandbox(
@@ -200,8 +208,27 @@ class Launcher:
         priv = envoy.setpriv_argv(uid, gid, caps(c))
         ns = netns.exec_prefix(rec["netns"])
         if c.name == PROXY_CONTAINER:
-            return capture.in_proxy_cgroup(self.proxy_cgroup(rec), [*ns, *priv])
-        return [*ns, *sandbox.bwrap_argv(self.sandbox(rec, c, pidns_fd)), *priv]
+            box = sandbox.bwrap_argv(self.proxy_sandbox(rec, c))
+            return capture.in_proxy_cgroup(self.proxy_cgroup(rec), [*ns, *box, *priv])
+        return [*ns, *sandbox.bwrap_argv(self.app_sandbox(rec, c, pidns_fd)), *priv]
+
+    def proxy_sandbox(self, rec: dict[str, Any], c: ContainerSpec) -> sandbox.Sandbox:
+        """The proxy's: its pod directory and Envoy binary read-only, the xDS socket."""
+        pod_dir = self.pod_runtime_dir(rec["namespace"], rec["name"])
+        binary_dir = Path(c.argv[0]).parent
+        mounts = [sandbox.Mount(str(pod_dir), str(pod_dir), read_only=True)]
+        if not sandbox.sees(str(binary_dir)):
+            mounts.append(sandbox.Mount(str(binary_dir), str(binary_dir), read_only=True))
+        xds = names.xds_socket(self.mesh_id).parent  # the directory: a new socket shows too
+        if xds.exists():
+            mounts.append(sandbox.Mount(str(xds), str(xds)))
+        return sandbox.Sandbox(
+            hostname=hostname(rec["name"]),
+            files=self._files(rec),
+            working_dir="/",
+            hidden=(str(self.state_dir), str(names.RUN_ROOT)),
+            mounts=tuple(mounts),
+        )
 
     def enter_prefix(self, rec: dict[str, Any], c: ContainerSpec, pid: int | None) -> list[str]:
         """The argv prefix that runs a command where container `c` runs, as its user: inside
@@ -209,16 +236,16 @@ class Launcher:
         cgroup for the proxy (as Istio's exec as uid 1337 is)."""
         uid, gid = ids(c)
         priv = envoy.setpriv_argv(uid, gid, caps(c))
-        if c.name == PROXY_CONTAINER:
-            return capture.in_proxy_cgroup(
-                self.proxy_cgroup(rec), [*netns.exec_prefix(rec["netns"]), *priv]
-            )
         inner = None if pid is None else sandbox.entry_pid(pid)
         if inner is None:
             crec = rec["containers"][c.name]
             why = f"{crec['state']}: {crec['reason']}" if crec["reason"] else crec["state"]
             raise ContainerNotRunning(
                 f"container {c.name} is not running in pod {rec['name']} ({why})"
+            )
+        if c.name == PROXY_CONTAINER:
+            return capture.in_proxy_cgroup(
+                self.proxy_cgroup(rec), [*sandbox.enter_argv(inner), *priv]
             )
         return [*sandbox.enter_argv(inner), *priv]
 

@@ -75,7 +75,9 @@ def runtime_dir(mid: str) -> Path:
 
 
 def xds_socket(mid: str) -> Path:
-    path = runtime_dir(mid) / "xds.sock"
+    # A directory of its own (root:1337, 0750): proxies' sandboxes bind the directory, so a
+    # control plane that restarts and makes a new socket is reached again.
+    path = runtime_dir(mid) / "xds" / "xds.sock"
     assert len(os.fsencode(path)) <= SOCKET_PATH_MAX
     return path
 

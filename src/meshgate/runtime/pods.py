@@ -295,7 +295,8 @@ class Runtime:
             return False
         if crec["state"] == "running" and crec["pid"] is not None and crec["start_time"]:
             grace = float(rec["spec"]["termination_grace_period"])
-            procs.terminate([procs.ProcId(crec["pid"], crec["start_time"])], grace=grace)
+            proxy = procs.ProcId(crec["pid"], crec["start_time"])
+            procs.terminate([proxy], grace=grace, spare_leaders=[proxy.pid])
         child = self._children.pop((key, PROXY_CONTAINER), None)
         # Stopped on purpose: an adopted proxy (no child to ask) counts as a clean exit.
         code: int | None = 0
@@ -759,11 +760,10 @@ class Runtime:
 
     def _stop(self, key: str, rec: dict[str, Any]) -> None:
         targets, sandboxes = [], []
-        for cname, crec in rec["containers"].items():
+        for crec in rec["containers"].values():
             if crec["pid"] is not None and crec["start_time"] is not None:
                 targets.append(procs.ProcId(crec["pid"], crec["start_time"]))
-                if cname != PROXY_CONTAINER:
-                    sandboxes.append(crec["pid"])
+                sandboxes.append(crec["pid"])  # every container is a sandbox, the proxy too
         grace = float(rec["spec"]["termination_grace_period"])
         procs.terminate(targets, grace=grace, spare_leaders=sandboxes)
         if pause := rec.get("pause"):  # last: its end would SIGKILL what runs in its namespace

@@ -35,7 +35,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 BWRAP = "bwrap"
 # Top-level entries that hold the host's programs and libraries (merged-/usr symlinks on
@@ -165,7 +165,14 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
     a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
     a += ["--perms", "1777", "--dir", "/tmp", "--perms", "1777", "--dir", "/var/tmp"]
     a += ["--dir", "/run", "--symlink", "../run", "/var/run", "--perms", "0700", "--dir", "/root"]
+    made = {"/", "/tmp", "/var", "/var/tmp", "/run", "/root", "/dev", "/proc", "/sys", "/etc"}
     for m in sb.mounts:
+        # bwrap would make missing parents 0700: a non-root user could not reach the mount.
+        for parent in reversed(PurePosixPath(m.target).parents):
+            p = str(parent)
+            if p not in made and not any(_under(p, r) for r in roots):
+                a += ["--perms", "0755", "--dir", p]
+                made.add(p)
         a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
     # Last, and not recursive: volumes mounted under /etc stay writable unless asked not to.
     a += ["--remount-ro", "/etc"]

@@ -30,11 +30,13 @@ import uvicorn
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.home import api_socket, pid_file, run_dir, token_file
-from meshgate.runtime import capture, sandbox
+from meshgate.runtime import capture, envoy, sandbox
 from meshgate.runtime.dns import write_zone
+from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import Runtime
 from meshgate.runtime.world import World, load_world
+from meshgate.security import proxy_credentials
 from meshgate.server.api import build_app
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
@@ -63,9 +65,23 @@ class ControlPlane:
         self.run_dir = run_dir(home)
         self.runtime = Runtime(home)
         self.node = Node(home)
-        self.xds = XdsServer(self.generate)
+        # Each proxy authenticates its xDS stream with a credential only it is handed.
+        key = proxy_credentials.load_or_create_key(home)
+        self.xds = XdsServer(
+            self.generate,
+            authenticate=lambda node, sent: proxy_credentials.verify(key, node, sent),
+            credential_header=proxy_credentials.HEADER,
+        )
         self.reconciler = Reconciler(
-            home, self.store, self.runtime, self.run_dir / "xds.sock", concurrency=concurrency
+            home,
+            self.store,
+            self.runtime,
+            xds_socket(self.node.mesh_id),
+            concurrency=concurrency,
+            proxy_credential=lambda node: (
+                proxy_credentials.HEADER,
+                proxy_credentials.credential(key, node),
+            ),
         )
         self.started = time.time()
         self._kick = asyncio.Event()
@@ -167,8 +183,12 @@ class ControlPlane:
         if missing:
             self.store.apply(missing)
         await asyncio.to_thread(self.node.up, self.world)
-        xds_sock = self.run_dir / "xds.sock"
-        await self.xds.start(str(xds_sock))
+        xds_sock = xds_socket(self.node.mesh_id)
+        xds_sock.parent.mkdir(mode=0o750, exist_ok=True)
+        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
+        os.chmod(xds_sock.parent, 0o750)
+        # The proxies' group only: no other local user, and no app (no sandbox shows it).
+        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
         loop = asyncio.get_running_loop()
 
         def on_change(*_: object) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,11 +134,14 @@ class Reconciler:
         xds_socket: Path,
         *,
         concurrency: int = 1,
+        proxy_credential: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self.home = home
         self.store = store
         self.runtime = runtime
         self.xds_socket = xds_socket
+        # node id -> (header, value) a proxy authenticates its xDS stream with; None: none.
+        self.proxy_credential = proxy_credential
         self.concurrency = concurrency
         self.snapshot: Snapshot = Snapshot.build([])
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
@@ -296,6 +300,7 @@ class Reconciler:
                 str(self.xds_socket),
                 cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
                 metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
+                credential=self.proxy_credential(node_id) if self.proxy_credential else None,
             )
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
         return PodSpec(

@@ -39,8 +39,10 @@ def bootstrap_config(
     admin_address: str = "127.0.0.1",
     admin_port: int = 15000,
     dns_resolver: str | None = None,
+    credential: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Envoy bootstrap (v3 JSON) for one proxy fed by meshgate's ADS server."""
+    """Envoy bootstrap (v3 JSON) for one proxy fed by meshgate's ADS server; `credential`
+    (header, value) is sent with the ADS stream so the server knows which proxy it is."""
     if not node_id:
         raise ValueError("node_id must not be empty")
     config: dict[str, Any] = {
@@ -57,7 +59,12 @@ def bootstrap_config(
                             "retry_policy": {
                                 "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
                             },
-                        }
+                        },
+                        **(
+                            {"initial_metadata": [{"key": credential[0], "value": credential[1]}]}
+                            if credential
+                            else {}
+                        ),
                     }
                 ],
             },

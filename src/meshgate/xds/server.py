@@ -12,7 +12,15 @@ Rules:
 - `statuses()` reports the latest stream of every node id, for `meshgate proxy-status`.
   A closed stream stays listed (as DISCONNECTED, see status.py) for `retain_disconnected`
   seconds, so a proxy that restarts is not missing meanwhile, then it is dropped: a pod
-  that is gone does not linger. A new stream from the same node id replaces it at once.
+  that is gone does not linger. A new stream from the same node id replaces it at once;
+  when it closes while an older one of that node id is still connected, the older one is
+  shown again.
+- With `authenticate`, a stream is served only if the credential it sends (request
+  metadata `credential_header`) proves the node id of its first request; otherwise it is
+  refused (PERMISSION_DENIED) before it is registered or sent anything, so a stream posing
+  as another proxy gets nothing and changes nothing of what `statuses()` shows.
+- The Unix socket is made with the mode and group the caller gives (the proxies' group),
+  never writable by every local user.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from meshgate.xds.status import ProxyStatus
 log = logging.getLogger(__name__)
 
 Generate = Callable[[str, Mapping[str, Any]], ProxyConfig | None]
+# (node id, the credential the stream sent or None) -> whether it may be served
+Authenticate = Callable[[str, str | None], bool]
 
 _END = None  # queue sentinel: close the stream
 
@@ -82,8 +92,12 @@ class XdsServer:
         control_plane_id: str = "meshgate",
         retain_disconnected: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        authenticate: Authenticate | None = None,
+        credential_header: str = "x-meshgate-proxy-token",
     ) -> None:
         self._generate = generate
+        self._authenticate = authenticate
+        self._credential_header = credential_header
         self._retain_disconnected = retain_disconnected
         self._clock = clock
         self._control_plane_id = control_plane_id
@@ -96,8 +110,9 @@ class XdsServer:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self, uds_path: str) -> None:
-        """Listen on a Unix socket (mode 0666: Envoy runs as uid 1337)."""
+    async def start(self, uds_path: str, mode: int = 0o600, gid: int | None = None) -> None:
+        """Listen on a Unix socket with `mode`, group `gid` (the proxies' own, as Envoy runs
+        as another uid than the control plane)."""
         if len(os.fsencode(uds_path)) > 107:
             raise ValueError(f"socket path too long for AF_UNIX: {uds_path}")
         with contextlib.suppress(FileNotFoundError):
@@ -106,7 +121,9 @@ class XdsServer:
         server = self._new_server()
         server.add_insecure_port(f"unix:{uds_path}")
         await self._start_server(server)
-        os.chmod(uds_path, 0o666)
+        if gid is not None:
+            os.chown(uds_path, -1, gid)
+        os.chmod(uds_path, mode)
 
     async def start_tcp(
         self,
@@ -218,14 +235,23 @@ class XdsServer:
         self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> None:
         stream_id = next(self._ids)
-        holder: dict[str, _Stream] = {}
+        holder: dict[str, Any] = {}
         first_seen = asyncio.Event()
-        reader = asyncio.create_task(self._read(stream_id, requests, holder, first_seen))
+        sent = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
+        presented = sent.get(self._credential_header)
+        reader = asyncio.create_task(
+            self._read(stream_id, requests, holder, first_seen, str(presented or "") or None)
+        )
         try:
             await first_seen.wait()
             stream = holder.get("stream")
             if stream is None:
                 await reader
+                if (node := holder.get("denied")) is not None:
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"no valid proxy credential for node {node!r}",
+                    )
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request lacks node.id")
                 return
             while True:
@@ -245,13 +271,17 @@ class XdsServer:
         self,
         stream_id: int,
         requests: AsyncIterator[DiscoveryRequest],
-        holder: dict[str, _Stream],
+        holder: dict[str, Any],
         first_seen: asyncio.Event,
+        presented: str | None = None,
     ) -> None:
         stream: _Stream | None = None
         try:
             async for request in requests:
                 if stream is None:
+                    if not self._allowed(stream_id, request, presented, holder):
+                        first_seen.set()
+                        return
                     stream = self._connected(stream_id, request)
                     if stream is not None:
                         holder["stream"] = stream
@@ -267,6 +297,23 @@ class XdsServer:
             first_seen.set()
             if stream is not None:
                 stream.queue.put_nowait(_END)
+
+    def _allowed(
+        self,
+        stream_id: int,
+        request: DiscoveryRequest,
+        presented: str | None,
+        holder: dict[str, Any],
+    ) -> bool:
+        if self._authenticate is None or not request.node.id:
+            return True
+        if self._authenticate(request.node.id, presented):
+            return True
+        log.warning(
+            "xDS: stream %d refused: no valid credential for node %s", stream_id, request.node.id
+        )
+        holder["denied"] = request.node.id  # to word the refusal; never registered
+        return False
 
     def _connected(self, stream_id: int, request: DiscoveryRequest) -> _Stream | None:
         node_id = request.node.id
@@ -296,6 +343,11 @@ class XdsServer:
         stream.connected = False
         stream.disconnected_at = datetime.now(UTC)
         stream.closed_at = self._clock()
+        if self._latest.get(stream.node_id) is stream:
+            # An older stream of the same node may still be up: it is the proxy's now.
+            live = [s for s in self._streams if s.node_id == stream.node_id]
+            if live:
+                self._latest[stream.node_id] = max(live, key=lambda s: s.stream_id)
         log.info("xDS: %s disconnected (stream %d)", stream.node_id, stream.stream_id)
 
     def _handle(self, stream: _Stream, request: DiscoveryRequest) -> None:

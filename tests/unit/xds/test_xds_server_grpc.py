@@ -56,8 +56,14 @@ class Generator:
 class Client:
     """One ADS stream, driven by hand."""
 
-    def __init__(self, channel: grpc.aio.Channel, node_id: str | None) -> None:
-        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        node_id: str | None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        self.call = stub.StreamAggregatedResources(metadata=metadata or None)
         self.node_id = node_id
         self.first = True
 
@@ -268,17 +274,19 @@ def test_disconnect_mid_stream_is_recorded_and_server_keeps_serving() -> None:
     run(body)
 
 
-def test_unix_socket_is_world_writable_and_restartable() -> None:
+def test_unix_socket_mode_group_and_restart() -> None:
     async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="mg-xds-", dir="/tmp") as tmp:
             path = str(Path(tmp) / "xds.sock")
-            for _ in range(2):  # stop then start again on the same path
+            # Owner-only by default; the caller's mode and group (the proxies') otherwise.
+            for kwargs, want in (({}, 0o600), ({"mode": 0o660, "gid": os.getgid()}, 0o660)):
                 server = XdsServer(Generator())
-                await server.start(path)
+                await server.start(path, **kwargs)  # type: ignore[arg-type]
                 try:
                     mode = os.stat(path).st_mode
                     assert stat.S_ISSOCK(mode)
-                    assert stat.S_IMODE(mode) == 0o666
+                    assert stat.S_IMODE(mode) == want
+                    assert os.stat(path).st_gid == os.getgid()
                     async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
                         client = Client(channel, "n1")
                         await client.send(LISTENER)
@@ -338,5 +346,37 @@ def test_closed_streams_are_shown_disconnected_then_dropped() -> None:
                 again.call.cancel()
         finally:
             await server.stop()
+
+    asyncio.run(main())
+
+
+def test_a_stream_without_the_nodes_credential_gets_nothing_and_changes_nothing() -> None:
+    async def main() -> None:
+        with tempfile.TemporaryDirectory(prefix="mg-xds-", dir="/tmp") as tmp:
+            path = str(Path(tmp) / "xds.sock")
+            server = XdsServer(
+                Generator(),
+                authenticate=lambda node, sent: sent == f"ok-{node}",
+                credential_header="x-cred",
+            )
+            await server.start(path)
+            try:
+                async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+                    good = Client(channel, "n1", metadata=(("x-cred", "ok-n1"),))
+                    await good.send(LISTENER)
+                    assert (await good.recv()).type_url == LISTENER
+                    for sent in ((), (("x-cred", "ok-n2"),), (("x-cred", "forged"),)):
+                        spoof = Client(channel, "n1", metadata=sent)
+                        await spoof.send(LISTENER)
+                        with pytest.raises(grpc.aio.AioRpcError) as err:
+                            await spoof.recv()
+                        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                        assert "no valid proxy credential for node 'n1'" in str(err.value.details())
+                    # The real n1 is still the one shown, connected.
+                    (status,) = server.statuses()
+                    assert status.node_id == "n1" and status.connected
+                    good.call.cancel()
+            finally:
+                await server.stop()
 
     asyncio.run(main())
