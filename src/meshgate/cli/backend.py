@@ -92,8 +92,16 @@ class LocalBackend:
         return self._store is not None or self.state_dir.is_dir()
 
     def apply(self, objects: list[Obj], dry_run: bool) -> list[ChangeResult]:
+        # The same admission defaults the control plane's API applies (imported only when
+        # needed: the admission module pulls in the snapshot model).
+        if any((o.get("metadata") or {}).get("ownerReferences") for o in objects):
+            from meshgate.server.admission import default_owner_uids
+
+            def stored_of(group: str, kind: str) -> list[Obj]:
+                return [s.object for s in self.store.list(group=group, kind=kind)]
+
+            objects = default_owner_uids(objects, stored_of)
         if any(o.get("kind") == "Service" for o in objects):
-            # The same admission defaults the control plane's API applies.
             from meshgate.server.admission import default_cluster_ips
 
             stored = (s.object for s in self.store.list(kind="Service"))

@@ -59,16 +59,13 @@ def pod_name(target: str, namespace: str) -> str:
     if kind.kind != "Deployment":
         typer.echo(f"error: cannot exec into or read logs of a {kind.kind}", err=True)
         raise typer.Exit(1)
+    from meshgate.server.workloads import owned_by
+
     with backend_errors():
+        deployments = get_backend().get(kind, namespace, name, None)
         pods = get_backend().get(resolve_kind("pod"), namespace, None, None)
-    owned = [
-        p
-        for p in pods
-        if any(
-            ref.get("kind") == "Deployment" and ref.get("name") == name
-            for ref in (p.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]
+    # Owned by uid: never a pod of a same-named Deployment deleted before this one.
+    owned = [p for p in pods if any(owned_by(p, d) for d in deployments)]
     # Running pods first, then by name: stable, and what kubectl would pick.
     owned.sort(
         key=lambda p: ((p.get("status") or {}).get("phase") != "Running", p["metadata"]["name"])

@@ -6,15 +6,21 @@ Rules:
   one allocated (10.96.0.0/16, from a hash of ``ns/name``, past addresses in use), so
   ``get svc`` shows the address DNS answers with, and re-applying the same manifest (which
   has no clusterIP) changes nothing. ``None`` (headless) and ``ExternalName`` get none.
+- An ownerReference without a uid gets the uid of the owner it names (kind and name) in
+  the object's namespace, or cluster-scoped; with no such owner the request is refused
+  (Kubernetes refuses every uid-less reference; ownership here is by uid as there, and a
+  dependent whose owner is unknown would only be garbage-collected).
 - Pure over its inputs: the caller passes what the store holds; nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from meshgate.api.meta import group_of
 from meshgate.model.snapshot import allocate_cluster_ips
+from meshgate.server import workloads as wl
 
 Obj = dict[str, Any]
 
@@ -62,3 +68,33 @@ def default_cluster_ips(objects: list[Obj], stored: Iterable[Obj]) -> list[Obj]:
         ip = kept.get(key) or fresh[key]
         out.append({**obj, "spec": {**(obj.get("spec") or {}), "clusterIP": ip}})
     return out
+
+
+def owner_kinds_missing_uids(objects: list[Obj]) -> set[tuple[str, str]]:
+    """(group, kind) of every owner that an ownerReference without a uid names."""
+    return {
+        (group_of(str(ref.get("apiVersion", ""))), str(ref.get("kind", "")))
+        for o in objects
+        for ref in (o.get("metadata") or {}).get("ownerReferences") or []
+        if isinstance(ref, dict) and not ref.get("uid")
+    }
+
+
+def default_owner_uids(
+    objects: list[Obj], stored: Callable[[str, str], Iterable[Obj]]
+) -> list[Obj]:
+    """``objects`` with uid-less ownerReferences given their owner's uid; ``stored(group,
+    kind)`` lists the stored objects of a kind. ValueError naming each reference whose
+    owner does not exist."""
+    kinds = owner_kinds_missing_uids(objects)
+    if not kinds:
+        return objects
+    owners = [o for group, kind in sorted(kinds) for o in stored(group, kind)]
+    fill = wl.fill_owner_uids(objects, owners)
+    if fill.unresolved:
+        raise ValueError(
+            "; ".join(fill.unresolved)
+            + " (an ownerReference needs its owner's uid: apply the owner first, or give it)"
+        )
+    filled = {wl.key_of(o): o for o in fill.filled}
+    return [filled.get(wl.key_of(o), o) for o in objects]

@@ -58,8 +58,11 @@ def _version(s: Any) -> dict[str, Any]:
 
 
 def _admit(cp: ControlPlane, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from meshgate.server.admission import default_cluster_ips
+    from meshgate.server.admission import default_cluster_ips, default_owner_uids
 
+    objects = default_owner_uids(
+        objects, lambda group, kind: (s.object for s in cp.store.list(group=group, kind=kind))
+    )
     if not any(o.get("kind") == "Service" for o in objects):
         return objects
     return default_cluster_ips(objects, (s.object for s in cp.store.list(kind="Service")))

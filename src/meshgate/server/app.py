@@ -8,6 +8,8 @@ Rules:
   containers and refreshes pod status.
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
+- At start, before the first pass, stored ownerReferences without a uid (older state
+  directories) are given their owner's uid, or logged as owned by nothing that exists.
 - Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
   process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
 """
@@ -182,6 +184,9 @@ class ControlPlane:
         ]
         if missing:
             self.store.apply(missing)
+        # Before any reconcile pass: older state's uid-less ownerReferences get their
+        # owner's uid, so its pods are neither collected nor left to no controller.
+        await asyncio.to_thread(self.reconciler.adopt_owner_uids)
         await asyncio.to_thread(self.node.up, self.world)
         xds_sock = xds_socket(self.node.mesh_id)
         xds_sock.parent.mkdir(mode=0o750, exist_ok=True)

@@ -14,6 +14,12 @@ Rules:
   have the new endpoints: Kubernetes' endpoint removal before SIGTERM, so a rollout drops
   no request. A Pod re-created under the same name (another uid) replaces it at once.
   ``Recreate`` Deployments get new pods only once their old ones have stopped.
+- Identity is namespace + name everywhere (store keys, runtime pods, the maps below);
+  ownership is by uid (see ``workloads``). The garbage collector deletes an object once
+  none of the owners its ownerReferences name (by uid) exists any more, as Kubernetes'
+  does, so a same-named owner in another namespace, or a re-created one, keeps nothing
+  alive. ``adopt_owner_uids`` gives older state's uid-less references their owner's uid
+  before the first pass, so no dependent is collected (or left unowned) by mistake.
 - Pod specs carry ``restartPolicy`` to the runtime; a Deployment's pods are ``Always``.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
@@ -148,8 +154,8 @@ class Reconciler:
         self._nat_text = ""
         # (namespace, name) of pods gone from the store but still running -> when noticed.
         self._stopping: dict[tuple[str, str], float] = {}
-        # (namespace, name) of pods a Deployment deleted -> the Deployment's (ns, name).
-        self._deleted_by: dict[tuple[str, str], tuple[str, str]] = {}
+        # (namespace, name) of pods a Deployment deleted -> the Deployment's uid.
+        self._deleted_by: dict[tuple[str, str], str] = {}
         self._next_host: int | None = None
 
     # -- controllers -------------------------------------------------------------------
@@ -172,21 +178,25 @@ class Reconciler:
                 if c.action != "unchanged":
                     log.info("%s %s", c.key, c.action)
 
+    def adopt_owner_uids(self) -> None:
+        """Give ownerReferences stored without a uid (state from before ownership was by
+        uid) the uid of the owner they name in their namespace; say which owners are gone
+        (the garbage collector then deletes their dependents, as it did before)."""
+        objs = self._objects()
+        fill = wl.fill_owner_uids(objs, objs)
+        for line in fill.unresolved:
+            log.warning("%s: its owner is gone, so it will be garbage-collected", line)
+        if fill.filled:
+            for c in self.store.apply(fill.filled):
+                log.info("%s: ownerReferences given their owner's uid (%s)", c.key, c.action)
+
     def _garbage_collect(self, objs: list[Obj]) -> None:
-        present = {(o.get("kind"), _key(o).namespace, _key(o).name) for o in objs}
-        orphans = []
-        for o in objs:
-            for ref in (o.get("metadata") or {}).get("ownerReferences") or []:
-                ns = _key(o).namespace
-                if (ref.get("kind"), ns, ref.get("name")) not in present and (
-                    ref.get("kind"),
-                    "",
-                    ref.get("name"),
-                ) not in present:
-                    orphans.append(_key(o))
-                    break
+        uids = {wl.uid_of(o): o for o in objs if wl.uid_of(o)}
+        orphans = [_key(o) for o in objs if wl.dangling(o, uids)]
         if orphans:
-            self.store.delete(orphans)
+            for key in orphans:
+                log.info("%s: its owner is gone; deleting it", key)
+            self.store.delete(orphans, missing_ok=True)
 
     def _deployments(self, objs: list[Obj]) -> None:
         pods = [o for o in objs if o.get("kind") == "Pod"]
@@ -194,7 +204,7 @@ class Reconciler:
         deletes: list[ResourceKey] = []
         for dep in (o for o in objs if o.get("kind") == "Deployment"):
             plan = wl.plan_pods(dep, pods)
-            dep_ref = (_key(dep).namespace, _key(dep).name)
+            dep_ref = wl.uid_of(dep)
             if plan.create and dep_ref in self._deleted_by.values():
                 # Recreate: none of the old pods may still run when a new one starts.
                 strategy = ((dep.get("spec") or {}).get("strategy") or {}).get("type")

@@ -14,7 +14,14 @@ Rules:
   default; both 0 means unavailable 1, as Kubernetes resolves them); ``Recreate`` deletes
   every old pod and creates new ones once none is left. Among pods to delete, those not
   Ready go first.
-- Objects created by a controller carry an ownerReference, and only those are deleted.
+- An object's identity is its namespace and name; ownership is by uid, as in Kubernetes.
+  Objects a controller creates carry an ownerReference with the owner's uid, and only
+  those are its own: a dependent is in its owner's namespace (ownerReferences are
+  namespace-local, a cluster-scoped owner excepted), and a reference names the owner's
+  group, kind, name and uid. A reference without a uid matches only an owner without one
+  (objects never stored: offline analysis); stored references all carry one (admission
+  and ``fill_owner_uids`` give one to hand-written ones and those of older state).
+- Pod names are unique within their namespace; the same name may live in another.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +51,19 @@ def _meta(obj: Obj) -> Obj:
     return meta
 
 
+def _group(api_version: Any) -> str:
+    api = str(api_version or "")
+    return api.rsplit("/", 1)[0] if "/" in api else ""
+
+
 def key_of(obj: Obj) -> tuple[str, str, str, str]:
-    api = obj.get("apiVersion", "")
-    group = api.rsplit("/", 1)[0] if "/" in api else ""
     meta = _meta(obj)
-    return (group, obj.get("kind", ""), meta.get("namespace", "") or "", meta.get("name", ""))
+    return (
+        _group(obj.get("apiVersion")),
+        obj.get("kind", ""),
+        meta.get("namespace", "") or "",
+        meta.get("name", ""),
+    )
 
 
 def owner_ref(owner: Obj) -> Obj:
@@ -62,11 +77,113 @@ def owner_ref(owner: Obj) -> Obj:
     }
 
 
+def namespace_of(obj: Obj) -> str:
+    return str(_meta(obj).get("namespace") or "")
+
+
+def uid_of(obj: Obj) -> str:
+    return str(_meta(obj).get("uid") or "")
+
+
+def refers_to(ref: Obj, owner: Obj) -> bool:
+    """Whether the ownerReference ``ref`` names ``owner``: its group, kind, name and uid."""
+    return (
+        ref.get("kind") == owner.get("kind")
+        and _group(ref.get("apiVersion")) == _group(owner.get("apiVersion"))
+        and ref.get("name") == _meta(owner).get("name")
+        and str(ref.get("uid") or "") == uid_of(owner)
+    )
+
+
 def owned_by(obj: Obj, owner: Obj) -> bool:
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("kind") == owner.get("kind") and ref.get("name") == _meta(owner).get("name"):
-            return True
-    return False
+    """Whether ``owner`` owns ``obj``: same namespace (or a cluster-scoped owner), and an
+    ownerReference of ``obj`` naming the owner and its uid. A same-named owner in
+    another namespace, or a deleted and re-created one (another uid), owns nothing."""
+    owner_ns = namespace_of(owner)
+    if owner_ns and owner_ns != namespace_of(obj):
+        return False
+    return any(refers_to(ref, owner) for ref in _meta(obj).get("ownerReferences") or [])
+
+
+OwnerIndex = dict[tuple[str, str, str, str], Obj]
+
+
+def owner_index(objects: Iterable[Obj]) -> OwnerIndex:
+    """(namespace, group, kind, name) -> object: owners by what a reference names."""
+    return {(namespace_of(o), *key_of(o)[:2], str(_meta(o).get("name", ""))): o for o in objects}
+
+
+def owner_of(ref: Obj, dependent: Obj, index: OwnerIndex) -> Obj | None:
+    """The object ``ref`` (an ownerReference of ``dependent``) names, by group, kind and
+    name: in the dependent's namespace, else cluster-scoped, as Kubernetes resolves owners."""
+    group, kind, name = _group(ref.get("apiVersion")), str(ref.get("kind", "")), ref.get("name")
+    for ns in dict.fromkeys((namespace_of(dependent), "")):
+        found = index.get((ns, group, kind, str(name or "")))
+        if found is not None:
+            return found
+    return None
+
+
+def dangling(dependent: Obj, uids: dict[str, Obj]) -> bool:
+    """Whether every owner ``dependent`` names is gone (so the garbage collector deletes
+    it, as Kubernetes' does): no object has the reference's uid with its kind and name in
+    the dependent's namespace or cluster scope. ``uids`` maps uid -> stored object."""
+    refs = _meta(dependent).get("ownerReferences") or []
+    if not refs:
+        return False
+    for ref in refs:
+        owner = uids.get(str(ref.get("uid") or ""))
+        if (
+            owner is not None
+            and refers_to(ref, owner)
+            and namespace_of(owner) in ("", namespace_of(dependent))
+        ):
+            return False
+    return True
+
+
+@dataclass
+class OwnerFill:
+    """What ``fill_owner_uids`` did: objects given owner uids, and references it could
+    not resolve (each a sentence naming the dependent and the missing owner)."""
+
+    filled: list[Obj] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+
+
+def fill_owner_uids(objects: list[Obj], owners: Iterable[Obj]) -> OwnerFill:
+    """``objects`` whose ownerReferences lack a uid, with the uid of the owner their kind
+    and name resolve to (see ``owner_of``) filled in: new dicts, only those changed.
+
+    State directories from before ownership was by uid may hold such references; so may a
+    hand-written manifest. A reference whose owner does not exist is left as it is and
+    reported (the garbage collector then deletes the dependent, its owner being gone)."""
+    index = owner_index(owners)
+    out = OwnerFill()
+    for obj in objects:
+        refs = _meta(obj).get("ownerReferences") or []
+        if all(ref.get("uid") for ref in refs):
+            continue
+        fixed: list[Obj] = []
+        for i, ref in enumerate(refs):
+            if ref.get("uid"):
+                fixed.append(ref)
+                continue
+            owner = owner_of(ref, obj, index)
+            if owner is None or not uid_of(owner):
+                ns = namespace_of(obj)
+                where = f'namespace "{ns}"' if ns else "the cluster scope"
+                out.unresolved.append(
+                    f"{obj.get('kind')} {ns + '/' if ns else ''}{_meta(obj).get('name')}: "
+                    f"metadata.ownerReferences[{i}] names {ref.get('kind')} "
+                    f'"{ref.get("name")}" without a uid, and there is none in {where}'
+                )
+                fixed.append(ref)
+                continue
+            fixed.append({**ref, "uid": uid_of(owner)})
+        if fixed != refs:
+            out.filled.append({**obj, "metadata": {**_meta(obj), "ownerReferences": fixed}})
+    return out
 
 
 def gateway_labels(gw: Obj) -> dict[str, str]:
@@ -250,7 +367,9 @@ def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[],
     spec = deployment.get("spec") or {}
     thash = template_hash(deployment)
     template = spec.get("template") or {}
-    taken = {_meta(p).get("name") for p in pods}
+    namespace = meta.get("namespace") or "default"
+    # Names need only be unique in the namespace: another may hold the very same one.
+    taken = {_meta(p).get("name") for p in pods if (namespace_of(p) or "default") == namespace}
     created: list[Obj] = []
     for _ in range(max(0, count)):
         name = f"{meta['name']}-{thash}-{suffix()}"
@@ -262,7 +381,7 @@ def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[],
         labels["pod-template-hash"] = thash
         pod_meta: Obj = {
             "name": name,
-            "namespace": meta.get("namespace") or "default",
+            "namespace": namespace,
             "labels": labels,
             "ownerReferences": [owner_ref(deployment)],
         }

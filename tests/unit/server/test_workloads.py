@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from meshgate.server import workloads as wl
 
@@ -140,3 +141,113 @@ def test_sidecar_injection_opt_out() -> None:
     pod = {"metadata": {"name": "p", "annotations": {"sidecar.istio.io/inject": "false"}}}
     assert not wl.wants_sidecar(pod)
     assert wl.wants_sidecar({"metadata": {"name": "p"}})
+
+
+def _deployment(namespace: str, uid: str, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "sleep", "namespace": namespace, "uid": uid},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "sleep"}},
+            "template": {
+                "metadata": {"labels": {"app": "sleep"}},
+                "spec": {"containers": [{"name": "sleep", "image": "curl"}]},
+            },
+        },
+    }
+
+
+def test_owned_by_is_by_namespace_and_uid() -> None:
+    default, other = _deployment("default", "u-default"), _deployment("other", "u-other")
+    (pod,) = wl.plan_pods(default, [], suffix=_counter()).create
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "u-default"
+    assert wl.owned_by(pod, default)
+    # The same kind and name in another namespace owns nothing here...
+    assert not wl.owned_by(pod, other)
+    # ... nor does a pod that says so but lives elsewhere belong to it,
+    moved = {**pod, "metadata": {**pod["metadata"], "namespace": "other"}}
+    assert not wl.owned_by(moved, default) and not wl.owned_by(moved, other)
+    # ... nor does a re-created Deployment (same namespace and name, another uid) own it.
+    assert not wl.owned_by(pod, _deployment("default", "u-again"))
+    # A reference without a uid names a stored owner no more.
+    bare = {**pod["metadata"]["ownerReferences"][0], "uid": ""}
+    legacy = {**pod, "metadata": {**pod["metadata"], "ownerReferences": [bare]}}
+    assert not wl.owned_by(legacy, default)
+    # Between objects never stored (offline analysis: no uids), kind and name decide.
+    unstored = _deployment("default", "")
+    assert wl.owned_by(wl.plan_pods(unstored, [], suffix=_counter()).create[0], unstored)
+
+
+def test_same_named_deployments_plan_and_scale_independently() -> None:
+    default, other = _deployment("default", "u-default"), _deployment("other", "u-other")
+    (mine,) = wl.plan_pods(default, [], suffix=_counter()).create
+    # other/sleep sees default's pod and still makes its own, even under the same name.
+    (theirs,) = wl.plan_pods(other, [mine], suffix=_counter()).create
+    assert theirs["metadata"]["namespace"] == "other"
+    assert theirs["metadata"]["name"] == mine["metadata"]["name"]
+    assert theirs["metadata"]["ownerReferences"][0]["uid"] == "u-other"
+    pods = [_ready(mine), _ready(theirs)]
+    # Scaling other/sleep to 0 deletes its pod only; default/sleep has nothing to do.
+    assert wl.plan_pods(_deployment("other", "u-other", 0), pods).delete == [pods[1]]
+    assert wl.plan_pods(default, pods) == wl.PodPlan()
+
+
+def test_new_pod_names_are_unique_in_their_namespace() -> None:
+    (mine,) = wl.plan_pods(_deployment("default", "u1"), [], suffix=lambda: "aaaaa").create
+    (theirs,) = wl.plan_pods(_deployment("other", "u2"), [], suffix=lambda: "ccccc").create
+    suffixes = iter(["aaaaa", "ccccc"])
+    plan = wl.plan_pods(_deployment("default", "u1", 2), [mine, theirs], lambda: next(suffixes))
+    # aaaaa is taken in default; ccccc only in other, so it may be used here.
+    assert [p["metadata"]["name"].rsplit("-", 1)[1] for p in plan.create] == ["ccccc"]
+
+
+def test_dangling_when_no_owner_with_the_uid_is_left() -> None:
+    default, other = _deployment("default", "u-default"), _deployment("other", "u-other")
+    (pod,) = wl.plan_pods(default, [], suffix=_counter()).create
+    assert not wl.dangling(pod, {"u-default": default, "u-other": other})
+    # default/sleep gone: other/sleep (same kind and name) keeps nothing alive.
+    assert wl.dangling(pod, {"u-other": other})
+    # Re-created under another uid: the old pods are the old owner's, so they go.
+    assert wl.dangling(pod, {"u-again": _deployment("default", "u-again")})
+    # The uid of another kind of object, or of an object in another namespace, is no owner.
+    moved = {**default, "metadata": {**default["metadata"], "namespace": "other"}}
+    assert wl.dangling(pod, {"u-default": moved})
+    # No references: never collected. Several: kept while one owner is left.
+    assert not wl.dangling({"metadata": {"name": "x", "namespace": "default"}}, {})
+    two = wl.owner_ref(_deployment("default", "u-two"))
+    both = {**pod, "metadata": {**pod["metadata"], "ownerReferences": [*_refs(pod), two]}}
+    assert not wl.dangling(both, {"u-two": _deployment("default", "u-two")})
+
+
+def _refs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    refs: list[dict[str, Any]] = obj["metadata"]["ownerReferences"]
+    return refs
+
+
+def test_fill_owner_uids_from_the_owner_in_the_same_namespace() -> None:
+    default, other = _deployment("default", "u-default"), _deployment("other", "u-other")
+    pods = []
+    for ns in ("default", "other", "gone"):
+        (pod,) = wl.plan_pods(_deployment(ns, ""), [], suffix=_counter()).create
+        pods.append(pod)
+    cluster_owner = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "uid": "n"}}
+    by_namespace = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "c",
+            "namespace": "default",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Namespace", "name": "x"}],
+        },
+    }
+    stored = {**pods[0], "metadata": {**pods[0]["metadata"], "name": "kept"}}
+    stored["metadata"]["ownerReferences"] = [wl.owner_ref(default)]
+    fill = wl.fill_owner_uids([*pods, by_namespace, stored], [default, other, cluster_owner])
+    assert [_refs(p)[0]["uid"] for p in fill.filled] == ["u-default", "u-other", "n"]
+    assert [p["metadata"]["namespace"] for p in fill.filled] == ["default", "other", "default"]
+    assert _refs(pods[0])[0]["uid"] == ""  # the input is not changed
+    (line,) = fill.unresolved
+    assert line.startswith(f"Pod gone/{pods[2]['metadata']['name']}: ")
+    assert 'names Deployment "sleep" without a uid' in line and 'namespace "gone"' in line
