@@ -7,7 +7,10 @@ Rules:
 - Tables follow ``istioctl proxy-config``: clusters by SERVICE FQDN, PORT, SUBSET,
   DIRECTION, TYPE; listeners by ADDRESSES, PORT, MATCH, DESTINATION; routes by NAME,
   VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE; endpoints by ENDPOINT, STATUS, CLUSTER.
-  ``-o json`` prints the matching raw Envoy objects instead.
+  ``-o json`` prints the matching raw Envoy objects instead. Secrets by RESOURCE NAME, TYPE,
+  STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE (their ``-o json``: the same, with
+  each certificate's SANs); a private key is never printed (Envoy redacts it), nor is the
+  proxy's xDS credential in its bootstrap.
 - The table builders are pure functions of the dumps, so they are tested without Envoy.
 """
 
@@ -40,6 +43,9 @@ KINDS = {
     "all": "all",
     "bootstrap": "bootstrap",
     "b": "bootstrap",
+    "secret": "secret",
+    "secrets": "secret",
+    "s": "secret",
 }
 
 EXAMPLES = """Examples:
@@ -50,6 +56,7 @@ EXAMPLES = """Examples:
   meshgate pc listener deploy/sleep --port 80
   meshgate pc endpoint sleep-xxx --cluster 'outbound|80||aliyun.com'
   meshgate pc cluster sleep-xxx -o json
+  meshgate pc secret istio-egressgateway-xxx -n istio-system   # its mesh identity (mTLS)
 """
 
 
@@ -237,6 +244,64 @@ def endpoint_rows(clusters_json: Obj, cluster: str | None = None) -> Rows:
     return rows
 
 
+def secrets(dump: Obj) -> list[Obj]:
+    """The proxy's active secrets, each certificate read: name, type, validity, SANs."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+
+    out = []
+    sec = _section(dump, "SecretsConfigDump")
+    for item in sec.get("dynamic_active_secrets") or []:
+        raw = item.get("secret") or {}
+        name = str(raw.get("name") or item.get("name") or "")
+        if "tls_certificate" in raw:
+            kind, source = "Cert Chain", raw["tls_certificate"].get("certificate_chain") or {}
+        elif "validation_context" in raw:
+            kind, source = "CA", raw["validation_context"].get("trusted_ca") or {}
+        else:
+            continue
+        entry: Obj = {"name": name, "type": kind, "status": "ACTIVE"}
+        pem = base64.b64decode(source["inline_bytes"]) if "inline_bytes" in source else b""
+        certs = x509.load_pem_x509_certificates(pem) if pem else []
+        if certs:
+            cert = certs[0]
+            now = datetime.datetime.now(datetime.UTC)
+            entry["validCert"] = cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+            entry["serialNumber"] = format(cert.serial_number, "x")
+            entry["notAfter"] = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+            entry["notBefore"] = cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+            try:
+                ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                sans = ext.value
+                uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+                entry["sans"] = [str(v) for v in uris] + sans.get_values_for_type(x509.DNSName)
+            except x509.ExtensionNotFound:
+                entry["sans"] = []
+        out.append(entry)
+    return sorted(out, key=lambda e: (e["type"] == "CA", e["name"]))
+
+
+def secret_rows(dump: Obj) -> Rows:
+    rows = [["RESOURCE NAME", "TYPE", "STATUS", "VALID CERT", "SERIAL NUMBER", "NOT AFTER",
+             "NOT BEFORE"]]  # fmt: skip
+    for e in secrets(dump):
+        valid = "" if "validCert" not in e else str(e["validCert"]).lower()
+        rows.append([e["name"], e["type"], e["status"], valid, e.get("serialNumber", ""),
+                     e.get("notAfter", ""), e.get("notBefore", "")])  # fmt: skip
+    return rows
+
+
+def redact_credential(bootstrap: Obj) -> Obj:
+    """The bootstrap with the proxy's xDS credential (initial metadata) blanked out."""
+    ads = ((bootstrap.get("dynamic_resources") or {}).get("ads_config")) or {}
+    for service in ads.get("grpc_services") or []:
+        for header in service.get("initial_metadata") or []:
+            header["value"] = "[redacted]"
+    return bootstrap
+
+
 def format_rows(rows: Rows) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -255,7 +320,7 @@ def _fetch(namespace: str, name: str, path: str) -> Obj:
     return result
 
 
-KIND_HELP = "cluster | listener | route | endpoint | all | bootstrap (or c, l, r, ep, b)"
+KIND_HELP = "cluster | listener | route | endpoint | secret | all | bootstrap (c, l, r, ep, s, b)"
 
 
 def command(
@@ -312,6 +377,13 @@ def command(
             typer.echo(format_rows(endpoint_rows(data, cluster)))
         return
     dump = _fetch(ns, pod, "/config_dump")
+    redact_credential(_section(dump, "BootstrapConfigDump").get("bootstrap") or {})
+    if which == "secret":
+        if output == "json":
+            typer.echo(json.dumps(secrets(dump), indent=2))
+        else:
+            typer.echo(format_rows(secret_rows(dump)))
+        return
     if output == "json":
         raw: Any = {
             "cluster": clusters(dump),

@@ -38,12 +38,14 @@ from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import Runtime
 from meshgate.runtime.world import World, load_world
-from meshgate.security import proxy_credentials
+from meshgate.security import proxy_credentials, sds
+from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
 from meshgate.translate import translate
 from meshgate.translate.output import ProxyConfig
+from meshgate.translate.secrets import referenced
 from meshgate.xds.server import XdsServer
 
 log = logging.getLogger("meshgate.server")
@@ -67,6 +69,7 @@ class ControlPlane:
         self.run_dir = run_dir(home)
         self.runtime = Runtime(home)
         self.node = Node(home)
+        self.ca = MeshCA(home)
         # Each proxy authenticates its xDS stream with a credential only it is handed.
         key = proxy_credentials.load_or_create_key(home)
         self.xds = XdsServer(
@@ -106,7 +109,11 @@ class ControlPlane:
         proxy = snap.proxy_for(node_id)
         if proxy is None:
             return None
-        return translate(snap, proxy)
+        config = translate(snap, proxy)
+        # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL).
+        wanted = referenced(config.clusters, config.listeners)
+        config.secrets.extend(sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted))
+        return config
 
     def proxy_statuses(self) -> list[dict[str, Any]]:
         return [st.to_json() for st in self.xds.statuses()]

@@ -59,6 +59,13 @@ def http_connection_manager(
     )
     if gateway:
         hcm.server_name = "istio-envoy"
+        # As Istio's gateways: a client's mesh identity (mTLS) is passed on, never trusted
+        # from the request itself.
+        hcm.forward_client_cert_details = HttpConnectionManager.SANITIZE_SET
+        details = hcm.set_current_client_cert_details
+        details.subject.value = True
+        details.dns = True
+        details.uri = True
     if access_log:
         hcm.access_log.extend(access_log_config())
     return lc.Filter(name=HCM, typed_config=pack(hcm))

@@ -19,7 +19,9 @@ Rules of this module:
   as HTTP servers do. A host already claimed by an earlier server on the port is not claimed
   again (Envoy refuses two chains with one match). They may share a port with PASSTHROUGH
   servers of other hosts.
-- HTTPS with ISTIO_MUTUAL stays plain HTTP: no mesh CA yet (validation warns MG1082).
+- HTTPS with ISTIO_MUTUAL ends mutual TLS with the mesh's identities (SDS `default` and
+  `ROOTCA`), like SIMPLE/MUTUAL servers otherwise; the peer's SPIFFE identity is passed on in
+  `x-forwarded-client-cert`.
 - Routers always write access logs.
 """
 
@@ -261,7 +263,7 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
             and not first.terminates_tls
             and first.tls_mode not in ("", "PASSTHROUGH", "AUTO_PASSTHROUGH")
         ):
-            # HTTP, and ISTIO_MUTUAL (plain HTTP until there is a mesh CA, as MG1082 warns).
+            # HTTP, and HTTPS servers with a TLS mode no gateway terminates.
             hcm = filters.http_connection_manager(
                 f"outbound_{name}", naming.gateway_route_name(port), gateway=True, access_log=True
             )

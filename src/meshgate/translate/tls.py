@@ -8,8 +8,11 @@ Rules of this module:
 - Client side, ``credentialName`` counts only where the caller allows it (gateways, as in
   Istio): elsewhere it is ignored and the file fields apply, so a sidecar never waits for a
   secret it may not read.
-- ISTIO_MUTUAL (client and server) yields no TLS: meshgate has no mesh CA yet, and an SDS
-  reference nobody serves stalls Envoy's whole CDS/LDS update for 15 s (validation MG1082).
+- ISTIO_MUTUAL (client and server) is mutual TLS with the mesh's identities: the proxy's own
+  certificate is SDS `default`, the mesh's trust bundle SDS `ROOTCA` (Istio's names), both
+  served by the control plane from the mesh CA. A client checks the server's SPIFFE SANs
+  when the DestinationRule lists `subjectAltNames`; a server requires a client certificate
+  from the mesh.
 - Files (``caCertificates``, ``clientCertificate``, ``serverCertificate``...) are read by
   Envoy itself from the paths given.
 """
@@ -27,6 +30,8 @@ from meshgate.model.secrets import CA_SUFFIX, resource_name
 from meshgate.translate.pb import ads_source, boolean, pack
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
+WORKLOAD_CERT = "default"  # Istio's SDS name of a proxy's own certificate and key
+ROOT_CA = "ROOTCA"  # ... and of the mesh's trust bundle
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's OS trust store, as Istio uses
 GATEWAY_ALPN = ("h2", "http/1.1")  # Istio's ALPN for gateway HTTPS servers
 
@@ -74,8 +79,10 @@ def upstream_tls(tls: Any, host: str, *, credentials: bool) -> Any | None:
     ``credentials``: whether ``credentialName`` may be used (gateways only).
     """
     mode = get_str(tls, "mode", "DISABLE")
-    if mode in ("DISABLE", "ISTIO_MUTUAL"):
+    if mode == "DISABLE":
         return None
+    if mode == "ISTIO_MUTUAL":
+        return istio_mutual_client(get_str(tls, "sni") or host, get_list(tls, "subject_alt_names"))
     ctx = tls_pb2.UpstreamTlsContext()
     common = ctx.common_tls_context
     ctx.sni = get_str(tls, "sni") or host
@@ -104,7 +111,36 @@ def upstream_tls(tls: Any, host: str, *, credentials: bool) -> Any | None:
     return socket(ctx)
 
 
-TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
+def _spiffe_matchers(names: list[Any]) -> list[Any]:
+    """SAN matchers for mesh identities: SPIFFE URIs (Istio's `spiffe://` prefix added to a
+    bare `cluster.local/ns/...`), anything else as a DNS name."""
+    out = []
+    for raw in names:
+        name = str(raw)
+        if "/ns/" in name and not name.startswith("spiffe://"):
+            name = "spiffe://" + name
+        kind = common_pb2.SubjectAltNameMatcher.URI if name.startswith("spiffe://") else (
+            common_pb2.SubjectAltNameMatcher.DNS)  # fmt: skip
+        out.append(
+            common_pb2.SubjectAltNameMatcher(
+                san_type=kind, matcher=string_pb2.StringMatcher(exact=name)
+            )
+        )
+    return out
+
+
+def istio_mutual_client(sni: str, subject_alt_names: list[Any]) -> Any:
+    """An ISTIO_MUTUAL upstream: the proxy's mesh certificate, the mesh's roots."""
+    ctx = tls_pb2.UpstreamTlsContext(sni=sni)
+    common = ctx.common_tls_context
+    common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
+    validation = common_pb2.CertificateValidationContext()
+    validation.match_typed_subject_alt_names.extend(_spiffe_matchers(subject_alt_names))
+    common.combined_validation_context.CopyFrom(_combined(validation, ROOT_CA))
+    return socket(ctx)
+
+
+TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL", "ISTIO_MUTUAL"})
 
 
 def terminates(tls: Any) -> bool:
@@ -113,12 +149,23 @@ def terminates(tls: Any) -> bool:
 
 
 def downstream_tls(tls: Any) -> Any:
-    """The DownstreamTlsContext socket of a terminating (SIMPLE/MUTUAL) gateway server."""
+    """The DownstreamTlsContext socket of a terminating (SIMPLE/MUTUAL/ISTIO_MUTUAL) gateway
+    server."""
     mode = get_str(tls, "mode")
     ctx = tls_pb2.DownstreamTlsContext()
     common = ctx.common_tls_context
     common.alpn_protocols.extend(GATEWAY_ALPN)
     _tls_params(common, tls)
+    if mode == "ISTIO_MUTUAL":
+        # Only the mesh's workloads, proven by a certificate from the mesh CA.
+        ctx.require_client_certificate.CopyFrom(boolean(True))
+        common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
+        validation = common_pb2.CertificateValidationContext()
+        validation.match_typed_subject_alt_names.extend(
+            _spiffe_matchers(get_list(tls, "subject_alt_names"))
+        )
+        common.combined_validation_context.CopyFrom(_combined(validation, ROOT_CA))
+        return socket(ctx)
     credentials = [str(c) for c in get_list(tls, "credential_names")]
     if get_str(tls, "credential_name"):
         credentials.insert(0, get_str(tls, "credential_name"))

@@ -389,10 +389,3 @@ def header_value_problem(value: str) -> str | None:
             return f"header value {value!r}: invalid %VARIABLE% {inner!r}"
         i = end + 1
     return None
-
-
-# Said wherever ISTIO_MUTUAL is set, until meshgate has a mesh CA (its absence must not be
-# silent: users rely on it for identity at the egress gateway).
-NO_MESH_MTLS = (
-    "ISTIO_MUTUAL is not implemented yet: meshgate has no mesh CA, so this hop stays plaintext"
-)

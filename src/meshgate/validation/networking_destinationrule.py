@@ -316,8 +316,6 @@ def _client_tls(out: Findings, tls: net.ClientTLSSettings | None) -> None:
             )
         if not tls.private_key:
             out.error("MG1073", "mode MUTUAL needs privateKey (or credentialName)", "privateKey")
-    if mode == "ISTIO_MUTUAL":
-        out.warn("MG1082", c.NO_MESH_MTLS, "mode")
     if mode == "ISTIO_MUTUAL" and (
         tls.client_certificate or tls.private_key or tls.ca_certificates or tls.credential_name
     ):

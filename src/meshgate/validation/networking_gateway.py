@@ -151,7 +151,6 @@ def server_tls(out: Findings, tls: net.ServerTLSSettings) -> None:
     mode = tls.effective_mode
     certs = tls.tls_certificates or []
     if mode == "ISTIO_MUTUAL":
-        out.warn("MG1082", c.NO_MESH_MTLS, "mode")
         for value, wire in (
             (tls.server_certificate, "serverCertificate"),
             (tls.private_key, "privateKey"),

@@ -96,7 +96,7 @@ Rules of this module:
 | MG1079 | E    | ``istio.io/dry-run`` only on AuthorizationPolicy ALLOW/DENY, as a boolean |
 | MG1080 | W    | a DENY rule with only HTTP attributes also denies all TCP traffic |
 | MG1081 | E    | subset names (and destination subsets) are DNS labels |
-| MG1082 | W    | ISTIO_MUTUAL is not implemented yet: that hop stays plaintext (no mesh CA) |
+| MG1082 | -    | retired: ISTIO_MUTUAL warned while there was no mesh CA (now implemented) |
 | MG1083 | E    | Kubernetes counts are not negative (replicas...); progress deadline > minReady |
 | MG1084 | E    | Secret/ConfigMap keys are config keys; ``data``/``binaryData`` are base64 |
 | MG1085 | E    | a Service's ports differ in port number or protocol |

@@ -227,12 +227,16 @@ def test_file_certificates_need_no_secret() -> None:
     assert config.secrets == []
 
 
-def test_istio_mutual_server_stays_plain_http() -> None:
+def test_istio_mutual_server_requires_a_mesh_client_certificate() -> None:
     config = _gateway("{mode: ISTIO_MUTUAL}")
     listener = _listener(config, "0.0.0.0_443")
-    (chain,) = listener.filter_chains
-    assert not chain.HasField("transport_socket")
-    assert _route_name(chain) == "http.443"
+    (chain,) = [c for c in listener.filter_chains if c.HasField("transport_socket")]
+    ctx = _downstream(chain)
+    assert ctx.require_client_certificate.value
+    common = ctx.common_tls_context
+    assert [c.name for c in common.tls_certificate_sds_secret_configs] == ["default"]
+    assert common.combined_validation_context.validation_context_sds_secret_config.name == "ROOTCA"
+    # The translator only refers to the mesh identity; the control plane serves it.
     assert config.secrets == []
 
 

@@ -1,0 +1,182 @@
+"""The mesh CA: a root kept in the state directory, and short-lived SPIFFE workload certificates.
+
+Rules:
+- The root is an ECDSA P-256 key and a self-signed CA certificate (10 years), made on first
+  use in `<state dir>/security/ca/` (`root-key.pem` 0600, `root-cert.pem`; the directory
+  0700), and kept: proxies that outlive a control-plane restart keep trusting it.
+- A workload's identity is `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`, its
+  certificate's only SAN (a URI), as Istio's. Certificates are ECDSA P-256, valid from a minute
+  ago (clock skew) for `lifetime` (24 h by default), and never written to disk: the control
+  plane holds them and hands each proxy its own over SDS.
+- A certificate is re-issued once half its lifetime has passed (Istio's default grace), so a
+  proxy always has a valid one well before expiry; re-issuing changes the SDS resource and
+  the next push delivers it. Nothing restarts.
+- The clock is injected, so rotation is testable without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEFAULT_LIFETIME = datetime.timedelta(hours=24)
+ROOT_LIFETIME = datetime.timedelta(days=3650)
+SKEW = datetime.timedelta(minutes=1)
+
+Clock = Callable[[], datetime.datetime]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
+    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account or 'default'}"
+
+
+@dataclass(frozen=True)
+class Issued:
+    identity: str
+    cert_chain: bytes  # the workload certificate, then the root
+    key: bytes
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class MeshCA:
+    """Issues and caches each identity's certificate; the root lives in `state_dir`."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        lifetime: datetime.timedelta = DEFAULT_LIFETIME,
+        clock: Clock = _now,
+    ) -> None:
+        self.dir = state_dir / "security" / "ca"
+        self.lifetime = lifetime
+        self._clock = clock
+        self._key, self._cert = self._load_or_create_root()
+        self._issued: dict[str, Issued] = {}
+
+    @property
+    def root_pem(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def root_cert(self) -> x509.Certificate:
+        return self._cert
+
+    def _load_or_create_root(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key_path, cert_path = self.dir / "root-key.pem", self.dir / "root-cert.pem"
+        if key_path.exists() and cert_path.exists():
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir.parent, 0o700)
+        os.chmod(self.dir, 0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = self._clock()
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshgate"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "meshgate mesh root CA"),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - SKEW)
+            .not_valid_after(now + ROOT_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(key_path, _key_pem(key))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.chmod(cert_path, 0o644)
+        return key, cert
+
+    def workload(self, identity: str) -> Issued:
+        """The identity's current certificate: the cached one until half its life has gone."""
+        now = self._clock()
+        held = self._issued.get(identity)
+        if held is not None and now < held.not_before + (held.not_after - held.not_before) / 2:
+            return held
+        issued = self._issue(identity, now)
+        self._issued[identity] = issued
+        return issued
+
+    def _issue(self, identity: str, now: datetime.datetime) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        not_before, not_after = now - SKEW, now + self.lifetime
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
+                critical=True,  # the subject is empty: the SAN is the identity
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(ca=False), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        chain = cert.public_bytes(serialization.Encoding.PEM) + self.root_pem
+        return Issued(identity, chain, _key_pem(key), not_before, not_after)

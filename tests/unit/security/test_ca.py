@@ -1,0 +1,79 @@
+"""The mesh CA: its root is kept privately and reused, workload certificates carry exactly
+their SPIFFE identity, chain to the root, and are re-issued at half their life."""
+
+from __future__ import annotations
+
+import datetime
+import stat
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from meshgate.model.proxy import Proxy
+from meshgate.security import sds
+from meshgate.security.ca import MeshCA, spiffe_id
+
+GW_ID = "spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+
+def test_root_is_private_and_kept(tmp_path: Path) -> None:
+    ca = MeshCA(tmp_path)
+    key = tmp_path / "security" / "ca" / "root-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(key.parent.parent.stat().st_mode) == 0o700
+    assert MeshCA(tmp_path).root_pem == ca.root_pem  # a restart trusts the same root
+    assert ca.root_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_workload_certificate_is_its_spiffe_identity(tmp_path: Path) -> None:
+    ca = MeshCA(tmp_path)
+    assert spiffe_id("cluster.local", "istio-system", "istio-egressgateway-service-account") == (
+        GW_ID
+    )
+    issued = ca.workload(GW_ID)
+    leaf, root = x509.load_pem_x509_certificates(issued.cert_chain)
+    assert root == ca.root_cert
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [GW_ID]
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    public = ca.root_cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    leaf.verify_directly_issued_by(ca.root_cert)
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == datetime.timedelta(
+        hours=24, minutes=1
+    )
+
+
+def test_reissued_at_half_life_not_before(tmp_path: Path) -> None:
+    clock = Clock()
+    ca = MeshCA(tmp_path, lifetime=datetime.timedelta(hours=2), clock=clock)
+    first = ca.workload(GW_ID)
+    clock.now += datetime.timedelta(minutes=50)
+    assert ca.workload(GW_ID) is first
+    clock.now += datetime.timedelta(minutes=15)  # past half of 2 h (+ the minute of skew)
+    second = ca.workload(GW_ID)
+    assert second is not first and second.key != first.key
+    assert second.not_after > first.not_after
+
+
+def test_sds_serves_only_what_is_referenced_and_only_the_proxys_own(tmp_path: Path) -> None:
+    ca = MeshCA(tmp_path)
+    gw = Proxy(kind="router", ip="10.34.0.11", pod="gw-1", namespace="istio-system",
+               service_account="istio-egressgateway-service-account")  # fmt: skip
+    assert sds.identity_secrets(ca, gw, "cluster.local", ["kubernetes://x"]) == []
+    cert, root = sds.identity_secrets(ca, gw, "cluster.local", ["default", "ROOTCA"])
+    assert cert.name == "default" and root.name == "ROOTCA"
+    leaf = x509.load_pem_x509_certificates(cert.tls_certificate.certificate_chain.inline_bytes)[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [GW_ID]
+    assert root.validation_context.trusted_ca.inline_bytes == ca.root_pem
