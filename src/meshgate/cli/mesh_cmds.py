@@ -23,6 +23,22 @@ StatusOutput = Annotated[
 ]
 
 
+def parse_ttl(text: str) -> float:
+    """`24h`, `90m`, `30s`, `1h30m` in seconds; at least 10 s (half of it is the re-issue)."""
+    import re
+
+    from meshgate.server.lifecycle import StartError
+
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not text.strip() or parts is None:
+        raise StartError(f"--workload-cert-ttl: {text!r} is not a duration such as 24h or 90m")
+    hours, minutes, seconds = (int(g or 0) for g in parts.groups())
+    total = float(hours * 3600 + minutes * 60 + seconds)
+    if total < 10:
+        raise StartError(f"--workload-cert-ttl: {text!r} is shorter than 10s")
+    return total
+
+
 def register(app: typer.Typer) -> None:
     from meshgate.cli.helpfmt import Command
 
@@ -44,6 +60,15 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float, typer.Option(metavar="SECONDS", help="Seconds to wait for readiness.")
         ] = 60.0,
+        workload_cert_ttl: Annotated[
+            str,
+            typer.Option(
+                "--workload-cert-ttl",
+                metavar="DURATION",
+                help="Lifetime of each proxy's mesh certificate (re-issued at half of it), "
+                "e.g. 24h, 90m, 30s.",
+            ),
+        ] = "24h",
     ) -> None:
         """Start the control plane in the background and wait until it is ready.
 
@@ -55,7 +80,8 @@ def register(app: typer.Typer) -> None:
 
         home = state_dir()
         try:
-            started = start(home, world, concurrency=concurrency, timeout=timeout)
+            ttl = parse_ttl(workload_cert_ttl)
+            started = start(home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl)
         except StartError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -14,8 +14,16 @@ def cli() -> None:
     parser.add_argument("--home", type=Path, default=state_dir(), help="state directory")
     parser.add_argument("--world", default=None, help="simulated internet: 'demo' or a file")
     parser.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
+    parser.add_argument(
+        "--workload-cert-ttl", type=float, default=86400.0, help="seconds a certificate lasts"
+    )
     args = parser.parse_args()
-    main(args.home.expanduser().resolve(), args.world, args.concurrency)
+    main(
+        args.home.expanduser().resolve(),
+        args.world,
+        args.concurrency,
+        cert_ttl=args.workload_cert_ttl,
+    )
 
 
 if __name__ == "__main__":

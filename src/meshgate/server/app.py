@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import fcntl
 import logging
 import os
@@ -61,7 +62,9 @@ class _ApiServer(uvicorn.Server):
 
 
 class ControlPlane:
-    def __init__(self, home: Path, world: str | None, concurrency: int = 1) -> None:
+    def __init__(
+        self, home: Path, world: str | None, concurrency: int = 1, *, cert_ttl: float = 86400.0
+    ) -> None:
         self.home = home
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
@@ -69,7 +72,7 @@ class ControlPlane:
         self.run_dir = run_dir(home)
         self.runtime = Runtime(home)
         self.node = Node(home)
-        self.ca = MeshCA(home)
+        self.ca = MeshCA(home, lifetime=datetime.timedelta(seconds=cert_ttl))
         # Each proxy authenticates its xDS stream with a credential only it is handed.
         key = proxy_credentials.load_or_create_key(home)
         self.xds = XdsServer(
@@ -254,7 +257,7 @@ class ControlPlane:
                 self.store.delete([stored.key])
 
 
-def main(home: Path, world: str | None, concurrency: int) -> None:
+def main(home: Path, world: str | None, concurrency: int, *, cert_ttl: float = 86400.0) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     lock_path = home / "control-plane.lock"
@@ -268,7 +271,7 @@ def main(home: Path, world: str | None, concurrency: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(ControlPlane(home, world, concurrency).run())
+        asyncio.run(ControlPlane(home, world, concurrency, cert_ttl=cert_ttl).run())
     finally:
         with contextlib.suppress(FileNotFoundError):
             pid_file(home).unlink()

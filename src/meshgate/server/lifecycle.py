@@ -50,7 +50,14 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def up(home: Path, world: str | None, *, concurrency: int = 1, timeout: float = 60.0) -> bool:
+def up(
+    home: Path,
+    world: str | None,
+    *,
+    concurrency: int = 1,
+    timeout: float = 60.0,
+    cert_ttl: float | None = None,
+) -> bool:
     """Start the control plane; returns False if one was already running."""
     client = Client(home)
     if world is not None:
@@ -76,6 +83,8 @@ def up(home: Path, world: str | None, *, concurrency: int = 1, timeout: float = 
     os.chmod(home, 0o700)
     argv = [sys.executable, "-m", "meshgate.server", "--home", str(home)]
     argv += ["--concurrency", str(concurrency)]
+    if cert_ttl is not None:
+        argv += ["--workload-cert-ttl", str(cert_ttl)]
     if world:
         argv += ["--world", world]
     logf = server_log(home)
