@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, meshgate_argv, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -135,7 +136,8 @@ def _serials(mesh: Mesh, gw: str) -> set[str]:
 
 
 def test_workload_certificates_rotate_under_load(tmp_path: Path) -> None:
-    """20 s certificates, re-issued every 10 s, under a steady curl loop: nothing fails."""
+    """20 s certificates, re-issued every 10 s, and a root rotation, under a steady curl
+    loop through the mTLS gateway: no request fails."""
     from tests.e2e.conftest import _skip_reason
 
     if reason := _skip_reason():
@@ -152,11 +154,27 @@ def test_workload_certificates_rotate_under_load(tmp_path: Path) -> None:
         if not ok:  # nothing through the gateway yet: send one request and look again
             mesh.curl(sleep, "-I", "http://aliyun.com/")
         before = _serials(mesh, gw)
-        loop = mesh.meshgate("exec", sleep, "--", "sh", "-c", LOOP.format(n=180), timeout=120)
-        codes = loop.stdout.split()
+        cmd = [*meshgate_argv(), "exec", sleep, "--", "sh", "-c", LOOP.format(n=180)]
+        loop = subprocess.Popen(cmd, env=mesh.env, stdout=subprocess.PIPE, text=True)
+        try:
+            # Meanwhile, the root itself: trusted at once, signing 3 s later, the old root
+            # dropped 10 s after that.
+            time.sleep(3)
+            out = mesh.meshgate("ca", "rotate", "--activate-after", "3s", "--overlap", "10s")
+            new_root = out.stdout.split("new root ", 1)[1].split()[0]
+            stdout, _ = loop.communicate(timeout=120)
+        finally:
+            loop.kill()
+        codes = stdout.split()
         after = _serials(mesh, gw)
-        assert len(codes) == 180 and set(codes) == {"301"}, loop.stdout
+        assert len(codes) == 180 and set(codes) == {"301"}, stdout
         assert before and after and before != after, (before, after)  # re-issued meanwhile
+        status = mesh.meshgate("ca", "status").stdout.splitlines()
+        assert status == [status[0]] and new_root in status[0] and "signing" in status[0], status
+        roots = json.loads(
+            mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
+        )
+        assert [r["serialNumber"] for r in roots if r["name"] == "ROOTCA"] == [new_root]
         entry = _last_log(mesh, gw, "aliyun.com")
         assert entry is not None and entry["requested_server_name"] == "aliyun.com"
     finally:

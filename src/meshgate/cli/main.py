@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from meshgate.cli import (
     analyze,
     apply,
+    ca,
     cp,
     delete,
     describe,
@@ -64,6 +65,7 @@ app.command("version", cls=Command)(version.command)
 mesh_cmds.register(app)
 pod_cmds.register(app)
 cp.register(app)
+app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.
 app.command(

@@ -23,20 +23,28 @@ StatusOutput = Annotated[
 ]
 
 
-def parse_ttl(text: str) -> float:
-    """`24h`, `90m`, `30s`, `1h30m` in seconds; at least 10 s (half of it is the re-issue)."""
+def parse_duration(text: str, flag: str, minimum: float = 0) -> float:
+    """`24h`, `90m`, `30s`, `1h30m` in seconds; ValueError naming `flag` otherwise."""
     import re
-
-    from meshgate.server.lifecycle import StartError
 
     parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
     if not text.strip() or parts is None:
-        raise StartError(f"--workload-cert-ttl: {text!r} is not a duration such as 24h or 90m")
+        raise ValueError(f"{flag}: {text!r} is not a duration such as 24h, 90m or 30s")
     hours, minutes, seconds = (int(g or 0) for g in parts.groups())
     total = float(hours * 3600 + minutes * 60 + seconds)
-    if total < 10:
-        raise StartError(f"--workload-cert-ttl: {text!r} is shorter than 10s")
+    if total < minimum:
+        raise ValueError(f"{flag}: {text!r} is shorter than {minimum:g}s")
     return total
+
+
+def parse_ttl(text: str) -> float:
+    """--workload-cert-ttl: at least 10 s (half of it is when a certificate is re-issued)."""
+    from meshgate.server.lifecycle import StartError
+
+    try:
+        return parse_duration(text, "--workload-cert-ttl", minimum=10)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -11,12 +11,19 @@ Rules:
 - A certificate is re-issued once half its lifetime has passed (Istio's default grace), so a
   proxy always has a valid one well before expiry; re-issuing changes the SDS resource and
   the next push delivers it. Nothing restarts.
+- The root can be rotated (`rotate`) without losing a request: first the new root joins the
+  trust bundle (`ROOTCA`) of every proxy while the old one still signs; `activate_after`
+  later the new root signs every certificate anew; the old root stays in the bundle for
+  `overlap` more, so peers holding certificates of either root trust each other throughout.
+  The rotation's state is files beside the root (`next-root-*.pem`, `previous-root-cert.pem`,
+  `rotation.json`), so a control-plane restart carries it on.
 - The clock is injected, so rotation is testable without waiting.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +39,7 @@ ROOT_LIFETIME = datetime.timedelta(days=3650)
 SKEW = datetime.timedelta(minutes=1)
 
 Clock = Callable[[], datetime.datetime]
+Root = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 
 
 def _now() -> datetime.datetime:
@@ -81,6 +89,10 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class RotationError(RuntimeError):
+    """A root rotation that cannot start now."""
+
+
 class MeshCA:
     """Issues and caches each identity's certificate; the root lives in `state_dir`."""
 
@@ -94,26 +106,97 @@ class MeshCA:
         self.dir = state_dir / "security" / "ca"
         self.lifetime = lifetime
         self._clock = clock
-        self._key, self._cert = self._load_or_create_root()
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir.parent, 0o700)
+        os.chmod(self.dir, 0o700)
+        self._key, self._cert = self._load_or_create_root("root")
         self._issued: dict[str, Issued] = {}
 
     @property
     def root_pem(self) -> bytes:
+        """The root that signs now."""
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
     @property
     def root_cert(self) -> x509.Certificate:
         return self._cert
 
-    def _load_or_create_root(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        key_path, cert_path = self.dir / "root-key.pem", self.dir / "root-cert.pem"
+    def trust_bundle(self) -> bytes:
+        """Every root a proxy must trust now: the signing one, and during a rotation the
+        next one (before it signs) or the previous one (while its certificates live on)."""
+        self._advance()
+        out = self.root_pem
+        for name in ("next-root-cert.pem", "previous-root-cert.pem"):
+            path = self.dir / name
+            if path.exists():
+                out += path.read_bytes()
+        return out
+
+    def rotate(
+        self,
+        *,
+        activate_after: datetime.timedelta = datetime.timedelta(seconds=5),
+        overlap: datetime.timedelta | None = None,
+    ) -> x509.Certificate:
+        """Start a root rotation; the new root's certificate. Refused while one is under way."""
+        self._advance()
+        if (self.dir / "next-root-cert.pem").exists():
+            raise RotationError("a root rotation is already under way")
+        key, cert = self._new_root()
+        _write_private(self.dir / "next-root-key.pem", _key_pem(key))
+        (self.dir / "next-root-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        now = self._clock()
+        state = {
+            "activate_at": (now + activate_after).isoformat(),
+            "overlap_seconds": (overlap or self.lifetime).total_seconds(),
+        }
+        (self.dir / "rotation.json").write_text(json.dumps(state))
+        return cert
+
+    def rotation(self) -> dict[str, str]:
+        """Where a rotation stands, for `meshgate ca status` (empty: none)."""
+        self._advance()
+        path = self.dir / "rotation.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _advance(self) -> None:
+        """Move a rotation on when its time has come (called wherever roots are read)."""
+        path = self.dir / "rotation.json"
+        if not path.exists():
+            return
+        state = json.loads(path.read_text())
+        now = self._clock()
+        nxt = self.dir / "next-root-cert.pem"
+        if nxt.exists() and now >= datetime.datetime.fromisoformat(state["activate_at"]):
+            previous = self.dir / "previous-root-cert.pem"
+            previous.write_bytes(self.root_pem)
+            os.replace(self.dir / "next-root-key.pem", self.dir / "root-key.pem")
+            os.replace(nxt, self.dir / "root-cert.pem")
+            self._key, self._cert = self._load_or_create_root("root")
+            self._issued.clear()  # every identity is signed anew by the new root
+            state["previous_until"] = (now + datetime.timedelta(
+                seconds=state["overlap_seconds"])).isoformat()  # fmt: skip
+            path.write_text(json.dumps(state))
+        until = state.get("previous_until")
+        if until and now >= datetime.datetime.fromisoformat(until):
+            (self.dir / "previous-root-cert.pem").unlink(missing_ok=True)
+            path.unlink()
+
+    def _load_or_create_root(
+        self, stem: str
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key_path, cert_path = self.dir / f"{stem}-key.pem", self.dir / f"{stem}-cert.pem"
         if key_path.exists() and cert_path.exists():
             key = serialization.load_pem_private_key(key_path.read_bytes(), None)
             assert isinstance(key, ec.EllipticCurvePrivateKey)
             return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.dir.parent, 0o700)
-        os.chmod(self.dir, 0o700)
+        key, cert = self._new_root()
+        _write_private(key_path, _key_pem(key))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.chmod(cert_path, 0o644)
+        return key, cert
+
+    def _new_root(self) -> Root:
         key = ec.generate_private_key(ec.SECP256R1())
         now = self._clock()
         name = x509.Name(
@@ -135,13 +218,11 @@ class MeshCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(key_path, _key_pem(key))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        os.chmod(cert_path, 0o644)
         return key, cert
 
     def workload(self, identity: str) -> Issued:
         """The identity's current certificate: the cached one until half its life has gone."""
+        self._advance()
         now = self._clock()
         held = self._issued.get(identity)
         if held is not None and now < held.not_before + (held.not_after - held.not_before) / 2:

@@ -47,7 +47,7 @@ def identity_secrets(
             secret_pb2.Secret(
                 name=ROOT_CA,
                 validation_context=common_pb2.CertificateValidationContext(
-                    trusted_ca=base_pb2.DataSource(inline_bytes=ca.root_pem)
+                    trusted_ca=base_pb2.DataSource(inline_bytes=ca.trust_bundle())
                 ),
             )
         )

@@ -207,6 +207,22 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
     async def status(request: Request) -> JSONResponse:
         return JSONResponse(cp.status())
 
+    async def ca_status(request: Request) -> JSONResponse:
+        return JSONResponse(cp.ca_status())
+
+    async def ca_rotate(request: Request) -> JSONResponse:
+        from meshgate.security.ca import RotationError
+
+        body = await request.json() if await request.body() else {}
+        try:
+            result = cp.ca_rotate(
+                float(body.get("activateAfter", 5)),
+                None if body.get("overlap") is None else float(body["overlap"]),
+            )
+        except RotationError as exc:
+            return JSONResponse({"error": str(exc), "reason": "Conflict"}, status_code=409)
+        return JSONResponse(result)
+
     async def shutdown(request: Request) -> JSONResponse:
         body = await request.json() if await request.body() else {}
         cp.request_shutdown(teardown=bool(body.get("teardown", True)))
@@ -223,6 +239,8 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/log", guard(pod_log), methods=["GET"]),
         Route("/v1/proxy-admin", guard(proxy_admin), methods=["GET"]),
         Route("/v1/status", guard(status), methods=["GET"]),
+        Route("/v1/ca", guard(ca_status), methods=["GET"]),
+        Route("/v1/ca/rotate", guard(ca_rotate), methods=["POST"]),
         Route("/v1/shutdown", guard(shutdown), methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.home import api_socket, pid_file, run_dir, token_file
@@ -136,6 +137,30 @@ class ControlPlane:
 
     def log_path(self, namespace: str, name: str, container: str, previous: bool = False) -> Path:
         return self.runtime.log_path(namespace, name, container, previous)
+
+    def ca_status(self) -> dict[str, Any]:
+        roots = x509.load_pem_x509_certificates(self.ca.trust_bundle())
+        signing = self.ca.root_cert
+        return {
+            "roots": [
+                {
+                    "serialNumber": format(c.serial_number, "x"),
+                    "notAfter": c.not_valid_after_utc.isoformat(),
+                    "signing": c == signing,
+                }
+                for c in roots
+            ],
+            "rotation": self.ca.rotation(),
+            "workloadCertTTLSeconds": self.ca.lifetime.total_seconds(),
+        }
+
+    def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
+        new = self.ca.rotate(
+            activate_after=datetime.timedelta(seconds=activate_after),
+            overlap=None if overlap is None else datetime.timedelta(seconds=overlap),
+        )
+        self.kick()  # the new root joins every proxy's trust bundle now
+        return {"serialNumber": format(new.serial_number, "x"), **self.ca_status()}
 
     def status(self) -> dict[str, Any]:
         pods = self.runtime.pod_states()

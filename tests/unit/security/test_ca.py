@@ -77,3 +77,45 @@ def test_sds_serves_only_what_is_referenced_and_only_the_proxys_own(tmp_path: Pa
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [GW_ID]
     assert root.validation_context.trusted_ca.inline_bytes == ca.root_pem
+
+
+def _roots(bundle: bytes) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(bundle)
+
+
+def test_root_rotation_trusts_both_roots_across_the_switch(tmp_path: Path) -> None:
+    clock = Clock()
+    ca = MeshCA(tmp_path, lifetime=datetime.timedelta(hours=2), clock=clock)
+    old_root = ca.root_cert
+    old_cert = ca.workload(GW_ID)
+    new_root = ca.rotate(
+        activate_after=datetime.timedelta(seconds=5), overlap=datetime.timedelta(minutes=10)
+    )
+    # Phase 1: the new root is trusted everywhere before it signs anything.
+    assert _roots(ca.trust_bundle()) == [old_root, new_root]
+    assert ca.workload(GW_ID) is old_cert
+    clock.now += datetime.timedelta(seconds=6)
+    # Phase 2: the new root signs; the old one is still trusted for the overlap.
+    fresh = ca.workload(GW_ID)
+    assert fresh is not old_cert
+    leaf, chain_root = x509.load_pem_x509_certificates(fresh.cert_chain)
+    leaf.verify_directly_issued_by(new_root)
+    assert chain_root == new_root == ca.root_cert
+    assert _roots(ca.trust_bundle()) == [new_root, old_root]
+    assert MeshCA(tmp_path, clock=clock).trust_bundle() == ca.trust_bundle()  # survives restart
+    clock.now += datetime.timedelta(minutes=11)
+    # Done: only the new root.
+    assert _roots(ca.trust_bundle()) == [new_root]
+    assert ca.rotation() == {}
+    ca.rotate()  # another may start now
+
+
+def test_one_rotation_at_a_time(tmp_path: Path) -> None:
+    import pytest
+
+    from meshgate.security.ca import RotationError
+
+    ca = MeshCA(tmp_path)
+    ca.rotate()
+    with pytest.raises(RotationError):
+        ca.rotate()
