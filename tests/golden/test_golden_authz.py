@@ -1,13 +1,19 @@
-"""Golden file of the egress gateway's listeners with the AuthorizationPolicies of the e2e
-test (DENY ``/admin*``, ALLOW the sleep pod's address). Regenerate with
+"""Golden file of the egress gateway's authorization with the AuthorizationPolicies of the e2e
+test (DENY ``/admin*``, ALLOW the sleep pod's address): per listener and filter chain, the
+network filters' names and the HTTP connection manager's filters in full. Only what the
+policies add is recorded; the rest of the listener is step4-gateway.json's. Regenerate with
 ``MESHGATE_UPDATE_GOLDEN=1 pytest tests/golden``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from google.protobuf import json_format
 
 from meshgate.model.snapshot import Snapshot
@@ -34,10 +40,19 @@ spec:
 """
 
 
+def _chain(chain: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"filters": [f.name for f in chain.filters]}
+    for f in chain.filters:
+        hcm = hcm_pb2.HttpConnectionManager()
+        if f.typed_config.Unpack(hcm):
+            out["httpFilters"] = [json_format.MessageToDict(h) for h in hcm.http_filters]
+    return out
+
+
 def test_golden_gateway_with_policies() -> None:
     snap = Snapshot.build(step_resources(4) + decode(POLICIES, "policies.yaml"))
     config = translate(snap, gateway_proxy(snap))
-    doc = {"listeners": [json_format.MessageToDict(m) for m in config.listeners]}
+    doc = {m.name: [_chain(c) for c in m.filter_chains] for m in config.listeners}
     actual = json.dumps(doc, indent=1, sort_keys=True) + "\n"
     path = HERE / "step4-gateway-authz.json"
     if UPDATE or not path.exists():
