@@ -2,7 +2,9 @@
 
 Rules of this package:
 - It sits after the store in the data flow: it may import ``api``, ``validation``,
-  ``store`` and ``model``, and only ``cli`` imports it.
+  ``store``, ``model`` and ``security.policies`` (which policies apply to a workload: the
+  rule the RBAC compiler uses, so analysis and data plane agree), and only ``cli`` imports
+  it.
 - Pure over its inputs: ``inputs`` turns files, store objects and a fresh mesh's defaults
   into entries; ``runner.analyze`` runs every analyzer (one module per family: gateways,
   virtualservices, vsmatches, destinationrules, serviceentries, sidecars, authz,

@@ -242,6 +242,17 @@ SKIPPED_KIND = MessageType(
     "Skipped: {} is not a kind meshgate models; it was not analyzed.",
     "A document of a kind meshgate does not model (EnvoyFilter, say) was read and skipped.",
 )
+PEER_IDENTITY_ON_PLAINTEXT = MessageType(
+    "MG2002",
+    "PeerIdentityOnPlaintextHop",
+    W,
+    "{} need an mTLS peer identity, but this gateway is reached in plaintext (no server of "
+    "Gateway {} has tls.mode ISTIO_MUTUAL): on this hop they never match, and their not- "
+    "forms always do. Match on ipBlocks, or serve the gateway with ISTIO_MUTUAL.",
+    "An AuthorizationPolicy on a gateway matches peer identities (principals, namespaces, "
+    "service accounts), which only mutual TLS carries, and no server of that gateway uses "
+    "ISTIO_MUTUAL.",
+)
 
 CATALOG: tuple[MessageType, ...] = (
     DEPRECATED,
@@ -270,6 +281,7 @@ CATALOG: tuple[MessageType, ...] = (
     NO_SERVER_CERT_VERIFICATION_DESTINATION,
     NO_SERVER_CERT_VERIFICATION_PORT,
     SKIPPED_KIND,
+    PEER_IDENTITY_ON_PLAINTEXT,
 )
 
 _LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

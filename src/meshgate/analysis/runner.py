@@ -138,6 +138,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         authz.policies,
     ),
     Analyzer(
+        "auth.PeerIdentityAnalyzer",
+        "AuthorizationPolicies on a gateway match peer identities only where mTLS gives them",
+        authz.peer_identity,
+    ),
+    Analyzer(
         "deprecation.FieldAnalyzer",
         "no deprecated fields",
         deprecation.deprecated_fields,

@@ -6,8 +6,12 @@ Rules:
 - Proxies run as uid/gid 1337, which cannot traverse root's private directories. If 1337 cannot
   execute the binary where it lives, copy it once to /run/meshgate/envoy-<version>/ (0755,
   shared by all meshes on the host, never deleted by a mesh's teardown) and use the copy.
-- Every Envoy runs with --disable-hot-restart (two Envoys otherwise clash on shared memory) and
-  --file-flush-interval-msec 1000 (file access logs flush every 10 s by default).
+- Every Envoy runs with --disable-hot-restart (two Envoys otherwise clash on shared memory),
+  --file-flush-interval-msec 1000 (file access logs flush every 10 s by default), and Istio's
+  drain settings: --drain-strategy immediate --drain-time-s 45. A listener replaced over LDS
+  (an AuthorizationPolicy changes its filters) keeps serving the connections it holds until
+  they drain; Envoy's default drain asks them to close only gradually over 600 s, so a
+  client's kept-alive connection would escape a new DENY for minutes.
 """
 
 from __future__ import annotations
@@ -99,6 +103,10 @@ def envoy_argv(
         str(concurrency),
         "--file-flush-interval-msec",
         "1000",
+        "--drain-strategy",
+        "immediate",
+        "--drain-time-s",
+        "45",
         "--log-level",
         log_level,
     ]

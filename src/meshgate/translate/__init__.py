@@ -8,6 +8,8 @@ Rules of this package:
   from the Gateways that select them. Both get clusters for every visible service.
 - Secrets (SDS) are only those the proxy's clusters and listeners refer to, from Kubernetes
   Secrets in the proxy's namespace (``translate.secrets``).
+- AuthorizationPolicies (``security.authz``) guard the inbound side of a workload: every
+  listener of a router. Sidecars have no inbound listeners yet, so they get no RBAC filters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
+from meshgate.translate import filters
 from meshgate.translate.clusters import build_clusters
 from meshgate.translate.gateway import gateway_resources
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
@@ -33,7 +36,14 @@ def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
     """Every Envoy resource ``proxy`` needs under ``snapshot``."""
     services = snapshot.visible_services(proxy)
     if proxy.is_router:
+        # Imported here, not at the top: security builds on translate.pb, so a module-level
+        # import would make each package's __init__ import the other.
+        from meshgate.security import authz
+
         listeners, routes = gateway_resources(snapshot, proxy)
+        filters.authorize(
+            listeners, authz.http_filters(snapshot, proxy), authz.network_filters(snapshot, proxy)
+        )
     else:
         listeners, routes = sidecar_resources(snapshot, proxy, services)
     clusters, assignments = build_clusters(snapshot, proxy, services)

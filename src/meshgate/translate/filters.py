@@ -6,6 +6,10 @@ Rules of this module:
   (a client behind a sidecar always sees ``server: envoy``). Gateway HCM:
   ``use_remote_address: true`` (appends the peer to x-forwarded-for), server ``istio-envoy``.
 - HTTP filter chain: fault (route-level faults need it present), then the router.
+- Authorization (``security.authz``) is added to finished listeners by ``authorize``: the
+  HTTP RBAC filters first in every HCM, the network RBAC filters just before every
+  tcp_proxy. Done on the finished listener, not where each chain is built, so that every
+  chain a gateway serves gets them, whichever module made it.
 """
 
 from __future__ import annotations
@@ -92,3 +96,26 @@ def tls_inspector_filter() -> Any:
     return lc.ListenerFilter(
         name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())
     )
+
+
+def authorize(listeners: list[Any], http_filters: list[Any], network_filters: list[Any]) -> None:
+    """Put RBAC filters into every filter chain of ``listeners`` (in place)."""
+    if not http_filters and not network_filters:
+        return
+    for listener in listeners:
+        for chain in listener.filter_chains:
+            filters = list(chain.filters)
+            out = []
+            for f in filters:
+                if f.name == HCM and http_filters:
+                    hcm = HttpConnectionManager()
+                    f.typed_config.Unpack(hcm)
+                    rest = list(hcm.http_filters)
+                    del hcm.http_filters[:]
+                    hcm.http_filters.extend([*http_filters, *rest])
+                    f = lc.Filter(name=HCM, typed_config=pack(hcm))
+                elif f.name == TCP_PROXY:
+                    out.extend(network_filters)
+                out.append(f)
+            del chain.filters[:]
+            chain.filters.extend(out)

@@ -223,6 +223,9 @@ def test_envoy_argv_flags() -> None:
     assert "--disable-hot-restart" in argv
     assert argv[argv.index("--concurrency") + 1] == "2"
     assert argv[argv.index("--file-flush-interval-msec") + 1] == "1000"
+    # Istio's drain: replaced listeners ask their connections to close at once.
+    assert argv[argv.index("--drain-strategy") + 1] == "immediate"
+    assert argv[argv.index("--drain-time-s") + 1] == "45"
 
 
 def test_capabilities_follow_the_security_context() -> None:
