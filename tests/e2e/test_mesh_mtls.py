@@ -183,3 +183,57 @@ def test_workload_certificates_rotate_under_load(tmp_path: Path) -> None:
 
         left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"mg-{mesh_id(mesh.home)}" not in left, f"namespaces left behind: {left}"
+
+
+OTHER_NS = """apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+"""
+
+ONLY_DEFAULT = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-default, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: ALLOW
+  rules:
+  - from: [{source: {namespaces: [default]}}]
+"""
+
+
+def test_gateway_authorizes_by_the_peers_namespace(mesh: Mesh) -> None:
+    """The identity mTLS proves is what the gateway's AuthorizationPolicy checks: the same
+    request from namespace `default` is let out, from namespace `other` refused."""
+    mesh.meshgate("apply", "-f", "-", input=OTHER_NS)
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.meshgate("apply", "-n", "other", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "3-serviceentry.yaml"))
+    # The DestinationRule where every namespace's sidecars find it (as in Istio: the client's
+    # namespace, the service's, or the root namespace).
+    recipe = RECIPE.replace(
+        "name: egressgateway-for-aliyun, namespace: default",
+        "name: egressgateway-for-aliyun, namespace: istio-system",
+    )
+    mesh.meshgate("apply", "-f", "-", input=GATEWAY_443 + "---\n" + recipe)
+    mine = mesh.wait_pod("default", "sleep-")
+    theirs = mesh.wait_pod("other", "sleep-")
+    gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+
+    def answer(pod: str, ns: str) -> str:
+        proc = mesh.meshgate(
+            "exec", "-n", ns, pod, "--", "curl", "-s", "--max-time", "3",
+            "-w", "\\n%{http_code}", "http://aliyun.com/", check=False,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+    for pod, ns in ((mine, "default"), (theirs, "other")):
+        ok, last = retry(lambda p=pod, n=ns: answer(p, n), lambda a: a.endswith("301"), 30, 0.3)
+        assert ok, (ns, last)
+    ok, _ = retry(lambda: _last_log(mesh, gw, "aliyun.com"), lambda e: e is not None, 20, 0.3)
+    assert ok
+
+    mesh.meshgate("apply", "-f", "-", input=ONLY_DEFAULT)
+    ok, last = retry(lambda: answer(theirs, "other"), lambda a: a.endswith("403"), 30, 0.3)
+    assert ok, last
+    assert last.startswith("RBAC: access denied"), last
+    assert answer(mine, "default").endswith("301")
