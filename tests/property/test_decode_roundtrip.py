@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tests.property.editor_lines import line_count
 
@@ -55,7 +55,6 @@ JSONISH: st.SearchStrategy[Any] = st.recursive(
 STYLES = st.sampled_from([False, None, True])
 
 
-@settings(max_examples=300, deadline=None)
 @given(values=st.lists(JSONISH, min_size=1, max_size=3), flow=STYLES)
 def test_plain_values_round_trip(values: list[Any], flow: bool | None) -> None:
     # Dumped as `get -o yaml` does (non-ASCII escaped: PyYAML's emitter writes NEL and
@@ -181,7 +180,6 @@ def contains(wire: Any, written: Any) -> bool:
     return bool(wire == written and type(wire) is type(written))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     docs=st.lists(st.one_of(service_entries(), virtual_services(), services()), max_size=4),
     flow=STYLES,
@@ -222,7 +220,6 @@ ODD = ["\r", "\r\n", "\t", "\ufeff", "\x00", "\x85", "\u2028", "\u2029", "\x0b",
 ODD_TEXT = st.lists(st.sampled_from([*YAML_CHARS, *ODD]), max_size=60).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
 @given(
     text=st.text(alphabet=YAML_CHARS, max_size=80) | st.text(max_size=40) | ODD_TEXT,
     name=st.sampled_from(["fuzz.yaml", "fuzz.json"]),
@@ -256,7 +253,6 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated())
 def test_mutated_examples_give_problems_not_tracebacks(text: str) -> None:
     check_problems(text)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from tests.property.editor_lines import line_at
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -80,7 +80,6 @@ def check(text: str) -> None:
             assert doc.lines.line_of(path, exact=True) == line, (path, text)
 
 
-@settings(max_examples=150, deadline=None)
 @given(
     docs=DOCS,
     flow=st.sampled_from([False, None, True]),
@@ -101,7 +100,6 @@ def test_lines_match_reference(
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\r"])
-@settings(max_examples=60, deadline=None)
 @given(docs=DOCS, bom=st.booleans())
 def test_other_newlines_match_reference(
     newline: str, docs: list[dict[Any, Any]], bom: bool

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tests.unit.validation.verdict import API_VERSIONS
 
@@ -41,7 +41,6 @@ VALUES: st.SearchStrategy[Any] = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(API_VERSIONS)), spec=VALUES)
 def test_random_documents_never_raise(kind: str, spec: Any) -> None:
     doc = {
@@ -55,7 +54,6 @@ def test_random_documents_never_raise(kind: str, spec: Any) -> None:
     assert all(p.message for p in problems)
 
 
-@settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=200))
 @example(text="²")  # a Unicode digit that int() refuses: once crashed the decoder
 @example(text="port: ³\n")
@@ -122,7 +120,6 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(BASES)), data=st.data())
 def test_mutated_valid_documents_never_raise(kind: str, data: st.DataObject) -> None:
     base = BASES[kind]
