@@ -436,6 +436,11 @@ class LineIndex:
         return tuple(walked), key_line, value_line, tree
 
 
+def line_at(text: str, offset: int) -> int:
+    """The line of the character at ``offset`` of ``text``, as every line here is counted."""
+    return _Text(text).line_at(offset)
+
+
 def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     """Every non-empty document of ``text``, then at most one error that ended parsing."""
     source = _Text(text)

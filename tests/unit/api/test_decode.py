@@ -287,6 +287,18 @@ def test_decode_paths_reads_directories_files_and_stdin(
     assert result.problems[0].file.endswith("missing.yaml")
 
 
+def test_a_file_that_is_not_utf8_names_the_line_of_its_first_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(SE.replace("name: http", "name: caf\xe9").encode("latin-1"))
+    [p] = decode_paths([str(path)]).problems
+    assert (p.code, p.line) == ("MG0009", 11)
+    assert p.message == "cannot read: not UTF-8 (byte 0xe9: invalid continuation byte)"
+    # A lone surrogate written out as UTF-8 would be (CESU-8): no UTF-8 either.
+    path.write_bytes(b"a: 1\rb: \xed\xa0\x80\n")
+    [p] = decode_paths([str(path)]).problems
+    assert (p.code, p.line) == ("MG0009", 2)
+
+
 def test_wire_form_round_trips() -> None:
     [doc] = decode_text(SE).documents
     wire = doc.resource.to_wire()
