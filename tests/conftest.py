@@ -13,6 +13,8 @@ Rules:
 - Example counts and deadlines are set here, never on a test: ``@settings(max_examples=...)``
   on a test would pin its count under every profile.
 - Both print a failure's ``@reproduce_failure`` blob.
+- Under ``explore`` a property test has no pytest timeout: the suite's 300 s stops hangs,
+  and thousands of examples of one test are no hang.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, is_hypothesis_test, settings
 
 
 def _profile(name: str, **values: Any) -> None:
@@ -44,3 +47,11 @@ _profile(
 # Loaded before any test module is imported: a test's settings take their values then.
 # ``--hypothesis-profile`` is applied after this, so it wins.
 settings.load_profile(os.environ.get("MESHGATE_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if settings.get_current_profile_name() != "explore":
+        return
+    for item in items:
+        if is_hypothesis_test(getattr(item, "obj", None)):
+            item.add_marker(pytest.mark.timeout(0))
