@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := iptables curl wrk iproute2 bubblewrap
 
-.PHONY: all test demo lint types unit e2e deps venv bench clean
+.PHONY: all test test-explore demo lint types unit e2e deps venv bench clean
 
 all: test
 
@@ -51,6 +51,15 @@ e2e: deps $(STAMP)
 
 test: deps $(STAMP) lint types
 	$(BIN)/pytest -q
+
+# Every property test with new random examples, many of them (tests/conftest.py's explore
+# profile: MESHGATE_HYPOTHESIS_EXAMPLES per test, 5000 unless set). `make test` always runs
+# the same examples; this looks for new failures. SEED=N runs the examples of seed N again.
+test-explore: $(STAMP)
+	@seed=$${SEED:-$$($(BIN)/python -c 'import random; print(random.randrange(2**32))')}; \
+	echo "hypothesis seed $$seed: make test-explore SEED=$$seed draws these examples again"; \
+	$(BIN)/pytest -q -m "hypothesis and not e2e" --hypothesis-profile=explore \
+	  --hypothesis-seed=$$seed --hypothesis-show-statistics
 
 demo: deps $(STAMP)
 	$(BIN)/python -m meshgate.demo

@@ -5,7 +5,9 @@
 - A valid ServiceEntry/VirtualService/Service, in any YAML style, decodes to a resource
   whose wire form is what was written (plus Kubernetes defaults), and that wire form,
   dumped again as ``get -o yaml`` does, decodes to the same wire form.
-- Random and mutated texts decode to problems with a code and a line inside the text.
+- Random and mutated texts, YAML or JSON, decode to problems with a code and a line that
+  is a line of the text as an editor shows it (``editor_lines``), whatever odd characters
+  they hold (CR, tab, BOM, NUL, NEL/LS/PS, a lone surrogate).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+from tests.property.editor_lines import line_count
 
 from meshgate.api.decode import decode_text
 from meshgate.api.yamlsource import SourceDocument, iter_documents
@@ -52,7 +55,6 @@ JSONISH: st.SearchStrategy[Any] = st.recursive(
 STYLES = st.sampled_from([False, None, True])
 
 
-@settings(max_examples=300, deadline=None)
 @given(values=st.lists(JSONISH, min_size=1, max_size=3), flow=STYLES)
 def test_plain_values_round_trip(values: list[Any], flow: bool | None) -> None:
     # Dumped as `get -o yaml` does (non-ASCII escaped: PyYAML's emitter writes NEL and
@@ -178,7 +180,6 @@ def contains(wire: Any, written: Any) -> bool:
     return bool(wire == written and type(wire) is type(written))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     docs=st.lists(st.one_of(service_entries(), virtual_services(), services()), max_size=4),
     flow=STYLES,
@@ -199,29 +200,41 @@ def test_resources_round_trip_through_yaml(docs: list[dict[str, Any]], flow: boo
     assert [d.resource.to_wire() for d in again.documents] == wires
 
 
-def check_problems(text: str) -> None:
-    result = decode_text(text, "fuzz.yaml")
-    last = text.count("\n") + 2
+def check_problems(text: str, name: str = "fuzz.yaml") -> None:
+    result = decode_text(text, name)
+    last = line_count(text)
     for p in result.problems:
         assert p.code and p.code.startswith("MG"), p
-        assert p.file == "fuzz.yaml"
+        assert p.file == name
         assert p.line is None or 1 <= p.line <= last, (p, last)
     for d in result.documents:
         d.resource.to_wire()
-        assert d.line_of(("spec",)) is None or 1 <= (d.line_of(("spec",)) or 0) <= last
+        for line in (d.line, d.line_of(("spec",)), d.line_of(("metadata", "name"))):
+            assert line is None or 1 <= line <= last, (d, line, last)
 
 
 YAML_CHARS = "abk:- \n\t{}[],&*!|>'\"#%@`?~0123456789.\\/"
+# What editors, YAML 1.1 and YAML 1.2 disagree on, or no YAML text may hold.
+ODD = ["\r", "\r\n", "\t", "\ufeff", "\x00", "\x85", "\u2028", "\u2029", "\x0b", "\x0c", "\x7f",
+       "\ud800", "\udcff", "\U0001f600"]  # fmt: skip
+ODD_TEXT = st.lists(st.sampled_from([*YAML_CHARS, *ODD]), max_size=60).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
-@given(text=st.text(alphabet=YAML_CHARS, max_size=80) | st.text(max_size=40))
-def test_random_text_gives_problems_not_tracebacks(text: str) -> None:
-    check_problems(text)
+@given(
+    text=st.text(alphabet=YAML_CHARS, max_size=80) | st.text(max_size=40) | ODD_TEXT,
+    name=st.sampled_from(["fuzz.yaml", "fuzz.json"]),
+)
+@example(text="0:\r0", name="fuzz.yaml")  # YAML ends a line at a lone CR, as editors do
+@example(text="0:\n0", name="fuzz.yaml")  # an error at the end is on the last line, not after
+@example(text="a: \ud800", name="fuzz.yaml")  # no UTF-8 for libyaml: once a traceback
+@example(text="[\r1,\r2,]", name="fuzz.json")  # JSON's own lineno counts "\n" alone
+def test_random_text_gives_problems_not_tracebacks(text: str, name: str) -> None:
+    check_problems(text, name)
 
 
 PIECES = [":", "-", " ", "\n", "  ", "{", "[", "'", "&x", "*x", "<<", "!!int", "!!bool", "!!float",
-          "!!binary", "!x", "---", "...", "\t", "0", "null", "x", "|", ">-", "? "]  # fmt: skip
+          "!!binary", "!x", "---", "...", "\t", "0", "null", "x", "|", ">-", "? ",
+          *ODD]  # fmt: skip
 
 
 @st.composite
@@ -240,7 +253,6 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated())
 def test_mutated_examples_give_problems_not_tracebacks(text: str) -> None:
     check_problems(text)

@@ -3,16 +3,20 @@
 ``meshgate.api.yamlsource`` parses with libyaml and builds a document's line tree only when
 a line is asked for, by parsing the document's slice of the text again. The reference here
 is PyYAML's pure-Python composer over the whole text: for every key and list item of every
-document, both must give the same line.
+document, both must give the same line. The reference counts lines as YAML 1.1 does (also at
+NEL, LS and PS); its marks are turned into an editor's lines (``editor_lines``) from their
+character offsets, which is what meshgate must report.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from tests.property.editor_lines import line_at
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from meshgate.api.yamlsource import Path, SourceDocument, iter_documents
@@ -23,7 +27,8 @@ SCALARS = st.one_of(
     st.booleans(),
     st.integers(min_value=-(10**6), max_value=10**6),
     st.sampled_from(["", "on", "0o17", "1e3", "*.a.com", "a: b", "# no", "- x", "line\nbreak"]),
-    st.text(alphabet="ab 中文:-#\t'\"", max_size=8),
+    # NEL, LS and PS end a line for YAML 1.1 (libyaml) but not for an editor.
+    st.text(alphabet="ab 中文:-#\t'\"\x85\u2028\u2029", max_size=8),
 )
 VALUES: st.SearchStrategy[Any] = st.recursive(
     SCALARS,
@@ -42,22 +47,22 @@ def reference_lines(text: str) -> list[dict[Path, int]]:
         if root is None:
             continue
         found: dict[Path, int] = {}
-        _walk(root, (), found)
+        _walk(text, root, (), found)
         out.append(found)
     return out
 
 
-def _walk(node: Node, path: Path, found: dict[Path, int]) -> None:
+def _walk(text: str, node: Node, path: Path, found: dict[Path, int]) -> None:
     if isinstance(node, MappingNode):
         for key, value in node.value:
             assert isinstance(key, ScalarNode)
             part = yaml.safe_load(yaml.serialize(key))  # the key as the loader types it
-            found[(*path, part)] = key.start_mark.line + 1
-            _walk(value, (*path, part), found)
+            found[(*path, part)] = line_at(text, key.start_mark.index)
+            _walk(text, value, (*path, part), found)
     elif isinstance(node, SequenceNode):
         for i, item in enumerate(node.value):
-            found[(*path, i)] = item.start_mark.line + 1
-            _walk(item, (*path, i), found)
+            found[(*path, i)] = line_at(text, item.start_mark.index)
+            _walk(text, item, (*path, i), found)
 
 
 def ours(text: str) -> list[SourceDocument]:
@@ -75,7 +80,6 @@ def check(text: str) -> None:
             assert doc.lines.line_of(path, exact=True) == line, (path, text)
 
 
-@settings(max_examples=150, deadline=None)
 @given(
     docs=DOCS,
     flow=st.sampled_from([False, None, True]),
@@ -95,11 +99,13 @@ def test_lines_match_reference(
     check(text)
 
 
-@settings(max_examples=60, deadline=None)
-@given(docs=DOCS)
-def test_crlf_lines_match_reference(docs: list[dict[Any, Any]]) -> None:
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+@given(docs=DOCS, bom=st.booleans())
+def test_other_newlines_match_reference(
+    newline: str, docs: list[dict[Any, Any]], bom: bool
+) -> None:
     text = yaml.safe_dump_all(docs, default_flow_style=False)
-    check(text.replace("\n", "\r\n"))
+    check(("\ufeff" if bom else "") + text.replace("\n", newline))
 
 
 def test_awkward_document_starts() -> None:
@@ -110,12 +116,22 @@ def test_awkward_document_starts() -> None:
         "base: &b\n  x: 1\nother: *b\nlast:\n  - &c 2\n  - *c\n",
         "a: 1\n...\n---\nb:\n  c: |\n    text\n    more\n\n\n  d: 2\n",
         "\ufeffa: 1\nb: 2\n",
+        "\ufeff--- {a: 1,\n b: [2,\n  3]}\n",
+        "\ufeff--- !!map\r a: 1\r b:\r - 2\r",
         '# 中文注释\na: "多行\n  字符串"\nb: 2\n',
         'a: "x\u2028y"\nb: 1\n',
+        'a: "x\x85y"\nb: [1,\u2029 2]\nc: 3\n',
+        "a: |\r  x\r\r  y\rb: 1",
         "a: 1\r\nb:\r\n  c: 2\r\n",
         "a:\n- b: 1\n  c: 2\n- d: 3\n",
     ]:
         check(text)
+
+
+def test_lines_are_an_editors_lines() -> None:
+    # LS in a string is no line break for an editor (nor for YAML 1.2): b is on line 2.
+    [doc] = ours('a: "x\u2028y"\nb:\r  c: 1\r')
+    assert (doc.lines.line_of(("b",)), doc.lines.line_of(("b", "c"))) == (2, 3)
 
 
 def test_lines_of_a_later_document_ignore_the_earlier_ones() -> None:

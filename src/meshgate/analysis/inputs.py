@@ -1,7 +1,8 @@
 """Turning files, store objects and a fresh mesh's defaults into analysis entries.
 
 Rules of this module:
-- Files are read document by document and ``kind: List`` (or ``<Kind>List``) item by item,
+- Files and stdin are read as ``decode`` reads them (strict UTF-8, ``read_source``), then
+  document by document and ``kind: List`` (or ``<Kind>List``) item by item,
   each item keeping its own lines. Nothing aborts a run: a document the strict decoder
   refuses is read leniently (``lenient.repair``) so the other analyzers still see it, its
   decoding problems kept on the entry; one that cannot be read at all becomes an IST0106
@@ -17,7 +18,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -27,7 +27,7 @@ from meshgate.analysis import messages as msg
 from meshgate.analysis.context import Entry, Node
 from meshgate.analysis.lenient import repair
 from meshgate.analysis.messages import Message, render
-from meshgate.api.decode import decode_object
+from meshgate.api.decode import STDIN, NotUtf8, decode_object, read_source
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.api.problems import Problem
@@ -199,8 +199,11 @@ def _node(value: dict[str, Any]) -> Node:
 def _sources(paths: Sequence[str], inputs: Inputs) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for raw in paths:
-        if raw == "-":
-            out.append(("<stdin>", sys.stdin.read()))
+        if raw == STDIN:
+            try:
+                out.append(("<stdin>", read_source(STDIN)))
+            except NotUtf8 as exc:
+                _schema_note(inputs, "", "", f"cannot read: {exc.reason}", "<stdin>", exc.line)
             continue
         path = FsPath(raw)
         files = (
@@ -210,8 +213,9 @@ def _sources(paths: Sequence[str], inputs: Inputs) -> list[tuple[str, str]]:
         )
         for f in files:
             try:
-                out.append((str(f), f.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                _schema_note(inputs, "", "", f"cannot read: {reason}", str(f), None)
+                out.append((str(f), read_source(str(f))))
+            except NotUtf8 as exc:
+                _schema_note(inputs, "", "", f"cannot read: {exc.reason}", str(f), exc.line)
+            except OSError as exc:
+                _schema_note(inputs, "", "", f"cannot read: {exc.strerror or exc}", str(f), None)
     return out

@@ -13,6 +13,9 @@ Rules of this module:
 - Directories are read non-recursively, files sorted by name (``*.yaml``, ``*.yml``,
   ``*.json``); ``-`` is standard input. A ``*.json`` file is strict JSON (a trailing comma
   is an MG0001 syntax error, as in kubectl); everything else is YAML, JSON included.
+- Files and stdin are read as bytes and decoded as strict UTF-8 (``read_source``): text that
+  is not UTF-8 is MG0009 on the line of its first bad byte, never surrogates that would
+  fail later, deep in the parser.
 - Problem codes: MG0001 YAML or JSON syntax, MG0002 not an object, MG0003 apiVersion/kind
   missing, MG0004 unknown kind or version, MG0005 unknown field, MG0006 missing required
   field, MG0007 wrong type, MG0008 invalid value, MG0009 file unreadable,
@@ -40,6 +43,7 @@ from meshgate.api.yamlsource import (
     SourceDocument,
     iter_documents,
     iter_json_documents,
+    line_at,
 )
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -399,19 +403,52 @@ def _problem(message: str, code: str, file: str, line: int | None) -> Problem:
 # --- sources ---------------------------------------------------------------------------
 
 
+class NotUtf8(ValueError):
+    """Bytes that are not UTF-8 text: the first bad byte, why, and the line it is on."""
+
+    def __init__(self, data: bytes, exc: UnicodeDecodeError) -> None:
+        self.reason = f"not UTF-8 (byte 0x{data[exc.start]:02x}: {exc.reason})"
+        super().__init__(self.reason)
+        # Counted on the text with each bad byte replaced: the offending one stays a
+        # character, so its line is where an editor shows it.
+        prefix = data[: exc.start].decode("utf-8")
+        self.line = line_at(data.decode("utf-8", "replace"), len(prefix))
+
+
+def read_source(name: str) -> str:
+    """The text of file ``name``, or of stdin for ``-``, decoded as strict UTF-8.
+
+    Raises ``OSError`` or ``NotUtf8``.
+    """
+    if name == STDIN:
+        # Bytes: the text layer would turn bad bytes into surrogates (surrogateescape).
+        stream = getattr(sys.stdin, "buffer", None)  # absent on a replaced text stdin
+        if stream is None:
+            return str(sys.stdin.read())
+        data: bytes = stream.read()
+    else:
+        data = FsPath(name).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8(data, exc) from exc
+
+
 def _read_sources(paths: Sequence[str], problems: list[Problem]) -> list[tuple[str, str]]:
     sources: list[tuple[str, str]] = []
     for raw in paths:
         if raw == STDIN:
-            # Bytes, decoded strictly: the text layer would turn bad bytes into surrogates
-            # that only fail later, deep in the parser.
             try:
-                stream = getattr(sys.stdin, "buffer", None)  # absent on a replaced text stdin
-                text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
-                sources.append(("<stdin>", text))
-            except UnicodeDecodeError as exc:
+                sources.append(("<stdin>", read_source(STDIN)))
+            except NotUtf8 as exc:
                 problems.append(
-                    Problem(Severity.ERROR, f"cannot read: {exc}", file="<stdin>", code="MG0009")
+                    Problem(
+                        Severity.ERROR,
+                        f"cannot read: {exc.reason}",
+                        file="<stdin>",
+                        line=exc.line,
+                        code="MG0009",
+                    )
                 )
             continue
         path = FsPath(raw)
@@ -430,9 +467,19 @@ def _read_sources(paths: Sequence[str], problems: list[Problem]) -> list[tuple[s
             files = [path]
         for f in files:
             try:
-                sources.append((str(f), f.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                sources.append((str(f), read_source(str(f))))
+            except NotUtf8 as exc:
+                problems.append(
+                    Problem(
+                        Severity.ERROR,
+                        f"cannot read: {exc.reason}",
+                        file=str(f),
+                        line=exc.line,
+                        code="MG0009",
+                    )
+                )
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
                 problems.append(
                     Problem(Severity.ERROR, f"cannot read: {reason}", file=str(f), code="MG0009")
                 )

@@ -18,7 +18,18 @@ Rules of this module:
 - JSON text (``iter_json_documents``) is parsed by a strict JSON parser, not as YAML:
   YAML would accept a trailing comma or a comment that kubectl refuses. Its lines come
   from the same lazy line index.
-- Nothing here raises on bad input: errors come back as ``SourceError`` values.
+- Every line handed out (a problem's, a document's, a field's) is 1-based and is a line of
+  the text as an editor shows it: lines end at ``\r\n``, ``\r`` or ``\n`` (YAML 1.2's line
+  breaks), and at nothing else. libyaml follows YAML 1.1, which also ends lines at NEL, LS
+  and PS (U+0085, U+2028, U+2029), and its marks count those; they are translated
+  (``_Text.line``), so such a character inside a string never moves the lines after it.
+  A last line without a break is a line; the empty end after a final break is not, so an
+  error at the end of the text (libyaml marks it one line past a text without a final
+  break) is on the text's last line. A leading BOM is no character of line 1 (JSON skips
+  it, as YAML does).
+- Nothing here raises on bad input: errors come back as ``SourceError`` values, with the
+  line of the offending character for a character YAML or JSON text cannot hold (a control
+  character such as NUL, or a lone surrogate, which no UTF-8 text can carry).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Any
 import yaml
 from yaml.cyaml import CParser  # type: ignore[attr-defined]
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
 MAX_EXPANDED_NODES = 200_000
@@ -55,8 +67,14 @@ _MAYBE_TYPED = frozenset(first for first, resolvers in _IMPLICIT.items() if firs
 _MISSING = object()
 _CONSTRUCT = yaml.constructor.SafeConstructor.yaml_constructors
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
-# What libyaml counts as a line break (marks count lines by these, not by str.splitlines).
-_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+# A *row* is a 0-based line as libyaml counts them: its marks count rows, and the slices
+# that ``_Deferred`` parses again are cut at rows (not at str.splitlines, which has more).
+_ROW_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+# A *line* is 1-based and ends where an editor ends it: every line handed out is one.
+_LINE_BREAK = re.compile("\r\n|[\r\n]")
+# Row breaks that end no line: a text without them has its rows and lines alike.
+_ROW_ONLY = re.compile("[\x85\u2028\u2029]")
+_BOM = "\ufeff"
 
 
 class _Loader(CParser, BaseResolver):  # type: ignore[misc]
@@ -76,10 +94,10 @@ class _Loader(CParser, BaseResolver):  # type: ignore[misc]
 
 
 class NodeError(Exception):
-    def __init__(self, message: str, line: int) -> None:
+    def __init__(self, message: str, row: int) -> None:
         super().__init__(message)
         self.message = message
-        self.line = line
+        self.row = row
 
 
 # A line tree mirrors a document: for a mapping, key -> (key line, value line, subtree);
@@ -107,8 +125,8 @@ def _scalar(node: ScalarNode) -> Any:
             return _CONSTRUCT[tag](_CONSTRUCTOR, ScalarNode(tag, value))
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, yaml.YAMLError) as exc:
             # PyYAML's constructors raise all of these on odd input (`!!int ""`, `!!bool x`).
-            raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _line(node)) from exc
-    raise NodeError(f"unsupported YAML tag {tag!r}", _line(node))
+            raise NodeError(f"invalid {tag[len(_YAML) :]} {value!r}", _row(node)) from exc
+    raise NodeError(f"unsupported YAML tag {tag!r}", _row(node))
 
 
 def _is_merge(key: ScalarNode) -> bool:
@@ -120,7 +138,7 @@ def _merge_nodes(node: Node) -> list[MappingNode]:
         return [node]
     if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
         return list(node.value)
-    raise NodeError("a merge key (<<) needs a mapping or a list of mappings", _line(node))
+    raise NodeError("a merge key (<<) needs a mapping or a list of mappings", _row(node))
 
 
 class _Builder:
@@ -129,7 +147,7 @@ class _Builder:
     __slots__ = ("_plain", "duplicates")
 
     def __init__(self, plain: dict[str, Any] | None = None) -> None:
-        self.duplicates: list[tuple[str, int]] = []
+        self.duplicates: list[tuple[str, int]] = []  # (key, row)
         # Typed plain scalars seen so far ("80", "true", "null"...), shared across the
         # documents of one text: the same few keys and values recur in every document.
         self._plain = {} if plain is None else plain
@@ -151,10 +169,10 @@ class _Builder:
             return self.mapping(node)  # type: ignore[arg-type]
         if cls is SequenceNode:
             if node.tag != _SEQ:
-                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _row(node))
             value = self.value
             return [value(child) for child in node.value]
-        raise NodeError("unsupported YAML node", _line(node))
+        raise NodeError("unsupported YAML node", _row(node))
 
     def plain(self, node: ScalarNode) -> Any:
         found = self._plain.get(node.value, _MISSING)
@@ -164,13 +182,13 @@ class _Builder:
 
     def mapping(self, node: MappingNode) -> dict[Any, Any]:
         if node.tag != _MAP:
-            raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+            raise NodeError(f"unsupported YAML tag {node.tag!r}", _row(node))
         out: dict[Any, Any] = {}
         merged: list[MappingNode] = []
         value = self.value
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
-                raise NodeError("a mapping key must be a scalar", _line(key_node))
+                raise NodeError("a mapping key must be a scalar", _row(key_node))
             tag, key = key_node.tag, key_node.value
             if tag == _PLAIN and (not key or key[0] in _MAYBE_TYPED):
                 key = self.plain(key_node)
@@ -180,7 +198,7 @@ class _Builder:
                 merged.extend(_merge_nodes(value_node))
                 continue
             if key in out:
-                self.duplicates.append((str(key), _line(key_node)))
+                self.duplicates.append((str(key), _row(key_node)))
             out[key] = value(value_node)
         for source in merged:
             for key, item in self.mapping(source).items():
@@ -189,32 +207,36 @@ class _Builder:
 
 
 class _LineBuilder:
-    """Turns one composed node into its value and its line tree (lines shifted by
-    ``offset``, for a document parsed out of the middle of a text)."""
+    """Turns one composed node into its value and its line tree: a node parsed from a slice
+    of ``source`` starting at row ``first`` is on the line of row ``first`` + its own."""
 
-    __slots__ = ("offset",)
+    __slots__ = ("first", "source")
 
-    def __init__(self, offset: int = 0) -> None:
-        self.offset = offset
+    def __init__(self, source: _Text, first: int) -> None:
+        self.source = source
+        self.first = first
+
+    def _line(self, node: Node) -> int:
+        return self.source.line(_row(node) + self.first)
 
     def build(self, node: Node) -> tuple[Any, LineTree]:
         if isinstance(node, ScalarNode):
             return _scalar(node), None
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
-                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _row(node))
             values: list[Any] = []
             lines: list[tuple[int, Any]] = []
             for child in node.value:
                 value, tree = self.build(child)
                 values.append(value)
-                lines.append((_line(child) + self.offset, tree))
+                lines.append((self._line(child), tree))
             return values, lines
         if isinstance(node, MappingNode):
             if node.tag != _MAP:
-                raise NodeError(f"unsupported YAML tag {node.tag!r}", _line(node))
+                raise NodeError(f"unsupported YAML tag {node.tag!r}", _row(node))
             return self.mapping(node)
-        raise NodeError("unsupported YAML node", _line(node))
+        raise NodeError("unsupported YAML node", _row(node))
 
     def mapping(self, node: MappingNode) -> tuple[dict[Any, Any], _MapLines]:
         out: dict[Any, Any] = {}
@@ -222,14 +244,14 @@ class _LineBuilder:
         merged: list[tuple[dict[Any, Any], _MapLines]] = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                raise NodeError("a mapping key must be a scalar", _line(key_node))
+                raise NodeError("a mapping key must be a scalar", _row(key_node))
             if _is_merge(key_node):
                 merged.extend(self.mapping(n) for n in _merge_nodes(value_node))
                 continue
             key = _scalar(key_node)
             value, tree = self.build(value_node)
             out[key] = value
-            lines[key] = (_line(key_node) + self.offset, _line(value_node) + self.offset, tree)
+            lines[key] = (self._line(key_node), self._line(value_node), tree)
         for values, trees in merged:
             for key, value in values.items():
                 if key not in out:
@@ -238,8 +260,8 @@ class _LineBuilder:
         return out, lines
 
 
-def _line(node: Node) -> int:
-    return int(node.start_mark.line) + 1
+def _row(node: Node) -> int:
+    return int(node.start_mark.line)
 
 
 @dataclass(frozen=True)
@@ -261,28 +283,59 @@ class SourceDocument:
 
 
 class _Text:
-    """A parsed text, shared by its documents' lazy line indexes."""
+    """A parsed text, shared by its documents' lazy line indexes: rows (libyaml's) in,
+    lines (an editor's) out."""
 
-    __slots__ = ("_starts", "text")
+    __slots__ = ("_last", "_line_starts", "_starts", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._starts: list[int] | None = None
+        self._starts: list[int] | None = None  # where each row starts
+        self._line_starts: list[int] | None = None  # where each line starts, if not a row
+        self._last = 0  # the number of lines, once a line is asked for
 
-    def _line_starts(self) -> list[int]:
+    def _row_starts(self) -> list[int]:
         if self._starts is None:
-            self._starts = [0, *(m.end() for m in _BREAK.finditer(self.text))]
+            self._starts = [0, *(m.end() for m in _ROW_BREAK.finditer(self.text))]
         return self._starts
 
+    def line(self, row: int) -> int:
+        """The line of ``row``; a row past the text (libyaml's end mark) is the last line."""
+        if not self._last:
+            text = self.text
+            # Counted in C: every document asks for its line, and most texts have no LS.
+            breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+            self._last = breaks + (not text.endswith(("\n", "\r")))
+            if not text.isascii() and _ROW_ONLY.search(text):
+                self._line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+        if self._line_starts is None:
+            return min(row + 1, self._last)
+        rows = self._row_starts()
+        offset = rows[row] if row < len(rows) else len(self.text)
+        return min(bisect.bisect_right(self._line_starts, offset), self._last)
+
+    def line_at(self, offset: int) -> int:
+        """The line of a character offset (the end of the text is on the last line)."""
+        return self.line(self.position(offset)[0])
+
+    def column_at(self, offset: int) -> int:
+        """The 1-based column of a character offset on its line (a leading BOM not counted)."""
+        line = self.line_at(offset)
+        starts = self._line_starts or self._row_starts()
+        column = offset - starts[line - 1] + 1
+        return column - 1 if line == 1 and offset and self.text.startswith(_BOM) else column
+
     def position(self, offset: int) -> tuple[int, int]:
-        """The 0-based line and column of a character offset, as libyaml counts them."""
-        starts = self._line_starts()
-        line = bisect.bisect_right(starts, offset) - 1
-        return line, offset - starts[line]
+        """The row and 0-based column of a character offset, as libyaml counts them (a
+        leading BOM is not in row 0)."""
+        starts = self._row_starts()
+        row = bisect.bisect_right(starts, offset) - 1
+        column = offset - starts[row]
+        return row, column - 1 if row == 0 and column and self.text.startswith(_BOM) else column
 
     def lines(self, first: int, last: int) -> str:
-        """Lines ``first`` to ``last`` (0-based, inclusive) with their breaks."""
-        starts = self._line_starts()
+        """Rows ``first`` to ``last`` (inclusive) with their breaks."""
+        starts = self._row_starts()
         if first >= len(starts):
             return ""
         end = starts[last + 1] if last + 1 < len(starts) else len(self.text)
@@ -294,15 +347,17 @@ class _Deferred:
     """Where a document's root node sits, to build its line tree when first needed."""
 
     source: _Text
-    first: int  # 0-based line and column where the root node starts
+    first: int  # row and 0-based column (libyaml's: no BOM) where the root node starts
     column: int
-    last: int  # 0-based line where it ends
+    last: int  # row where it ends
     size: int  # entries of the root mapping, to check the rebuilt tree against
 
     def build(self) -> LineTree:
         # The root's first line may hold `---` or properties before it: blanking them keeps
         # every column, so the slice parses exactly as the node did in place.
         head = self.source.lines(self.first, self.first)
+        if self.first == 0:
+            head = head.removeprefix(_BOM)  # libyaml's columns skip it, so must the slice
         snippet = " " * self.column + head[self.column :]
         snippet += self.source.lines(self.first + 1, self.last)
         loader = _Loader(snippet)
@@ -310,7 +365,7 @@ class _Deferred:
             node = loader.get_node() if loader.check_node() else None
             if node is None:
                 return None
-            _, tree = _LineBuilder(self.first).build(node)
+            _, tree = _LineBuilder(self.source, self.first).build(node)
         except (yaml.YAMLError, NodeError, RecursionError):
             return None
         finally:
@@ -381,11 +436,21 @@ class LineIndex:
         return tuple(walked), key_line, value_line, tree
 
 
+def line_at(text: str, offset: int) -> int:
+    """The line of the character at ``offset`` of ``text``, as every line here is counted."""
+    return _Text(text).line_at(offset)
+
+
 def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     """Every non-empty document of ``text``, then at most one error that ended parsing."""
-    loader = _Loader(text)
-    check_aliases = "&" in text
     source = _Text(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeEncodeError as exc:
+        # libyaml reads UTF-8, which cannot carry a lone surrogate (nor may YAML hold one).
+        yield _unencodable("YAML", source, exc)
+        return
+    check_aliases = "&" in text
     plain: dict[str, Any] = {}
     try:
         while loader.check_node():
@@ -395,30 +460,34 @@ def iter_documents(text: str) -> Iterator[SourceDocument | SourceError]:
             if check_aliases:
                 guard = _alias_guard(node)
                 if guard is not None:
-                    yield SourceError(guard, _line(node))
+                    yield SourceError(guard, source.line(_row(node)))
                     continue
             builder = _Builder(plain)
             try:
                 value = builder.value(node)
             except NodeError as exc:
-                yield SourceError(exc.message, exc.line)
+                yield SourceError(exc.message, source.line(exc.row))
                 continue
             if value is None:
                 continue
             errors = [
-                SourceError(f"duplicate key {k!r} in mapping", n) for k, n in builder.duplicates
+                SourceError(f"duplicate key {k!r} in mapping", source.line(row))
+                for k, row in builder.duplicates
             ]
             start, end = node.start_mark, node.end_mark
+            line = source.line(start.line)
             if isinstance(value, dict):
                 deferred = _Deferred(source, start.line, start.column, end.line, len(value))
-                lines = LineIndex._lazy(start.line + 1, deferred)
+                lines = LineIndex._lazy(line, deferred)
             else:
-                lines = LineIndex(start.line + 1)  # not a resource: only its line is asked
-            yield SourceDocument(value, lines, start.line + 1, errors)
+                lines = LineIndex(line)  # not a resource: only its line is asked
+            yield SourceDocument(value, lines, line, errors)
     except yaml.MarkedYAMLError as exc:
-        yield SourceError(_describe(exc), _mark_line(exc))
+        yield SourceError(_describe(exc), _mark_line(exc, source))
+    except ReaderError as exc:
+        yield _reader_error(exc, source)
     except yaml.YAMLError as exc:
-        yield SourceError(f"invalid YAML: {exc}", _position_line(exc, text))
+        yield SourceError(f"invalid YAML: {exc}", None)
     except RecursionError:
         yield SourceError("invalid YAML: nested too deeply", None)
     finally:
@@ -434,7 +503,13 @@ def iter_json_documents(text: str) -> Iterator[SourceDocument | SourceError]:
     come from the same lazy index as YAML's (JSON text parses as YAML for that).
     """
     source = _Text(text)
-    pos = _skip_space(text, 0)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            yield _unencodable("JSON", source, exc)
+            return
+    pos = _skip_space(text, 1 if text.startswith(_BOM) else 0)
     duplicates: list[str] = []  # keys repeated in the value being decoded
     decoder = json.JSONDecoder(
         object_pairs_hook=lambda pairs: _json_object(pairs, duplicates),
@@ -445,13 +520,15 @@ def iter_json_documents(text: str) -> Iterator[SourceDocument | SourceError]:
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            yield SourceError(f"invalid JSON: {_json_reason(exc)} (column {exc.colno})", exc.lineno)
+            # Not exc.lineno/colno: they count lines by "\n" alone.
+            message = f"invalid JSON: {_json_reason(exc)} (column {source.column_at(exc.pos)})"
+            yield SourceError(message, source.line_at(exc.pos))
             return
         except ValueError as exc:  # a NaN or Infinity constant
-            yield SourceError(f"invalid JSON: {exc}", source.position(pos)[0] + 1)
+            yield SourceError(f"invalid JSON: {exc}", source.line_at(pos))
             return
         except RecursionError:
-            yield SourceError("invalid JSON: nested too deeply", source.position(pos)[0] + 1)
+            yield SourceError("invalid JSON: nested too deeply", source.line_at(pos))
             return
         first, column = source.position(pos)
         last = source.position(end - 1)[0]
@@ -459,13 +536,14 @@ def iter_json_documents(text: str) -> Iterator[SourceDocument | SourceError]:
             SourceError(f"duplicate key {k!r} in mapping", _json_key_line(source, pos, end, k))
             for k in duplicates
         ]
+        line = source.line(first)
         if isinstance(value, dict):
             deferred = _Deferred(source, first, column, last, len(value))
-            lines = LineIndex._lazy(first + 1, deferred)
+            lines = LineIndex._lazy(line, deferred)
         else:
-            lines = LineIndex(first + 1)
+            lines = LineIndex(line)
         if value is not None:
-            yield SourceDocument(value, lines, first + 1, errors)
+            yield SourceDocument(value, lines, line, errors)
         pos = _skip_space(text, end)
 
 
@@ -501,7 +579,7 @@ def _json_key_line(source: _Text, start: int, end: int, key: str) -> int:
     """The line of the last ``"key":`` between start and end (the repeated one)."""
     spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
     matches = list(re.finditer(spelled, source.text[start:end]))
-    return source.position(start + (matches[-1].start() if matches else 0))[0] + 1
+    return source.line_at(start + (matches[-1].start() if matches else 0))
 
 
 def _describe(exc: yaml.MarkedYAMLError) -> str:
@@ -509,16 +587,28 @@ def _describe(exc: yaml.MarkedYAMLError) -> str:
     return "invalid YAML: " + ("; ".join(parts) if parts else str(exc))
 
 
-def _mark_line(exc: yaml.MarkedYAMLError) -> int | None:
+def _mark_line(exc: yaml.MarkedYAMLError, source: _Text) -> int | None:
     mark = exc.problem_mark or exc.context_mark
-    return None if mark is None else mark.line + 1
+    return None if mark is None else source.line(mark.line)
 
 
-def _position_line(exc: yaml.YAMLError, text: str) -> int | None:
-    position = getattr(exc, "position", None)
-    if isinstance(position, int):
-        return text.count("\n", 0, position) + 1
-    return None
+def _reader_error(exc: ReaderError, source: _Text) -> SourceError:
+    """libyaml's refusal of a character (a control character such as NUL), on its line."""
+    # libyaml's position counts bytes of the UTF-8 text it was given (a BOM's too).
+    position = exc.position if isinstance(exc.position, int) else 0
+    offset = len(source.text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+    if isinstance(exc.character, int):
+        message = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    else:
+        message = str(exc.reason)
+    return SourceError(f"invalid YAML: {message}", source.line_at(offset))
+
+
+def _unencodable(language: str, source: _Text, exc: UnicodeEncodeError) -> SourceError:
+    """A lone surrogate (text decoded with errors="surrogateescape", say): no character."""
+    code = ord(source.text[exc.start])
+    message = f"invalid {language}: unacceptable character #x{code:04x}: surrogates are not allowed"
+    return SourceError(message, source.line_at(exc.start))
 
 
 def _alias_guard(root: Node) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meshgate.api.decode import DecodeResult, decode_object, decode_paths, decode_text
 from meshgate.api.kinds.istio_networking import ServiceEntry, VirtualService
@@ -104,7 +106,7 @@ def test_strict_types_never_coerce() -> None:
             [("MG0004", 2, "kind")],
         ),
         ("apiVersion: foo/v1\nkind: Bar\n", [("MG0004", 2, "kind")]),
-        ("apiVersion: v1\nkind: Namespace\nmetadata: {name: n\n", [("MG0001", 4, None)]),
+        ("apiVersion: v1\nkind: Namespace\nmetadata: {name: n\n", [("MG0001", 3, None)]),
         (
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n",
             [("MG0010", 5, None)],
@@ -133,7 +135,7 @@ def test_unserved_version_names_the_served_ones() -> None:
 def test_syntax_error_keeps_the_documents_before_it() -> None:
     result = decode_text(SE + "---\nkey: [unclosed\n", "s.yaml")
     assert len(result.documents) == 1
-    assert problems(result) == [("MG0001", 16, None)]
+    assert problems(result) == [("MG0001", 15, None)]
 
 
 def test_empty_documents_and_comments_are_skipped() -> None:
@@ -285,6 +287,18 @@ def test_decode_paths_reads_directories_files_and_stdin(
     assert result.problems[0].file.endswith("missing.yaml")
 
 
+def test_a_file_that_is_not_utf8_names_the_line_of_its_first_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(SE.replace("name: http", "name: caf\xe9").encode("latin-1"))
+    [p] = decode_paths([str(path)]).problems
+    assert (p.code, p.line) == ("MG0009", 11)
+    assert p.message == "cannot read: not UTF-8 (byte 0xe9: invalid continuation byte)"
+    # A lone surrogate written out as UTF-8 would be (CESU-8): no UTF-8 either.
+    path.write_bytes(b"a: 1\rb: \xed\xa0\x80\n")
+    [p] = decode_paths([str(path)]).problems
+    assert (p.code, p.line) == ("MG0009", 2)
+
+
 def test_wire_form_round_trips() -> None:
     [doc] = decode_text(SE).documents
     wire = doc.resource.to_wire()
@@ -296,3 +310,55 @@ def test_wire_form_round_trips() -> None:
     wrong = decode_text(SE.replace("ServiceEntry", "VirtualService"))
     assert {p.field for p in wrong.problems} >= {"spec.location", "spec.ports", "spec.resolution"}
     assert not any(isinstance(d.resource, VirtualService) for d in wrong.documents)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "expected"),
+    [
+        # A lone CR ends a line (YAML and editors agree); the end of a text is its last line.
+        ("0:\r0", "x.yaml", [("MG0001", 2, None)]),
+        ("0:\n0", "x.yaml", [("MG0001", 2, None)]),
+        ("kind: [\n", "x.yaml", [("MG0001", 1, None)]),
+        ("kind: X\r\n\r\napiVersion: [", "x.yaml", [("MG0001", 3, None)]),
+        # NEL and LS end a line for libyaml (YAML 1.1), not for an editor.
+        ('kind: "a\x85b\u2028c"\nx: [', "x.yaml", [("MG0001", 2, None)]),
+        # NUL: libyaml's position counts bytes (of a BOM too), lines count characters.
+        ("中文: 1\nx: \x00\n\n\n", "x.yaml", [("MG0001", 2, None)]),
+        ("\ufeffkind: X\nx: \x00", "x.yaml", [("MG0001", 2, None)]),
+        # A lone surrogate (a stdin decoded with surrogateescape) is no character.
+        ("kind: X\nx: \udcff\n", "x.yaml", [("MG0001", 2, None)]),
+        ('{"kind":\n"\ud800"}', "x.json", [("MG0001", 2, None)]),
+        ("[\r1,\r2,]", "x.json", [("MG0001", 3, None)]),
+    ],
+)
+def test_lines_are_lines_an_editor_shows(
+    text: str, name: str, expected: list[tuple[str, int, str | None]]
+) -> None:
+    assert problems(decode_text(text, name)) == expected
+
+
+def test_odd_characters_have_plain_messages() -> None:
+    [nul] = decode_text("a: \x00\n").problems
+    assert nul.message == (
+        "invalid YAML: unacceptable character #x0000: control characters are not allowed"
+    )
+    [surrogate] = decode_text("a: \ud800\n").problems
+    assert surrogate.message == (
+        "invalid YAML: unacceptable character #xd800: surrogates are not allowed"
+    )
+    [comma] = decode_text("[\r1,\r2,]", "x.json").problems
+    assert comma.message == "invalid JSON: trailing comma before ']' (column 3)"
+
+
+def test_a_leading_bom_is_no_character() -> None:
+    fields = SE.replace("  resolution: DNS\n", "  resolution: DNS\n  bogus: 1\n")
+    for text, name in [
+        ("\ufeff" + fields, "se.yaml"),
+        ("\ufeff" + fields.replace("\n", "\r"), "se.yaml"),
+        ("\ufeff--- " + json.dumps(yaml.safe_load(fields), indent=1), "se.yaml"),
+        ("\ufeff" + json.dumps(yaml.safe_load(fields), indent=1), "se.json"),
+    ]:
+        [p] = decode_text(text, name).problems
+        assert (p.code, p.field) == ("MG0005", "spec.bogus"), text
+        line = next(i for i, row in enumerate(text.splitlines(), 1) if "bogus" in row)
+        assert p.line == line, text

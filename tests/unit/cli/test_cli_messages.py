@@ -57,7 +57,17 @@ def test_non_utf8_stdin_is_a_clean_error_not_a_traceback() -> None:
     )
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
-    assert b"<stdin>: cannot read" in proc.stderr and b"[MG0009]" in proc.stderr
+    assert b"<stdin>:1: cannot read: not UTF-8 (byte 0xff" in proc.stderr
+    assert b"[MG0009]" in proc.stderr
+    # analyze once read stdin as text: the bad byte became a surrogate libyaml choked on.
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshgate.cli.main", "analyze", "--offline", "-f", "-"],
+        input=b"apiVersion: v1\r\nkind: Service\r\nmetadata: {name: a\xff}\r\n",
+        capture_output=True,
+        check=False,
+    )
+    assert b"Traceback" not in proc.stderr
+    assert b"(<stdin>:3) Schema validation error: cannot read: not UTF-8" in proc.stdout
 
 
 POD = """apiVersion: v1

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from meshgate.api.meta import ResourceKey
@@ -48,7 +48,6 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
 def test_store_matches_dict_model(ops: list[tuple[str, list[dict[str, Any]]]]) -> None:
     model: dict[ResourceKey, tuple[dict[str, Any], int]] = {}  # key -> (object, generation)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+from tests.property.editor_lines import line_count
 from tests.unit.validation.verdict import API_VERSIONS
 
 from meshgate.api.decode import decode_text
@@ -41,7 +42,6 @@ VALUES: st.SearchStrategy[Any] = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(API_VERSIONS)), spec=VALUES)
 def test_random_documents_never_raise(kind: str, spec: Any) -> None:
     doc = {
@@ -50,18 +50,22 @@ def test_random_documents_never_raise(kind: str, spec: Any) -> None:
         "metadata": {"name": "foo", "namespace": "bar"},
         "spec": spec,
     }
-    result = decode_text(yaml.safe_dump(doc), "fuzz.yaml")
+    text = yaml.safe_dump(doc)
+    result = decode_text(text, "fuzz.yaml")
     problems = result.problems + validate_all(result.documents)
     assert all(p.message for p in problems)
+    assert all(p.line is None or 1 <= p.line <= line_count(text) for p in problems)
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=200))
+# Any code point, lone surrogates included (st.text leaves them out unless asked).
+@given(text=st.text(st.characters(exclude_categories=()), max_size=200))
 @example(text="²")  # a Unicode digit that int() refuses: once crashed the decoder
 @example(text="port: ³\n")
 def test_random_text_never_raises(text: str) -> None:
     result = decode_text(text, "fuzz.yaml")
-    validate_all(result.documents)
+    last = line_count(text)
+    for problem in result.problems + validate_all(result.documents):
+        assert problem.line is None or 1 <= problem.line <= last, (problem, last)
 
 
 BASES: dict[str, dict[str, Any]] = {
@@ -122,7 +126,6 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(BASES)), data=st.data())
 def test_mutated_valid_documents_never_raise(kind: str, data: st.DataObject) -> None:
     base = BASES[kind]
