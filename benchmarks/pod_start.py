@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def runtime_rounds(rounds: int) -> list[float]:
             rt.stop_pod("default", spec.name)
     finally:
         teardown(state, force=True)
+        shutil.rmtree(state, ignore_errors=True)
     return times
 
 
@@ -95,6 +97,7 @@ def walkthrough_rounds(rounds: int) -> list[float]:
                 time.sleep(0.1)
     finally:
         subprocess.run([*MESHGATE, "down", "--force"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
     return times
 
 
