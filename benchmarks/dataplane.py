@@ -3,16 +3,24 @@
 Three paths from the seed's sleep pod to the demo world's aliyun.com (an Envoy answering 301
 on 198.51.100.10:80), all measured with ``wrk`` (one thread, keep-alive connections):
 
-- ``direct``: wrk runs as the proxy uid (so the pod's capture lets it pass) straight to the
-  host: what the host and the network cost with no proxy at all.
+- ``direct``: wrk runs in the sleep pod's ``istio-proxy`` container (``meshgate exec -c
+  istio-proxy``: the proxy's sandbox and the mesh's proxy cgroup, which is what capture
+  exempts) straight to the host: what the host and the network cost with no proxy at all.
 - ``floor``: a minimal hand-written static Envoy configuration of the same two hops with the
   gateway's JSON access log: a "sidecar" Envoy in the sleep pod fed by the same kind of
   iptables REDIRECT, forwarding to a "gateway" Envoy in the gateway pod, which logs and
-  forwards to the host. The same binary and flags as meshgate's proxies (``--concurrency 1``).
-  This is what any Envoy-based mesh pays.
+  forwards to the host. The same binary and flags as meshgate's proxies (``--concurrency 1``),
+  started as uid 1337 with ``ip netns exec`` outside any sandbox (their configurations are
+  root-owned files the proxy uid can read) and, like meshgate's proxies, inside the mesh's
+  proxy cgroup, so that meshgate's capture lets their own connections out; the floor's
+  REDIRECT exempts that cgroup too. This is what any Envoy-based mesh pays.
 - ``mesh``: meshgate's own chain, built through the CLI exactly as the seed walkthrough does
   (``meshgate up --world demo``, apply examples/walkthrough/1..4), wrk started with
-  ``meshgate exec``: sidecar (captured) -> egress gateway (access log) -> host.
+  ``meshgate exec`` in the app container: sidecar (captured) -> egress gateway (access log)
+  -> host.
+
+wrk's Lua reporting script is written into the container's private /tmp by the command
+that starts wrk (app and proxy sandboxes see none of the host's /tmp).
 
 For each run: requests/s, p50/p99 latency, CPU-ms per 1000 requests of every Envoy on the
 path (utime+stime from /proc/PID/stat before and after), and wrk's own CPU (read by wrk itself
@@ -44,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import envoy
+from meshgate.runtime import capture, envoy
 from meshgate.runtime.manifest import Manifest
 from meshgate.translate.accesslog import ACCESS_LOG_FORMAT
 
@@ -83,6 +91,7 @@ done = function(summary, latency, requests)
     latency:percentile(99), latency.mean, fields[12], fields[13]))
 end
 """
+WRK_SCRIPT_PATH = "/tmp/mg-bench-report.lua"  # inside the container wrk runs in
 
 
 def log(msg: str) -> None:
@@ -144,6 +153,7 @@ class PodRef:
     ip: str
     netns: str
     proxy_pid: int
+    cgroup: Path | None  # the mesh's proxy cgroup (None: capture exempts uid 1337 instead)
 
 
 def pod_ref(mesh: Mesh, pod: dict[str, Any]) -> PodRef:
@@ -156,12 +166,28 @@ def pod_ref(mesh: Mesh, pod: dict[str, Any]) -> PodRef:
         namespace=meta["namespace"],
         ip=pod["status"]["podIP"],
         netns=record["netns"],
-        proxy_pid=int(record["containers"]["istio-proxy"]["pid"]),
+        proxy_pid=envoy_in(int(record["containers"]["istio-proxy"]["pid"])),
+        cgroup=Path(record["proxy_cgroup"]) if record.get("proxy_cgroup") else None,
     )
 
 
 def world_envoy_pid(mesh: Mesh) -> int:
-    return int(Manifest(mesh.home).read()["processes"]["node/world-envoy"]["pid"])
+    return envoy_in(int(Manifest(mesh.home).read()["processes"]["node/world-envoy"]["pid"]))
+
+
+def envoy_in(pid: int) -> int:
+    """The Envoy process at or under ``pid``: the runtime records a container's outer process
+    (for the proxy, the bwrap of its sandbox), whose CPU is not Envoy's."""
+    todo = [pid]
+    while todo:
+        p = todo.pop(0)
+        with contextlib.suppress(OSError):
+            if os.path.basename(os.readlink(f"/proc/{p}/exe")).startswith("envoy"):
+                return p
+        for task in Path(f"/proc/{p}").glob("task/*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in task.read_text().split()]
+    raise RuntimeError(f"no Envoy process at or under PID {pid}")
 
 
 # ---- the floor: hand-written static Envoy configurations ---------------------------------------
@@ -327,19 +353,20 @@ class Floor:
     rules: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def start_envoy(
-        self, name: str, netns: str, config: dict[str, Any], admin_port: int
+        self, name: str, pod: PodRef, config: dict[str, Any], admin_port: int
     ) -> Started:
         path = self.workdir / f"{name}.json"
         path.write_text(json.dumps(config, indent=1))
         path.chmod(0o644)
         out = self.workdir / f"{name}.log"
-        argv = [
-            "ip", "netns", "exec", netns,
+        argv = capture.in_proxy_cgroup(pod.cgroup, [
+            "ip", "netns", "exec", pod.netns,
             *envoy.setpriv_argv(PROXY_UID, PROXY_UID),
             *envoy.envoy_argv(envoy.binary_for_proxy(), path, concurrency=1),
-        ]  # fmt: skip
+        ])  # fmt: skip
         with open(out, "ab") as sink:
-            # `ip netns exec` and setpriv exec in place: the PID is Envoy's own.
+            # The cgroup's shell, `ip netns exec` and setpriv exec in place: the PID is
+            # Envoy's own.
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -349,7 +376,7 @@ class Floor:
             )
         started = Started(name, proc, out)
         self.started.append(started)
-        eventually(lambda: self._ready(netns, proc, admin_port), f"{name} ready")
+        eventually(lambda: self._ready(pod.netns, proc, admin_port), f"{name} ready")
         return started
 
     @staticmethod
@@ -364,14 +391,19 @@ class Floor:
         )
         return res.stdout.strip() == "LIVE"
 
-    def capture(self, netns: str, ports: FloorPorts) -> None:
+    def capture(self, pod: PodRef, ports: FloorPorts) -> None:
         """Send the pod's connections to ``ports.service`` to the floor sidecar, as meshgate's
-        capture does to 15001 (ahead of meshgate's own chain; the proxy uid is left alone)."""
+        capture does to 15001 (ahead of meshgate's own chain; what meshgate exempts, the
+        proxy cgroup, is left alone)."""
+        if pod.cgroup is not None:
+            exempt = ["-m", "cgroup", "!", "--path", f"/{pod.cgroup.name}"]
+        else:
+            exempt = ["-m", "owner", "!", "--uid-owner", str(PROXY_UID)]
         spec = [
-            "-p", "tcp", "--dport", str(ports.service),
-            "-m", "owner", "!", "--uid-owner", str(PROXY_UID),
+            "-p", "tcp", "--dport", str(ports.service), *exempt,
             "-j", "REDIRECT", "--to-ports", str(ports.sidecar),
         ]  # fmt: skip
+        netns = pod.netns
         self.rules.append((netns, spec))
         subprocess.run(
             ["ip", "netns", "exec", netns, "iptables", "-t", "nat", "-I", "OUTPUT", "1", *spec],
@@ -415,12 +447,12 @@ class Variant:
     env: dict[str, str] | None = None  # MESHGATE_HOME for `meshgate exec`
 
 
-def run_wrk(
-    v: Variant, script: Path, connections: int, duration: int, pids: dict[str, int]
-) -> dict[str, Any]:
+def run_wrk(v: Variant, connections: int, duration: int, pids: dict[str, int]) -> dict[str, Any]:
+    # The script goes into the container's own /tmp first (its sandbox hides the host's).
     argv = [
-        *v.argv_prefix, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-        "--latency", "-s", str(script),
+        *v.argv_prefix, "sh", "-c", f'printf "%s" "$0" > {WRK_SCRIPT_PATH} && exec "$@"',
+        WRK_SCRIPT, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+        "--latency", "-s", WRK_SCRIPT_PATH,
     ]  # fmt: skip
     for h in v.headers:
         argv += ["-H", h]
@@ -572,10 +604,11 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
     world = world_envoy_pid(mesh)
     floor = Floor(work)
     try:
-        as_proxy_uid = ["ip", "netns", "exec", sleep.netns, *envoy.setpriv_argv(PROXY_UID, 1337)]
+        # The proxy container's sandbox and cgroup: capture lets its connections pass.
+        in_proxy = [*mesh.argv, "exec", sleep.name, "-c", "istio-proxy", "--"]
         in_pod = [*mesh.argv, "exec", sleep.name, "--"]
         variants = [
-            Variant("direct", as_proxy_uid, f"http://{HOST_IP}/", {}, [f"Host: {HOST}"]),
+            Variant("direct", in_proxy, f"http://{HOST_IP}/", {}, [f"Host: {HOST}"]),
             Variant(
                 "mesh",
                 in_pod,
@@ -590,15 +623,15 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
         for name, ports, istio in floors:
             fs = floor.start_envoy(
                 f"{name}-sidecar",
-                sleep.netns,
+                sleep,
                 floor_sidecar(gateway.ip, ports, istio),
                 ports.admin,
             )
             fg = floor.start_envoy(
-                f"{name}-gateway", gateway.netns, floor_gateway(ports, istio), ports.admin
+                f"{name}-gateway", gateway, floor_gateway(ports, istio), ports.admin
             )
             gateway_logs.append(fg.log)
-            floor.capture(sleep.netns, ports)
+            floor.capture(sleep, ports)
             url = f"http://{HOST}:{ports.service}/"
             pids = {"sidecar": fs.proc.pid, "gateway": fg.proc.pid}
             variants.insert(-1, Variant(name, in_pod, url, pids))
@@ -606,9 +639,6 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
             v.env = mesh.env
             check_path(v, "Tengine" if v.name == "direct" else "envoy")
 
-        script = work / "report.lua"
-        script.write_text(WRK_SCRIPT)
-        script.chmod(0o644)
         runs: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
         rounds: list[dict[str, Any]] = []
         for r in range(args.rounds):
@@ -617,8 +647,8 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
             this: dict[str, dict[str, Any]] = {}
             for v in order:
                 pids = {**v.proxies, "world": world}
-                run_wrk(v, script, args.connections, args.warmup, pids)  # warm pools, caches
-                res = run_wrk(v, script, args.connections, args.duration, pids)
+                run_wrk(v, args.connections, args.warmup, pids)  # warm pools, caches
+                res = run_wrk(v, args.connections, args.duration, pids)
                 # The gateway logs grow ~1 KB per request: start each run from empty files.
                 for path in gateway_logs:
                     os.truncate(path, 0)
