@@ -133,6 +133,9 @@ def istio_mutual_client(sni: str, subject_alt_names: list[Any]) -> Any:
     """An ISTIO_MUTUAL upstream: the proxy's mesh certificate, the mesh's roots."""
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
+    # As Istio's mesh mTLS: TLS 1.3 allowed (Envoy's client default stops at 1.2).
+    common.tls_params.tls_minimum_protocol_version = common_pb2.TlsParameters.TLSv1_2
+    common.tls_params.tls_maximum_protocol_version = common_pb2.TlsParameters.TLSv1_3
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     validation = common_pb2.CertificateValidationContext()
     validation.match_typed_subject_alt_names.extend(_spiffe_matchers(subject_alt_names))

@@ -40,6 +40,7 @@ def test_istio_mutual_uses_the_mesh_identity() -> None:
     combined = common.combined_validation_context
     assert combined.validation_context_sds_secret_config.name == "ROOTCA"
     assert not combined.default_validation_context.match_typed_subject_alt_names
+    assert common.tls_params.tls_maximum_protocol_version == common.tls_params.TLSv1_3
 
 
 def test_istio_mutual_checks_spiffe_sans() -> None:
