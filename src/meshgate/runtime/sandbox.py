@@ -250,14 +250,16 @@ def entry_pid(outer_pid: int, timeout: float = 2.0) -> int | None:
     deadline = time.monotonic() + timeout
     while True:
         inner = container_pid(outer_pid)
-        if inner is None:
-            return None
-        try:
-            is_bwrap = os.path.basename(os.readlink(f"/proc/{inner}/exe")) == BWRAP
-        except OSError:
-            return None
-        if not is_bwrap or _children(inner):
-            return inner
+        if inner is None and not os.path.exists(f"/proc/{outer_pid}"):
+            return None  # no sandbox any more
+        if inner is not None:
+            try:
+                is_bwrap = os.path.basename(os.readlink(f"/proc/{inner}/exe")) == BWRAP
+            except OSError:
+                is_bwrap = True  # gone or changing: look again
+            if not is_bwrap or _children(inner):
+                return inner
+        # Just started: bwrap has not forked, or not finished the mounts, yet.
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.005)
