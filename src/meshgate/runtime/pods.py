@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import shutil
 import subprocess
@@ -56,6 +55,8 @@ from meshgate.runtime import (
     manifest,
     names,
     netns,
+    podnet,
+    podstate,
     probes,
     procs,
     sandbox,
@@ -404,73 +405,15 @@ class Runtime:
         if not netns.exists(names.node_netns(self.mesh_id)):
             raise PodError("the node is not up (Node(state_dir).up() first)")
 
-    def _allocate_ip(self, spec: PodSpec) -> str:
-        net = ipaddress.ip_network(names.POD_NETWORK)
-        used = {r["ip"] for r in self._pods().values()} | {names.BRIDGE_IP}
-        if spec.ip is not None:
-            addr = ipaddress.ip_address(spec.ip)
-            if addr not in net or addr in (net.network_address, net.broadcast_address):
-                raise PodError(f"pod IP {spec.ip} is not in {net}")
-            if str(addr) in used:
-                raise PodError(f"pod IP {spec.ip} is in use")
-            return str(addr)
-        for addr in net.hosts():
-            if str(addr) not in used:
-                return str(addr)
-        raise PodError("pod network exhausted")
-
     def _create(self, spec: PodSpec) -> dict[str, Any]:
         key = _key(spec.namespace, spec.name)
-        pid = names.pod_id(spec.namespace, spec.name)
-        ns = names.pod_netns(self.mesh_id, pid)
-        node = names.node_netns(self.mesh_id)
-        host_if = names.pod_host_ifname(pid)
-        ip = self._allocate_ip(spec)
+        ns = names.pod_netns(self.mesh_id, names.pod_id(spec.namespace, spec.name))
+        ip = podnet.allocate_ip(spec.ip, [r["ip"] for r in self._pods().values()])
         containers = ([PROXY_CONTAINER] if spec.proxy else []) + [c.name for c in spec.containers]
-        rec: dict[str, Any] = {
-            "name": spec.name,
-            "namespace": spec.namespace,
-            "netns": ns,
-            "ip": ip,
-            "spec": dataclasses.asdict(dataclasses.replace(spec, ip=ip)),
-            "failed": None,
-            "held_until": None,
-            "containers": {
-                c: {
-                    "state": "waiting",
-                    "reason": "ContainerCreating",
-                    "message": "",
-                    "exit_code": None,
-                    "restart_count": 0,
-                    "crashes": 0,
-                    "pid": None,
-                    "start_time": None,
-                    "started_at": None,
-                    "next_start_at": None,
-                }
-                for c in containers
-            },
-        }
+        rec = podstate.new_record(spec, ns, ip, containers)
         # Recorded first: a crash from here on leaves a manifest naming the namespace.
         self._save_pod(key, rec)
-        self.manifest.record_netns(ns)
-        if netns.exists(ns):  # left over from a crash between record and pod record update
-            netns.delete(ns)
-        netns.add(ns)
-        self.manifest.record_veth(node, host_if)
-        netns.ip(node, "link", "del", host_if, check=False)
-        netns.ip(
-            node, "link", "add", host_if, "type", "veth",
-            "peer", "name", names.POD_IFNAME, "netns", ns,
-        )  # fmt: skip
-        netns.ip(node, "link", "set", host_if, "master", names.BRIDGE, "up")
-        netns.ip(ns, "addr", "add", f"{ip}/{names.POD_PREFIX_LEN}", "dev", names.POD_IFNAME)
-        # A gratuitous ARP when eth0 comes up: peers that still map this IP to the MAC of a
-        # pod that had it before must learn the new one, or they send into the void until
-        # their neighbour entry expires (up to 45 s for an entry just confirmed).
-        netns.sysctl(ns, f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify", "1")
-        netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
-        netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
+        podnet.wire(self.manifest, self.mesh_id, spec.namespace, spec.name, ip)
         self.launcher.write_etc(spec, ns, ip)
         self.launcher.make_volumes(spec)
         if spec.capture:
@@ -713,47 +656,11 @@ class Runtime:
 
     def _state(self, rec: dict[str, Any]) -> PodState:
         key = _key(rec["namespace"], rec["name"])
-        spec = rec["spec"]
-        specs = {c.name: c for c in self._container_specs(rec)}  # decoded once per look
-        states = []
-        for cname, crec in rec["containers"].items():
-            st = ContainerState(
-                name=cname,
-                state=crec["state"],
-                reason=crec["reason"],
-                message=crec["message"],
-                exit_code=crec["exit_code"],
-                restart_count=crec["restart_count"],
-                pid=crec["pid"],
-                started_at=crec["started_at"],
-            )
-            if st.state == "running" and not self._alive(key, cname, crec):
-                # Observed only; reconcile() decides about restarts.
-                code = self._exit_code(key, cname, crec)
-                st.state, st.pid, st.exit_code = "terminated", None, code
-                st.reason = exit_reason(code)
-            if st.state == "running":
-                st.probe_ready = probes.verdict(specs.get(cname), crec)
-            states.append(st)
-        phase: Phase
-        reason, message = "", ""
-        if rec.get("failed"):
-            phase, reason, message = "Failed", rec["failed"]["reason"], rec["failed"]["message"]
-        elif any(s.state == "waiting" and s.reason == "ContainerCreating" for s in states):
-            phase = "Pending"
-        else:
-            phase = pod_phase(spec.get("restart_policy", "Always"), states)
-        return PodState(
-            name=rec["name"],
-            namespace=rec["namespace"],
-            uid=spec["uid"],
-            ip=rec["ip"],
-            netns=rec["netns"],
-            phase=phase,
-            reason=reason,
-            message=message,
-            containers=states,
-            labels=dict(spec["labels"]),
+        return podstate.observe(
+            rec,
+            self._container_specs(rec),
+            alive=lambda cname, crec: self._alive(key, cname, crec),
+            exit_code=lambda cname, crec: self._exit_code(key, cname, crec),
         )
 
     # -- stopping ----------------------------------------------------------------------------
@@ -782,12 +689,7 @@ class Runtime:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=1.0)
             self.manifest.forget_process(_proc_key(key, cname))
-        netns.delete(ns)
-        shutil.rmtree(names.etc_netns_dir(ns), ignore_errors=True)
+        podnet.unwire(self.manifest, self.mesh_id, rec["namespace"], rec["name"], ns)
         shutil.rmtree(self.pod_runtime_dir(rec["namespace"], rec["name"]), ignore_errors=True)
         self.launcher.remove_volumes(rec["namespace"], rec["name"])
-        self.manifest.forget_netns(ns)
-        self.manifest.forget_veth(
-            names.node_netns(self.mesh_id), names.pod_host_ifname(names.pod_id(*key.split("/", 1)))
-        )
         self._save_pod(key, None)

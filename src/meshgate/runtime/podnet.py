@@ -1,0 +1,71 @@
+"""A pod's network: its namespace, the veth to the node bridge, its address and routes.
+
+Rules:
+- The pod's namespace is `mg-<mesh id>-<pod id>`; the node end of its veth is
+  `mgv<pod id>` on the node bridge; the pod end is `eth0` with the pod's IP, a default route
+  via the bridge, and a gratuitous ARP when it comes up.
+- Recorded before created (namespace and veth in the manifest), forgotten after deleted, so a
+  crash at any point leaves `teardown` able to remove all of it.
+- IPs come from 10.34.0.0/16, never the bridge's, never one in use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from collections.abc import Collection
+
+from meshgate.runtime import manifest, names, netns
+from meshgate.runtime.podspec import PodError
+
+
+def allocate_ip(asked: str | None, in_use: Collection[str]) -> str:
+    """`asked` if it is free and in the pod network, else the first free address."""
+    net = ipaddress.ip_network(names.POD_NETWORK)
+    used = set(in_use) | {names.BRIDGE_IP}
+    if asked is not None:
+        addr = ipaddress.ip_address(asked)
+        if addr not in net or addr in (net.network_address, net.broadcast_address):
+            raise PodError(f"pod IP {asked} is not in {net}")
+        if str(addr) in used:
+            raise PodError(f"pod IP {asked} is in use")
+        return str(addr)
+    for addr in net.hosts():
+        if str(addr) not in used:
+            return str(addr)
+    raise PodError("pod network exhausted")
+
+
+def wire(man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ip: str) -> str:
+    """Make the pod's namespace and link it to the node; the namespace's name."""
+    pid = names.pod_id(namespace, name)
+    ns = names.pod_netns(mesh_id, pid)
+    node = names.node_netns(mesh_id)
+    host_if = names.pod_host_ifname(pid)
+    man.record_netns(ns)
+    if netns.exists(ns):  # left over from a crash between record and pod record update
+        netns.delete(ns)
+    netns.add(ns)
+    man.record_veth(node, host_if)
+    netns.ip(node, "link", "del", host_if, check=False)
+    netns.ip(
+        node, "link", "add", host_if, "type", "veth",
+        "peer", "name", names.POD_IFNAME, "netns", ns,
+    )  # fmt: skip
+    netns.ip(node, "link", "set", host_if, "master", names.BRIDGE, "up")
+    netns.ip(ns, "addr", "add", f"{ip}/{names.POD_PREFIX_LEN}", "dev", names.POD_IFNAME)
+    # A gratuitous ARP when eth0 comes up: peers that still map this IP to the MAC of a
+    # pod that had it before must learn the new one, or they send into the void until
+    # their neighbour entry expires (up to 45 s for an entry just confirmed).
+    netns.sysctl(ns, f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify", "1")
+    netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
+    netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
+    return ns
+
+
+def unwire(man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ns: str) -> None:
+    """Delete the pod's namespace (its veth goes with it) and its /etc/netns files."""
+    netns.delete(ns)
+    shutil.rmtree(names.etc_netns_dir(ns), ignore_errors=True)
+    man.forget_netns(ns)
+    man.forget_veth(names.node_netns(mesh_id), names.pod_host_ifname(names.pod_id(namespace, name)))
