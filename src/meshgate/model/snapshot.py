@@ -380,17 +380,6 @@ class Snapshot:
     def virtual_services_for_gateway(self, namespace: str, name: str) -> tuple[Any, ...]:
         return self.vs_by_gateway.get(gateway_key(namespace, name), ())
 
-    def authorization_policies_for(self, proxy: Proxy) -> list[Any]:
-        result = []
-        for ap in self.authorization_policies:
-            ns = _ns(ap)
-            if ns not in (proxy.namespace, self.mesh.root_namespace):
-                continue
-            selector = str_map(get(get(get(ap, "spec"), "selector"), "match_labels"))
-            if labels_match(selector, proxy.labels):
-                result.append(ap)
-        return result
-
     # ---- proxies -----------------------------------------------------------------------------
 
     def proxy_for(self, node: str) -> Proxy | None:
