@@ -3,6 +3,7 @@ sidecar presents its SPIFFE identity to the egress gateway, which requires it.""
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import time
@@ -237,3 +238,70 @@ def test_gateway_authorizes_by_the_peers_namespace(mesh: Mesh) -> None:
     assert ok, last
     assert last.startswith("RBAC: access denied"), last
     assert answer(mine, "default").endswith("301")
+
+
+def test_a_users_own_ca_signs_the_mesh(tmp_path: Path) -> None:
+    """`up --ca-cert/--ca-key/--ca-root`: the user's intermediate signs every proxy's
+    certificate, their root is what proxies trust, and mTLS to the gateway works."""
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.e2e.conftest import _skip_reason
+
+    if reason := _skip_reason():
+        pytest.skip(reason)
+
+    def make_ca(name: str, issuer: tuple[object, cx509.Certificate] | None = None):  # type: ignore[no-untyped-def]
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.UTC)
+        signer_key, signer = issuer if issuer else (key, None)
+        cert = (
+            cx509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(signer.subject if signer else subject)
+            .public_key(key.public_key())
+            .serial_number(cx509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(signer_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        return key, cert
+
+    root = make_ca("corp root")
+    inter = make_ca("corp mesh intermediate", root)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "inter.pem").write_bytes(inter[1].public_bytes(pem))
+    (tmp_path / "root.pem").write_bytes(root[1].public_bytes(pem))
+    (tmp_path / "inter.key").write_bytes(
+        inter[0].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    mesh = Mesh(tmp_path / "home")
+    ca_flags = ["--ca-cert", str(tmp_path / "inter.pem"), "--ca-key", str(tmp_path / "inter.key")]
+    wrong = mesh.meshgate("up", *ca_flags[:2], "--ca-key", str(tmp_path / "root.pem"), check=False)
+    assert wrong.returncode != 0 and "--ca-cert" in wrong.stderr, wrong.stderr
+    mesh.meshgate("up", "--world", "demo", *ca_flags, "--ca-root", str(tmp_path / "root.pem"))
+    try:
+        serial = format(root[1].serial_number, "x")
+        assert serial in mesh.meshgate("ca", "status").stdout
+        mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+        mesh.meshgate("apply", "-f", str(WALKTHROUGH / "3-serviceentry.yaml"))
+        mesh.meshgate("apply", "-f", "-", input=GATEWAY_443 + "---\n" + RECIPE)
+        sleep = mesh.wait_pod("default", "sleep-")
+        gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+
+        def through_gateway() -> dict[str, object] | None:
+            mesh.curl(sleep, "-I", "http://aliyun.com/")
+            return _last_log(mesh, gw, "aliyun.com")
+
+        ok, entry = retry(through_gateway, lambda e: e is not None, 30, 0.3)
+        assert ok and entry is not None and entry["requested_server_name"] == "aliyun.com"
+        roots = json.loads(
+            mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
+        )
+        assert [r["serialNumber"] for r in roots if r["name"] == "ROOTCA"] == [serial]
+    finally:
+        mesh.meshgate("down", "--force", check=False)

@@ -8,6 +8,7 @@ and ``down`` on a stopped one succeed, as the issue asks.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,6 +48,22 @@ def parse_ttl(text: str) -> float:
         raise StartError(str(exc)) from None
 
 
+def user_ca(home: Path, cert: str | None, key: str | None, root: str | None) -> None:
+    """Install the user's CA in the state directory before the control plane starts."""
+    from meshgate.security.ca import UserCAError, install_user_ca
+    from meshgate.server.lifecycle import StartError
+
+    if not cert or not key:
+        raise StartError("--ca-cert and --ca-key go together")
+    try:
+        roots = Path(root).read_bytes() if root else None
+        install_user_ca(home, Path(cert).read_bytes(), Path(key).read_bytes(), roots)
+    except OSError as exc:
+        raise StartError(f"cannot read the CA: {exc}") from None
+    except UserCAError as exc:
+        raise StartError(f"--ca-cert {cert}: {exc}") from None
+
+
 def register(app: typer.Typer) -> None:
     from meshgate.cli.helpfmt import Command
 
@@ -77,6 +94,27 @@ def register(app: typer.Typer) -> None:
                 "e.g. 24h, 90m, 30s.",
             ),
         ] = "24h",
+        ca_cert: Annotated[
+            str | None,
+            typer.Option(
+                "--ca-cert",
+                metavar="PATH",
+                help="Your own CA (a root, or an intermediate followed by its chain) to sign "
+                "the mesh's certificates instead of a generated root; needs --ca-key.",
+            ),
+        ] = None,
+        ca_key: Annotated[
+            str | None,
+            typer.Option("--ca-key", metavar="PATH", help="The private key of --ca-cert."),
+        ] = None,
+        ca_root: Annotated[
+            str | None,
+            typer.Option(
+                "--ca-root",
+                metavar="PATH",
+                help="The root(s) proxies trust (default: the last certificate of --ca-cert).",
+            ),
+        ] = None,
     ) -> None:
         """Start the control plane in the background and wait until it is ready.
 
@@ -89,6 +127,8 @@ def register(app: typer.Typer) -> None:
         home = state_dir()
         try:
             ttl = parse_ttl(workload_cert_ttl)
+            if ca_cert or ca_key or ca_root:
+                user_ca(home, ca_cert, ca_key, ca_root)
             started = start(home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl)
         except StartError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -17,12 +17,20 @@ Rules:
   `overlap` more, so peers holding certificates of either root trust each other throughout.
   The rotation's state is files beside the root (`next-root-*.pem`, `previous-root-cert.pem`,
   `rotation.json`), so a control-plane restart carries it on.
+- A user's own CA (`install_user_ca`, from `meshgate up --ca-cert/--ca-key [--ca-root]`):
+  their root, or an intermediate under it, signs the workload certificates in place of a
+  generated root; the chain up to the root is sent with each certificate, and the roots the
+  user names (or the CA itself) are the trust bundle. It is checked before it is installed
+  (a CA certificate, valid now, matching its key, chaining to the roots) and never silently
+  replaced: a mesh keeps the CA it started with. A user CA is not rotated by `rotate`
+  (meshgate does not hold the root that would sign a successor).
 - The clock is injected, so rotation is testable without waiting.
 """
 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -31,7 +39,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEFAULT_LIFETIME = datetime.timedelta(hours=24)
@@ -39,7 +47,8 @@ ROOT_LIFETIME = datetime.timedelta(days=3650)
 SKEW = datetime.timedelta(minutes=1)
 
 Clock = Callable[[], datetime.datetime]
-Root = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+Root = tuple[SigningKey, x509.Certificate]
 
 
 def _now() -> datetime.datetime:
@@ -59,7 +68,7 @@ class Issued:
     not_after: datetime.datetime
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key: SigningKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -87,6 +96,79 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+USER_ROOTS = "user-roots.pem"
+USER_CHAIN = "user-chain.pem"
+
+
+class UserCAError(ValueError):
+    """A CA given at `up` that cannot sign the mesh's certificates."""
+
+
+def install_user_ca(
+    state_dir: Path,
+    cert_pem: bytes,
+    key_pem: bytes,
+    roots_pem: bytes | None = None,
+    *,
+    now: datetime.datetime | None = None,
+) -> bool:
+    """Check a user's CA and make it the mesh's signer; False if it is already installed.
+
+    `cert_pem`: the signing CA's certificate, optionally followed by the intermediates up
+    to the root; `roots_pem`: the roots to trust (default: the last certificate given)."""
+    now = now or _now()
+    try:
+        certs = x509.load_pem_x509_certificates(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, None)
+        roots = x509.load_pem_x509_certificates(roots_pem) if roots_pem else [certs[-1]]
+    except (ValueError, TypeError) as exc:
+        raise UserCAError(f"cannot read the CA: {exc}") from None
+    signer = certs[0]
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise UserCAError("the CA key must be an ECDSA or RSA key")
+    if key.public_key().public_numbers() != signer.public_key().public_numbers():  # type: ignore[union-attr]
+        raise UserCAError("the CA key does not belong to the CA certificate")
+    try:
+        basic = signer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is None or not basic.ca:
+        raise UserCAError("the certificate is not a CA (basicConstraints CA:TRUE is missing)")
+    if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
+        raise UserCAError(f"the CA is not valid now (until {signer.not_valid_after_utc})")
+    chain = [*certs, *[r for r in roots if r not in certs]]
+    for child, parent in itertools.pairwise(chain):
+        try:
+            child.verify_directly_issued_by(parent)
+        except Exception:
+            raise UserCAError(
+                f"{child.subject.rfc4514_string()} is not issued by "
+                f"{parent.subject.rfc4514_string()}"
+            ) from None
+    if chain[-1] not in roots:
+        raise UserCAError("the chain does not end at one of the roots to trust")
+    directory = state_dir / "security" / "ca"
+    pem = serialization.Encoding.PEM
+    wanted = signer.public_bytes(pem)
+    current = directory / "root-cert.pem"
+    if current.exists():
+        if current.read_bytes() == wanted:
+            return False
+        raise UserCAError(
+            f"this mesh already has a CA ({current}); a mesh keeps the CA it started with: "
+            "`meshgate down` and remove that directory to start over with yours"
+        )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory.parent, 0o700)
+    os.chmod(directory, 0o700)
+    _write_private(directory / "root-key.pem", _key_pem(key))
+    current.write_bytes(wanted)
+    # The rest of the way from the signer to the root, sent after each workload certificate.
+    (directory / USER_CHAIN).write_bytes(b"".join(c.public_bytes(pem) for c in chain[1:]))
+    (directory / USER_ROOTS).write_bytes(b"".join(r.public_bytes(pem) for r in roots))
+    return True
 
 
 class RotationError(RuntimeError):
@@ -122,10 +204,12 @@ class MeshCA:
         return self._cert
 
     def trust_bundle(self) -> bytes:
-        """Every root a proxy must trust now: the signing one, and during a rotation the
-        next one (before it signs) or the previous one (while its certificates live on)."""
+        """Every root a proxy must trust now: the signing one (a user CA's roots), and
+        during a rotation the next one (before it signs) or the previous one (while its
+        certificates live on)."""
         self._advance()
-        out = self.root_pem
+        roots = self.dir / USER_ROOTS
+        out = roots.read_bytes() if roots.exists() else self.root_pem
         for name in ("next-root-cert.pem", "previous-root-cert.pem"):
             path = self.dir / name
             if path.exists():
@@ -140,6 +224,10 @@ class MeshCA:
     ) -> x509.Certificate:
         """Start a root rotation; the new root's certificate. Refused while one is under way."""
         self._advance()
+        if (self.dir / USER_ROOTS).exists():
+            raise RotationError(
+                "the mesh uses your own CA: meshgate holds no root to sign its successor"
+            )
         if (self.dir / "next-root-cert.pem").exists():
             raise RotationError("a root rotation is already under way")
         key, cert = self._new_root()
@@ -182,13 +270,11 @@ class MeshCA:
             (self.dir / "previous-root-cert.pem").unlink(missing_ok=True)
             path.unlink()
 
-    def _load_or_create_root(
-        self, stem: str
-    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    def _load_or_create_root(self, stem: str) -> Root:
         key_path, cert_path = self.dir / f"{stem}-key.pem", self.dir / f"{stem}-cert.pem"
         if key_path.exists() and cert_path.exists():
             key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
             return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
         key, cert = self._new_root()
         _write_private(key_path, _key_pem(key))
@@ -260,4 +346,7 @@ class MeshCA:
             .sign(self._key, hashes.SHA256())
         )
         chain = cert.public_bytes(serialization.Encoding.PEM) + self.root_pem
+        intermediates = self.dir / USER_CHAIN
+        if intermediates.exists():  # a user's intermediate: the rest of the way to the root
+            chain += intermediates.read_bytes()
         return Issued(identity, chain, _key_pem(key), not_before, not_after)

@@ -119,3 +119,85 @@ def test_one_rotation_at_a_time(tmp_path: Path) -> None:
     ca.rotate()
     with pytest.raises(RotationError):
         ca.rotate()
+
+
+def _ca(name: str, issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None,
+        ca: bool = True) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:  # fmt: skip
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    signer_key, signer = issuer if issuer else (key, None)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signer.subject if signer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(signer_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def test_a_users_intermediate_signs_and_their_root_is_trusted(tmp_path: Path) -> None:
+    from meshgate.security.ca import RotationError, install_user_ca
+
+    root = _ca("corp root")
+    inter = _ca("corp mesh intermediate", root)
+    assert install_user_ca(tmp_path, _pem(inter[1]), _key(inter[0]), _pem(root[1]))
+    assert not install_user_ca(tmp_path, _pem(inter[1]), _key(inter[0]), _pem(root[1]))
+    ca = MeshCA(tmp_path)
+    leaf, intermediate, top = x509.load_pem_x509_certificates(ca.workload(GW_ID).cert_chain)
+    leaf.verify_directly_issued_by(inter[1])
+    assert (intermediate, top) == (inter[1], root[1])
+    assert _roots(ca.trust_bundle()) == [root[1]]
+    import pytest
+
+    with pytest.raises(RotationError, match="your own CA"):
+        ca.rotate()
+
+
+def test_a_bad_user_ca_is_refused_with_the_reason(tmp_path: Path) -> None:
+    import pytest
+
+    from meshgate.security.ca import UserCAError, install_user_ca
+
+    root = _ca("corp root")
+    other = _ca("someone else")
+    leaf_like = _ca("not a ca", root, ca=False)
+    cases = [
+        ((_pem(root[1]), _key(other[0]), None), "does not belong"),
+        ((_pem(leaf_like[1]), _key(leaf_like[0]), _pem(root[1])), "not a CA"),
+        ((_pem(_ca("inter", root)[1]), _key(root[0]), None), "does not belong"),
+        ((b"junk", b"junk", None), "cannot read"),
+    ]
+    for (cert, key, roots), reason in cases:
+        with pytest.raises(UserCAError, match=reason):
+            install_user_ca(tmp_path, cert, key, roots)
+    inter = _ca("inter", root)
+    with pytest.raises(UserCAError, match="not issued by"):
+        install_user_ca(tmp_path, _pem(inter[1]), _key(inter[0]), _pem(other[1]))
+    MeshCA(tmp_path)  # a generated root now; another CA is refused, never swapped in
+    with pytest.raises(UserCAError, match="already has a CA"):
+        install_user_ca(tmp_path, _pem(root[1]), _key(root[0]))
