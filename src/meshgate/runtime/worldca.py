@@ -15,7 +15,6 @@ Rules:
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from meshgate.security import pki
 
 CA_NAME = "meshgate world CA"
 CA_DAYS = 3650
@@ -40,23 +41,6 @@ class WorldPki:
     ca_cert: Path
     published_ca: Path
     servers: dict[str, ServerCert]  # by host address
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _now() -> datetime.datetime:
@@ -82,25 +66,12 @@ def _load_or_create_ca(d: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certif
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(pki.key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(key_path, _key_pem(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    pki.write_file(key_path, pki.key_pem(key), 0o600)
+    pki.write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return key, cert
 
 
@@ -127,7 +98,7 @@ def issue_server_cert(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), pki.key_pem(key)
 
 
 def ensure_world_pki(
@@ -142,9 +113,9 @@ def ensure_world_pki(
     for address, host_names in sorted(https_hosts.items()):
         cert_pem, key_pem = issue_server_cert(ca_key, ca_cert, host_names)
         cert_path, key_path = d / f"{address}.pem", d / f"{address}.key"
-        _write(cert_path, cert_pem, 0o644)
-        _write(key_path, key_pem, 0o600)
+        pki.write_file(cert_path, cert_pem, 0o644)
+        pki.write_file(key_path, key_pem, 0o600)
         servers[address] = ServerCert(cert_path, key_path)
     published = runtime_dir / "world-ca.pem"
-    _write(published, (d / "ca.pem").read_bytes(), 0o644)
+    pki.write_file(published, (d / "ca.pem").read_bytes(), 0o644)
     return WorldPki(ca_cert=d / "ca.pem", published_ca=published, servers=servers)

@@ -42,12 +42,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from meshgate.security import pki
+
 DEFAULT_LIFETIME = datetime.timedelta(hours=24)
 ROOT_LIFETIME = datetime.timedelta(days=3650)
 SKEW = datetime.timedelta(minutes=1)
 
 Clock = Callable[[], datetime.datetime]
-SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+SigningKey = pki.SigningKey
 Root = tuple[SigningKey, x509.Certificate]
 
 
@@ -66,36 +68,6 @@ class Issued:
     key: bytes
     not_before: datetime.datetime
     not_after: datetime.datetime
-
-
-def _key_pem(key: SigningKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 USER_ROOTS = "user-roots.pem"
@@ -163,7 +135,7 @@ def install_user_ca(
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory.parent, 0o700)
     os.chmod(directory, 0o700)
-    _write_private(directory / "root-key.pem", _key_pem(key))
+    pki.write_file(directory / "root-key.pem", pki.key_pem(key), 0o600)
     current.write_bytes(wanted)
     # The rest of the way from the signer to the root, sent after each workload certificate.
     (directory / USER_CHAIN).write_bytes(b"".join(c.public_bytes(pem) for c in chain[1:]))
@@ -231,7 +203,7 @@ class MeshCA:
         if (self.dir / "next-root-cert.pem").exists():
             raise RotationError("a root rotation is already under way")
         key, cert = self._new_root()
-        _write_private(self.dir / "next-root-key.pem", _key_pem(key))
+        pki.write_file(self.dir / "next-root-key.pem", pki.key_pem(key), 0o600)
         (self.dir / "next-root-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         now = self._clock()
         state = {
@@ -277,7 +249,7 @@ class MeshCA:
             assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
             return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
         key, cert = self._new_root()
-        _write_private(key_path, _key_pem(key))
+        pki.write_file(key_path, pki.key_pem(key), 0o600)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         os.chmod(cert_path, 0o644)
         return key, cert
@@ -300,7 +272,7 @@ class MeshCA:
             .not_valid_before(now - SKEW)
             .not_valid_after(now + ROOT_LIFETIME)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_usage(ca=True), critical=True)
+            .add_extension(pki.key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
@@ -333,7 +305,7 @@ class MeshCA:
                 critical=True,  # the subject is empty: the SAN is the identity
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(ca=False), critical=True)
+            .add_extension(pki.key_usage(ca=False), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -349,4 +321,4 @@ class MeshCA:
         intermediates = self.dir / USER_CHAIN
         if intermediates.exists():  # a user's intermediate: the rest of the way to the root
             chain += intermediates.read_bytes()
-        return Issued(identity, chain, _key_pem(key), not_before, not_after)
+        return Issued(identity, chain, pki.key_pem(key), not_before, not_after)
