@@ -199,3 +199,35 @@ POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: default}}\nspe
 def test_pod_volumes_and_mounts(volumes: str, mounts: str, expected: list[tuple[str, str]]) -> None:
     got = [(code, field) for code, field, _ in errors(POD.format(volumes=volumes, mounts=mounts))]
     assert sorted(got) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "field"),
+    [
+        ("{traffic.sidecar.istio.io/includeInboundPorts: '*'}", None),
+        ("{traffic.sidecar.istio.io/includeInboundPorts: '8080, 9090'}", None),
+        ("{traffic.sidecar.istio.io/includeInboundPorts: ''}", None),
+        (
+            "{traffic.sidecar.istio.io/excludeInboundPorts: '*'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeInboundPorts",
+        ),
+        (
+            "{traffic.sidecar.istio.io/includeInboundPorts: '80,http'}",
+            "metadata.annotations.traffic.sidecar.istio.io/includeInboundPorts",
+        ),
+        (
+            "{traffic.sidecar.istio.io/excludeInboundPorts: '70000'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeInboundPorts",
+        ),
+    ],
+)
+def test_inbound_capture_annotations(annotations: str, field: str | None) -> None:
+    pod = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p, annotations: {annotations}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n"
+    got = [(code, f) for code, f, _ in errors(pod) if code == "MG1088"]
+    assert got == ([] if field is None else [("MG1088", field)])
+    template = DEPLOYMENT.replace(
+        "metadata: {{labels: {{app: web}}}}",
+        f"metadata: {{{{labels: {{{{app: web}}}}, annotations: {annotations.replace('{', '{{').replace('}', '}}')}}}}}",
+    )
+    got = [code for code, _, _ in errors(template.format(spec="replicas: 1", pod=""))]
+    assert ("MG1088" in got) is (field is not None)

@@ -42,6 +42,9 @@ class MeshConfigSpec(IstioWire):
     root_namespace: str | None = None
     trust_domain: str | None = None
     connect_timeout: Duration | None = None
+    # Istio's MeshConfig field: sidecars send mesh mTLS to endpoints that have a proxy
+    # (label security.istio.io/tlsMode: istio) where no DestinationRule sets tls.
+    enable_auto_mtls: bool | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
