@@ -215,6 +215,17 @@ def _gateway_log(mesh: Mesh, pod: str, want: dict[str, Any], timeout: float = 10
     raise AssertionError(f"no gateway access log line with {want}")
 
 
+def _credentials(sds: dict[str, Any]) -> list[str]:
+    """The Kubernetes Secrets among a proxy's SDS names; the rest is its mesh identity
+    (``default`` and ``ROOTCA``, for auto mTLS to pods with a sidecar)."""
+    names = list(sds["subscribedNames"])
+    assert set(names) - {n for n in names if n.startswith("kubernetes://")} <= {
+        "default",
+        "ROOTCA",
+    }, names
+    return [n for n in names if n.startswith("kubernetes://")]
+
+
 def _assert_synced(mesh: Mesh, pod: str, timeout: float = 10.0) -> dict[str, Any]:
     """Every xDS type of the proxy ACKed, no SDS name missing; returns its SDS status."""
     deadline = time.monotonic() + timeout
@@ -256,14 +267,15 @@ def test_egress_gateway_originates_tls_with_credential_name(mesh: Mesh) -> None:
         {"authority": "edition.cnn.com", "upstream_cluster": "outbound|443||edition.cnn.com"},
     )
     sds = _assert_synced(mesh, gw)
-    assert sds["subscribedNames"] == ["kubernetes://cnn-ca-cacert"]
-    assert sds["resourceCount"] == 1
+    assert _credentials(sds) == ["kubernetes://cnn-ca-cacert"]
+    assert sds["resourceCount"] == len(sds["subscribedNames"])  # every one served
     _no_fetch_timeout(mesh, gw)
 
-    # The sidecar ignores credentialName (gateways only, as in Istio): it asks for no secret.
+    # The sidecar ignores credentialName (gateways only, as in Istio): it asks for no
+    # Kubernetes secret, only its own mesh identity.
     proxies = json.loads(mesh.meshgate("proxy-status", "-o", "json").stdout)
     (side,) = [p for p in proxies if p["nodeId"].split("~")[2].startswith(sleep)]
-    assert SECRET not in side["types"]
+    assert _credentials(side["types"].get(SECRET) or {"subscribedNames": []}) == []
 
 
 def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path) -> None:
@@ -303,7 +315,7 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
         mesh, gw, {"authority": "httpbin.org", "upstream_cluster": "outbound|80||httpbin.org"}
     )
     sds = _assert_synced(mesh, gw)
-    assert sds["subscribedNames"] == ["kubernetes://secure-httpbin"]
+    assert _credentials(sds) == ["kubernetes://secure-httpbin"]
     _no_fetch_timeout(mesh, gw)
 
     # A certificate the client does not trust fails the handshake (curl 60): real TLS.
@@ -347,7 +359,7 @@ def test_gateway_terminates_tls_with_credential_name(mesh: Mesh, tmp_path: Path)
     )
     assert "x-terminated-by: egress-gateway" in out.lower()
     sds = _assert_synced(mesh, gw)
-    assert sds["subscribedNames"] == [
+    assert _credentials(sds) == [
         "kubernetes://secure-httpbin",
         "kubernetes://secure-httpbin-cacert",
     ]
