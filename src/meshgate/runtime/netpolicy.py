@@ -196,7 +196,7 @@ def _reject(prefix: str, why: str) -> list[str]:
     ]
 
 
-def _selected(policy: Policy, pod: PodInfo, kind: str) -> bool:
+def selects(policy: Policy, pod: PodInfo, kind: str) -> bool:
     return (
         pod.namespace == policy.namespace
         and kind in policy.spec.effective_policy_types
@@ -274,12 +274,12 @@ def render(
     ]
     egress_isolated: list[PodInfo] = []
     for pod in pods:
-        mine = [p for p in policies if _selected(p, pod, "Egress")]
+        mine = [p for p in policies if selects(p, pod, "Egress")]
         if mine:
             egress_isolated.append(pod)
             lines += _egress_lines(pod, mine, pods, ns_labels)
     for pod in pods:
-        mine = [p for p in policies if _selected(p, pod, "Ingress")]
+        mine = [p for p in policies if selects(p, pod, "Ingress")]
         if mine:
             lines += _ingress_lines(pod, mine, pods, ns_labels)
     if gateway_only:
