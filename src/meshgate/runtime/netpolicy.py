@@ -19,8 +19,10 @@ Rules (Kubernetes' NetworkPolicy semantics, as a CNI plugin implements them):
 - A port is a protocol (TCP when omitted), a number, a range (``endPort``) or a name: a
   named port is the peer pod's container port of that name (for ingress: the isolated
   pod's own); a name matches no ipBlock peer.
-- Replies of an allowed connection are allowed (conntrack ``ESTABLISHED,RELATED`` first);
-  a pod may always reach itself; the node may always reach its pods (probes).
+- Replies of an allowed connection are allowed (conntrack: the reply direction, and
+  related ICMP); every packet its opener sends is judged, so a policy applies at once to
+  connections already open, too. A pod may always reach itself; the node may always
+  reach its pods (probes).
 - The node's DNS (10.34.0.1:53, UDP and TCP) is the pod ``NODE_DNS``: namespace
   ``kube-system``, labels ``k8s-app: kube-dns``, ports ``dns``/``dns-tcp``, so the usual
   "allow DNS to kube-system" rules work verbatim. It is never isolated itself.
@@ -29,9 +31,9 @@ Rules (Kubernetes' NetworkPolicy semantics, as a CNI plugin implements them):
   pod network (to any address but a pod's or the node's) is refused unless its source is a
   gateway pod, or a pod isolated for egress by a NetworkPolicy (that policy decides: an
   egress rule allowing an ipBlock outside the mesh is how a pod is allowed out). An
-  unknown source (a pod not yet known, a stopping one) is refused: the exit fails closed.
-  It is judged per packet, before conntrack: connections already open when it is turned
-  on are cut too; only replies to connections opened from outside pass.
+  unknown source (a pod not yet known, a stopping one) is refused: the exit fails closed,
+  and turning it on cuts connections already open (replies to connections opened from
+  outside still pass).
 - Refusals are ``REJECT`` (a TCP reset, else ICMP admin-prohibited), so a blocked client
   fails at once instead of timing out; each rule carries a comment saying why.
 - Output is deterministic (sorted), so an unchanged mesh renders byte-identical text and
@@ -262,14 +264,18 @@ def render(
     ns_labels = _namespace_labels(namespaces, [*pods, NODE_DNS])
     bridge = names.BRIDGE
     lines = ["*filter", *(f":{chain} - [0:0]" for chain in CHAINS)]
+    # Every packet a connection's opener sends is judged, not only its first: a rule added
+    # later also ends connections already open (a sidecar's pooled upstream connection
+    # would otherwise outlive it). What the other side sends back is a reply, let through.
+    replies = "-m conntrack --ctdir REPLY"
     lines += [
-        # The exit is judged before conntrack: turning it on also ends connections already
-        # open (a sidecar's pooled upstream connection would otherwise outlive it).
+        f"-A {FORWARD_CHAIN} -m conntrack --ctstate RELATED -j ACCEPT",
+        f"-A {FORWARD_CHAIN} {replies} -j ACCEPT",
         f"-A {FORWARD_CHAIN} -i {bridge} ! -o {bridge} -j {EXIT_CHAIN}",
-        f"-A {FORWARD_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         f"-A {FORWARD_CHAIN} -i {bridge} -j {EGRESS_CHAIN}",
         f"-A {FORWARD_CHAIN} -o {bridge} -j {INGRESS_CHAIN}",
-        f"-A {INPUT_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"-A {INPUT_CHAIN} -m conntrack --ctstate RELATED -j ACCEPT",
+        f"-A {INPUT_CHAIN} {replies} -j ACCEPT",
         f"-A {INPUT_CHAIN} -i {bridge} -j {EGRESS_CHAIN}",
     ]
     egress_isolated: list[PodInfo] = []
@@ -283,10 +289,6 @@ def render(
         if mine:
             lines += _ingress_lines(pod, mine, pods, ns_labels)
     if gateway_only:
-        lines.append(
-            f"-A {EXIT_CHAIN} -m conntrack --ctdir REPLY "
-            f"{_comment('replies to connections opened from outside')} -j RETURN"
-        )
         for pod in pods:
             if pod.gateway:
                 why = f"{pod.ref}: a gateway may leave the mesh"

@@ -58,7 +58,7 @@ def _matches(args: list[str], pkt: dict[str, object]) -> bool:
         elif opt == "--dport":
             lo, _, hi = val.partition(":")
             ok = int(lo) <= int(str(pkt["dport"])) <= int(hi or lo)
-        elif opt == "--ctstate":
+        elif opt == "--ctstate":  # NEW or ESTABLISHED (a packet of either direction)
             ok = str(pkt.get("state", "NEW")) in val.split(",")
         elif opt == "--ctdir":
             ok = val == pkt.get("dir", "ORIGINAL")
@@ -161,6 +161,19 @@ def test_gateway_only_cuts_connections_already_open_but_answers_the_outside() ->
     assert to_world(text, SLEEP, state="ESTABLISHED", dir="REPLY") == "ACCEPT"
     assert to_world(text, GATEWAY, state="ESTABLISHED") == "ACCEPT"
     assert to_world(rules(), SLEEP, state="ESTABLISHED") == "ACCEPT"
+
+
+def test_a_new_policy_ends_connections_already_open() -> None:
+    text = rules(policy("shop", {"podSelector": {}, "policyTypes": ["Egress"]}))
+    assert to_world(text, WEB, state="ESTABLISHED") == "REJECT"
+    assert to_world(text, WEB, state="ESTABLISHED", dir="REPLY") == "ACCEPT"
+    assert between(text, WEB, DB, 5432) == "REJECT"
+    # Replies to a connection another pod opened to it still flow.
+    reply = verdict(
+        text, "FORWARD", src=WEB.ip, dst=SLEEP.ip, proto="tcp", dport=40000, out=BRIDGE,
+        state="ESTABLISHED", dir="REPLY", **{"in": BRIDGE},
+    )  # fmt: skip
+    assert reply == "ACCEPT"
 
 
 def test_gateway_only_fails_closed_for_an_unknown_source() -> None:
