@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import json_format
 
+from meshgate.model.proxy import Proxy
+from meshgate.security.ca import MeshCA
+from meshgate.security.sds import identity_secrets
 from meshgate.translate.output import ProxyConfig
+from meshgate.translate.secrets import referenced
 from meshgate.translate.static import static_bootstrap
+from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
 
 
 def by_name(items: list[Any], name: str) -> Any:
@@ -60,8 +66,16 @@ def envoy_validate(config: ProxyConfig) -> subprocess.CompletedProcess[str]:
     """Run ``envoy --mode validate`` on a static bootstrap built from ``config``."""
     binary = envoy_path()
     assert binary is not None
-    boot = static_bootstrap(config, admin_port=None)
     with tempfile.TemporaryDirectory(prefix="mg-validate-") as tmp:
+        # The mesh identity the control plane would serve over SDS, from a throwaway CA:
+        # the static bootstrap refers to it as static secrets.
+        wanted = referenced(config.clusters, config.listeners)
+        if wanted & {WORKLOAD_CERT, ROOT_CA}:
+            ca = MeshCA(Path(tmp) / "ca")
+            proxy = Proxy("sidecar", "10.34.0.1", "validate", "default")
+            secrets = [*config.secrets, *identity_secrets(ca, proxy, "cluster.local", wanted)]
+            config = replace(config, secrets=secrets)
+        boot = static_bootstrap(config, admin_port=None)
         path = Path(tmp) / "bootstrap.json"
         path.write_text(json_format.MessageToJson(boot))
         return subprocess.run(

@@ -16,6 +16,10 @@ from meshgate.model.hosts import DOMAIN_SUFFIX
 
 ProxyKind = Literal["sidecar", "router"]
 PROXY_TYPE_ANNOTATION = "meshgate.io/proxy-type"
+# Istio's injector labels each pod it gives a sidecar; clients send auto mTLS only to
+# endpoints so labelled (a pod made by an older meshgate has no inbound side: no label).
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+TLS_MODE_ISTIO = "istio"
 
 
 @dataclass(frozen=True)

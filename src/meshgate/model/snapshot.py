@@ -90,6 +90,7 @@ class MeshSettings:
     trust_domain: str = "cluster.local"
     retry_attempts: int = 2
     retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
+    enable_auto_mtls: bool = True
 
 
 def _mesh_settings(mesh: Any | None) -> MeshSettings:
@@ -109,6 +110,7 @@ def _mesh_settings(mesh: Any | None) -> MeshSettings:
         if retry is not None
         else defaults.retry_attempts,
         retry_on=get_str(retry, "retry_on", defaults.retry_on),
+        enable_auto_mtls=get(spec, "enable_auto_mtls", True) is not False,
     )
 
 
@@ -138,6 +140,7 @@ class Snapshot:
     destination_rules: tuple[Any, ...]
     sidecars: tuple[Any, ...]
     authorization_policies: tuple[Any, ...]
+    peer_authentications: tuple[Any, ...]
     kubernetes_services: tuple[Any, ...]
     istio_gateways: tuple[Any, ...]
     cluster_ips: Mapping[tuple[str, str], str]
@@ -222,6 +225,7 @@ class Snapshot:
             destination_rules=tuple(by_kind[(NETWORKING, "DestinationRule")]),
             sidecars=tuple(by_kind[(NETWORKING, "Sidecar")]),
             authorization_policies=tuple(by_kind[(SECURITY, "AuthorizationPolicy")]),
+            peer_authentications=tuple(by_kind[(SECURITY, "PeerAuthentication")]),
             kubernetes_services=tuple(k8s),
             istio_gateways=tuple(istio_gws),
             cluster_ips=ips,

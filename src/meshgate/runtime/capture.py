@@ -1,9 +1,15 @@
-"""Outbound capture in a pod, and the one thing that exempts the proxy from it.
+"""Capture in a pod (outbound and inbound), and the one thing that exempts the proxy from it.
 
 Rules:
 - Capture redirects the pod's outbound TCP to the sidecar (port 15001) in chain
   MESHGATE_OUTPUT of the pod's own nat table, except 127.0.0.1 and the proxy's traffic.
   The rules live in the pod's network namespace and die with it.
+- Inbound capture redirects TCP arriving at the pod from outside (nat PREROUTING, chain
+  MESHGATE_INBOUND) to the sidecar's inbound port 15006, where mTLS and authorization are
+  applied, as Istio's `istio-iptables` does. Which ports: Istio's pod annotations
+  `traffic.sidecar.istio.io/includeInboundPorts` (``*``, the default, for all; empty for
+  none; else a list) and `excludeInboundPorts`. Connections the pod makes to itself (the
+  proxy handing a request to the app included) never pass PREROUTING, so never loop.
 - The proxy is recognised by its cgroup (cgroup v2, `-m cgroup --path`), never by its uid
   or gid: an app keeps CAP_SETUID/CAP_SETGID and may become 1337, but it cannot join a
   cgroup without writing to the cgroup filesystem, which its sandbox does not show. The
@@ -24,12 +30,15 @@ import os
 import time
 from pathlib import Path
 
+from meshgate.api.annotations import InboundPorts
 from meshgate.runtime import envoy, names, netns
 
 log = logging.getLogger(__name__)
 
 CAPTURE_PORT = 15001
 CAPTURE_CHAIN = "MESHGATE_OUTPUT"
+INBOUND_PORT = 15006
+INBOUND_CHAIN = "MESHGATE_INBOUND"
 
 
 @functools.cache
@@ -101,21 +110,40 @@ def exemption(cgroup: Path | None) -> list[str]:
     return [f"-m owner --uid-owner {envoy.PROXY_UID}", f"-m owner --gid-owner {envoy.PROXY_GID}"]
 
 
-def rules(cgroup: Path | None) -> str:
-    """The iptables-restore input that installs capture in a pod."""
+def _inbound_rules(ports: InboundPorts) -> list[str]:
+    if ports.none:
+        return []
+    lines = [f":{INBOUND_CHAIN} - [0:0]", f"-A PREROUTING -p tcp -j {INBOUND_CHAIN}"]
+    redirect = f"-j REDIRECT --to-ports {INBOUND_PORT}"
+    if ports.include is None:
+        lines += [f"-A {INBOUND_CHAIN} -p tcp --dport {p} -j RETURN" for p in ports.exclude]
+        lines.append(f"-A {INBOUND_CHAIN} -p tcp {redirect}")
+    else:
+        kept = [p for p in ports.include if p not in ports.exclude]
+        lines += [f"-A {INBOUND_CHAIN} -p tcp --dport {p} {redirect}" for p in kept]
+    return lines
+
+
+def rules(cgroup: Path | None, inbound: InboundPorts | None = None) -> str:
+    """The iptables-restore input that installs capture in a pod (``inbound`` None: outbound
+    capture only)."""
     lines = ["*nat", f":{CAPTURE_CHAIN} - [0:0]", f"-A OUTPUT -p tcp -j {CAPTURE_CHAIN}"]
     lines += [f"-A {CAPTURE_CHAIN} -p tcp {m} -j RETURN" for m in exemption(cgroup)]
     lines += [
         f"-A {CAPTURE_CHAIN} -d 127.0.0.1/32 -j RETURN",
         f"-A {CAPTURE_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
-        "COMMIT",
-        "",
     ]
+    if inbound is not None:
+        lines += _inbound_rules(inbound)
+    lines += ["COMMIT", ""]
     return "\n".join(lines)
 
 
-def install(ns: str, cgroup: Path | None) -> None:
-    netns.run([*netns.exec_prefix(ns), "iptables-restore", "--noflush"], input_text=rules(cgroup))
+def install(ns: str, cgroup: Path | None, inbound: InboundPorts | None = None) -> None:
+    netns.run(
+        [*netns.exec_prefix(ns), "iptables-restore", "--noflush"],
+        input_text=rules(cgroup, inbound),
+    )
 
 
 def describe(cgroup: Path | None) -> str:

@@ -102,6 +102,10 @@ class PodSpec:
     ip: str | None = None  # None: the runtime allocates one from 10.34.0.0/16
     proxy: ProxySpec | None = None
     capture: bool = False
+    # Inbound capture (to the sidecar's 15006): off for records from before it existed.
+    capture_inbound: bool = False
+    inbound_include: list[int] | None = None  # None: every port
+    inbound_exclude: list[int] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     restart_policy: RestartPolicy = "Always"
     termination_grace_period: float = 2.0

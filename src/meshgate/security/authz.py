@@ -8,9 +8,8 @@ change. Pure: no I/O; the same snapshot and proxy give byte-identical filters.
 
 Rules of this module:
 - Policies apply to a workload's inbound side, where it is the server. For a gateway (router)
-  that is every listener it serves. meshgate's sidecars have no inbound listeners yet (apps
-  are reached directly, not through their sidecar), so the translator wires these filters
-  into gateways only; a policy selecting an app pod has no effect until they exist.
+  that is every listener it serves; for a sidecar its ``virtualInbound`` listener
+  (``translate.inbound``), never its outbound listeners.
 - Which policies apply: ``security.policies`` (selector or targetRefs, the workload's
   namespace, the root namespace mesh-wide).
 - One filter per action, in Istio's order: CUSTOM, AUDIT (Envoy action LOG), DENY, ALLOW.

@@ -58,11 +58,17 @@ def _version(s: Any) -> dict[str, Any]:
 
 
 def _admit(cp: ControlPlane, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from meshgate.server import workloads as wl
     from meshgate.server.admission import default_cluster_ips, default_owner_uids
 
     objects = default_owner_uids(
         objects, lambda group, kind: (s.object for s in cp.store.list(group=group, kind=kind))
     )
+    objects = [
+        wl.inject_labels(o) if o.get("kind") == "Pod" and o.get("apiVersion") == "v1" else o
+        for o in objects
+    ]
+    # Istio's injector labels the pods it gives a sidecar (security.istio.io/tlsMode).
     if not any(o.get("kind") == "Service" for o in objects):
         return objects
     return default_cluster_ips(objects, (s.object for s in cp.store.list(kind="Service")))

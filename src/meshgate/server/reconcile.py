@@ -36,8 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from meshgate.api import annotations as pod_annotations
 from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
+from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import envoy, names, servicenat
 from meshgate.runtime.pods import (
@@ -318,6 +320,13 @@ class Reconciler:
                 credential=self.proxy_credential(node_id) if self.proxy_credential else None,
             )
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
+        sidecar = proxy is not None and not router
+        inbound = pod_annotations.InboundPorts()
+        if sidecar:
+            try:
+                inbound = pod_annotations.inbound_ports(dict(meta.get("annotations") or {}))
+            except ValueError as exc:  # validation refuses these; older stored pods may not
+                log.warning("pod %s/%s: %s; capturing every inbound port", namespace, name, exc)
         return PodSpec(
             name=name,
             namespace=namespace,
@@ -325,7 +334,13 @@ class Reconciler:
             ip=ip,
             containers=containers,
             proxy=proxy,
-            capture=proxy is not None and not router,
+            capture=sidecar,
+            # Only pods labelled for auto mTLS get inbound capture: a pod without the label
+            # (made by an older meshgate) keeps being reached directly, in plaintext.
+            capture_inbound=sidecar
+            and (meta.get("labels") or {}).get(TLS_MODE_LABEL) == TLS_MODE_ISTIO,
+            inbound_include=None if inbound.include is None else list(inbound.include),
+            inbound_exclude=list(inbound.exclude),
             labels=dict(meta.get("labels") or {}),
             restart_policy=policy,
             volumes=list(volumes.values()),

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
+
 ROUTER_ANNOTATION = "meshgate.io/proxy-type"
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 PROXY_CONTAINER = "istio-proxy"
@@ -387,14 +389,13 @@ def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[],
         }
         if tmeta.get("annotations"):
             pod_meta["annotations"] = dict(tmeta["annotations"])
-        created.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": pod_meta,
-                "spec": json.loads(json.dumps(template.get("spec") or {})),
-            }
-        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": pod_meta,
+            "spec": json.loads(json.dumps(template.get("spec") or {})),
+        }
+        created.append(inject_labels(pod))
     return created
 
 
@@ -407,3 +408,13 @@ def wants_sidecar(pod: Obj) -> bool:
     labels = _meta(pod).get("labels") or {}
     flag = annotations.get(INJECT_ANNOTATION, labels.get(INJECT_ANNOTATION, "true"))
     return str(flag).lower() != "false" and not is_router(pod)
+
+
+def inject_labels(pod: Obj) -> Obj:
+    """``pod`` with the labels Istio's injector adds to a pod that gets a sidecar (a new
+    dict where changed; a label the user wrote is kept)."""
+    labels = _meta(pod).get("labels") or {}
+    if not wants_sidecar(pod) or TLS_MODE_LABEL in labels:
+        return pod
+    meta = {**_meta(pod), "labels": {**labels, TLS_MODE_LABEL: TLS_MODE_ISTIO}}
+    return {**pod, "metadata": meta}

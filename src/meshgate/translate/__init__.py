@@ -8,8 +8,11 @@ Rules of this package:
   from the Gateways that select them. Both get clusters for every visible service.
 - Secrets (SDS) are only those the proxy's clusters and listeners refer to, from Kubernetes
   Secrets in the proxy's namespace (``translate.secrets``).
+- Sidecars also get ``virtualInbound`` (``translate.inbound``): mTLS per PeerAuthentication
+  and the hand-off to the app; clients send mesh mTLS to endpoints with a proxy (auto mTLS,
+  ``translate.automtls``) where no DestinationRule sets ``tls``.
 - AuthorizationPolicies (``security.authz``) guard the inbound side of a workload: every
-  listener of a router. Sidecars have no inbound listeners yet, so they get no RBAC filters.
+  listener of a router, a sidecar's ``virtualInbound`` (never its outbound listeners).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.translate import filters
+from meshgate.translate import filters, inbound
 from meshgate.translate.clusters import build_clusters
 from meshgate.translate.gateway import gateway_resources
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
@@ -34,19 +37,28 @@ def _by_name(items: list[Any]) -> list[Any]:
 
 def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
     """Every Envoy resource ``proxy`` needs under ``snapshot``."""
+    # Imported here, not at the top: security builds on translate.pb, so a module-level
+    # import would make each package's __init__ import the other.
+    from meshgate.security import authz
+
     services = snapshot.visible_services(proxy)
     if proxy.is_router:
-        # Imported here, not at the top: security builds on translate.pb, so a module-level
-        # import would make each package's __init__ import the other.
-        from meshgate.security import authz
-
         listeners, routes = gateway_resources(snapshot, proxy)
         filters.authorize(
             listeners, authz.http_filters(snapshot, proxy), authz.network_filters(snapshot, proxy)
         )
     else:
         listeners, routes = sidecar_resources(snapshot, proxy, services)
+        inbound_listener = inbound.virtual_inbound(snapshot, proxy)
+        filters.authorize(
+            [inbound_listener],
+            authz.http_filters(snapshot, proxy),
+            authz.network_filters(snapshot, proxy),
+        )
+        listeners.append(inbound_listener)
     clusters, assignments = build_clusters(snapshot, proxy, services)
+    if not proxy.is_router:
+        clusters.extend(inbound.inbound_clusters(snapshot, proxy))
     secrets = build_secrets(snapshot, proxy, referenced(clusters, listeners))
     return ProxyConfig(
         listeners=_by_name(listeners),

@@ -16,6 +16,8 @@ Rules of this module:
 - Traffic policy: subset policy fields override the rule's top-level fields; a matching
   ``portLevelSettings`` entry then replaces lb/connection pool/outlier/tls as a whole.
 - Client TLS is built by ``translate.tls``; ``credentialName`` counts on gateways only.
+  Without a DestinationRule ``tls``, auto mTLS (``translate.automtls``) may add transport
+  socket matches; endpoints of pods with a sidecar carry the metadata they match on.
 - Output is sorted by name by the caller; nothing here depends on input order.
 """
 
@@ -37,6 +39,7 @@ from meshgate.model.proxy import Proxy
 from meshgate.model.services import Endpoint, Service, ServicePort
 from meshgate.model.snapshot import Snapshot
 from meshgate.translate import naming
+from meshgate.translate.automtls import AutoMtls, endpoint_metadata
 from meshgate.translate.pb import ads_source, duration, pack
 from meshgate.translate.tls import upstream_tls
 
@@ -128,6 +131,9 @@ def _fill_assignment(cla: Any, endpoints: Iterable[Endpoint]) -> None:
         address = lb.endpoint.address.socket_address
         address.address = ep.address
         address.port_value = ep.port
+        metadata = endpoint_metadata(ep)
+        if metadata is not None:
+            lb.metadata.CopyFrom(metadata)
         if ep.weight:
             lb.load_balancing_weight.value = ep.weight
 
@@ -321,8 +327,10 @@ def service_cluster(
     proxy: Proxy,
     rule: Any | None,
     connect_timeout: str | ClusterTemplates,
+    auto: AutoMtls | None = None,
 ) -> tuple[Any, Any | None]:
-    """One outbound cluster and, for EDS clusters, its ClusterLoadAssignment."""
+    """One outbound cluster and, for EDS clusters, its ClusterLoadAssignment (``auto``:
+    auto mTLS where it applies)."""
     templates = (
         connect_timeout
         if isinstance(connect_timeout, ClusterTemplates)
@@ -345,12 +353,18 @@ def service_cluster(
             endpoints = endpoints[:1]
         cluster.load_assignment.cluster_name = name
         _fill_assignment(cluster.load_assignment, endpoints)
+    policy = effective_policy(rule, subset, port.number) if rule is not None else Policy()
+    if (
+        auto is not None
+        and ctype in (Cluster.EDS, Cluster.STATIC)
+        and auto.applies(service, policy.tls is not None)
+    ):
+        auto.add(cluster, port.number, port.protocol, subset, service.hostname)
     if rule is None:
         packed = templates.http_options(port.protocol)
         if packed is not None:
             cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(packed)
         return cluster, cla
-    policy = effective_policy(rule, subset, port.number)
     http_options = http_protocol_options_pb2.HttpProtocolOptions()
     if policy.load_balancer is not None:
         _apply_lb(cluster, policy.load_balancer)
@@ -380,6 +394,7 @@ def build_clusters(
     """All clusters and load assignments for the proxy's visible services."""
     timeout = snapshot.mesh.connect_timeout
     templates = ClusterTemplates(timeout)
+    auto = AutoMtls(snapshot)
     clusters = [passthrough_cluster(timeout), blackhole_cluster(timeout)]
     assignments = []
     for service in services:
@@ -389,7 +404,7 @@ def build_clusters(
             if port.protocol == "UDP":
                 continue
             for subset in subsets:
-                cluster, cla = service_cluster(service, port, subset, proxy, rule, templates)
+                cluster, cla = service_cluster(service, port, subset, proxy, rule, templates, auto)
                 clusters.append(cluster)
                 if cla is not None:
                     assignments.append(cla)

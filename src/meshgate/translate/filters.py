@@ -39,7 +39,7 @@ TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 HttpConnectionManager = hcm_pb2.HttpConnectionManager
 
 
-def _http_filters() -> list[Any]:
+def default_http_filters() -> list[Any]:
     return [
         hcm_pb2.HttpFilter(name=FAULT, typed_config=pack(fault_pb2.HTTPFault())),
         hcm_pb2.HttpFilter(name=ROUTER, typed_config=pack(router_pb2.Router())),
@@ -53,7 +53,7 @@ def http_connection_manager(
         stat_prefix=stat_prefix,
         codec_type=HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_name),
-        http_filters=_http_filters(),
+        http_filters=default_http_filters(),
         use_remote_address=boolean(gateway),
         generate_request_id=boolean(True),
         server_header_transformation=HttpConnectionManager.OVERWRITE,

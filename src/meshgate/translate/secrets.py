@@ -38,12 +38,19 @@ def _context_names(transport_socket: Any) -> list[str]:
 
 
 def referenced(clusters: Iterable[Any], listeners: Iterable[Any]) -> set[str]:
-    """SDS names the clusters' and listeners' TLS contexts refer to."""
+    """SDS names the clusters' and listeners' TLS contexts refer to (transport socket
+    matches read from the first cluster that has them: auto mTLS gives all the same)."""
     names: set[str] = set()
+    matched = False
     for cluster in clusters:
         # HasField is a C call: cheap enough for tens of thousands of clusters.
         if cluster.HasField("transport_socket"):
             names.update(_context_names(cluster.transport_socket))
+        # Transport socket matches (auto mTLS) are the same on every cluster: read one.
+        if not matched and cluster.transport_socket_matches:
+            matched = True
+            for match in cluster.transport_socket_matches:
+                names.update(_context_names(match.transport_socket))
     for listener in listeners:
         for chain in listener.filter_chains:
             if chain.HasField("transport_socket"):

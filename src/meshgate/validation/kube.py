@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from meshgate.api.annotations import EXCLUDE_INBOUND, INCLUDE_INBOUND, inbound_ports
 from meshgate.api.kinds import alibabacloud as ali
 from meshgate.api.kinds import kubernetes as kube
 from meshgate.api.kinds import meshgate_kinds as mg
@@ -188,8 +189,21 @@ def _volumes(out: Findings, spec: kube.PodSpec) -> None:
                 at.error("MG1086", f"Invalid value: {sub!r}: must not leave the volume", "subPath")
 
 
+def _capture_annotations(out: Findings, annotations: dict[str, str] | None) -> None:
+    """Istio's inbound capture annotations: ``*`` or a comma-separated list of ports."""
+    for key in (INCLUDE_INBOUND, EXCLUDE_INBOUND):
+        value = (annotations or {}).get(key)
+        if value is None or (key == INCLUDE_INBOUND and value.strip() == "*"):
+            continue
+        try:
+            inbound_ports({key: value})
+        except ValueError as exc:
+            out.error("MG1088", str(exc), "annotations", key)
+
+
 @rule(kube.Pod)
 def _pod(pod: kube.Pod, out: Findings) -> None:
+    _capture_annotations(out.at("metadata"), pod.metadata.annotations)
     _pod_spec(out.at("spec"), pod.spec)
 
 
@@ -214,7 +228,11 @@ def _deployment(dep: kube.Deployment, findings: Findings) -> None:
             f"Invalid value: {deadline}: must be greater than minReadySeconds",
             "progressDeadlineSeconds",
         )
-    _pod_spec(out.at("template", "spec"), dep.spec.template.spec)
+    template = dep.spec.template
+    _capture_annotations(
+        out.at("template", "metadata"), template.metadata.annotations if template.metadata else None
+    )
+    _pod_spec(out.at("template", "spec"), template.spec)
 
 
 # --- meshgate and Alibaba Cloud --------------------------------------------------------

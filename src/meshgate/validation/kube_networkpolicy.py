@@ -2,7 +2,7 @@
 
 Rules of this module: the same contract as every rule module (report, never raise). The
 checks are kube-apiserver's ``ValidateNetworkPolicy``, in its words where it has some, all
-under code MG1087: label selectors well formed, ports in range or IANA names, ``endPort``
+under code MG1089: label selectors well formed, ports in range or IANA names, ``endPort``
 only after a numeric port and not below it, each peer exactly one of ipBlock or
 pod/namespace selectors, ipBlock CIDRs valid with ``except`` strictly inside ``cidr``, at
 most two policyTypes.
@@ -17,7 +17,7 @@ from meshgate.validation.common import labels_problems
 from meshgate.validation.findings import Findings, rule
 from meshgate.validation.names import port_name_problem, port_problem
 
-CODE = "MG1087"
+CODE = "MG1089"
 
 
 def _selector(out: Findings, sel: kube.LabelSelector | None) -> None:

@@ -102,6 +102,9 @@ Rules of this module:
 | MG1084 | E    | Secret/ConfigMap keys are config keys; ``data``/``binaryData`` are base64 |
 | MG1085 | E    | a Service's ports differ in port number or protocol |
 | MG1086 | E    | pod volumes: unique names; mounts name a volume, at a unique absolute path |
+| MG1087 | E    | PeerAuthentication ``portLevelMtls`` only with a selector that has labels |
+| MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
+| MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 """
 
 from __future__ import annotations

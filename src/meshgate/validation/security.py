@@ -299,3 +299,25 @@ def _attribute_problem(key: str, values: list[str]) -> str | None:
     if key in ("destination.name", "destination.user"):
         return f"deprecated attribute {key}: only supported in v1alpha1"
     return f"unknown attribute: {key}"
+
+
+@rule(sec.PeerAuthentication)
+def _peer_authentication(pa: sec.PeerAuthentication, findings: Findings) -> None:
+    """Istio's ValidatePeerAuthentication: a workload selector as everywhere; port-level
+    settings only on a policy that selects workloads (ports are the workload's own)."""
+    out = findings.at("spec")
+    spec = pa.spec
+    labels = spec.selector.match_labels if spec.selector is not None else None
+    if spec.selector is not None:
+        for reason in c.selector_problems(labels):
+            out.error("MG1049", reason, "selector", "matchLabels")
+    if spec.port_level_mtls is not None and not labels:
+        out.error(
+            "MG1087",
+            "portLevelMtls needs a selector with labels: a mesh- or namespace-wide"
+            " PeerAuthentication cannot set ports",
+            "portLevelMtls",
+        )
+    for port in sorted(spec.port_level_mtls or {}):
+        if not 1 <= port <= 65535:
+            out.error("MG1003", f"port {port} is not in 1..65535", "portLevelMtls", str(port))

@@ -35,7 +35,10 @@ def test_categories_expand_in_kubectl_order_and_combine_with_kinds(walkthrough: 
     istio = {k.kind for k in category("istio-io") or []}
     assert {"ServiceEntry", "VirtualService", "AuthorizationPolicy"} <= istio
     assert "Deployment" not in istio and "IstioGateway" not in istio
-    assert {k.kind for k in category("security-istio-io") or []} == {"AuthorizationPolicy"}
+    assert {k.kind for k in category("security-istio-io") or []} == {
+        "AuthorizationPolicy",
+        "PeerAuthentication",
+    }
     assert category("se") is None
     both = walkthrough("get", "all,se", "-o", "name")
     assert both.stdout.splitlines() == [

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from meshgate.api import annotations as pod_annotations
 from meshgate.runtime import capture, sandbox
 
 
@@ -118,3 +121,26 @@ def test_proxy_cgroup_prefix_enters_before_exec() -> None:
     assert argv[:3] == ["sh", "-c", 'echo $$ > "$0" && exec "$@"']
     assert argv[3:] == ["/cg/mg-x-proxies/cgroup.procs", "envoy", "-c", "b.json"]
     assert capture.in_proxy_cgroup(None, ["envoy"]) == ["envoy"]
+
+
+def test_inbound_capture_follows_istios_annotations() -> None:
+    every = capture.rules(None, pod_annotations.inbound_ports({}))
+    assert "-A PREROUTING -p tcp -j MESHGATE_INBOUND" in every
+    assert "-A MESHGATE_INBOUND -p tcp -j REDIRECT --to-ports 15006" in every
+    some = pod_annotations.inbound_ports(
+        {
+            "traffic.sidecar.istio.io/includeInboundPorts": "8080, 9090",
+            "traffic.sidecar.istio.io/excludeInboundPorts": "9090",
+        }
+    )
+    rules = capture.rules(None, some)
+    assert "--dport 8080 -j REDIRECT --to-ports 15006" in rules
+    assert "9090" not in rules
+    excluded = pod_annotations.inbound_ports({"traffic.sidecar.istio.io/excludeInboundPorts": "22"})
+    rules = capture.rules(None, excluded)
+    assert rules.index("--dport 22 -j RETURN") < rules.index("REDIRECT --to-ports 15006")
+    none = pod_annotations.inbound_ports({"traffic.sidecar.istio.io/includeInboundPorts": ""})
+    assert "MESHGATE_INBOUND" not in capture.rules(None, none)
+    assert "MESHGATE_INBOUND" not in capture.rules(None)  # records from before inbound capture
+    with pytest.raises(ValueError, match=r"excludeInboundPorts.*'http'"):
+        pod_annotations.inbound_ports({"traffic.sidecar.istio.io/excludeInboundPorts": "http"})

@@ -203,10 +203,22 @@ def test_gateway_http_listener_gets_rbac_before_fault_and_router() -> None:
         "envoy.filters.http.fault",
         "envoy.filters.http.router",
     ]
-    # Sidecars have no inbound listeners yet: a policy selecting the sleep pod changes nothing.
+    # A sidecar's policy guards its inbound side only: its outbound listeners are unchanged.
     plain = seed_with()
     with_policy = seed_with(policy("all", "istio-system", "{}"))
-    assert translate(with_policy, sleep(with_policy)) == translate(plain, sleep(plain))
+    guarded, unguarded = translate(with_policy, sleep(with_policy)), translate(plain, sleep(plain))
+    assert guarded.clusters == unguarded.clusters and guarded.routes == unguarded.routes
+    outbound = [x for x in guarded.listeners if x.name != "virtualInbound"]
+    assert outbound == [x for x in unguarded.listeners if x.name != "virtualInbound"]
+    inbound = by_name(guarded.listeners, "virtualInbound")
+    for chain in inbound.filter_chains:
+        first = chain.filters[0]
+        if first.name == "envoy.filters.network.http_connection_manager":
+            hcm = hcm_pb2.HttpConnectionManager()
+            first.typed_config.Unpack(hcm)
+            assert hcm.http_filters[0].name == "envoy.filters.http.rbac", chain.name
+        else:
+            assert first.name == "envoy.filters.network.rbac", chain.name
 
 
 def test_tls_passthrough_chains_get_network_rbac_before_tcp_proxy() -> None:

@@ -223,3 +223,35 @@ def test_mesh_config_egress_enforcement_is_off_by_default() -> None:
     from meshgate.api.kinds.meshgate_kinds import MeshConfigSpec
 
     assert MeshConfigSpec().effective_egress_enforcement == "OFF"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "field"),
+    [
+        ("{traffic.sidecar.istio.io/includeInboundPorts: '*'}", None),
+        ("{traffic.sidecar.istio.io/includeInboundPorts: '8080, 9090'}", None),
+        ("{traffic.sidecar.istio.io/includeInboundPorts: ''}", None),
+        (
+            "{traffic.sidecar.istio.io/excludeInboundPorts: '*'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeInboundPorts",
+        ),
+        (
+            "{traffic.sidecar.istio.io/includeInboundPorts: '80,http'}",
+            "metadata.annotations.traffic.sidecar.istio.io/includeInboundPorts",
+        ),
+        (
+            "{traffic.sidecar.istio.io/excludeInboundPorts: '70000'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeInboundPorts",
+        ),
+    ],
+)
+def test_inbound_capture_annotations(annotations: str, field: str | None) -> None:
+    pod = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p, annotations: {annotations}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n"
+    got = [(code, f) for code, f, _ in errors(pod) if code == "MG1088"]
+    assert got == ([] if field is None else [("MG1088", field)])
+    template = DEPLOYMENT.replace(
+        "metadata: {{labels: {{app: web}}}}",
+        f"metadata: {{{{labels: {{{{app: web}}}}, annotations: {annotations.replace('{', '{{').replace('}', '}}')}}}}}",
+    )
+    got = [code for code, _, _ in errors(template.format(spec="replicas: 1", pod=""))]
+    assert ("MG1088" in got) is (field is not None)

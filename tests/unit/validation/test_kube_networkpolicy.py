@@ -1,4 +1,4 @@
-"""NetworkPolicy: what kube-apiserver refuses, meshgate refuses before it is stored (MG1087),
+"""NetworkPolicy: what kube-apiserver refuses, meshgate refuses before it is stored (MG1089),
 naming the file, the field and the reason."""
 
 # Case tables keep each YAML case on one line.
@@ -145,7 +145,7 @@ def test_valid_policies(spec: str) -> None:
 )
 def test_refused_policies_name_field_and_reason(spec: str, field: str, reason: str) -> None:
     got = errors(spec)
-    assert [(code, f) for code, f, _ in got] == [("MG1087", field)], got
+    assert [(code, f) for code, f, _ in got] == [("MG1089", field)], got
     assert reason in got[0][2]
 
 

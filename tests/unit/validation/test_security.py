@@ -184,3 +184,42 @@ def test_dry_run_annotation(kind: str, spec: str, value: str, valid: bool) -> No
     meta = f"annotations: {{istio.io/dry-run: {value}}}"
     codes = error_codes(kind, spec, extra_meta=meta)
     assert ("MG1079" not in codes) is valid
+
+
+PEER_CASES = [
+    Case("empty (UNSET everywhere)", None, "{}"),
+    Case("namespace STRICT", None, "mtls: {mode: STRICT}"),
+    Case("unknown mode", "MG0008", "mtls: {mode: MUTUAL}"),
+    Case(
+        "workload port level",
+        None,
+        "selector: {matchLabels: {app: a}}\nmtls: {mode: STRICT}\nportLevelMtls: {8080: {mode: DISABLE}}",
+    ),
+    Case(
+        "port level without selector",
+        "MG1087",
+        "mtls: {mode: STRICT}\nportLevelMtls: {8080: {mode: DISABLE}}",
+    ),
+    Case(
+        "port level with an empty selector",
+        "MG1087",
+        "selector: {}\nportLevelMtls: {8080: {mode: DISABLE}}",
+    ),
+    Case(
+        "port 0",
+        "MG1003",
+        "selector: {matchLabels: {app: a}}\nportLevelMtls: {0: {mode: DISABLE}}",
+    ),
+    Case(
+        "JSON-style port key",
+        None,
+        "selector: {matchLabels: {app: a}}\nportLevelMtls: {'8080': {}}",
+    ),
+    Case("selector with wildcard", "MG1049", "selector: {matchLabels: {app: '*'}}"),
+]
+
+
+@pytest.mark.parametrize("case", params(PEER_CASES))
+def test_peer_authentication(case: Case) -> None:
+    """Istio's ValidatePeerAuthentication."""
+    check("PeerAuthentication", case)

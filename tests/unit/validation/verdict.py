@@ -20,6 +20,7 @@ API_VERSIONS = {
     "DestinationRule": "networking.istio.io/v1",
     "Sidecar": "networking.istio.io/v1",
     "AuthorizationPolicy": "security.istio.io/v1",
+    "PeerAuthentication": "security.istio.io/v1",
 }
 
 

@@ -1,19 +1,21 @@
-"""Istio ``security.istio.io`` kinds: AuthorizationPolicy.
+"""Istio ``security.istio.io`` kinds: AuthorizationPolicy and PeerAuthentication.
 
 Rules of this module:
 - One schema for v1 and v1beta1; v1 is the version we emit. Every field of istio/api
   ``security/v1beta1/authorization_policy.proto`` (and ``type/v1beta1/selector.proto``) is
   modelled; unknown fields are errors.
 - ``Rule.from`` is a Python keyword: the attribute is ``from_``, the wire name ``from``.
+- PeerAuthentication's ``portLevelMtls`` is a map keyed by port number; YAML gives int
+  keys, JSON gives digit strings: both are accepted as the number.
 - ``action`` stays ``None`` when omitted (ALLOW is the effective value, see
   ``effective_action``) so the stored form is what the user wrote.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from meshgate.api.kinds.types import IstioWire
 from meshgate.api.meta import Resource
@@ -120,5 +122,53 @@ register(
         short_names=("ap",),
         namespaced=True,
         model=AuthorizationPolicy,
+    )
+)
+
+
+MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+
+
+def _port_key(value: Any) -> Any:
+    """A JSON map key is a string: ``"8080"`` means port 8080 (as protobuf's JSON does)."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+PortKey = Annotated[int, BeforeValidator(_port_key)]
+
+
+class PeerAuthenticationMutualTLS(IstioWire):
+    """PeerAuthentication.MutualTLS; ``mode`` omitted is ``UNSET`` (inherit)."""
+
+    mode: MtlsMode | None = None
+
+    @property
+    def effective_mode(self) -> MtlsMode:
+        return self.mode or "UNSET"
+
+
+class PeerAuthenticationSpec(IstioWire):
+    selector: WorkloadSelector | None = None
+    mtls: PeerAuthenticationMutualTLS | None = None
+    port_level_mtls: dict[PortKey, PeerAuthenticationMutualTLS] | None = None
+
+
+class PeerAuthentication(Resource):
+    model_config = ConfigDict(strict=True)
+    spec: PeerAuthenticationSpec = Field(default_factory=PeerAuthenticationSpec)
+
+
+register(
+    KindInfo(
+        group=GROUP,
+        kind="PeerAuthentication",
+        versions=VERSIONS,
+        plural="peerauthentications",
+        singular="peerauthentication",
+        short_names=("pa",),
+        namespaced=True,
+        model=PeerAuthentication,
     )
 )

@@ -51,6 +51,9 @@ class MeshConfigSpec(IstioWire):
     trust_domain: str | None = None
     connect_timeout: Duration | None = None
     egress_enforcement: Annotated[EgressEnforcement | None, BeforeValidator(_yaml_off)] = None
+    # Istio's MeshConfig field: sidecars send mesh mTLS to endpoints that have a proxy
+    # (label security.istio.io/tlsMode: istio) where no DestinationRule sets tls.
+    enable_auto_mtls: bool | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
