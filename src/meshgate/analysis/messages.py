@@ -253,6 +253,17 @@ PEER_IDENTITY_ON_PLAINTEXT = MessageType(
     "service accounts), which only mutual TLS carries, and no server of that gateway uses "
     "ISTIO_MUTUAL.",
 )
+EGRESS_GATEWAY_BYPASSABLE = MessageType(
+    "MG2003",
+    "EgressGatewayBypassable",
+    INFO,
+    "This VirtualService sends traffic to the egress gateway {}, but MeshConfig "
+    "egressEnforcement is OFF: workloads can go around the gateway (a pod without a "
+    "sidecar, or traffic its sidecar passes through, reaches external hosts directly). "
+    "Set egressEnforcement: GATEWAY_ONLY to make the gateway the only exit.",
+    "A VirtualService routes to an egress gateway while nothing stops workloads from "
+    "reaching external hosts without it (MeshConfig egressEnforcement OFF).",
+)
 
 CATALOG: tuple[MessageType, ...] = (
     DEPRECATED,
@@ -282,6 +293,7 @@ CATALOG: tuple[MessageType, ...] = (
     NO_SERVER_CERT_VERIFICATION_PORT,
     SKIPPED_KIND,
     PEER_IDENTITY_ON_PLAINTEXT,
+    EGRESS_GATEWAY_BYPASSABLE,
 )
 
 _LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

@@ -20,6 +20,7 @@ from meshgate.analysis import (
     authz,
     deprecation,
     destinationrules,
+    egress,
     gateways,
     schema,
     serviceentries,
@@ -141,6 +142,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         "auth.PeerIdentityAnalyzer",
         "AuthorizationPolicies on a gateway match peer identities only where mTLS gives them",
         authz.peer_identity,
+    ),
+    Analyzer(
+        "egress.EnforcementAnalyzer",
+        "an egress gateway that VirtualServices route to is the only exit (egressEnforcement)",
+        egress.bypassable_gateway,
     ),
     Analyzer(
         "deprecation.FieldAnalyzer",

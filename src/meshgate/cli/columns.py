@@ -137,6 +137,22 @@ def _mesh_mode(o: Obj) -> str:
     return str(dig(o, "spec.outboundTrafficPolicy.mode") or "ALLOW_ANY")
 
 
+def _egress_enforcement(o: Obj) -> str:
+    # As for MODE: the setting in force, OFF when none is set.
+    return str(dig(o, "spec.egressEnforcement") or "OFF")
+
+
+def _pod_selector(o: Obj) -> str:
+    """kubectl's POD-SELECTOR: matchLabels then expressions, ``<none>`` for ``{}``."""
+    sel = dig(o, "spec.podSelector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for req in sel.get("matchExpressions") or []:
+        op, key, values = req.get("operator"), req.get("key"), ",".join(req.get("values") or [])
+        shown = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})"}
+        parts.append(shown.get(op) or (key if op == "Exists" else f"!{key}"))
+    return ",".join(parts) or "<none>"
+
+
 def _pod_node(o: Obj) -> str:
     # Every pod of a mesh runs behind its one node namespace: a pod the runtime has placed
     # (it reports a hostIP) is on that node, as kubectl shows a scheduled pod's node.
@@ -203,7 +219,11 @@ _COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
     ),
     ("networking.istio.io", "DestinationRule"): ([path("HOST", "spec.host")], []),
     ("security.istio.io", "AuthorizationPolicy"): ([path("ACTION", "spec.action")], []),
-    ("meshgate.io", "MeshConfig"): ([Column("MODE", _mesh_mode)], []),
+    ("meshgate.io", "MeshConfig"): (
+        [Column("MODE", _mesh_mode), Column("EGRESS-ENFORCEMENT", _egress_enforcement)],
+        [],
+    ),
+    ("networking.k8s.io", "NetworkPolicy"): ([Column("POD-SELECTOR", _pod_selector)], []),
     ("istio.alibabacloud.com", "IstioGateway"): (
         [path("TYPE", "spec.gatewayType"), path("REPLICAS", "spec.replicaCount")],
         [],

@@ -2,12 +2,14 @@
 
 Rules: ``describe KIND NAME...`` describes those objects, ``describe KIND`` every object of
 the kind in the namespace; descriptions are separated by a blank line; missing names
-print kubectl's NotFound line and exit 1.
+print kubectl's NotFound line and exit 1. A Pod's page has an ``Egress:`` section
+(``describe_egress``): how it reaches external hosts, and whether it can go around the
+egress gateway.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,7 +43,9 @@ def command(
 
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
     fetched = fetch(args, ns, selector)
-    pages = [describe(obj) for obj in fetched.objects]
+    pods = [o for o in fetched.objects if o.get("kind") == "Pod" and o.get("apiVersion") == "v1"]
+    mesh = _mesh_objects() if pods else []
+    pages = [describe(obj, _egress(obj, mesh)) for obj in fetched.objects]
     if pages:
         out("\n\n".join(pages))
     elif not fetched.missing:
@@ -50,3 +54,33 @@ def command(
         err(line)
     if fetched.missing:
         raise typer.Exit(1)
+
+
+def _mesh_objects() -> list[dict[str, Any]]:
+    """What decides a pod's way out: settings, policies, routes and the gateway workloads."""
+    from meshgate.api.registry import by_group_kind
+    from meshgate.cli.context import backend_errors, get_backend
+
+    backend = get_backend()
+    out: list[dict[str, Any]] = []
+    with backend_errors():
+        for group, kind in (
+            ("meshgate.io", "MeshConfig"),
+            ("networking.k8s.io", "NetworkPolicy"),
+            ("networking.istio.io", "VirtualService"),
+            ("", "Service"),
+            ("", "Pod"),
+            ("", "Namespace"),
+        ):
+            info = by_group_kind(group, kind)
+            if info is not None:
+                out += backend.get(info, None, None, None)
+    return out
+
+
+def _egress(obj: dict[str, Any], mesh: list[dict[str, Any]]) -> list[str] | None:
+    if obj.get("kind") != "Pod" or obj.get("apiVersion") != "v1":
+        return None
+    from meshgate.cli.describe_egress import egress_lines
+
+    return egress_lines(obj, mesh)

@@ -196,10 +196,12 @@ def _generic(obj: dict[str, Any]) -> list[str]:
     return lines
 
 
-def describe(obj: dict[str, Any]) -> str:
+def describe(obj: dict[str, Any], extra: list[str] | None = None) -> str:
+    """The page for ``obj``; ``extra`` lines (a section meshgate adds) go before Events."""
     core = obj.get("apiVersion") == "v1"
     if core and obj.get("kind") == "Secret":
         return "\n".join(_secret(obj))  # kubectl's Secret describer prints no events
     lines = _configmap(obj) if core and obj.get("kind") == "ConfigMap" else _generic(obj)
+    lines += extra or []
     lines.append("Events:  <none>")
     return "\n".join(lines)

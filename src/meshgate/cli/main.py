@@ -21,6 +21,7 @@ from meshgate.cli import (
     describe,
     get,
     history,
+    label,
     mesh_cmds,
     pod_cmds,
     proxy_config,
@@ -57,6 +58,7 @@ app.command("apply", cls=Command, epilog=apply.EXAMPLES)(apply.command)
 app.command("get", cls=Command, epilog=get.EXAMPLES)(get.command)
 app.command("describe", cls=Command, epilog=describe.EXAMPLES)(describe.command)
 app.command("delete", cls=Command, epilog=delete.EXAMPLES)(delete.command)
+app.command("label", cls=Command, epilog=label.EXAMPLES)(label.command)
 app.command("validate", cls=Command, epilog=validate.EXAMPLES)(validate.command)
 app.command("analyze", cls=Command, epilog=analyze.EXAMPLES)(analyze.command)
 app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.history_command)

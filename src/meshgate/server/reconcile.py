@@ -21,6 +21,9 @@ Rules:
   alive. ``adopt_owner_uids`` gives older state's uid-less references their owner's uid
   before the first pass, so no dependent is collected (or left unowned) by mistake.
 - Pod specs carry ``restartPolicy`` to the runtime; a Deployment's pods are ``Always``.
+- The node's filter rules (NetworkPolicy, MeshConfig ``egressEnforcement``: see
+  ``nodefilter``) are brought up to date in every pass after new pods get their IPs and
+  before they start, so no pod runs a moment without the rules that apply to it.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -49,6 +52,7 @@ from meshgate.runtime.pods import (
     VolumeSpec,
 )
 from meshgate.server import workloads as wl
+from meshgate.server.nodefilter import NodeFilter
 from meshgate.store.base import ConfigStore
 from meshgate.xds.bootstrap import bootstrap_config
 
@@ -154,6 +158,7 @@ class Reconciler:
         self.snapshot: Snapshot = Snapshot.build([])
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
         self._nat_text = ""
+        self._node_filter = NodeFilter(home)
         # (namespace, name) of pods gone from the store but still running -> when noticed.
         self._stopping: dict[tuple[str, str], float] = {}
         # (namespace, name) of pods a Deployment deleted -> the Deployment's uid.
@@ -356,6 +361,7 @@ class Reconciler:
         for ns_name in set(self._stopping) - set(running):
             del self._stopping[ns_name]
             self._deleted_by.pop(ns_name, None)
+        starting: list[tuple[tuple[str, str], Obj]] = []
         for ns_name, pod in sorted(wanted.items()):
             uid = (pod.get("metadata") or {}).get("uid", "")
             if ns_name in running and uid and running[ns_name].uid not in ("", uid):
@@ -365,11 +371,15 @@ class Reconciler:
             if ns_name in running:
                 continue
             status = dict(pod.get("status") or {})
-            ip = status.get("podIP") or self._allocate_ip(pods)
             if not status.get("podIP"):
-                status.update({"phase": "Pending", "podIP": ip})
+                status.update({"phase": "Pending", "podIP": self._allocate_ip(pods)})
                 pod["status"] = status
                 self.store.update_status(_key(pod), status)
+            starting.append((ns_name, pod))
+        self._node_filter.sync(objs)  # `objs` holds the pods' new IPs (same dicts)
+        for ns_name, pod in starting:
+            status = dict(pod.get("status") or {})
+            ip = status["podIP"]
             log.info("starting pod %s/%s at %s", *ns_name, ip)
             try:
                 self.runtime.start_pod(self._pod_spec(pod, ip))

@@ -7,7 +7,8 @@ Rules of this module:
 - For the six Istio kinds the rules are Istio's own (``pkg/config/validation``): an
   error here is a resource Istio would reject, a warning one it accepts with a warning.
   They live in one module per kind (``networking_*``, ``security``); the syntax they
-  share is in ``common``, ``shared`` and ``regex``; other kinds' rules are in ``kube``.
+  share is in ``common``, ``shared`` and ``regex``; other kinds' rules are in ``kube``
+  (NetworkPolicy's in ``kube_networkpolicy``).
 - Rules read effective values (``effective_resolution``...) so an omitted field is judged
   by what it means, not by its absence.
 - Codes are stable; add new ones at the end of the table. ``docs/validation.md`` has the
@@ -103,6 +104,7 @@ Rules of this module:
 | MG1086 | E    | pod volumes: unique names; mounts name a volume, at a unique absolute path |
 | MG1087 | E    | PeerAuthentication ``portLevelMtls`` only with a selector that has labels |
 | MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
+| MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ from meshgate.api.registry import by_group_kind
 # Imported for their @rule registrations.
 from meshgate.validation import (  # noqa: F401
     kube,
+    kube_networkpolicy,
     networking_destinationrule,
     networking_gateway,
     networking_serviceentry,

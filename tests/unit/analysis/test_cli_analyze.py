@@ -29,8 +29,26 @@ spec:
 """
 
 
-def test_walkthrough_offline_is_clean(mg: Run) -> None:
+def test_walkthrough_offline_only_notes_that_the_gateway_can_be_gone_around(
+    mg: Run, tmp_path: Path
+) -> None:
     result = mg("analyze", "--offline", "-f", str(WALKTHROUGH))
+    assert result.exit_code == 0, result.output
+    path = WALKTHROUGH / "4-egress-gateway.yaml"
+    assert result.stdout.splitlines() == [
+        f"Info [MG2003] (VirtualService default/egressgateway-vs {path}:47) This VirtualService "
+        "sends traffic to the egress gateway istio-egressgateway.istio-system.svc.cluster.local, "
+        "but MeshConfig egressEnforcement is OFF: workloads can go around the gateway (a pod "
+        "without a sidecar, or traffic its sidecar passes through, reaches external hosts "
+        "directly). Set egressEnforcement: GATEWAY_ONLY to make the gateway the only exit."
+    ]
+    # With the exit enforced, the walkthrough is clean.
+    enforced = tmp_path / "enforced.yaml"
+    enforced.write_text(
+        (WALKTHROUGH / "2-registry-only.yaml").read_text() + "  egressEnforcement: GATEWAY_ONLY\n"
+    )
+    files = [str(p) for p in sorted(WALKTHROUGH.glob("*.yaml")) if "2-" not in p.name]
+    result = mg("analyze", "--offline", *[a for f in [*files, str(enforced)] for a in ("-f", f)])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "\u2714 No validation issues found when analyzing all namespaces." in result.stderr
@@ -103,11 +121,12 @@ def test_offline_needs_files(mg: Run) -> None:
     assert result.exit_code == 1 and "-f" in result.stderr
 
 
-def test_store_of_the_walkthrough_is_clean(walkthrough: Run) -> None:
+def test_store_of_the_walkthrough_only_notes_the_bypassable_gateway(walkthrough: Run) -> None:
     result = walkthrough("analyze")
     assert result.exit_code == 0, result.output
-    assert "No validation issues found when analyzing namespace: default." in result.stderr
-    everywhere = walkthrough("analyze", "-A")
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("Info [MG2003] (VirtualService default/egressgateway-vs) ")
+    everywhere = walkthrough("analyze", "-A", "--output-threshold", "Warning")
     assert everywhere.exit_code == 0 and everywhere.stdout == ""
 
 

@@ -41,7 +41,7 @@ def test_apply_walkthrough_prints_kubectl_lines(mg: Run) -> None:
         (["get", "deploy"], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "sleep"),
         (["get", "svc"], ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], "sleep"),
         (["get", "sa"], ["NAME", "SECRETS", "AGE"], "sleep"),
-        (["get", "meshconfig"], ["NAME", "MODE", "AGE"], "default"),
+        (["get", "meshconfig"], ["NAME", "MODE", "EGRESS-ENFORCEMENT", "AGE"], "default"),
         (
             ["get", "istiogateway", "-n", "istio-system"],
             ["NAME", "TYPE", "REPLICAS", "AGE"],
@@ -69,12 +69,14 @@ def test_table_is_aligned_like_kubectl(walkthrough: Run) -> None:
         "NAME                HOSTS            LOCATION        RESOLUTION   AGE"
     )
     assert lines[1].startswith('external-svc-http   ["aliyun.com"]   MESH_EXTERNAL   DNS          ')
-    assert walkthrough("get", "meshconfig").stdout.split()[:5] == [
+    assert walkthrough("get", "meshconfig").stdout.split()[:7] == [
         "NAME",
         "MODE",
+        "EGRESS-ENFORCEMENT",
         "AGE",
         "default",
         "REGISTRY_ONLY",
+        "OFF",
     ]
 
 

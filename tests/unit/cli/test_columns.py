@@ -51,6 +51,25 @@ def test_service_deployment_meshconfig() -> None:
     # A fresh mesh's MeshConfig sets no mode: the column shows the one in force.
     for fresh in ({"spec": {}}, {"spec": {"outboundTrafficPolicy": {}}}, {}):
         assert _row("meshgate.io", "MeshConfig", fresh)["MODE"] == "ALLOW_ANY"
+        assert _row("meshgate.io", "MeshConfig", fresh)["EGRESS-ENFORCEMENT"] == "OFF"
+    gated = {"spec": {"egressEnforcement": "GATEWAY_ONLY"}}
+    assert _row("meshgate.io", "MeshConfig", gated)["EGRESS-ENFORCEMENT"] == "GATEWAY_ONLY"
+
+
+def test_network_policy_pod_selector_as_kubectl_shows_it() -> None:
+    def shown(selector: dict[str, object]) -> str:
+        return _row("networking.k8s.io", "NetworkPolicy", {"spec": {"podSelector": selector}})[
+            "POD-SELECTOR"
+        ]
+
+    assert shown({}) == "<none>"
+    assert shown({"matchLabels": {"app": "sleep", "a": "b"}}) == "a=b,app=sleep"
+    exprs = [
+        {"key": "tier", "operator": "In", "values": ["web", "api"]},
+        {"key": "x", "operator": "Exists"},
+        {"key": "y", "operator": "DoesNotExist"},
+    ]
+    assert shown({"matchExpressions": exprs}) == "tier in (web,api),x,!y"
 
 
 def test_unknown_kind_has_name_and_age() -> None:

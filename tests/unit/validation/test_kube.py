@@ -201,6 +201,30 @@ def test_pod_volumes_and_mounts(volumes: str, mounts: str, expected: list[tuple[
     assert sorted(got) == sorted(expected)
 
 
+MESH_CONFIG = """apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+metadata: {{name: default}}
+spec: {{egressEnforcement: {value}}}
+"""
+
+
+@pytest.mark.parametrize("value", ["OFF", "GATEWAY_ONLY"])
+def test_mesh_config_egress_enforcement_values(value: str) -> None:
+    assert errors(MESH_CONFIG.format(value=value)) == []
+
+
+def test_mesh_config_egress_enforcement_refuses_others() -> None:
+    got = errors(MESH_CONFIG.format(value="STRICT"))
+    assert [(code, field) for code, field, _ in got] == [("MG0008", "spec.egressEnforcement")]
+    assert "'OFF' or 'GATEWAY_ONLY'" in got[0][2]
+
+
+def test_mesh_config_egress_enforcement_is_off_by_default() -> None:
+    from meshgate.api.kinds.meshgate_kinds import MeshConfigSpec
+
+    assert MeshConfigSpec().effective_egress_enforcement == "OFF"
+
+
 @pytest.mark.parametrize(
     ("annotations", "field"),
     [

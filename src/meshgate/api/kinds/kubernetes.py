@@ -1,5 +1,5 @@
 """Kubernetes kinds meshgate runs or reads: core v1 Namespace, ServiceAccount, Service,
-Pod, ConfigMap, Secret; apps/v1 Deployment.
+Pod, ConfigMap, Secret; apps/v1 Deployment; networking.k8s.io/v1 NetworkPolicy.
 
 Rules of this module:
 - Only the fields meshgate acts on are typed; every other field is kept as written
@@ -259,6 +259,58 @@ class Deployment(_KubeResource):
     spec: DeploymentSpec
 
 
+# --- networking.k8s.io/v1 --------------------------------------------------------------
+
+
+class NetworkPolicyPort(KubeWire):
+    protocol: Protocol | None = None  # TCP when omitted (api.defaults does not fill it)
+    port: IntOrString | None = None  # None: every port of the protocol
+    end_port: Int32 | None = None
+
+
+class IPBlock(KubeWire):
+    cidr: str
+    except_: list[str] | None = Field(default=None, alias="except")
+
+
+class NetworkPolicyPeer(KubeWire):
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+
+class NetworkPolicyIngressRule(KubeWire):
+    from_: list[NetworkPolicyPeer] | None = Field(default=None, alias="from")
+    ports: list[NetworkPolicyPort] | None = None
+
+
+class NetworkPolicyEgressRule(KubeWire):
+    to: list[NetworkPolicyPeer] | None = None
+    ports: list[NetworkPolicyPort] | None = None
+
+
+PolicyType = Literal["Ingress", "Egress"]
+
+
+class NetworkPolicySpec(KubeWire):
+    pod_selector: LabelSelector = Field(default_factory=LabelSelector)
+    policy_types: list[PolicyType] | None = None
+    ingress: list[NetworkPolicyIngressRule] | None = None
+    egress: list[NetworkPolicyEgressRule] | None = None
+
+    @property
+    def effective_policy_types(self) -> tuple[PolicyType, ...]:
+        """Kubernetes' default when ``policyTypes`` is unset: Ingress always, Egress when
+        the policy has egress rules."""
+        if self.policy_types is not None:
+            return tuple(self.policy_types)
+        return ("Ingress", "Egress") if self.egress else ("Ingress",)
+
+
+class NetworkPolicy(_KubeResource):
+    spec: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+
+
 for _group, _version, _kind, _plural, _shorts, _namespaced, _model in (
     ("", "v1", "Namespace", "namespaces", ("ns",), False, Namespace),
     ("", "v1", "ServiceAccount", "serviceaccounts", ("sa",), True, ServiceAccount),
@@ -267,6 +319,15 @@ for _group, _version, _kind, _plural, _shorts, _namespaced, _model in (
     ("", "v1", "ConfigMap", "configmaps", ("cm",), True, ConfigMap),
     ("", "v1", "Secret", "secrets", (), True, Secret),
     ("apps", "v1", "Deployment", "deployments", ("deploy",), True, Deployment),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        ("netpol",),
+        True,
+        NetworkPolicy,
+    ),
 ):
     register(
         KindInfo(

@@ -4,7 +4,8 @@ Rules of this module:
 - MeshConfig is cluster-scoped and a singleton named ``default`` (the name rule is checked
   in ``meshgate.validation``); it holds the mesh-wide settings Istio keeps in its
   ``meshConfig`` (outbound traffic policy, access logs, default retries, root namespace,
-  trust domain, connect timeout).
+  trust domain, connect timeout) and one of meshgate's own: ``egressEnforcement``
+  (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh).
 - Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
   the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
 - Unknown fields are errors.
@@ -12,9 +13,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from meshgate.api.kinds.istio_networking import HTTPRetry
 from meshgate.api.kinds.types import Duration, IstioWire
@@ -27,6 +28,13 @@ MESH_CONFIG_NAME = "default"
 
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 AccessLogEncoding = Literal["JSON", "TEXT"]
+EgressEnforcement = Literal["OFF", "GATEWAY_ONLY"]
+
+
+def _yaml_off(value: object) -> object:
+    # YAML 1.1 (PyYAML, and Kubernetes' own YAML reader) reads a bare OFF as false: the
+    # user wrote the enum value, so take it as such rather than refuse it.
+    return "OFF" if value is False else value
 
 
 class MeshOutboundTrafficPolicy(IstioWire):
@@ -42,6 +50,7 @@ class MeshConfigSpec(IstioWire):
     root_namespace: str | None = None
     trust_domain: str | None = None
     connect_timeout: Duration | None = None
+    egress_enforcement: Annotated[EgressEnforcement | None, BeforeValidator(_yaml_off)] = None
     # Istio's MeshConfig field: sidecars send mesh mTLS to endpoints that have a proxy
     # (label security.istio.io/tlsMode: istio) where no DestinationRule sets tls.
     enable_auto_mtls: bool | None = None
@@ -54,6 +63,11 @@ class MeshConfigSpec(IstioWire):
     @property
     def access_log_enabled(self) -> bool:
         return bool(self.access_log_file)
+
+    @property
+    def effective_egress_enforcement(self) -> EgressEnforcement:
+        # OFF by default, so Istio's tasks that send some pods straight out work as on Istio.
+        return self.egress_enforcement or "OFF"
 
     @property
     def effective_access_log_encoding(self) -> AccessLogEncoding:
