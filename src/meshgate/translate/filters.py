@@ -5,11 +5,12 @@ Rules of this module:
 - Sidecar outbound HCM: ``use_remote_address: false``, server header ``envoy`` overwritten
   (a client behind a sidecar always sees ``server: envoy``). Gateway HCM:
   ``use_remote_address: true`` (appends the peer to x-forwarded-for), server ``istio-envoy``.
-- HTTP filter chain: fault (route-level faults need it present), then the router.
+- HTTP filter chain: the refusal logger (``translate.refusals``), fault (route-level faults
+  need it present), then the router. Gateways map a 404 ``NR`` to its logged reason.
 - Authorization (``security.authz``) is added to finished listeners by ``authorize``: the
-  HTTP RBAC filters first in every HCM, the network RBAC filters just before every
-  tcp_proxy. Done on the finished listener, not where each chain is built, so that every
-  chain a gateway serves gets them, whichever module made it.
+  HTTP RBAC filters first in every HCM (after the refusal logger), the network RBAC filters
+  just before every tcp_proxy. Done on the finished listener, not where each chain is
+  built, so that every chain a gateway serves gets them, whichever module made it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
@@ -26,7 +28,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from meshgate.translate.accesslog import access_log_config
+from meshgate.translate import refusals
+from meshgate.translate.accesslog import ACCESS_LOG_FORMAT, access_log_config
 from meshgate.translate.pb import ads_source, boolean, pack
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -47,13 +50,19 @@ def default_http_filters() -> list[Any]:
 
 
 def http_connection_manager(
-    stat_prefix: str, route_name: str, *, gateway: bool, access_log: bool
+    stat_prefix: str,
+    route_name: str,
+    *,
+    gateway: bool,
+    access_log: bool,
+    source: str | None = None,
 ) -> Any:
+    """``source``: the sidecar's own pod (``ns/name``), named in the reasons of its refusals."""
     hcm = HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_name),
-        http_filters=default_http_filters(),
+        http_filters=[refusals.lua_filter(None if gateway else source), *default_http_filters()],
         use_remote_address=boolean(gateway),
         generate_request_id=boolean(True),
         server_header_transformation=HttpConnectionManager.OVERWRITE,
@@ -70,13 +79,22 @@ def http_connection_manager(
         details.subject.value = True
         details.dns = True
         details.uri = True
+        # A host no route serves (404 NR) is logged with its reason.
+        hcm.local_reply_config.CopyFrom(refusals.no_route_mapper())
     if access_log:
         hcm.access_log.extend(access_log_config())
     return lc.Filter(name=HCM, typed_config=pack(hcm))
 
 
-def tcp_proxy(stat_prefix: str, cluster: str | list[tuple[str, int]], *, access_log: bool) -> Any:
-    """A tcp_proxy filter to one cluster, or weighted over ``[(cluster, weight)]``."""
+def tcp_proxy(
+    stat_prefix: str,
+    cluster: str | list[tuple[str, int]],
+    *,
+    access_log: bool,
+    refusal: str | None = None,
+) -> Any:
+    """A tcp_proxy filter to one cluster, or weighted over ``[(cluster, weight)]``;
+    ``refusal``: the chain refuses every connection, and its log says why (``refusals``)."""
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
     if isinstance(cluster, str):
         proxy.cluster = cluster
@@ -84,7 +102,8 @@ def tcp_proxy(stat_prefix: str, cluster: str | list[tuple[str, int]], *, access_
         for name, weight in cluster:
             proxy.weighted_clusters.clusters.add(name=name, weight=weight)
     if access_log:
-        proxy.access_log.extend(access_log_config())
+        fields = refusals.tcp_log_fields(refusal) if refusal else None
+        proxy.access_log.extend(access_log_config(fields))
     return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))
 
 
@@ -111,11 +130,31 @@ def authorize(listeners: list[Any], http_filters: list[Any], network_filters: li
                     hcm = HttpConnectionManager()
                     f.typed_config.Unpack(hcm)
                     rest = list(hcm.http_filters)
+                    # The refusal logger stays first: it must see RBAC's local replies.
+                    head = [f for f in rest[:1] if f.name == refusals.LUA]
                     del hcm.http_filters[:]
-                    hcm.http_filters.extend([*http_filters, *rest])
+                    hcm.http_filters.extend([*head, *http_filters, *rest[len(head) :]])
                     f = lc.Filter(name=HCM, typed_config=pack(hcm))
-                elif f.name == TCP_PROXY:
+                elif f.name == TCP_PROXY and network_filters:
                     out.extend(network_filters)
+                    f = _log_network_denials(f)
                 out.append(f)
             del chain.filters[:]
             chain.filters.extend(out)
+
+
+def _log_network_denials(f: Any) -> Any:
+    """The tcp_proxy behind network RBAC logs a denial's reason (Envoy's termination
+    details) in ``istio_policy_status``; a chain that refuses everything keeps its own."""
+    proxy = tcp_proxy_pb2.TcpProxy()
+    f.typed_config.Unpack(proxy)
+    if not proxy.access_log:
+        return f
+    logger = stream_pb2.StdoutAccessLog()
+    proxy.access_log[0].typed_config.Unpack(logger)
+    fields = logger.log_format.json_format.fields
+    if fields[refusals.STATUS_KEY].string_value != ACCESS_LOG_FORMAT[refusals.STATUS_KEY]:
+        return f
+    del proxy.access_log[:]
+    proxy.access_log.extend(access_log_config(refusals.tcp_log_fields(refusals.NETWORK_RBAC)))
+    return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))

@@ -11,7 +11,8 @@ Rules of this module:
   one host are merged in sorted order. No vhost at all -> ``blackhole:P`` with no routes,
   so Envoy answers 404 NR.
 - TLS servers in PASSTHROUGH mode route by SNI from VirtualService ``tls`` routes; an SNI
-  with no route matches no filter chain and the connection is closed.
+  with no route gets the listener's default chain, which closes the connection and logs why
+  (``translate.refusals``).
 - HTTPS servers in SIMPLE/MUTUAL/OPTIONAL_MUTUAL mode terminate TLS (``translate.tls``:
   ``credentialName`` through SDS, else certificate files): one filter chain per server,
   matched by SNI on the server's hosts (none for ``*``), each with its own route
@@ -41,7 +42,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_gateways
-from meshgate.translate import filters, naming
+from meshgate.translate import filters, naming, refusals
 from meshgate.translate.pb import boolean, socket_address
 from meshgate.translate.routes import RouteContext, http_routes, single_port_lookup
 from meshgate.translate.tls import downstream_tls, terminates
@@ -151,6 +152,10 @@ def http_route_config(
         virtual_hosts=vhosts,
         validate_clusters=boolean(False),
         ignore_port_in_host_matching=True,
+        # Only meshgate's own refusals carry it (``translate.refusals``), never a server's.
+        response_headers_to_remove=[refusals.REFUSED_HEADER],
+        # ...removed before the block_all route adds its own (global level first).
+        most_specific_header_mutations_wins=True,
     )
 
 
@@ -241,6 +246,17 @@ def _https_chains(
     return chains, routes, claimed
 
 
+def _unknown_sni_chain() -> Any:
+    """A TLS connection for a host no server routes: closed, and logged with the reason
+    (Envoy would otherwise close it without a word)."""
+    refusal = refusals.NO_GATEWAY_ROUTE_TCP
+    blackhole = naming.BLACKHOLE_CLUSTER
+    return lc.FilterChain(
+        name="unknown-sni",
+        filters=[filters.tcp_proxy(blackhole, blackhole, access_log=True, refusal=refusal)],
+    )
+
+
 def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list[Any]]:
     """(listeners, route configurations) for a gateway pod."""
     by_port: dict[int, list[BoundServer]] = defaultdict(list)
@@ -280,6 +296,7 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
             if not chains:
                 continue
             listener.filter_chains.extend(chains)
+            listener.default_filter_chain.CopyFrom(_unknown_sni_chain())
             routes.extend(https_routes)
         else:
             continue  # TODO: TCP servers (VirtualService tcp routes)

@@ -42,7 +42,7 @@ from meshgate.model import protocol
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
 from meshgate.security import peerauth
-from meshgate.translate import filters, naming, tls
+from meshgate.translate import filters, naming, refusals, tls
 from meshgate.translate.accesslog import access_log_config
 from meshgate.translate.pb import boolean, duration, pack, seconds, socket_address, uint32
 
@@ -113,8 +113,9 @@ def _http_manager(port: int, access_log: bool) -> Any:
                 rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[route])
             ],
             validate_clusters=boolean(False),
+            response_headers_to_remove=[refusals.REFUSED_HEADER],
         ),
-        http_filters=filters.default_http_filters(),
+        http_filters=[refusals.lua_filter(None), *filters.default_http_filters()],
         use_remote_address=boolean(False),
         normalize_path=boolean(True),
         path_with_escaped_slashes_action=filters.HttpConnectionManager.KEEP_UNCHANGED,

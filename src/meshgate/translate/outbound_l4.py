@@ -37,7 +37,7 @@ from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Service, ServicePort
 from meshgate.model.snapshot import MESH_GATEWAY, Snapshot, qualify_gateway, vs_gateways
-from meshgate.translate import filters, naming
+from meshgate.translate import filters, naming, refusals
 from meshgate.translate.pb import boolean, socket_address, uint32
 
 WILDCARD = "0.0.0.0"
@@ -203,16 +203,12 @@ def _service_chains(
     return [_chain(svc.hostname, _match([svc.hostname], cidr), target, stat, access_log)]
 
 
-def _listener(entry: _Entry, catch_all: str, access_log: bool) -> Any:
+def _listener(entry: _Entry, catch_all: str, access_log: bool, refusal: str | None) -> Any:
     chains = list(entry.chains)
     has_default = any(not c.filter_chain_match.ByteSize() for c in chains)
     if not has_default:
-        chains.append(
-            lc.FilterChain(
-                name=naming.CATCH_ALL_TCP_CHAIN,
-                filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
-            )
-        )
+        proxy = filters.tcp_proxy(catch_all, catch_all, access_log=access_log, refusal=refusal)
+        chains.append(lc.FilterChain(name=naming.CATCH_ALL_TCP_CHAIN, filters=[proxy]))
     listener = listener_pb2.Listener(
         name=naming.listener_name(entry.address, entry.port),
         address=socket_address(entry.address, entry.port),
@@ -250,4 +246,10 @@ def l4_listeners(
                 entry = entries[name] = _Entry(address, port.number)
             for chain in chains:
                 entry.add(chain)
-    return [_listener(entries[n], catch_all, access_log) for n in sorted(entries)]
+    # A connection to an unknown SNI or address on a shared port is REGISTRY_ONLY's refusal.
+    refusal = (
+        refusals.registry_only_tcp(f"{proxy.namespace}/{proxy.pod}")
+        if catch_all == naming.BLACKHOLE_CLUSTER
+        else None
+    )
+    return [_listener(entries[n], catch_all, access_log, refusal) for n in sorted(entries)]

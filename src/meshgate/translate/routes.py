@@ -37,7 +37,7 @@ from meshgate.model import hosts
 from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import MeshSettings, Snapshot, qualify_gateway, vs_gateways
-from meshgate.translate import naming
+from meshgate.translate import naming, refusals
 from meshgate.translate.pb import duration, pack, seconds
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -466,6 +466,8 @@ def catch_all_vhost(mode: str) -> Any:
     if mode == "REGISTRY_ONLY":
         route = rc.Route(name=naming.BLOCK_ALL_VHOST, match=rc.RouteMatch(prefix="/"))
         route.direct_response.status = 502
+        # Logged by the refusing sidecar with its reason (``translate.refusals``).
+        route.response_headers_to_add.append(refusals.refusal_header(refusals.REGISTRY_ONLY_HTTP))
         return rc.VirtualHost(name=naming.BLOCK_ALL_VHOST, domains=["*"], routes=[route])
     route = rc.Route(
         name=naming.ALLOW_ANY_VHOST,

@@ -29,7 +29,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Service, ServicePort
 from meshgate.model.snapshot import MESH_GATEWAY, Snapshot
-from meshgate.translate import filters, naming
+from meshgate.translate import filters, naming, refusals
 from meshgate.translate.outbound_l4 import WILDCARD, l4_listeners
 from meshgate.translate.pb import boolean, socket_address, uint32
 from meshgate.translate.routes import (
@@ -45,7 +45,8 @@ def _catch_all_cluster(mode: str) -> str:
     return naming.BLACKHOLE_CLUSTER if mode == "REGISTRY_ONLY" else naming.PASSTHROUGH_CLUSTER
 
 
-def virtual_outbound(mode: str, access_log: bool) -> Any:
+def virtual_outbound(mode: str, access_log: bool, source: str = "") -> Any:
+    """``source``: the sidecar's pod (``ns/name``), named in REGISTRY_ONLY's refusals."""
     blackhole = lc.FilterChain(
         name=naming.VIRTUAL_OUTBOUND_LISTENER + "-blackhole",
         filter_chain_match=lc.FilterChainMatch(
@@ -56,15 +57,21 @@ def virtual_outbound(mode: str, access_log: bool) -> Any:
         ],
     )
     catch_all = _catch_all_cluster(mode)
+    refusal = refusals.registry_only_tcp(source) if mode == "REGISTRY_ONLY" else None
     passthrough = lc.FilterChain(
         name=naming.CATCH_ALL_TCP_CHAIN,
-        filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log)],
+        filters=[filters.tcp_proxy(catch_all, catch_all, access_log=access_log, refusal=refusal)],
     )
+    listener_filters = [filters.original_dst_filter()]
+    if refusal is not None:
+        # Everything that reaches this chain is refused: reading a TLS client's SNI first
+        # costs nothing that works, and lets the log name the host, not just an address.
+        listener_filters.append(filters.tls_inspector_filter())
     return listener_pb2.Listener(
         name=naming.VIRTUAL_OUTBOUND_LISTENER,
         address=socket_address(WILDCARD, naming.VIRTUAL_OUTBOUND_PORT),
         use_original_dst=boolean(True),
-        listener_filters=[filters.original_dst_filter()],
+        listener_filters=listener_filters,
         filter_chains=[blackhole, passthrough],
         traffic_direction=base_pb2.OUTBOUND,
     )
@@ -123,6 +130,10 @@ def http_route_config(
         virtual_hosts=vhosts,
         validate_clusters=boolean(False),
         ignore_port_in_host_matching=True,
+        # Only meshgate's own refusals carry it (``translate.refusals``), never a server's.
+        response_headers_to_remove=[refusals.REFUSED_HEADER],
+        # ...removed before the block_all route adds its own (global level first).
+        most_specific_header_mutations_wins=True,
     )
 
 
@@ -141,7 +152,8 @@ def sidecar_resources(
             elif p.protocol != "UDP":
                 l4_ports.append((svc, p))
 
-    listeners = [virtual_outbound(mode, access_log)]
+    source = f"{proxy.namespace}/{proxy.pod}"
+    listeners = [virtual_outbound(mode, access_log, source)]
     routes = []
     taken: set[str] = set()
     for port in sorted(http_ports):
@@ -152,6 +164,7 @@ def sidecar_resources(
             naming.sidecar_route_name(port),
             gateway=False,
             access_log=access_log,
+            source=source,
         )
         listeners.append(_unbound_listener(WILDCARD, port, [lc.FilterChain(filters=[hcm])]))
         routes.append(http_route_config(snapshot, proxy, port, http_ports[port], mode))

@@ -198,6 +198,7 @@ def test_gateway_http_listener_gets_rbac_before_fault_and_router() -> None:
     config = translate(snap, gateway(snap))
     listener = by_name(config.listeners, "0.0.0.0_80")
     assert _hcm_filters(listener) == [
+        "envoy.filters.http.lua",  # the refusal logger sees RBAC's replies
         "envoy.filters.http.rbac",
         "envoy.filters.http.rbac",
         "envoy.filters.http.fault",
@@ -216,7 +217,7 @@ def test_gateway_http_listener_gets_rbac_before_fault_and_router() -> None:
         if first.name == "envoy.filters.network.http_connection_manager":
             hcm = hcm_pb2.HttpConnectionManager()
             first.typed_config.Unpack(hcm)
-            assert hcm.http_filters[0].name == "envoy.filters.http.rbac", chain.name
+            assert hcm.http_filters[1].name == "envoy.filters.http.rbac", chain.name
         else:
             assert first.name == "envoy.filters.network.rbac", chain.name
 
@@ -231,7 +232,7 @@ def test_tls_passthrough_chains_get_network_rbac_before_tcp_proxy() -> None:
             "envoy.filters.network.rbac",
             "envoy.filters.network.tcp_proxy",
         ]
-    assert _hcm_filters(by_name(config.listeners, "0.0.0.0_80"))[0] == "envoy.filters.http.rbac"
+    assert _hcm_filters(by_name(config.listeners, "0.0.0.0_80"))[1] == "envoy.filters.http.rbac"
 
 
 EVERYTHING = "".join(

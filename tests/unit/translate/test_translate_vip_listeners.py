@@ -108,7 +108,11 @@ def test_virtual_outbound_hands_connections_to_the_vip_listener() -> None:
     config = _sleep(BACKEND)
     outbound = _listener(config, "virtualOutbound")
     assert outbound.use_original_dst.value is True
-    assert [f.name for f in outbound.listener_filters] == ["envoy.filters.listener.original_dst"]
+    # REGISTRY_ONLY: a TLS client's SNI is read too, for the refusal's log line.
+    assert [f.name for f in outbound.listener_filters] == [
+        "envoy.filters.listener.original_dst",
+        "envoy.filters.listener.tls_inspector",
+    ]
 
 
 def test_service_entry_addresses_get_vip_listeners_and_cidrs_a_prefix_match() -> None:
