@@ -4,7 +4,8 @@ Rules: ``describe KIND NAME...`` describes those objects, ``describe KIND`` ever
 the kind in the namespace; descriptions are separated by a blank line; missing names
 print kubectl's NotFound line and exit 1. A Pod's page has an ``Egress:`` section
 (``describe_egress``): how it reaches external hosts, and whether it can go around the
-egress gateway.
+egress gateway; and a ``Security:`` section (``describe_security``): its mesh identity, the
+mTLS its inbound side enforces and the AuthorizationPolicies that apply.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def command(
     fetched = fetch(args, ns, selector)
     pods = [o for o in fetched.objects if o.get("kind") == "Pod" and o.get("apiVersion") == "v1"]
     mesh = _mesh_objects() if pods else []
-    pages = [describe(obj, _egress(obj, mesh)) for obj in fetched.objects]
+    pages = [describe(obj, _pod_sections(obj, mesh)) for obj in fetched.objects]
     if pages:
         out("\n\n".join(pages))
     elif not fetched.missing:
@@ -68,6 +69,8 @@ def _mesh_objects() -> list[dict[str, Any]]:
             ("meshgate.io", "MeshConfig"),
             ("networking.k8s.io", "NetworkPolicy"),
             ("networking.istio.io", "VirtualService"),
+            ("security.istio.io", "PeerAuthentication"),
+            ("security.istio.io", "AuthorizationPolicy"),
             ("", "Service"),
             ("", "Pod"),
             ("", "Namespace"),
@@ -78,9 +81,10 @@ def _mesh_objects() -> list[dict[str, Any]]:
     return out
 
 
-def _egress(obj: dict[str, Any], mesh: list[dict[str, Any]]) -> list[str] | None:
+def _pod_sections(obj: dict[str, Any], mesh: list[dict[str, Any]]) -> list[str] | None:
     if obj.get("kind") != "Pod" or obj.get("apiVersion") != "v1":
         return None
     from meshgate.cli.describe_egress import egress_lines
+    from meshgate.cli.describe_security import security_lines
 
-    return egress_lines(obj, mesh)
+    return security_lines(obj, mesh) + egress_lines(obj, mesh)
