@@ -15,7 +15,10 @@ Rules of this module (Istio's ``AuthorizationPoliciesAnalyzer``, same codes and 
   applies to a gateway pod (``security.policies``, the compiler's own rule) whose Gateways
   have no server with ``tls.mode: ISTIO_MUTUAL`` is MG2002, once per gateway workload,
   naming those Gateways, on the first such field. Gateway pods no Gateway selects serve
-  nothing and are passed over; sidecars are too (no inbound RBAC yet).
+  nothing and are passed over.
+- On a sidecar, callers come over auto mTLS unless PeerAuthentication (``security.peerauth``,
+  the translator's own rule) sets ``DISABLE`` for the pod: then a policy using peer
+  identities that applies to it is MG2004, once per policy, naming the first such pod.
 """
 
 from __future__ import annotations
@@ -163,3 +166,45 @@ def peer_identity(ctx: AnalysisContext) -> None:
             reported.add(names)
             what = ", ".join(dict.fromkeys(u[0] for u in uses))
             ctx.report(ap, msg.PEER_IDENTITY_ON_PLAINTEXT, what, ", ".join(names), path=uses[0][1])
+
+
+def peer_identity_sidecars(ctx: AnalysisContext) -> None:
+    """MG2004: peer identities matched on a sidecar whose PeerAuthentication is DISABLE."""
+    from meshgate.api.kinds.istio_security import PeerAuthentication
+    from meshgate.security import peerauth
+
+    peer_auths = [e.resource for e in ctx.of(PeerAuthentication)]
+    if not peer_auths:
+        return
+    sidecars = [
+        p
+        for p in ctx.of(Pod)
+        if ctx.pod_in_mesh(p)
+        and (p.resource.metadata.annotations or {}).get(ROUTER_ANNOTATION) != "router"
+    ]
+    for ap in ctx.of(AuthorizationPolicy):
+        uses = identity_uses(ap.resource)
+        if not uses:
+            continue
+        for pod in sorted(sidecars, key=lambda p: p.full_name):
+            if not applies_to(
+                ap.resource,
+                namespace=pod.namespace,
+                labels=pod.labels,
+                root_namespace=ctx.root_namespace,
+                router=False,
+            ):
+                continue
+            mtls = peerauth.inbound_mtls(peer_auths, pod.namespace, pod.labels, ctx.root_namespace)
+            if mtls.default != peerauth.DISABLE:
+                continue
+            what = ", ".join(dict.fromkeys(u[0] for u in uses))
+            ctx.report(
+                ap,
+                msg.PEER_IDENTITY_WITH_MTLS_DISABLED,
+                what,
+                mtls.policies[0],
+                pod.full_name,
+                path=uses[0][1],
+            )
+            break

@@ -264,6 +264,16 @@ EGRESS_GATEWAY_BYPASSABLE = MessageType(
     "A VirtualService routes to an egress gateway while nothing stops workloads from "
     "reaching external hosts without it (MeshConfig egressEnforcement OFF).",
 )
+PEER_IDENTITY_WITH_MTLS_DISABLED = MessageType(
+    "MG2004",
+    "PeerIdentityWithMtlsDisabled",
+    W,
+    "{} need an mTLS peer identity, but PeerAuthentication {} sets mode DISABLE for pod {}: "
+    "its callers arrive in plaintext, so these never match there and their not- forms always "
+    "do. Use STRICT or PERMISSIVE, or match on ipBlocks.",
+    "An AuthorizationPolicy on a sidecar matches peer identities (principals, namespaces, "
+    "service accounts), and PeerAuthentication turns mutual TLS off for that workload.",
+)
 
 CATALOG: tuple[MessageType, ...] = (
     DEPRECATED,
@@ -294,6 +304,7 @@ CATALOG: tuple[MessageType, ...] = (
     SKIPPED_KIND,
     PEER_IDENTITY_ON_PLAINTEXT,
     EGRESS_GATEWAY_BYPASSABLE,
+    PEER_IDENTITY_WITH_MTLS_DISABLED,
 )
 
 _LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

@@ -144,6 +144,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         authz.peer_identity,
     ),
     Analyzer(
+        "auth.SidecarPeerIdentityAnalyzer",
+        "AuthorizationPolicies on a sidecar match peer identities only where mTLS is on",
+        authz.peer_identity_sidecars,
+    ),
+    Analyzer(
         "egress.EnforcementAnalyzer",
         "an egress gateway that VirtualServices route to is the only exit (egressEnforcement)",
         egress.bypassable_gateway,

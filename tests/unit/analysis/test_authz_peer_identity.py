@@ -175,3 +175,33 @@ def test_the_seed_gateway_through_meshgate_analyze(mg: CliRun, tmp_path: Path) -
         "this hop they never match, and their not- forms always do. Match on ipBlocks, or "
         "serve the gateway with ISTIO_MUTUAL."
     ]
+
+
+def _peer_auth(name: str, namespace: str, mode: str, selector: str = "") -> str:
+    sel = f"selector: {{matchLabels: {{{selector}}}}}, " if selector else ""
+    return f"""
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{{sel}mtls: {{mode: {mode}}}}}
+"""
+
+
+SLEEP_BY_PRINCIPAL = "{selector: {matchLabels: {app: sleep}}, " + BY_PRINCIPAL + "}"
+
+
+def test_identity_on_a_sidecar_with_mtls_disabled_is_warned(run: Run) -> None:
+    text = GATEWAY + policy("sleep-by-principal", SLEEP_BY_PRINCIPAL, "default")
+    # Auto mTLS (PERMISSIVE by default): callers with a sidecar bring their identity.
+    assert run(text, authz.peer_identity_sidecars) == []
+    assert run(text + _peer_auth("strict", "default", "STRICT"), authz.peer_identity_sidecars) == []
+    found = run(
+        text + _peer_auth("no-mtls", "default", "DISABLE", "app: sleep"),
+        authz.peer_identity_sidecars,
+    )
+    assert codes(found) == [("MG2004", "AuthorizationPolicy default/sleep-by-principal")]
+    assert found[0].text.startswith(
+        "from.source.principals need an mTLS peer identity, but PeerAuthentication "
+        "default/no-mtls sets mode DISABLE for pod default/sleep-1"
+    )
