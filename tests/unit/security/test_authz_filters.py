@@ -201,6 +201,7 @@ def test_gateway_http_listener_gets_rbac_before_fault_and_router() -> None:
         "envoy.filters.http.rbac",
         "envoy.filters.http.rbac",
         "envoy.filters.http.fault",
+        "envoy.filters.http.header_to_metadata",  # the SSRF guard's reason into the log
         "envoy.filters.http.router",
     ]
     # A sidecar's policy guards its inbound side only: its outbound listeners are unchanged.
