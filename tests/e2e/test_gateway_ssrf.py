@@ -81,6 +81,12 @@ spec:
   - route: [{destination: {host: web.default.svc.cluster.local, port: {number: 80}}}]
 """
 
+GUARD_OFF = """apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+metadata: {name: default}
+spec: {gatewaySsrfGuard: false}
+"""
+
 
 def _log_lines(mesh: Mesh, gw: str) -> list[dict[str, object]]:
     out = mesh.meshgate("-n", "istio-system", "logs", gw, "-c", "istio-proxy").stdout
@@ -165,3 +171,9 @@ def test_gateway_refuses_unbound_hosts_peers_without_identity_and_internal_desti
         "mTLS required: the peer presented no client certificate (no mesh identity)"
     )
     assert entry["downstream_local_address"] == f"{gw_ip}:443", entry
+
+    # What the guard stops: with it turned off (MeshConfig), the same request is served by
+    # the gateway's own admin interface.
+    mesh.meshgate("apply", "-f", "-", input=GUARD_OFF)
+    ok, code = retry(lambda: straight("admin.example", "/ready"), "200".__eq__, 20, 0.5)
+    assert ok, code

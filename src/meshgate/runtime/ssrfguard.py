@@ -21,6 +21,7 @@ Rules:
   a guard refusal from a server that is down: ICMP protocol-unreachable (the connect fails
   with ENOPROTOOPT, "Protocol not available"), for IPv6 administratively prohibited
   (EACCES, "Permission denied"). Each rule's comment says which range it guards.
+- MeshConfig ``gatewaySsrfGuard: false`` turns the guard off: the chains stay, empty.
 - Output is deterministic, so an unchanged mesh renders the same text; ``apply`` is
   idempotent and touches no chain but ours.
 """
@@ -61,11 +62,11 @@ def _comment(text: str) -> str:
     return '-m comment --comment "' + text.replace('"', "'")[:250] + '"'
 
 
-def _table(version: int, proxy_match: str, allowed: Sequence[Allowed]) -> str:
-    lines = [
-        "*filter",
-        f":{CHAIN} - [0:0]",
-        f":{PROXY_CHAIN} - [0:0]",
+def _table(version: int, proxy_match: str, allowed: Sequence[Allowed], enabled: bool) -> str:
+    lines = ["*filter", f":{CHAIN} - [0:0]", f":{PROXY_CHAIN} - [0:0]"]
+    if not enabled:  # our chains stay, empty: turning the guard off removes every rule
+        return "\n".join([*lines, "COMMIT", ""])
+    lines += [
         f"-A {CHAIN} -m conntrack ! --ctstate NEW -j RETURN",
         f"-A {CHAIN} {proxy_match} -j {PROXY_CHAIN}",
     ]
@@ -96,11 +97,17 @@ def _table(version: int, proxy_match: str, allowed: Sequence[Allowed]) -> str:
     return "\n".join(lines)
 
 
-def render(proxy_match: str, allowed: Iterable[Allowed]) -> tuple[str, str]:
+def render(
+    proxy_match: str, allowed: Iterable[Allowed], *, enabled: bool = True
+) -> tuple[str, str]:
     """(IPv4, IPv6) restore input for a gateway pod; ``proxy_match`` selects its proxy's
-    packets (an iptables match, e.g. ``-m cgroup --path /mg-abc123-proxies``)."""
+    packets (an iptables match, e.g. ``-m cgroup --path /mg-abc123-proxies``). Disabled
+    (MeshConfig ``gatewaySsrfGuard: false``): our chains, empty."""
     ordered = sorted(set(allowed))
-    return _table(4, proxy_match, ordered), _table(6, proxy_match, ordered)
+    return (
+        _table(4, proxy_match, ordered, enabled),
+        _table(6, proxy_match, ordered, enabled),
+    )
 
 
 def _hook(prefix: list[str], tool: str) -> None:

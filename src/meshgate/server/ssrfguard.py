@@ -9,6 +9,7 @@ Rules:
   pods behind a Kubernetes Service (so an ingress gateway reaches its backends and an
   egress gateway routed to an in-mesh Service keeps working). A cluster that resolves a
   name by DNS allows nothing: that is exactly what the guard is for.
+- MeshConfig ``gatewaySsrfGuard: false`` (true by default) empties every gateway's guard.
 - ``SsrfGuard.sync`` installs a pod's rules only when their text changed, per pod
   incarnation (uid), so a re-created pod gets them again; a failure is logged and retried
   on the next pass, never raised.
@@ -136,8 +137,9 @@ class SsrfGuard:
             key = (ns, name, uid)
             seen.add(key)
             try:
-                allowed = allowed_destinations(snapshot, ns, name, ip)
-                texts = ssrfguard.render(self._proxy_match(), allowed)
+                enabled = snapshot.mesh.gateway_ssrf_guard
+                allowed = allowed_destinations(snapshot, ns, name, ip) if enabled else []
+                texts = ssrfguard.render(self._proxy_match(), allowed, enabled=enabled)
                 if self._texts.get(key) == texts:
                     continue
                 ssrfguard.apply(running[(ns, name)].netns, texts)

@@ -97,3 +97,9 @@ def test_host_prefixes_match_exactly_their_range() -> None:
     assert ssrf.host_prefixes("203.0.113.0/30") == [f"203.0.113.{i}:" for i in range(4)]
     assert ssrf.host_prefixes("::1/128") == ["[::1]:"]
     assert ssrf.host_prefixes("fe80::/10") == ["[fe8", "[fe9", "[fea", "[feb"]
+
+
+def test_disabled_guard_leaves_our_chains_empty() -> None:
+    for text in render(PROXY, [Allowed("10.34.0.12", 80)], enabled=False):
+        assert _rules(text) == []
+        assert f":{CHAIN} - [0:0]" in text and f":{PROXY_CHAIN} - [0:0]" in text
