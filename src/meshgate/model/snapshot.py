@@ -91,6 +91,7 @@ class MeshSettings:
     retry_attempts: int = 2
     retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
     enable_auto_mtls: bool = True
+    gateway_ssrf_guard: bool = True
 
 
 def _mesh_settings(mesh: Any | None) -> MeshSettings:
@@ -111,6 +112,7 @@ def _mesh_settings(mesh: Any | None) -> MeshSettings:
         else defaults.retry_attempts,
         retry_on=get_str(retry, "retry_on", defaults.retry_on),
         enable_auto_mtls=get(spec, "enable_auto_mtls", True) is not False,
+        gateway_ssrf_guard=get(spec, "gateway_ssrf_guard", True) is not False,
     )
 
 

@@ -24,6 +24,8 @@ Rules:
 - The node's filter rules (NetworkPolicy, MeshConfig ``egressEnforcement``: see
   ``nodefilter``) are brought up to date in every pass after new pods get their IPs and
   before they start, so no pod runs a moment without the rules that apply to it.
+- Every gateway pod's SSRF guard (see ``ssrfguard``) is brought up to date after the
+  snapshot is built, before the pass's xDS push.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -53,6 +55,7 @@ from meshgate.runtime.pods import (
 )
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
+from meshgate.server.ssrfguard import SsrfGuard
 from meshgate.store.base import ConfigStore
 from meshgate.xds.bootstrap import bootstrap_config
 
@@ -159,6 +162,7 @@ class Reconciler:
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
         self._nat_text = ""
         self._node_filter = NodeFilter(home)
+        self._ssrf_guard = SsrfGuard(home, runtime)
         # (namespace, name) of pods gone from the store but still running -> when noticed.
         self._stopping: dict[tuple[str, str], float] = {}
         # (namespace, name) of pods a Deployment deleted -> the Deployment's uid.
@@ -427,6 +431,9 @@ class Reconciler:
         self._deployment_status(self._objects())
         self.snapshot = Snapshot.build(self._typed_resources())
         self._service_nat(self.snapshot)
+        # After the snapshot (the gateways' routes say what they may reach) and before the
+        # caller pushes it: a gateway gets no route before its guard is in place.
+        self._ssrf_guard.sync(self._objects(), self.snapshot, frozenset(self._typed))
         return self.snapshot
 
     def _service_nat(self, snap: Snapshot) -> None:

@@ -23,7 +23,8 @@ Rules of this module:
 - HTTPS with ISTIO_MUTUAL ends mutual TLS with the mesh's identities (SDS `default` and
   `ROOTCA`), like SIMPLE/MUTUAL servers otherwise; the peer's SPIFFE identity is passed on in
   `x-forwarded-client-cert`.
-- Routers always write access logs.
+- Routers always write access logs; what their SSRF guard and their TLS handshakes refuse is
+  logged with its reason (``translate.ssrf``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_gateways
-from meshgate.translate import filters, naming, refusals
+from meshgate.translate import filters, naming, refusals, ssrf
 from meshgate.translate.pb import boolean, socket_address
 from meshgate.translate.routes import RouteContext, http_routes, single_port_lookup
 from meshgate.translate.tls import downstream_tls, terminates
@@ -301,4 +302,5 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
         else:
             continue  # TODO: TCP servers (VirtualService tcp routes)
         listeners.append(listener)
+    ssrf.guard_gateway(listeners)
     return listeners, routes

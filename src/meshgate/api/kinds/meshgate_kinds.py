@@ -5,7 +5,8 @@ Rules of this module:
   in ``meshgate.validation``); it holds the mesh-wide settings Istio keeps in its
   ``meshConfig`` (outbound traffic policy, access logs, default retries, root namespace,
   trust domain, connect timeout) and one of meshgate's own: ``egressEnforcement``
-  (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh).
+  (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh),
+  and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides).
 - Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
   the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
 - Unknown fields are errors.
@@ -54,6 +55,9 @@ class MeshConfigSpec(IstioWire):
     # Istio's MeshConfig field: sidecars send mesh mTLS to endpoints that have a proxy
     # (label security.istio.io/tlsMode: istio) where no DestinationRule sets tls.
     enable_auto_mtls: bool | None = None
+    # meshgate's own: gateway proxies may not connect to loopback, link-local or the mesh's
+    # own addresses unless configured by address (docs/security.md, the SSRF guard).
+    gateway_ssrf_guard: bool | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
