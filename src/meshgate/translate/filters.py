@@ -5,8 +5,9 @@ Rules of this module:
 - Sidecar outbound HCM: ``use_remote_address: false``, server header ``envoy`` overwritten
   (a client behind a sidecar always sees ``server: envoy``). Gateway HCM:
   ``use_remote_address: true`` (appends the peer to x-forwarded-for), server ``istio-envoy``.
-- HTTP filter chain: the refusal logger (``translate.refusals``), fault (route-level faults
-  need it present), then the router. Gateways map a 404 ``NR`` to its logged reason.
+- HTTP filter chain: the refusal logger (``translate.refusals``: header to metadata), fault
+  (route-level faults need it present), then the router. Gateways map a 404 ``NR`` to its
+  logged reason; ``authorize`` adds a mapper per AuthorizationPolicy for its denials.
 - Authorization (``security.authz``) is added to finished listeners by ``authorize``: the
   HTTP RBAC filters first in every HCM (after the refusal logger), the network RBAC filters
   just before every tcp_proxy. Done on the finished listener, not where each chain is
@@ -20,6 +21,7 @@ from typing import Any
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -50,19 +52,13 @@ def default_http_filters() -> list[Any]:
 
 
 def http_connection_manager(
-    stat_prefix: str,
-    route_name: str,
-    *,
-    gateway: bool,
-    access_log: bool,
-    source: str | None = None,
+    stat_prefix: str, route_name: str, *, gateway: bool, access_log: bool
 ) -> Any:
-    """``source``: the sidecar's own pod (``ns/name``), named in the reasons of its refusals."""
     hcm = HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_name),
-        http_filters=[refusals.lua_filter(None if gateway else source), *default_http_filters()],
+        http_filters=[refusals.header_mover(), *default_http_filters()],
         use_remote_address=boolean(gateway),
         generate_request_id=boolean(True),
         server_header_transformation=HttpConnectionManager.OVERWRITE,
@@ -80,7 +76,7 @@ def http_connection_manager(
         details.dns = True
         details.uri = True
         # A host no route serves (404 NR) is logged with its reason.
-        hcm.local_reply_config.CopyFrom(refusals.no_route_mapper())
+        hcm.local_reply_config.mappers.append(refusals.no_route_mapper())
     if access_log:
         hcm.access_log.extend(access_log_config())
     return lc.Filter(name=HCM, typed_config=pack(hcm))
@@ -130,10 +126,14 @@ def authorize(listeners: list[Any], http_filters: list[Any], network_filters: li
                     hcm = HttpConnectionManager()
                     f.typed_config.Unpack(hcm)
                     rest = list(hcm.http_filters)
-                    # The refusal logger stays first: it must see RBAC's local replies.
-                    head = [f for f in rest[:1] if f.name == refusals.LUA]
+                    head = [f for f in rest[:1] if f.name == refusals.HEADER_TO_METADATA]
                     del hcm.http_filters[:]
                     hcm.http_filters.extend([*head, *http_filters, *rest[len(head) :]])
+                    # A denial's local reply names its policy (``translate.refusals``).
+                    mappers = refusals.rbac_mappers(_policy_ids(http_filters))
+                    mappers += list(hcm.local_reply_config.mappers)
+                    del hcm.local_reply_config.mappers[:]
+                    hcm.local_reply_config.mappers.extend(mappers)
                     f = lc.Filter(name=HCM, typed_config=pack(hcm))
                 elif f.name == TCP_PROXY and network_filters:
                     out.extend(network_filters)
@@ -158,3 +158,13 @@ def _log_network_denials(f: Any) -> Any:
     del proxy.access_log[:]
     proxy.access_log.extend(access_log_config(refusals.tcp_log_fields(refusals.NETWORK_RBAC)))
     return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))
+
+
+def _policy_ids(http_filters: list[Any]) -> list[str]:
+    """The enforced policy names of HTTP RBAC filters (shadow rules never deny)."""
+    ids: list[str] = []
+    for f in http_filters:
+        config = http_rbac_pb2.RBAC()
+        if f.typed_config.Unpack(config):
+            ids.extend(sorted(config.rules.policies))
+    return ids

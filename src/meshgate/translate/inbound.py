@@ -115,7 +115,7 @@ def _http_manager(port: int, access_log: bool) -> Any:
             validate_clusters=boolean(False),
             response_headers_to_remove=[refusals.REFUSED_HEADER],
         ),
-        http_filters=[refusals.lua_filter(None), *filters.default_http_filters()],
+        http_filters=[refusals.header_mover(), *filters.default_http_filters()],
         use_remote_address=boolean(False),
         normalize_path=boolean(True),
         path_with_escaped_slashes_action=filters.HttpConnectionManager.KEEP_UNCHANGED,

@@ -461,13 +461,15 @@ def _default_route_template(mesh: MeshSettings) -> Any:
     return rc.Route(name=naming.DEFAULT_ROUTE, match=rc.RouteMatch(prefix="/"), route=action)
 
 
-def catch_all_vhost(mode: str) -> Any:
-    """``allow_any`` -> PassthroughCluster, or ``block_all`` -> 502 with no body."""
+def catch_all_vhost(mode: str, source: str = "") -> Any:
+    """``allow_any`` -> PassthroughCluster, or ``block_all`` -> 502 with no body; ``source``
+    (the sidecar's pod) is named in the refusal's logged reason."""
     if mode == "REGISTRY_ONLY":
         route = rc.Route(name=naming.BLOCK_ALL_VHOST, match=rc.RouteMatch(prefix="/"))
         route.direct_response.status = 502
         # Logged by the refusing sidecar with its reason (``translate.refusals``).
-        route.response_headers_to_add.append(refusals.refusal_header(refusals.REGISTRY_ONLY_HTTP))
+        reason = refusals.registry_only_http(source)
+        route.response_headers_to_add.append(refusals.refusal_header(reason))
         return rc.VirtualHost(name=naming.BLOCK_ALL_VHOST, domains=["*"], routes=[route])
     route = rc.Route(
         name=naming.ALLOW_ANY_VHOST,

@@ -124,7 +124,7 @@ def http_route_config(
                 include_request_attempt_count=True,
             )
         )
-    vhosts.append(catch_all_vhost(mode))
+    vhosts.append(catch_all_vhost(mode, f"{proxy.namespace}/{proxy.pod}"))
     return route_pb2.RouteConfiguration(
         name=naming.sidecar_route_name(port),
         virtual_hosts=vhosts,
@@ -164,7 +164,6 @@ def sidecar_resources(
             naming.sidecar_route_name(port),
             gateway=False,
             access_log=access_log,
-            source=source,
         )
         listeners.append(_unbound_listener(WILDCARD, port, [lc.FilterChain(filters=[hcm])]))
         routes.append(http_route_config(snapshot, proxy, port, http_ports[port], mode))

@@ -32,7 +32,7 @@ from meshgate.model import ssrf
 from meshgate.translate.accesslog import ACCESS_LOG_FORMAT, access_log_config
 from meshgate.translate.filters import HCM
 from meshgate.translate.pb import pack
-from meshgate.translate.refusals import REFUSED_HEADER
+from meshgate.translate.refusals import PEER, REFUSED_HEADER
 
 CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 STATUS_KEY = "istio_policy_status"
@@ -58,7 +58,7 @@ def refused_by_guard() -> str:
 
 def _mapper(condition: str, what: str) -> hcm_pb2.ResponseMapper:
     flags = al.AccessLogFilter(response_flag_filter=al.ResponseFlagFilter(flags=["UF"]))
-    value = f"SSRF guard: upstream %UPSTREAM_HOST% is {what}"
+    value = f"SSRF guard: upstream %UPSTREAM_HOST% is {what} (from {PEER})"
     return hcm_pb2.ResponseMapper(
         filter=al.AccessLogFilter(and_filter=al.AndFilter(filters=[flags, _cel(condition)])),
         headers_to_add=[

@@ -198,7 +198,7 @@ def test_gateway_http_listener_gets_rbac_before_fault_and_router() -> None:
     config = translate(snap, gateway(snap))
     listener = by_name(config.listeners, "0.0.0.0_80")
     assert _hcm_filters(listener) == [
-        "envoy.filters.http.lua",  # the refusal logger sees RBAC's replies
+        "envoy.filters.http.header_to_metadata",  # the refusal's reason into the log
         "envoy.filters.http.rbac",
         "envoy.filters.http.rbac",
         "envoy.filters.http.fault",

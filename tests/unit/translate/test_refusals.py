@@ -51,16 +51,16 @@ def test_sidecar_registry_only_refusals() -> None:
     proxy = sleep_proxy(snap)
     config = translate(snap, proxy)
     hcm = _hcm(by_name(config.listeners, "0.0.0.0_80"))
-    lua = hcm.http_filters[0]
-    assert lua.name == "envoy.filters.http.lua"
-    assert f'"default/{proxy.pod}"' in str(lua.typed_config.value, "utf-8", "replace")
+    assert hcm.http_filters[0].name == "envoy.filters.http.header_to_metadata"
     routes = by_name(config.routes, "80")
     assert list(routes.response_headers_to_remove) == [REFUSED_HEADER]
     block = routes.virtual_hosts[-1].routes[0]
     assert block.name == "block_all"
     (header,) = block.response_headers_to_add
     assert header.header.key == REFUSED_HEADER
-    assert header.header.value == "REGISTRY_ONLY: no ServiceEntry for %REQ(:AUTHORITY)%"
+    assert header.header.value == (
+        f"REGISTRY_ONLY: no ServiceEntry for %REQ(:AUTHORITY)% (from default/{proxy.pod})"
+    )
     outbound = by_name(config.listeners, "virtualOutbound")
     catch_all = outbound.filter_chains[-1].filters[0]
     assert _status_format(catch_all).startswith("REGISTRY_ONLY: no ServiceEntry for %DOWNSTREAM")
@@ -110,3 +110,17 @@ def test_network_rbac_denials_log_envoys_termination_details() -> None:
     # The unknown-SNI chain keeps its own reason.
     default = listener.default_filter_chain.filters[-1]
     assert _status_format(default).startswith("no route on gateway for SNI")
+
+
+def test_each_policy_gets_a_mapper_naming_it() -> None:
+    deny = "{selector: {matchLabels: {istio: egressgateway}}, action: DENY, rules: [{}, {}]}"
+    allow = "{selector: {matchLabels: {istio: egressgateway}}, rules: [{}]}"
+    snap = seed_with(policy("deny-all", "istio-system", deny), policy("ok", "istio-system", allow))
+    hcm = _hcm(by_name(translate(snap, gateway(snap)).listeners, "0.0.0.0_80"))
+    reasons = [m.headers_to_add[0].header.value for m in hcm.local_reply_config.mappers]
+    assert reasons[:3] == [
+        "denied by AuthorizationPolicy istio-system/deny-all (from %DOWNSTREAM_REMOTE_ADDRESS%)",
+        "denied by AuthorizationPolicy istio-system/ok (from %DOWNSTREAM_REMOTE_ADDRESS%)",
+        "no ALLOW AuthorizationPolicy matches (from %DOWNSTREAM_REMOTE_ADDRESS%)",
+    ]
+    assert reasons[3].startswith("no route on gateway for host")

@@ -24,11 +24,24 @@ def _hcm(listener: object) -> hcm_pb2.HttpConnectionManager:
 def test_a_guard_refusal_is_named_by_its_range_then_generically() -> None:
     mappers = ssrf.refusal_mappers()
     values = [m.headers_to_add[0].header.value for m in mappers]
-    assert "SSRF guard: upstream %UPSTREAM_HOST% is link-local" in values
-    assert "SSRF guard: upstream %UPSTREAM_HOST% is loopback" in values
-    assert values[-1] == "SSRF guard: upstream %UPSTREAM_HOST% is an internal address"
+    assert (
+        "SSRF guard: upstream %UPSTREAM_HOST% is link-local (from %DOWNSTREAM_REMOTE_ADDRESS%)"
+        in values
+    )
+    assert (
+        "SSRF guard: upstream %UPSTREAM_HOST% is loopback (from %DOWNSTREAM_REMOTE_ADDRESS%)"
+        in values
+    )
+    assert values[-1] == (
+        "SSRF guard: upstream %UPSTREAM_HOST% is an internal address"
+        " (from %DOWNSTREAM_REMOTE_ADDRESS%)"
+    )
     assert all(m.headers_to_add[0].header.key == "x-meshgate-refused" for m in mappers)
-    link_local = mappers[values.index("SSRF guard: upstream %UPSTREAM_HOST% is link-local")]
+    link_local = mappers[
+        values.index(
+            "SSRF guard: upstream %UPSTREAM_HOST% is link-local (from %DOWNSTREAM_REMOTE_ADDRESS%)"
+        )
+    ]
     flags, cel = link_local.filter.and_filter.filters
     assert list(flags.response_flag_filter.flags) == ["UF"]
     assert cel.extension_filter.name == "envoy.access_loggers.extension_filters.cel"
@@ -41,7 +54,7 @@ def test_seed_gateway_hcm_names_guard_refusals_and_are_logged() -> None:
     # The gateway's own 404 NR mapper, then the guard's.
     assert len(manager.local_reply_config.mappers) == 1 + len(ssrf.refusal_mappers())
     names = [f.name for f in manager.http_filters]
-    assert names[0] == "envoy.filters.http.lua"  # the refusal logger moves the header
+    assert names[0] == "envoy.filters.http.header_to_metadata"  # moves the reason to the log
     # A plain HTTP listener has no handshake to refuse: no listener-level log.
     assert not by_name(cfg.listeners, "0.0.0.0_80").access_log
 
