@@ -37,15 +37,19 @@ def meshgate_argv() -> list[str]:
 
 
 class Mesh:
-    def __init__(self, home: Path) -> None:
+    """A mesh driven through the CLI; with ``netns``, every command runs inside that
+    network namespace (``ip netns exec``), as a user of that namespace would run it."""
+
+    def __init__(self, home: Path, netns: str | None = None) -> None:
         self.home = home
         self.env = dict(os.environ, MESHGATE_HOME=str(home))
+        self.prefix = ["ip", "netns", "exec", netns] if netns else []
 
     def meshgate(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            meshgate_argv() + list(args),
+            self.prefix + meshgate_argv() + list(args),
             env=self.env,
             capture_output=True,
             text=True,

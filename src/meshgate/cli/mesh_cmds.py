@@ -75,7 +75,36 @@ def register(app: typer.Typer) -> None:
                 "--world",
                 metavar="WORLD",
                 help="Simulated internet: 'demo' (aliyun.com, httpbin.org...) or a world file. "
-                "Without it, nothing routes out of the mesh.",
+                "Without it (and without --uplink), nothing routes out of the mesh.",
+            ),
+        ] = None,
+        uplink: Annotated[
+            bool | None,
+            typer.Option(
+                "--uplink/--no-uplink",
+                help="Link the mesh to the network this command runs in (real egress: a veth "
+                "pair, a default route and source NAT, all undone by `down`; see "
+                "docs/uplink.md), and forward DNS names the mesh does not know. Kept in the "
+                "state directory's config for later `up`s (default: as last time, else off).",
+            ),
+        ] = None,
+        uplink_cidr: Annotated[
+            str | None,
+            typer.Option(
+                "--uplink-cidr",
+                metavar="CIDR",
+                help="The uplink's link network, /30 or wider, clear of the mesh's ranges "
+                "(default 169.254.34.0/30; kept in the config).",
+            ),
+        ] = None,
+        dns_upstream: Annotated[
+            str | None,
+            typer.Option(
+                "--dns-upstream",
+                metavar="IP[:PORT],...",
+                help="Resolvers the mesh's DNS forwards other names to, with --uplink "
+                "(default: the nameservers of /etc/resolv.conf; kept in the config; '' "
+                "goes back to the default).",
             ),
         ] = None,
         concurrency: Annotated[
@@ -119,8 +148,10 @@ def register(app: typer.Typer) -> None:
         """Start the control plane in the background and wait until it is ready.
 
         Example: meshgate up --world demo
+        Example: meshgate up --uplink --dns-upstream 192.0.2.53
         """
         from meshgate.home import state_dir
+        from meshgate.runtime import uplink as ul
         from meshgate.server.lifecycle import StartError
         from meshgate.server.lifecycle import up as start
 
@@ -129,7 +160,13 @@ def register(app: typer.Typer) -> None:
             ttl = parse_ttl(workload_cert_ttl)
             if ca_cert or ca_key or ca_root:
                 user_ca(home, ca_cert, ca_key, ca_root)
-            started = start(home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl)
+            link = ul.merge_config(ul.load_config(home), uplink, uplink_cidr, dns_upstream)
+            started = start(
+                home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl, uplink=link
+            )
+        except ul.UplinkError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         except StartError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -180,6 +217,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, indent=2))
             return
         for k, v in info.items():
+            if isinstance(v, dict):
+                typer.echo(f"{k}:")
+                for sub, value in v.items():
+                    typer.echo(f"  {sub + ':':<14} {value}")
+                continue
             typer.echo(f"{k + ':':<16} {'<none>' if v is None else v}")
 
     @app.command("proxy-status", cls=Command, rich_help_panel="Mesh")

@@ -9,6 +9,11 @@ Rules:
 - Every query gets an answer at once, never silence: a known name gets its A (or AAAA) records
   and an empty NOERROR for other types; an unknown name gets NXDOMAIN. A dropped AAAA query
   stalls glibc's resolver for 5 s.
+- With upstreams (``--upstream``, given by the node when the mesh has an uplink), a name
+  that is no zone's (neither mesh nor world) and not under ``cluster.local`` is forwarded
+  (``dnsforward``): world and mesh names always win. Forwarded queries are answered in a
+  thread each, so a slow upstream never holds up the mesh's own names. Without upstreams
+  nothing is forwarded: unknown names get NXDOMAIN, as before.
 - The server is its own process (`python -m meshgate.runtime.dns`), started detached inside the
   node namespace by `Node`; it signals readiness by creating a file once its sockets are bound.
 """
@@ -31,6 +36,9 @@ from typing import Any
 
 from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from meshgate.runtime.dnsforward import Forwarder, forwardable
+from meshgate.runtime.uplink import split_upstream
 
 
 class _UDPServer(socketserver.UDPServer):
@@ -117,11 +125,19 @@ def read_zone(directory: Path) -> dict[str, list[str]]:
     return zone
 
 
-class ZoneResolver(BaseResolver):  # type: ignore[misc]
-    """Answers from the zone directory, reloading it when anything in it changes."""
+class _ThreadingUDPServer(socketserver.ThreadingMixIn, _UDPServer):
+    """With upstreams: a forwarded query may wait on the network, so each gets a thread."""
 
-    def __init__(self, directory: Path) -> None:
+    daemon_threads = True
+
+
+class ZoneResolver(BaseResolver):  # type: ignore[misc]
+    """Answers from the zone directory, reloading it when anything in it changes; other
+    names go to ``forwarder`` when there is one."""
+
+    def __init__(self, directory: Path, forwarder: Forwarder | None = None) -> None:
         self.directory = directory
+        self.forwarder = forwarder
         self._lock = threading.Lock()
         self._checked = 0.0
         self._signature: tuple[Any, ...] = ()
@@ -155,6 +171,8 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         reply = request.reply()
         qname = request.q.qname
         addrs = self.lookup(str(qname))
+        if addrs is None and self.forwarder is not None and forwardable(str(qname)):
+            return self.forwarder.resolve(request)
         if addrs is None:
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
@@ -168,14 +186,20 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-def serve(directory: Path, address: str, port: int, ready_file: Path | None) -> None:
+def serve(
+    directory: Path,
+    address: str,
+    port: int,
+    ready_file: Path | None,
+    upstreams: Sequence[tuple[str, int]] = (),
+) -> None:
     """Serve UDP and TCP on address:port until killed."""
-    resolver = ZoneResolver(directory)
+    forwarder = Forwarder(upstreams) if upstreams else None
+    resolver = ZoneResolver(directory, forwarder)
+    udp = _ThreadingUDPServer if forwarder is not None else _UDPServer
     logger = DNSLogger(log="-request,-reply,-truncated,+error", prefix=True)
     servers = [
-        DNSServer(
-            resolver, address=address, port=port, tcp=False, logger=logger, server=_UDPServer
-        ),
+        DNSServer(resolver, address=address, port=port, tcp=False, logger=logger, server=udp),
         DNSServer(resolver, address=address, port=port, tcp=True, logger=logger),
     ]
     for s in servers:
@@ -197,8 +221,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--address", default="10.34.0.1")
     parser.add_argument("--port", type=int, default=53)
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument(
+        "--upstream", action="append", default=[], help="IP:PORT to forward other names to"
+    )
     args = parser.parse_args(argv)
-    serve(args.zone_dir, args.address, args.port, args.ready_file)
+    upstreams = [split_upstream(u) for u in args.upstream]
+    serve(args.zone_dir, args.address, args.port, args.ready_file, upstreams)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Rules:
   by teardown killing every process found inside our namespaces.
 - `teardown(state_dir, force)` needs nothing but the state directory: it works after the owning
   objects are gone, after kill -9 of the control plane, and is idempotent. Order: processes
+  uplink (its rules and settings in the namespace `up` ran in: ``uplink.remove``), processes
   (by pid, start time checked), then everything still running inside our namespaces, then links,
   namespaces, /etc/netns entries, directories. Only names derived from this state directory's
   mesh id are ever deleted.
@@ -191,12 +192,18 @@ def teardown(state_dir: str | os.PathLike[str], force: bool = False, grace: floa
             raise OwnerAliveError(
                 f"mesh {man.mesh_id} is owned by live process {proc.pid}; use force=True"
             )
+    # The uplink first: its rules and settings live outside our namespaces (in the one
+    # `up` ran in), and removing them needs nothing of ours to be running.
+    from meshgate.runtime import uplink
+
+    had_uplink = bool(man.section(uplink.SECTION))
+    errors: list[str] = [f"uplink: {p}" for p in uplink.remove(man)]
     prefix = names.netns_prefix(man.mesh_id)
     recorded = [procs.ProcId(p["pid"], p["start_time"]) for p in data.get("processes", {}).values()]
     # A sandbox's bwrap is spared SIGTERM (its death would SIGKILL its container at once).
     sandboxes = [p["pid"] for p in data.get("processes", {}).values() if BWRAP in p["argv"]]
     procs.terminate(recorded, grace=grace, spare_leaders=sandboxes)
-    found = bool(recorded)
+    found = bool(recorded) or had_uplink
 
     all_ns = sorted(
         {n for n in data.get("netns", []) if n.startswith(prefix)} | set(netns.list_names(prefix))
@@ -213,7 +220,6 @@ def teardown(state_dir: str | os.PathLike[str], force: bool = False, grace: floa
     rdir = names.runtime_dir(man.mesh_id)
     found = found or bool(all_ns) or rdir.exists()
 
-    errors: list[str] = []
     for ns, ifname in data.get("veths", []):
         if ns.startswith(prefix) and netns.exists(ns):
             netns.ip(ns, "link", "del", ifname, check=False)

@@ -10,8 +10,10 @@ Rules:
   NAT. The world's hosts are served by one static Envoy in the inet namespace; https hosts
   use certificates of the world CA (``worldca``), published as ``world-ca.pem`` in the
   runtime directory for pods to trust.
-- Without a world nothing routes out of the node: there is no link to the host network at all
-  (such a link would have to be opt-in, and is not implemented).
+- Without a world and without an uplink nothing routes out of the node: there is no link to
+  the host network at all. The uplink (``uplink``, opt-in with ``meshgate up --uplink``)
+  links the node to the namespace the control plane runs in, and gives the DNS server the
+  upstream resolvers it forwards other names to. Without it the DNS forwards nothing.
 - `up()` is idempotent and adopts what is already there (a restarted control plane calls it
   again); everything is recorded in the manifest before it is created. `down()` tears down the
   whole mesh (pods included: they live on the node).
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import dns, envoy, launch, manifest, names, netns, procs
+from meshgate.runtime import dns, envoy, launch, manifest, names, netns, procs, uplink
 from meshgate.runtime.world import World, envoy_bootstrap
 
 DNS_KEY = "node/dns"
@@ -71,19 +73,35 @@ class Node:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def up(self, world: World | None = None) -> None:
+    def up(
+        self,
+        world: World | None = None,
+        link: uplink.UplinkConfig | None = None,
+        dns_upstreams: tuple[str, ...] = (),
+    ) -> None:
+        """``link`` (enabled) attaches the node to this process's network namespace;
+        ``dns_upstreams`` ("IP:PORT") are where the DNS forwards names it does not know
+        (only with the uplink: without a way out there is nobody to ask)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.manifest.claim_owner()
         self._runtime_dir()
         self._node_netns()
+        if link is not None and link.enabled:
+            uplink.install(self.manifest, self.netns, link)
+        else:
+            dns_upstreams = ()
+            self._no_uplink()
         dns.write_zone(self.state_dir, world.zone() if world else {}, layer="world")
-        self._dns()
+        self._dns(dns_upstreams)
         if world is not None:
             self._inet(world)
             self._world_envoy(world)
         else:
             self._no_world()
-        self.manifest.set_section("node", {"world": world is not None})
+        self.manifest.set_section(
+            "node",
+            {"world": world is not None, "dnsUpstreams": list(dns_upstreams)},
+        )
 
     def down(self, grace: float = 2.0) -> None:
         manifest.teardown(self.state_dir, force=True, grace=grace)
@@ -135,9 +153,29 @@ class Node:
                 raise RuntimeError(f"{key} not ready after {READY_TIMEOUT}s; see {log}")
             time.sleep(0.05)
 
-    def _dns(self) -> None:
-        if self._running(DNS_KEY):
-            return
+    def _no_uplink(self) -> None:
+        """Remove an uplink left from an earlier `up --uplink`: nothing may route out now."""
+        problems = uplink.remove(self.manifest)
+        if problems:
+            raise uplink.UplinkError("removing the earlier uplink: " + "; ".join(problems))
+        self.manifest.forget_veth(self.netns, uplink.NODE_IF)
+
+    def _dns(self, upstreams: tuple[str, ...] = ()) -> None:
+        wanted = [arg for u in upstreams for arg in ("--upstream", u)]
+        rec = self.manifest.read()["processes"].get(DNS_KEY)
+        if self._running(DNS_KEY) and rec is not None:
+            argv = rec["argv"]
+            running = [
+                arg
+                for i, flag in enumerate(argv[:-1])
+                if flag == "--upstream"
+                for arg in (flag, argv[i + 1])
+            ]
+            if running == wanted:
+                return
+            # Other upstreams than the running server's (an uplink added or dropped).
+            procs.terminate([procs.ProcId(rec["pid"], rec["start_time"])])
+            self.manifest.forget_process(DNS_KEY)
         ready_file = self.manifest.dir / "dns.ready"
         ready_file.unlink(missing_ok=True)
         argv = [
@@ -153,6 +191,7 @@ class Node:
             "53",
             "--ready-file",
             str(ready_file),
+            *wanted,
         ]
         self._start(DNS_KEY, argv, self.log_dir / "dns.log", ready_file.exists)
 

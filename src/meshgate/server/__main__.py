@@ -17,12 +17,19 @@ def cli() -> None:
     parser.add_argument(
         "--workload-cert-ttl", type=float, default=86400.0, help="seconds a certificate lasts"
     )
+    parser.add_argument(
+        "--dns-upstream",
+        default="",
+        help="IP:PORT,... the DNS forwards other names to (with the uplink of the state "
+        "directory's config)",
+    )
     args = parser.parse_args()
     main(
         args.home.expanduser().resolve(),
         args.world,
         args.concurrency,
         cert_ttl=args.workload_cert_ttl,
+        dns_upstreams=args.dns_upstream,
     )
 
 

@@ -34,7 +34,7 @@ from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.home import api_socket, pid_file, run_dir, token_file
-from meshgate.runtime import capture, envoy, sandbox
+from meshgate.runtime import capture, envoy, sandbox, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
@@ -64,9 +64,19 @@ class _ApiServer(uvicorn.Server):
 
 class ControlPlane:
     def __init__(
-        self, home: Path, world: str | None, concurrency: int = 1, *, cert_ttl: float = 86400.0
+        self,
+        home: Path,
+        world: str | None,
+        concurrency: int = 1,
+        *,
+        cert_ttl: float = 86400.0,
+        dns_upstreams: str = "",
     ) -> None:
         self.home = home
+        # The uplink as the state directory's config says (`up` saved it there); the
+        # resolvers come from `up`, which read them where it runs.
+        self.uplink = uplink.load_config(home)
+        self.dns_upstreams = uplink.parse_upstreams(dns_upstreams) if self.uplink.enabled else ()
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
         self.store = open_store(home)
@@ -175,6 +185,7 @@ class ControlPlane:
             # What lets the proxies' own traffic out uncaptured (never uid 1337 alone).
             "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),
             "sandbox": sandbox.describe(),
+            "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -222,7 +233,7 @@ class ControlPlane:
         # Before any reconcile pass: older state's uid-less ownerReferences get their
         # owner's uid, so its pods are neither collected nor left to no controller.
         await asyncio.to_thread(self.reconciler.adopt_owner_uids)
-        await asyncio.to_thread(self.node.up, self.world)
+        await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
         xds_sock = xds_socket(self.node.mesh_id)
         xds_sock.parent.mkdir(mode=0o750, exist_ok=True)
         os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
@@ -282,7 +293,14 @@ class ControlPlane:
                 self.store.delete([stored.key])
 
 
-def main(home: Path, world: str | None, concurrency: int, *, cert_ttl: float = 86400.0) -> None:
+def main(
+    home: Path,
+    world: str | None,
+    concurrency: int,
+    *,
+    cert_ttl: float = 86400.0,
+    dns_upstreams: str = "",
+) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     lock_path = home / "control-plane.lock"
@@ -296,7 +314,8 @@ def main(home: Path, world: str | None, concurrency: int, *, cert_ttl: float = 8
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(ControlPlane(home, world, concurrency, cert_ttl=cert_ttl).run())
+        cp = ControlPlane(home, world, concurrency, cert_ttl=cert_ttl, dns_upstreams=dns_upstreams)
+        asyncio.run(cp.run())
     finally:
         with contextlib.suppress(FileNotFoundError):
             pid_file(home).unlink()

@@ -8,6 +8,13 @@ Rules:
 - ``down`` asks the control plane to tear everything down; when none runs (a crash,
   ``kill -9``) it removes what the runtime manifest lists. ``down --force`` also kills a
   control plane that is alive but does not answer.
+- The uplink setting (``--uplink``, ``--uplink-cidr``, ``--dns-upstream``) is merged with
+  the state directory's config and saved there before the control plane starts, so a
+  later ``up`` keeps it; the DNS upstreams default to the nameservers of the resolv.conf
+  this process (the caller of ``up``) sees, passed to the control plane on its command line.
+- Under ``ip netns exec`` the control plane, and ``down``'s own teardown, run in the mount
+  namespace ``ip netns exec`` was called from (``runtime.mountns``), in the same network
+  namespace: a private mount namespace has no cgroups and hides the namespaces it makes.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from pathlib import Path
 
 from meshgate.client import ApiError, Client, NotRunning
 from meshgate.home import api_socket, pid_file, server_log, token_file
+from meshgate.runtime import mountns
+from meshgate.runtime.uplink import UplinkConfig, host_upstreams, save_config
 
 
 class StartError(Exception):
@@ -57,8 +66,10 @@ def up(
     concurrency: int = 1,
     timeout: float = 60.0,
     cert_ttl: float | None = None,
+    uplink: UplinkConfig | None = None,
 ) -> bool:
-    """Start the control plane; returns False if one was already running."""
+    """Start the control plane; returns False if one was already running. ``uplink`` is
+    the merged setting (saved in the state directory's config here)."""
     client = Client(home)
     if world is not None:
         # Check the world here, where the user sees the error, not in the detached process.
@@ -71,17 +82,34 @@ def up(
         if world != "demo":
             world = os.path.abspath(world)  # the control plane runs elsewhere: name it fully
     if client.available():
-        running = client.call("GET", "/v1/status").get("world")
+        status = client.call("GET", "/v1/status")
+        running = status.get("world")
         if world is not None and world != running:
             raise StartError(
                 f"a control plane already runs for {home} with "
                 f"{'world ' + repr(running) if running else 'no world'}, not {world!r}; "
                 "run `meshgate down` first to change it"
             )
+        if uplink is not None and uplink.enabled != bool(status.get("uplink")):
+            raise StartError(
+                f"a control plane already runs for {home} "
+                f"{'with' if status.get('uplink') else 'without'} an uplink; "
+                "run `meshgate down` first to change it"
+            )
         return False
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    argv = [sys.executable, "-m", "meshgate.server", "--home", str(home)]
+    argv = [*mountns.host_prefix(), sys.executable, "-m", "meshgate.server", "--home", str(home)]
+    if uplink is not None:
+        save_config(home, uplink)
+        if uplink.enabled:
+            upstreams = host_upstreams(uplink)
+            if not upstreams:
+                raise StartError(
+                    "--uplink: no DNS upstream (no usable nameserver in /etc/resolv.conf); "
+                    "name one with --dns-upstream IP[:PORT]"
+                )
+            argv += ["--dns-upstream", ",".join(upstreams)]
     argv += ["--concurrency", str(concurrency)]
     if cert_ttl is not None:
         argv += ["--workload-cert-ttl", str(cert_ttl)]
@@ -135,22 +163,40 @@ def down(home: Path, *, force: bool = False, timeout: float = 60.0) -> bool:
             killed_by = time.monotonic() + 10
             while _running(pid) and time.monotonic() < killed_by:
                 time.sleep(0.05)
-        from meshgate.runtime.manifest import teardown
-
-        if teardown(home, force=True):
+        if _teardown(home, force=True):
             ran = True
         _remove_leftover_files(home)
     elif not ran and home.is_dir():
         # No control plane answered and none runs, yet what a crashed or killed one made
         # may still run: clean it up from the runtime manifest (what --force does).
-        from meshgate.runtime.manifest import teardown
-
-        if teardown(home, force=False):
+        if _teardown(home, force=False):
             ran = True
         _remove_leftover_files(home)
     if ran and home.is_dir():
         _remove_runtime_files(home)
     return ran
+
+
+_TEARDOWN = """
+import sys
+from meshgate.runtime.manifest import teardown
+sys.exit(0 if teardown(sys.argv[1], force=sys.argv[2] == "1") else 3)
+"""
+
+
+def _teardown(home: Path, *, force: bool) -> bool:
+    """``manifest.teardown``, in the host's mount namespace when this runs under
+    ``ip netns exec`` (there the namespaces' handles and the cgroups are the real ones)."""
+    prefix = mountns.host_prefix()
+    if not prefix:
+        from meshgate.runtime.manifest import teardown
+
+        return teardown(home, force=force)
+    argv = [*prefix, sys.executable, "-c", _TEARDOWN, str(home.resolve()), "1" if force else "0"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 3):
+        raise RuntimeError(f"teardown failed: {proc.stderr.strip()}")
+    return proc.returncode == 0
 
 
 def _remove_leftover_files(home: Path) -> None:
