@@ -99,6 +99,12 @@ LOGS_EXAMPLES = """Examples:
   meshgate logs deploy/sleep
   meshgate -n istio-system logs deploy/istio-egressgateway -c istio-proxy --tail 20
   meshgate logs sleep-5d8f7c9b6-abcde -c istio-proxy -f
+
+The whole mesh's access log, every replica of a gateway at once (docs/observability.md):
+
+\b
+  meshgate logs --gateway istio-egressgateway -n istio-system --host aliyun.com -o json
+  meshgate logs --gateway istio-egressgateway -n istio-system --status 5xx --since 5m -f
 """
 
 
@@ -148,7 +154,14 @@ def register(app: typer.Typer) -> None:
     @app.command(cls=Command, rich_help_panel="Pods", epilog=LOGS_EXAMPLES)
     def logs(
         ctx: typer.Context,
-        pod: Pod,
+        pod: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="POD",
+                help="Pod name (as `meshgate get pods` shows it), pod/NAME or deploy/NAME (the "
+                "deployment's first running pod). Not with --gateway.",
+            ),
+        ] = None,
         namespace: Namespace = None,
         container: Container = None,
         follow: Annotated[
@@ -167,9 +180,61 @@ def register(app: typer.Typer) -> None:
                 "-p", "--previous", help="Print the output of the container's previous run."
             ),
         ] = False,
+        gateway: Annotated[
+            str | None,
+            typer.Option(
+                "--gateway",
+                metavar="NAME",
+                help="The mesh-wide access log of gateway NAME: every replica's requests, "
+                "each once, from the control plane's store.",
+            ),
+        ] = None,
+        host: Annotated[
+            str | None,
+            typer.Option("--host", metavar="H", help="With --gateway: only requests for host H."),
+        ] = None,
+        status: Annotated[
+            str | None,
+            typer.Option(
+                "--status", metavar="CODE", help="With --gateway: only 5xx, 403, ... responses."
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since", metavar="D", help="With --gateway: only requests of the last D (5m)."
+            ),
+        ] = None,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "-o",
+                "--output",
+                metavar="FORMAT",
+                help="With --gateway: json prints one object per line.",
+            ),
+        ] = None,
     ) -> None:
-        """Print a container's output; the proxy's (with its access log) is `-c istio-proxy`."""
+        """Print a container's output (the proxy's, with its access log, is `-c istio-proxy`),
+        or with --gateway the mesh-wide access log of a gateway's every replica."""
         ns = namespace_flag(namespace) or "default"
+        if gateway is not None:
+            from meshgate.cli.accesslog import print_gateway_log
+
+            if pod is not None or container or previous:
+                typer.echo("error: --gateway takes no POD, -c or -p", err=True)
+                raise typer.Exit(1)
+            print_gateway_log(
+                call_api, gateway=gateway, namespace=ns, host=host, status=status,
+                since=since, tail=tail, output=output, follow=follow,
+            )  # fmt: skip
+            return
+        if pod is None:
+            typer.echo("error: a POD is required (or --gateway NAME)", err=True)
+            raise typer.Exit(1)
+        if host or status or since or output:
+            typer.echo("error: --host, --status, --since and -o go with --gateway", err=True)
+            raise typer.Exit(1)
         name = pod_name(pod, ns)
         from urllib.parse import urlencode
 

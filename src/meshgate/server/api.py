@@ -22,6 +22,7 @@ from starlette.routing import Route
 from meshgate.api.decode import decode_object
 from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
+from meshgate.telemetry.http import access_log_handler
 from meshgate.validation import validate_resource
 
 if TYPE_CHECKING:
@@ -243,6 +244,9 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/proxy-status", guard(proxy_status), methods=["GET"]),
         Route("/v1/exec", guard(pod_exec), methods=["POST"]),
         Route("/v1/log", guard(pod_log), methods=["GET"]),
+        Route(
+            "/v1/accesslog", guard(access_log_handler(lambda q: cp.access_log(q))), methods=["GET"]
+        ),
         Route("/v1/proxy-admin", guard(proxy_admin), methods=["GET"]),
         Route("/v1/status", guard(status), methods=["GET"]),
         Route("/v1/ca", guard(ca_status), methods=["GET"]),

@@ -45,6 +45,8 @@ from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
+from meshgate.telemetry import als, service
+from meshgate.telemetry.store import Query
 from meshgate.translate import translate
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
@@ -86,10 +88,28 @@ class ControlPlane:
         self.ca = MeshCA(home, lifetime=datetime.timedelta(seconds=cert_ttl))
         # Each proxy authenticates its xDS stream with a credential only it is handed.
         key = proxy_credentials.load_or_create_key(home)
+        self._credential_key = key
+        # The mesh-wide access log: streamed (ALS) and backfilled from the proxies' logs.
+        self.accesslog = service.open_sink(
+            home,
+            service.local_log_files(
+                lambda: self.reconciler.snapshot.pods,
+                lambda ns, name, c: self.runtime.log_path(ns, name, c),
+            ),
+            service.Settings.from_env(),
+        )
+        self.accesslog_reader = service.Reader(home)
+        als_servicer = als.AccessLogServicer(
+            authenticate=lambda node, sent: proxy_credentials.verify(key, node, sent),
+            identify=service.identify_node(lambda: self.reconciler.snapshot.pods),
+            offer=self.accesslog.offer,
+            credential_header=proxy_credentials.HEADER,
+        )
         self.xds = XdsServer(
             self.generate,
             authenticate=lambda node, sent: proxy_credentials.verify(key, node, sent),
             credential_header=proxy_credentials.HEADER,
+            services=[als.add_to_server(als_servicer)],
         )
         self.reconciler = Reconciler(
             home,
@@ -124,6 +144,12 @@ class ControlPlane:
         if proxy is None:
             return None
         config = translate(snap, proxy)
+        # Its access-log stream authenticates as its xDS stream does.
+        als.authenticate_loggers(
+            config,
+            proxy_credentials.HEADER,
+            proxy_credentials.credential(self._credential_key, node_id),
+        )
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL).
         wanted = referenced(config.clusters, config.listeners)
         config.secrets.extend(sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted))
@@ -147,6 +173,9 @@ class ControlPlane:
 
     def log_path(self, namespace: str, name: str, container: str, previous: bool = False) -> Path:
         return self.runtime.log_path(namespace, name, container, previous)
+
+    def access_log(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
+        return self.accesslog_reader.query(q)
 
     def ca_status(self) -> dict[str, Any]:
         roots = x509.load_pem_x509_certificates(self.ca.trust_bundle())
@@ -239,6 +268,7 @@ class ControlPlane:
         os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
         os.chmod(xds_sock.parent, 0o750)
         # The proxies' group only: no other local user, and no app (no sandbox shows it).
+        self.accesslog.start()
         await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
         loop = asyncio.get_running_loop()
 
@@ -276,6 +306,7 @@ class ControlPlane:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)
         await self.xds.stop()
+        await asyncio.to_thread(self.accesslog.stop)
         server.should_exit = True
         await api_task
         with contextlib.suppress(FileNotFoundError):

@@ -78,7 +78,7 @@ def http_connection_manager(
         # A host no route serves (404 NR) is logged with its reason.
         hcm.local_reply_config.mappers.append(refusals.no_route_mapper())
     if access_log:
-        hcm.access_log.extend(access_log_config())
+        hcm.access_log.extend(access_log_config(grpc="http"))
     return lc.Filter(name=HCM, typed_config=pack(hcm))
 
 
@@ -99,7 +99,7 @@ def tcp_proxy(
             proxy.weighted_clusters.clusters.add(name=name, weight=weight)
     if access_log:
         fields = refusals.tcp_log_fields(refusal) if refusal else None
-        proxy.access_log.extend(access_log_config(fields))
+        proxy.access_log.extend(access_log_config(fields, grpc="tcp"))
     return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))
 
 
@@ -156,7 +156,9 @@ def _log_network_denials(f: Any) -> Any:
     if fields[refusals.STATUS_KEY].string_value != ACCESS_LOG_FORMAT[refusals.STATUS_KEY]:
         return f
     del proxy.access_log[:]
-    proxy.access_log.extend(access_log_config(refusals.tcp_log_fields(refusals.NETWORK_RBAC)))
+    proxy.access_log.extend(
+        access_log_config(refusals.tcp_log_fields(refusals.NETWORK_RBAC), grpc="tcp")
+    )
     return lc.Filter(name=TCP_PROXY, typed_config=pack(proxy))
 
 

@@ -129,7 +129,7 @@ def _http_manager(port: int, access_log: bool) -> Any:
     details.dns = True
     details.uri = True
     if access_log:
-        hcm.access_log.extend(access_log_config())
+        hcm.access_log.extend(access_log_config(grpc="http"))
     return lc.Filter(name=filters.HCM, typed_config=pack(hcm))
 
 

@@ -96,9 +96,9 @@ def handshake_access_logs() -> list[al.AccessLog]:
     ]
     out = []
     for condition, reason in cases:
-        (log,) = access_log_config({**ACCESS_LOG_FORMAT, STATUS_KEY: reason})
-        log.filter.CopyFrom(_cel(condition))
-        out.append(log)
+        for log in access_log_config({**ACCESS_LOG_FORMAT, STATUS_KEY: reason}, grpc="tcp"):
+            log.filter.CopyFrom(_cel(condition))
+            out.append(log)
     return out
 
 

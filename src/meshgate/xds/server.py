@@ -32,7 +32,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -94,7 +94,10 @@ class XdsServer:
         clock: Callable[[], float] = time.monotonic,
         authenticate: Authenticate | None = None,
         credential_header: str = "x-meshgate-proxy-token",
+        services: Sequence[Callable[[grpc.aio.Server], None]] = (),
     ) -> None:
+        # Other gRPC services proxies reach on the same socket (the access-log service).
+        self._services = tuple(services)
         self._generate = generate
         self._authenticate = authenticate
         self._credential_header = credential_header
@@ -201,6 +204,8 @@ class XdsServer:
             ]
         )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        for add in self._services:
+            add(server)
         return server
 
     async def _start_server(self, server: grpc.aio.Server) -> None:

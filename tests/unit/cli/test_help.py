@@ -83,7 +83,7 @@ def test_exec_usage_shows_the_command_after_double_dash() -> None:
         ("history", "Usage: meshgate history [OPTIONS] KIND NAME"),
         ("proxy-config", "Usage: meshgate proxy-config [OPTIONS] TYPE POD"),
         ("proxy-status", "Usage: meshgate proxy-status [OPTIONS] [POD]"),
-        ("logs", "Usage: meshgate logs [OPTIONS] POD"),
+        ("logs", "Usage: meshgate logs [OPTIONS] [POD]"),
     ],
 )
 def test_usage_lines(verb: str, usage: str) -> None:

@@ -12,7 +12,7 @@ from tests.golden.envoyconf import by_name, envoy_path, envoy_validate
 from tests.golden.seedworld import gateway_proxy, step_snapshot
 
 from meshgate.translate import ssrf, translate
-from meshgate.translate.accesslog import ACCESS_LOG_FIELDS
+from meshgate.translate.accesslog import ACCESS_LOG_FIELDS, STDOUT_LOGGER, TCP_GRPC_LOGGER
 
 
 def _hcm(listener: object) -> hcm_pb2.HttpConnectionManager:
@@ -61,7 +61,8 @@ def test_seed_gateway_hcm_names_guard_refusals_and_are_logged() -> None:
 
 def test_handshake_logs_keep_the_seed_keys_and_fire_only_on_a_failed_handshake() -> None:
     logs = ssrf.handshake_access_logs()
-    assert len(logs) == 2
+    # Two cases, each to stdout (the seed's line) and to the control plane (ALS).
+    assert [log.name for log in logs] == [STDOUT_LOGGER, TCP_GRPC_LOGGER] * 2
     for log in logs:
         assert "connection.transport_failure_reason" in str(log.filter)
 
@@ -84,6 +85,8 @@ def test_envoy_accepts_the_guarded_gateway_config() -> None:
 
 def test_handshake_logs_are_the_seed_24_keys_with_the_reason_in_policy_status() -> None:
     for log in ssrf.handshake_access_logs():
+        if log.name != STDOUT_LOGGER:
+            continue
         logger = stream_pb2.StdoutAccessLog()
         log.typed_config.Unpack(logger)
         fmt = json_format.MessageToDict(logger.log_format.json_format)
