@@ -148,8 +148,10 @@ def register(app: typer.Typer) -> None:
             body["term"] = os.environ["TERM"]  # the one variable a terminal session needs
         data = call_api("POST", "/v1/exec", body, client_checks=True)
         argv = [str(a) for a in data["argv"]]  # type: ignore[attr-defined]
-        sys.stdout.flush()
-        os.execvp(argv[0], argv)
+        from meshgate.cli import execio
+
+        # The operator's terminal never reaches the pod (``execio``).
+        raise typer.Exit(execio.run(argv, stdin=stdin, tty_wanted=tty))
 
     @app.command(cls=Command, rich_help_panel="Pods", epilog=LOGS_EXAMPLES)
     def logs(
