@@ -23,6 +23,7 @@ from meshgate.cli import (
     history,
     label,
     mesh_cmds,
+    metrics,
     pod_cmds,
     proxy_config,
     validate,
@@ -65,6 +66,7 @@ app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.his
 app.command("rollback", cls=Command, epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
 app.command("version", cls=Command)(version.command)
 mesh_cmds.register(app)
+metrics.register(app)
 pod_cmds.register(app)
 cp.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")

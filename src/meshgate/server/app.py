@@ -46,6 +46,8 @@ from meshgate.server.api import build_app
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
 from meshgate.telemetry import als, service
+from meshgate.telemetry import http as telemetry_http
+from meshgate.telemetry import metrics as telemetry_metrics
 from meshgate.telemetry.store import Query
 from meshgate.translate import translate
 from meshgate.translate.output import ProxyConfig
@@ -89,6 +91,16 @@ class ControlPlane:
         # Each proxy authenticates its xDS stream with a credential only it is handed.
         key = proxy_credentials.load_or_create_key(home)
         self._credential_key = key
+        # Prometheus metrics: own figures read when scraped, traffic from the access log.
+        self.metrics = telemetry_metrics.Metrics(
+            telemetry_metrics.Sources(
+                push_count=lambda: self.xds.push_count,
+                statuses=lambda: self.xds.statuses(),
+                accesslog=lambda: self.accesslog.counters,
+            ),
+            principal=service.principal_of(lambda: self.reconciler.snapshot),
+        )
+        self.metrics_listener: telemetry_http.MetricsListener | None = None
         # The mesh-wide access log: streamed (ALS) and backfilled from the proxies' logs.
         self.accesslog = service.open_sink(
             home,
@@ -97,6 +109,7 @@ class ControlPlane:
                 lambda ns, name, c: self.runtime.log_path(ns, name, c),
             ),
             service.Settings.from_env(),
+            on_new=self.metrics.on_entries,
         )
         self.accesslog_reader = service.Reader(home)
         als_servicer = als.AccessLogServicer(
@@ -106,7 +119,7 @@ class ControlPlane:
             credential_header=proxy_credentials.HEADER,
         )
         self.xds = XdsServer(
-            self.generate,
+            self.metrics.timed(self.generate),
             authenticate=lambda node, sent: proxy_credentials.verify(key, node, sent),
             credential_header=proxy_credentials.HEADER,
             services=[als.add_to_server(als_servicer)],
@@ -215,6 +228,7 @@ class ControlPlane:
             "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),
             "sandbox": sandbox.describe(),
             "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
+            "metrics": self.metrics_listener.url if self.metrics_listener else None,
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -276,6 +290,8 @@ class ControlPlane:
             loop.call_soon_threadsafe(self.kick)
 
         self.store.watch(on_change)
+        self.store.watch(self.metrics.on_store_events)
+        self._start_metrics_listener()
 
         token = secrets.token_urlsafe(32)
         tfile = token_file(self.home)
@@ -306,6 +322,8 @@ class ControlPlane:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)
         await self.xds.stop()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         await asyncio.to_thread(self.accesslog.stop)
         server.should_exit = True
         await api_task
@@ -313,6 +331,21 @@ class ControlPlane:
             sock.unlink()
         with contextlib.suppress(FileNotFoundError):
             tfile.unlink()
+
+    def _start_metrics_listener(self) -> None:
+        """/metrics for Prometheus; a listener that cannot bind is logged, not fatal."""
+        addr = os.environ.get("MESHGATE_METRICS_ADDR", telemetry_http.DEFAULT_METRICS_ADDR)
+        try:
+            sock = telemetry_http.bind(addr)
+        except (OSError, ValueError) as exc:
+            log.error("metrics: no /metrics listener on %s: %s", addr, exc)
+            return
+        app = telemetry_http.metrics_app(
+            self.metrics.exposition, telemetry_http.metrics_token(self.home)
+        )
+        self.metrics_listener = telemetry_http.MetricsListener(app, sock)
+        self.metrics_listener.start()
+        log.info("metrics at %s", self.metrics_listener.url)
 
     def _teardown_all(self) -> None:
         for st in self.runtime.pod_states():

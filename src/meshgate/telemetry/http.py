@@ -6,18 +6,33 @@ Rules of this module:
   ``status`` (``5xx``, ``403``), ``since`` (seconds), ``after`` (a row id: what a follower
   has not seen yet) and ``tail``; answers ``{"entries": [...], "last": ROW_ID}``.
 - A malformed parameter is a 400 with the reason, never a partial answer.
+- ``GET /metrics`` (Prometheus text format) is served on a TCP listener of its own
+  (``MESHGATE_METRICS_ADDR``, loopback with an ephemeral port by default), since Prometheus
+  cannot scrape a Unix socket; it needs ``Authorization: Bearer`` the metrics token
+  (``<state dir>/metrics-token``, 0600, kept across restarts), not the API's token, so a
+  scraper can read metrics and do nothing else. ``GET /v1/metrics`` on the API gives the
+  same scrape to ``meshgate metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
+import os
+import secrets
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
+from meshgate.telemetry.metrics import CONTENT_TYPE
 from meshgate.telemetry.store import Query, status_range
 
 Querier = Callable[[Query], list[tuple[int, dict[str, Any]]]]
@@ -58,3 +73,101 @@ def access_log_handler(querier: Querier) -> Callable[[Request], Any]:
         return JSONResponse({"entries": [e for _, e in rows], "last": last})
 
     return handler
+
+
+# -- /metrics ------------------------------------------------------------------------------
+# Prometheus scrapes over TCP, which the API's Unix socket is not; so /metrics has a listener
+# of its own, loopback by default, guarded by a token of its own (see metrics_token).
+
+METRICS_TOKEN_FILE = "metrics-token"
+DEFAULT_METRICS_ADDR = "127.0.0.1:0"  # an ephemeral port: several meshes share a machine
+
+
+def metrics_token(state_dir: Path) -> str:
+    """The scrape token: made once, kept across restarts (unlike the API token), so that a
+    Prometheus ``authorization: {credentials_file: ...}`` keeps working."""
+    path = state_dir / METRICS_TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def parse_addr(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port); ValueError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"MESHGATE_METRICS_ADDR {text!r}: want HOST:PORT, e.g. 127.0.0.1:15014")
+    return host.strip("[]"), int(port)
+
+
+def metrics_app(exposition: Callable[[], bytes], token: str) -> Starlette:
+    """``GET /metrics`` with ``Authorization: Bearer <metrics token>``; 401 without it."""
+
+    async def scrape(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        if not hmac.compare_digest(header, f"Bearer {token}"):
+            return PlainTextResponse("unauthorized\n", status_code=401)
+        # On the event loop: the collectors read the xDS server's state, which lives there.
+        return Response(exposition(), media_type=CONTENT_TYPE)
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
+
+
+def bind(addr: str) -> socket.socket:
+    host, port = parse_addr(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+
+def metrics_api_handler(exposition: Callable[[], bytes], url: Callable[[], str | None]) -> Any:
+    """``GET /v1/metrics`` on the API (its own token): one scrape, for ``meshgate metrics``."""
+
+    async def handler(request: Request) -> JSONResponse:
+        return JSONResponse({"url": url(), "text": exposition().decode()})
+
+    return handler
+
+
+class MetricsListener:
+    """The /metrics TCP listener: uvicorn on a socket bound here (so the port is known at
+    once, even an ephemeral one), on the control plane's event loop."""
+
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            # The control plane owns SIGTERM/SIGINT, as for the API server.
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self.url = url_of(sock)
+        self._sock = sock
+        self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        self._sock.close()

@@ -109,3 +109,18 @@ class Reader:
         if self._conn is None:
             self._conn = connect(self._path)
         return query(self._conn, q)
+
+
+def principal_of(snapshot: Callable[[], Any]) -> Callable[[entries.Entry], str | None]:
+    """The reporting pod's SPIFFE identity (its service account in the mesh's trust domain),
+    for ``source_principal``; None when the pod is gone from the model."""
+    from meshgate.security.ca import spiffe_id
+
+    def principal(entry: entries.Entry) -> str | None:
+        snap = snapshot()
+        pod = snap.pods.get((entry.reporter.namespace, entry.reporter.pod))
+        if pod is None:
+            return None
+        return spiffe_id(snap.mesh.trust_domain, pod.namespace, pod.service_account)
+
+    return principal
