@@ -153,8 +153,11 @@ class ControlPlane:
         identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
 
-    def proxy_statuses(self) -> list[dict[str, Any]]:
-        return [st.to_json() for st in self.xds.statuses()]
+    def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
+        """Every proxy, compact (no subscribed names); or those ``pod`` names, in full."""
+        if pod is None:
+            return [st.to_json() for st in self.xds.statuses(names=False)]
+        return [st.to_json() for st in self.xds.statuses() if st.matches(pod)]
 
     def exec_argv(
         self,
@@ -205,7 +208,7 @@ class ControlPlane:
             "uptimeSeconds": round(time.time() - self.started, 1),
             "revision": self.store.revision(),
             "pods": len(pods),
-            "proxies": len(self.xds.statuses()),
+            "proxies": len(self.xds.statuses(names=False)),
             # Work done since start: at rest none of these move (see the module rules).
             "xds": {
                 **self.xds.counters(),

@@ -79,7 +79,7 @@ class _Stream:
     disconnected_at: datetime | None = None
     closed_at: float | None = None  # the server's clock, for retain_disconnected
 
-    def status(self) -> ProxyStatus:
+    def status(self, names: bool = True) -> ProxyStatus:
         return ProxyStatus(
             node_id=self.node_id,
             cluster=self.cluster,
@@ -87,7 +87,7 @@ class _Stream:
             connected=self.connected,
             connected_since=self.connected_since,
             disconnected_at=self.disconnected_at,
-            types=self.session.type_statuses(),
+            types=self.session.type_statuses(names),
         )
 
 
@@ -195,10 +195,11 @@ class XdsServer:
             "bytesSent": self._bytes_sent,
         }
 
-    def statuses(self) -> list[ProxyStatus]:
-        """The latest stream of every node id, sorted by node id (closed ones for a while)."""
+    def statuses(self, names: bool = True) -> list[ProxyStatus]:
+        """The latest stream of every node id, sorted by node id (closed ones for a while);
+        subscribed names only with ``names``."""
         self._drop_expired()
-        return [self._latest[node].status() for node in sorted(self._latest)]
+        return [self._latest[node].status(names) for node in sorted(self._latest)]
 
     def forget(self, node_id: str) -> None:
         """Drop a disconnected proxy from statuses() (its pod is gone for good)."""

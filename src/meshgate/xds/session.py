@@ -138,8 +138,9 @@ class AdsSession:
             out.extend(self._send(type_url, force=False))
         return out
 
-    def type_statuses(self) -> dict[str, TypeStatus]:
-        """Per subscribed type: what was sent, acknowledged, rejected."""
+    def type_statuses(self, names: bool = True) -> dict[str, TypeStatus]:
+        """Per subscribed type: what was sent, acknowledged, rejected; the subscribed
+        names themselves only with ``names`` (a listing needs only their count)."""
         return {
             url: TypeStatus(
                 type_url=url,
@@ -150,7 +151,8 @@ class AdsSession:
                 nack_error=s.nack_error,
                 nacked_version=s.nacked_version,
                 resource_count=s.sent_count,
-                subscribed_names=None if s.names is None else tuple(sorted(s.names)),
+                subscribed_names=None if s.names is None or not names else tuple(sorted(s.names)),
+                subscribed_count=None if s.names is None else len(s.names),
                 missing_names=_missing(s),
             )
             for url, s in self._types.items()
