@@ -231,7 +231,8 @@ def _assert_synced(mesh: Mesh, pod: str, timeout: float = 10.0) -> dict[str, Any
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        proxies = json.loads(mesh.meshgate("proxy-status", "-o", "json").stdout)
+        # One proxy's detail: it lists the names subscribed to (a listing has counts).
+        proxies = json.loads(mesh.meshgate("proxy-status", pod, "-o", "json").stdout)
         (last,) = [p for p in proxies if p["nodeId"].split("~")[2].startswith(pod)]
         types = last["types"]
         if SECRET in types and all(
@@ -273,7 +274,7 @@ def test_egress_gateway_originates_tls_with_credential_name(mesh: Mesh) -> None:
 
     # The sidecar ignores credentialName (gateways only, as in Istio): it asks for no
     # Kubernetes secret, only its own mesh identity.
-    proxies = json.loads(mesh.meshgate("proxy-status", "-o", "json").stdout)
+    proxies = json.loads(mesh.meshgate("proxy-status", sleep, "-o", "json").stdout)
     (side,) = [p for p in proxies if p["nodeId"].split("~")[2].startswith(sleep)]
     assert _credentials(side["types"].get(SECRET) or {"subscribedNames": []}) == []
 

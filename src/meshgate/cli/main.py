@@ -7,6 +7,8 @@ imports, happen inside the verb. ``run()`` is the console-script entry point.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import typer
@@ -82,7 +84,16 @@ app.command("pc", cls=Command, hidden=True, epilog=proxy_config.EXAMPLES)(proxy_
 
 
 def run() -> None:
-    app()
+    from meshgate.client import Unresponsive
+
+    try:
+        app()
+    except Unresponsive as exc:
+        # A busy control plane is a condition to report, never a traceback.
+        if os.environ.get("MESHGATE_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

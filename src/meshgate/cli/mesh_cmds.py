@@ -239,7 +239,8 @@ def register(app: typer.Typer) -> None:
                 "-o",
                 "--output",
                 metavar="FORMAT",
-                help="json: every proxy's state as JSON (default: a table).",
+                help="json: every proxy's state as JSON (default: a table); the names each "
+                "proxy subscribed to are listed with POD only (else their count).",
             ),
         ] = None,
     ) -> None:
@@ -251,12 +252,16 @@ def register(app: typer.Typer) -> None:
         away or is restarting); it is dropped from the list 30 s later.
         Example: meshgate proxy-status sleep-xxx.default
         """
+        from urllib.parse import urlencode
+
         from meshgate.client import Client, NotRunning
         from meshgate.home import state_dir
 
         _check_output(output)
         try:
-            data = Client(state_dir()).call("GET", "/v1/proxy-status")
+            # A listing is compact (counts of subscribed names); one proxy comes in full.
+            query = f"?{urlencode({'pod': pod})}" if pod is not None else ""
+            data = Client(state_dir()).call("GET", f"/v1/proxy-status{query}")
         except NotRunning as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

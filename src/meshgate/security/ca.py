@@ -219,6 +219,24 @@ class MeshCA:
         path = self.dir / "rotation.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def next_change(self, after: datetime.datetime) -> datetime.datetime | None:
+        """The first time later than ``after`` when what ``workload`` and ``trust_bundle``
+        return changes with no call to ``rotate``: a cached certificate reaching half its
+        life (it is then re-issued), a rotation's new root starting to sign, or its overlap
+        ending. None: none to come. The control plane pushes at those times, and only then,
+        for certificates (a certificate nobody asks for again never moves ``after`` back)."""
+        # A tuple first: a worker thread may issue certificates meanwhile.
+        held_now = tuple(self._issued.values())
+        times = [h.not_before + (h.not_after - h.not_before) / 2 for h in held_now]
+        path = self.dir / "rotation.json"
+        if path.exists():
+            state = json.loads(path.read_text())
+            if (self.dir / "next-root-cert.pem").exists():
+                times.append(datetime.datetime.fromisoformat(state["activate_at"]))
+            if state.get("previous_until"):
+                times.append(datetime.datetime.fromisoformat(state["previous_until"]))
+        return min((t for t in times if t > after), default=None)
+
     def _advance(self) -> None:
         """Move a rotation on when its time has come (called wherever roots are read)."""
         path = self.dir / "rotation.json"

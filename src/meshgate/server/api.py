@@ -161,7 +161,8 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         return JSONResponse({"items": [_version(s) for s in items]})
 
     async def proxy_status(request: Request) -> JSONResponse:
-        return JSONResponse({"proxies": cp.proxy_statuses()})
+        pod = request.query_params.get("pod") or None
+        return JSONResponse({"proxies": cp.proxy_statuses(pod)})
 
     async def pod_exec(request: Request) -> JSONResponse:
         from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning

@@ -6,6 +6,12 @@ Rules:
 - Change flow is one-way: store change -> kick -> reconcile pass (in a thread) ->
   snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
   containers and refreshes pod status.
+- A push is requested only when what a proxy would receive can have changed: a new
+  snapshot (the store changed: config, pods, endpoints, pod status), a CA rotation, or a
+  certificate reaching its renewal time (``MeshCA.next_change``). A pass that changes
+  nothing requests nothing, so an idle mesh translates and sends nothing.
+- Each proxy's translation is kept for the snapshot it was made from: a push for
+  certificates alone re-issues secrets without translating again.
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import logging
@@ -34,6 +41,8 @@ from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.home import api_socket, pid_file, run_dir, token_file
+from meshgate.model.proxy import Proxy
+from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import capture, envoy, sandbox, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
@@ -141,6 +150,12 @@ class ControlPlane:
         self._teardown = False
         self._lock = asyncio.Lock()
         self._zone: dict[str, list[str]] | None = None
+        self.translations = 0  # how many times a proxy's config was translated
+        # node id -> the snapshot and proxy a translation was made for, and the result;
+        # only the current snapshot's (used by the xDS worker thread alone).
+        self._translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
+        self._translated_for: Snapshot | None = None
+        self._certs_checked = datetime.datetime.now(datetime.UTC)
 
     # -- API hooks ---------------------------------------------------------------------
 
@@ -156,20 +171,33 @@ class ControlPlane:
         proxy = snap.proxy_for(node_id)
         if proxy is None:
             return None
-        config = translate(snap, proxy)
-        # Its access-log stream authenticates as its xDS stream does.
-        als.authenticate_loggers(
-            config,
-            proxy_credentials.HEADER,
-            proxy_credentials.credential(self._credential_key, node_id),
-        )
-        # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL).
+        if self._translated_for is not snap:
+            self._translated, self._translated_for = {}, snap
+        held = self._translated.get(node_id)
+        if held is not None and held[0] == proxy:
+            config = held[1]
+        else:
+            config = translate(snap, proxy)
+            # Its access-log stream authenticates as its xDS stream does (once per
+            # translation: the cached config keeps it).
+            als.authenticate_loggers(
+                config,
+                proxy_credentials.HEADER,
+                proxy_credentials.credential(self._credential_key, node_id),
+            )
+            self.translations += 1
+            self._translated[node_id] = (proxy, config)
+        # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
+        # issued now (it may have been renewed), beside the translation's own secrets.
         wanted = referenced(config.clusters, config.listeners)
-        config.secrets.extend(sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted))
-        return config
+        identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
+        return dataclasses.replace(config, secrets=[*config.secrets, *identity])
 
-    def proxy_statuses(self) -> list[dict[str, Any]]:
-        return [st.to_json() for st in self.xds.statuses()]
+    def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
+        """Every proxy, compact (no subscribed names); or those ``pod`` names, in full."""
+        if pod is None:
+            return [st.to_json() for st in self.xds.statuses(names=False)]
+        return [st.to_json() for st in self.xds.statuses() if st.matches(pod)]
 
     def exec_argv(
         self,
@@ -211,7 +239,7 @@ class ControlPlane:
             activate_after=datetime.timedelta(seconds=activate_after),
             overlap=None if overlap is None else datetime.timedelta(seconds=overlap),
         )
-        self.kick()  # the new root joins every proxy's trust bundle now
+        self.xds.request_push("CA rotation")  # the new root joins every trust bundle now
         return {"serialNumber": format(new.serial_number, "x"), **self.ca_status()}
 
     def status(self) -> dict[str, Any]:
@@ -223,7 +251,13 @@ class ControlPlane:
             "uptimeSeconds": round(time.time() - self.started, 1),
             "revision": self.store.revision(),
             "pods": len(pods),
-            "proxies": len(self.xds.statuses()),
+            "proxies": len(self.xds.statuses(names=False)),
+            # Work done since start: at rest none of these move (see the module rules).
+            "xds": {
+                **self.xds.counters(),
+                "translations": self.translations,
+                "snapshots": self.reconciler.snapshot_builds,
+            },
             # What lets the proxies' own traffic out uncaptured (never uid 1337 alone).
             "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),
             "sandbox": sandbox.describe(),
@@ -242,16 +276,28 @@ class ControlPlane:
 
     async def _reconcile(self) -> None:
         async with self._lock:
+            before = self.reconciler.snapshot
             try:
                 await asyncio.to_thread(self.reconciler.run_once)
             except Exception:
                 log.exception("reconcile pass failed")
                 return
-            zone = self._zone_for()
-            if zone != self._zone:
-                await asyncio.to_thread(write_zone, self.home, zone)
-                self._zone = zone
-            self.xds.request_push("config change")
+            if self.reconciler.snapshot is not before:
+                zone = self._zone_for()
+                if zone != self._zone:
+                    await asyncio.to_thread(write_zone, self.home, zone)
+                    self._zone = zone
+                self.xds.request_push(f"store revision {self.store.revision()}")
+            self._certificates_due()
+
+    def _certificates_due(self) -> None:
+        """Push when a certificate's renewal time or a rotation step has come since the
+        last check (the CA says when; nothing is re-issued or pushed in between)."""
+        now = datetime.datetime.now(datetime.UTC)
+        due = self.ca.next_change(after=self._certs_checked)
+        if due is not None and due <= now:
+            self.xds.request_push("certificate renewal")
+        self._certs_checked = now
 
     async def _loop(self) -> None:
         while not self._stop.is_set():

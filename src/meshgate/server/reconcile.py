@@ -26,6 +26,9 @@ Rules:
   before they start, so no pod runs a moment without the rules that apply to it.
 - Every gateway pod's SSRF guard (see ``ssrfguard``) is brought up to date after the
   snapshot is built, before the pass's xDS push.
+- The snapshot is rebuilt only when the store's content changed (another key or resource
+  version); otherwise ``run_once`` returns the very same snapshot object, which is how
+  the caller knows that no proxy's configuration can have changed.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -159,7 +162,11 @@ class Reconciler:
         self.proxy_credential = proxy_credential
         self.concurrency = concurrency
         self.snapshot: Snapshot = Snapshot.build([])
+        # How many snapshots were built: a pass whose store content is unchanged keeps
+        # the one it has (the same object), so nothing downstream recomputes at rest.
+        self.snapshot_builds = 0
         self._typed: dict[tuple[ResourceKey, str], Resource] = {}
+        self._fingerprint: tuple[tuple[ResourceKey, str], ...] | None = None
         self._nat_text = ""
         self._node_filter = NodeFilter(home)
         self._ssrf_guard = SsrfGuard(home, runtime)
@@ -405,12 +412,16 @@ class Reconciler:
 
     # -- snapshot ----------------------------------------------------------------------
 
-    def _typed_resources(self) -> list[Resource]:
+    def _typed_resources(self) -> tuple[list[Resource], tuple[tuple[ResourceKey, str], ...]]:
+        """The store's resources decoded (cached per resource version), and the list of
+        (key, resource version) they came from: equal lists mean equal content."""
         out: list[Resource] = []
         seen: set[tuple[ResourceKey, str]] = set()
+        order: list[tuple[ResourceKey, str]] = []
         for stored in self.store.list():
             cache_key = (stored.key, str(stored.resource_version))
             seen.add(cache_key)
+            order.append(cache_key)
             res = self._typed.get(cache_key)
             if res is None:
                 res, problems = decode_object(stored.object)
@@ -421,7 +432,19 @@ class Reconciler:
             out.append(res)
         for stale in set(self._typed) - seen:
             del self._typed[stale]
-        return out
+        return out, tuple(order)
+
+    def refresh_snapshot(self) -> bool:
+        """Build a new snapshot if the store's content changed; whether it did. Only a
+        real change builds one: the caller pushes when (and only when) the snapshot object
+        is new, so a pass at rest costs the proxies nothing."""
+        typed, fingerprint = self._typed_resources()
+        if fingerprint == self._fingerprint:
+            return False
+        self.snapshot = Snapshot.build(typed)
+        self._fingerprint = fingerprint
+        self.snapshot_builds += 1
+        return True
 
     def run_once(self) -> Snapshot:
         self._gateways(self._objects())
@@ -429,7 +452,7 @@ class Reconciler:
         self._deployments(self._objects())
         self._pods(self._objects())
         self._deployment_status(self._objects())
-        self.snapshot = Snapshot.build(self._typed_resources())
+        self.refresh_snapshot()
         self._service_nat(self.snapshot)
         # After the snapshot (the gateways' routes say what they may reach) and before the
         # caller pushes it: a gateway gets no route before its guard is in place.

@@ -1,22 +1,23 @@
 """Envoy resources as the xDS wire sees them: names, packing and content versions.
 
-Rules: pure functions, no I/O. A version is a short hash of exactly the bytes sent
-(deterministic protobuf serialisation, in the order given), so the same content always
-gets the same version, across processes and control-plane restarts; that lets a proxy
-that reconnects with its last version be recognised as already up to date.
+Rules: pure functions, no I/O (``Packer`` only caches within one push). A version is a
+short hash of exactly the bytes sent (deterministic protobuf serialisation, in the order
+given), so the same content always gets the same version, across processes and
+control-plane restarts; that lets a proxy that reconnects with its last version be
+recognised as already up to date.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from google.protobuf import any_pb2
 
-from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
+from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
 
 # Envoy's ADS guidance ("eventual consistency considerations"): clusters before the
 # endpoints that warm them, both before the listeners and routes that refer to them.
@@ -80,15 +81,56 @@ def digests(rendered: Rendered) -> dict[str, bytes]:
     }
 
 
+Named = tuple[tuple[str, any_pb2.Any], ...]
+
+
+@dataclass(frozen=True)
+class PackedConfig:
+    """One proxy's resources packed: per type URL, (name, Any) in the config's order.
+    Packing is the costly part of rendering, so it happens once, in the xDS worker;
+    selecting by subscribed names and hashing is left to the session."""
+
+    by_type: Mapping[str, Named]
+
+
+class Packer:
+    """Packs configs, each message object once: proxies that share a resource object (a
+    translation shared between proxies) share its bytes. Keep one per push: it holds
+    every message it saw, which is what makes ``id`` a safe key meanwhile."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, any_pb2.Any]] = {}
+
+    def pack(self, message: Any) -> any_pb2.Any:
+        hit = self._seen.get(id(message))
+        if hit is not None and hit[0] is message:
+            return hit[1]
+        packed = pack(message)
+        self._seen[id(message)] = (message, packed)
+        return packed
+
+    def named(self, type_url: str, resources: Iterable[Any]) -> Named:
+        out = []
+        for resource in resources:
+            if isinstance(resource, any_pb2.Any):
+                raise TypeError(f"{type_url}: pass messages, not Any, so names can be read")
+            out.append((resource_name(resource), self.pack(resource)))
+        return tuple(out)
+
+    def pack_config(self, config: ProxyConfig) -> PackedConfig:
+        return PackedConfig(
+            {url: self.named(url, items) for url, items in config.by_type().items()}
+        )
+
+
 def render(type_url: str, resources: Iterable[Any], wanted: frozenset[str] | None) -> Rendered:
     """Select (by name, unless ``wanted`` is None) and pack one type's resources."""
-    chosen: list[tuple[str, any_pb2.Any]] = []
-    for resource in resources:
-        if isinstance(resource, any_pb2.Any):
-            raise TypeError(f"{type_url}: pass messages, not Any, so names can be read")
-        name = resource_name(resource)
-        if wanted is None or name in wanted:
-            chosen.append((name, pack(resource)))
+    return select(type_url, Packer().named(type_url, resources), wanted)
+
+
+def select(type_url: str, named: Named, wanted: frozenset[str] | None) -> Rendered:
+    """Select already packed resources by name (all of them when ``wanted`` is None)."""
+    chosen = [(name, item) for name, item in named if wanted is None or name in wanted]
     packed = tuple(item for _, item in chosen)
     return Rendered(
         type_url=type_url,

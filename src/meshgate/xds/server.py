@@ -8,7 +8,16 @@ Rules:
 - Failures stay local: a bad request, a disconnect or an exception in `generate` for one
   proxy is logged and affects only that stream; `generate` returning None means "not
   known yet": the stream stays open and the next push tries again.
-- `request_push` is debounced (see debounce.py) and may be called from any thread.
+- `request_push` is debounced (see debounce.py) and may be called from any thread. The
+  caller asks for a push only when what a proxy would receive can have changed; this
+  server never pushes on a timer of its own, so an idle mesh costs nothing.
+- `generate` (translation) and packing run in one worker thread, never on the event loop,
+  so the API and the xDS streams keep answering while a push is computed; one worker
+  keeps `generate` single-threaded (the CA's certificate cache is not shared state to
+  guard). The session's protocol state is only ever touched on the event loop.
+- Counters (`counters()`) say how many pushes were requested and run, how many configs
+  were generated, and how many responses and bytes went out: tests and benchmarks read
+  them to prove that nothing happens at rest.
 - `statuses()` reports the latest stream of every node id, for `meshgate proxy-status`.
   A closed stream stays listed (as DISCONNECTED, see status.py) for `retain_disconnected`
   seconds, so a proxy that restarts is not missing meanwhile, then it is dropped: a pod
@@ -26,6 +35,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -43,6 +53,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, Discovery
 
 from meshgate.translate.output import ProxyConfig
 from meshgate.xds.debounce import Debouncer
+from meshgate.xds.resources import PackedConfig, Packer
 from meshgate.xds.session import AdsSession, UnknownTypeError, node_metadata
 from meshgate.xds.status import ProxyStatus
 
@@ -68,7 +79,7 @@ class _Stream:
     disconnected_at: datetime | None = None
     closed_at: float | None = None  # the server's clock, for retain_disconnected
 
-    def status(self) -> ProxyStatus:
+    def status(self, names: bool = True) -> ProxyStatus:
         return ProxyStatus(
             node_id=self.node_id,
             cluster=self.cluster,
@@ -76,7 +87,7 @@ class _Stream:
             connected=self.connected,
             connected_since=self.connected_since,
             disconnected_at=self.disconnected_at,
-            types=self.session.type_statuses(),
+            types=self.session.type_statuses(names),
         )
 
 
@@ -110,6 +121,13 @@ class XdsServer:
         self._latest: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
         self._push_count = 0
+        self._push_requests = 0
+        self._generations = 0
+        self._responses = 0
+        self._bytes_sent = 0
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="xds-generate"
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -147,6 +165,7 @@ class XdsServer:
     async def stop(self, grace: float = 0.2) -> None:
         """Stop listening and end every stream (proxies keep their config and retry)."""
         await self._debouncer.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         for stream in list(self._streams):
             stream.queue.put_nowait(_END)
         servers, self._servers = self._servers, []
@@ -157,6 +176,7 @@ class XdsServer:
 
     def request_push(self, reason: str = "") -> None:
         """Regenerate every connected proxy's config soon (debounced); any thread."""
+        self._push_requests += 1
         self._debouncer.trigger(reason)
 
     async def push_now(self, reason: str = "") -> None:
@@ -168,10 +188,21 @@ class XdsServer:
         """How many pushes ran since construction."""
         return self._push_count
 
-    def statuses(self) -> list[ProxyStatus]:
-        """The latest stream of every node id, sorted by node id (closed ones for a while)."""
+    def counters(self) -> dict[str, int]:
+        """Work done since construction (see the module rules)."""
+        return {
+            "pushRequests": self._push_requests,
+            "pushes": self._push_count,
+            "generations": self._generations,
+            "responses": self._responses,
+            "bytesSent": self._bytes_sent,
+        }
+
+    def statuses(self, names: bool = True) -> list[ProxyStatus]:
+        """The latest stream of every node id, sorted by node id (closed ones for a while);
+        subscribed names only with ``names``."""
         self._drop_expired()
-        return [self._latest[node].status() for node in sorted(self._latest)]
+        return [self._latest[node].status(names) for node in sorted(self._latest)]
 
     def forget(self, node_id: str) -> None:
         """Drop a disconnected proxy from statuses() (its pod is gone for good)."""
@@ -217,21 +248,36 @@ class XdsServer:
         self._push_count += 1
         if reasons:
             log.debug("xDS push %d: %s", self._push_count, "; ".join(reasons))
-        for stream in list(self._streams):
-            config = self._safe_generate(stream)
-            if config is None:
-                continue
-            try:
-                responses = stream.session.set_config(config)
-            except Exception:
-                log.exception("xDS: rendering config for %s failed", stream.node_id)
-                continue
-            for response in responses:
-                stream.queue.put_nowait(response)
+        streams = [s for s in self._streams if s.connected]
+        if not streams:
+            return
+        loop = asyncio.get_running_loop()
+        configs = await loop.run_in_executor(self._executor, self._generate_many, streams)
+        for stream, config in zip(streams, configs, strict=True):
+            if config is not None and stream.connected:
+                self._adopt(stream, config)
 
-    def _safe_generate(self, stream: _Stream) -> ProxyConfig | None:
+    def _adopt(self, stream: _Stream, config: PackedConfig) -> None:
+        """Hand a stream its new config (on the event loop: the session is loop-only)."""
         try:
-            return self._generate(stream.node_id, stream.metadata)
+            responses = stream.session.set_config(config)
+        except Exception:
+            log.exception("xDS: rendering config for %s failed", stream.node_id)
+            return
+        for response in responses:
+            stream.queue.put_nowait(response)
+
+    def _generate_many(self, streams: list[_Stream]) -> list[PackedConfig | None]:
+        """In the worker: every stream's config, packed. One packer for the whole push, so
+        a resource that several proxies share (the same message object) is packed once."""
+        packer = Packer()
+        return [self._safe_generate(stream, packer) for stream in streams]
+
+    def _safe_generate(self, stream: _Stream, packer: Packer) -> PackedConfig | None:
+        self._generations += 1
+        try:
+            config = self._generate(stream.node_id, stream.metadata)
+            return None if config is None else packer.pack_config(config)
         except Exception:
             log.exception("xDS: generate failed for %s; keeping its last config", stream.node_id)
             return None
@@ -264,6 +310,8 @@ class XdsServer:
                 if response is _END:
                     break
                 await context.write(response)
+                self._responses += 1
+                self._bytes_sent += response.ByteSize()
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -293,6 +341,8 @@ class XdsServer:
                     first_seen.set()
                     if stream is None:
                         return
+                if not stream.session.has_config:
+                    await self._first_config(stream)
                 self._handle(stream, request)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
@@ -355,13 +405,15 @@ class XdsServer:
                 self._latest[stream.node_id] = max(live, key=lambda s: s.stream_id)
         log.info("xDS: %s disconnected (stream %d)", stream.node_id, stream.stream_id)
 
+    async def _first_config(self, stream: _Stream) -> None:
+        """A new stream's config, made in the worker (a push may have given it one since)."""
+        loop = asyncio.get_running_loop()
+        configs = await loop.run_in_executor(self._executor, self._generate_many, [stream])
+        if configs[0] is not None and not stream.session.has_config:
+            self._adopt(stream, configs[0])
+
     def _handle(self, stream: _Stream, request: DiscoveryRequest) -> None:
         try:
-            if not stream.session.has_config:
-                config = self._safe_generate(stream)
-                if config is not None:
-                    for response in stream.session.set_config(config):
-                        stream.queue.put_nowait(response)
             responses = stream.session.handle_request(request)
         except UnknownTypeError as exc:
             log.warning("xDS: %s: %s; ignored", stream.node_id, exc)

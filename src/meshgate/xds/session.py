@@ -36,7 +36,15 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, Discovery
 from google.protobuf.json_format import MessageToDict
 
 from meshgate.translate.output import CLUSTER, ENDPOINT, ProxyConfig
-from meshgate.xds.resources import PUSH_ORDER, WILDCARD_TYPES, Rendered, digests, render
+from meshgate.xds.resources import (
+    PUSH_ORDER,
+    WILDCARD_TYPES,
+    PackedConfig,
+    Packer,
+    Rendered,
+    digests,
+    select,
+)
 from meshgate.xds.status import TypeStatus
 
 KNOWN_TYPES: frozenset[str] = frozenset(PUSH_ORDER)
@@ -71,7 +79,7 @@ class AdsSession:
         self._nonce_counter = 0
         self._control_plane = ControlPlane(identifier=control_plane_id)
         self._types: dict[str, _TypeState] = {url: _TypeState() for url in PUSH_ORDER}
-        self._config: ProxyConfig | None = None
+        self._config: PackedConfig | None = None
 
     @property
     def has_config(self) -> bool:
@@ -116,8 +124,10 @@ class AdsSession:
             return self._send(type_url, force=True)
         return []
 
-    def set_config(self, config: ProxyConfig) -> list[DiscoveryResponse]:
+    def set_config(self, config: ProxyConfig | PackedConfig) -> list[DiscoveryResponse]:
         """Adopt a new config; return the responses for the types whose content changed."""
+        if isinstance(config, ProxyConfig):
+            config = Packer().pack_config(config)
         self._config = config
         out: list[DiscoveryResponse] = []
         for type_url in PUSH_ORDER:
@@ -128,8 +138,9 @@ class AdsSession:
             out.extend(self._send(type_url, force=False))
         return out
 
-    def type_statuses(self) -> dict[str, TypeStatus]:
-        """Per subscribed type: what was sent, acknowledged, rejected."""
+    def type_statuses(self, names: bool = True) -> dict[str, TypeStatus]:
+        """Per subscribed type: what was sent, acknowledged, rejected; the subscribed
+        names themselves only with ``names`` (a listing needs only their count)."""
         return {
             url: TypeStatus(
                 type_url=url,
@@ -140,7 +151,8 @@ class AdsSession:
                 nack_error=s.nack_error,
                 nacked_version=s.nacked_version,
                 resource_count=s.sent_count,
-                subscribed_names=None if s.names is None else tuple(sorted(s.names)),
+                subscribed_names=None if s.names is None or not names else tuple(sorted(s.names)),
+                subscribed_count=None if s.names is None else len(s.names),
                 missing_names=_missing(s),
             )
             for url, s in self._types.items()
@@ -152,7 +164,7 @@ class AdsSession:
         if self._config is None:
             return []
         state = self._types[type_url]
-        rendered = render(type_url, self._config.by_type()[type_url], state.names)
+        rendered = select(type_url, self._config.by_type[type_url], state.names)
         out: list[DiscoveryResponse] = []
         rewarm = False
         if force or rendered.version != state.sent_version:

@@ -4,6 +4,8 @@ Rules: plain immutable values, safe to hand to other threads and to serialise; n
 behaviour beyond derived read-only properties. SYNCED means the proxy acknowledged the
 last response sent (by nonce); a proxy whose stream has closed is never SYNCED: every
 type of it shows DISCONNECTED, and its last known state stays readable as `lastState`.
+A listing of every proxy carries per type only the count of subscribed names (with 1000
+services a proxy's EDS names alone are ~40 KB); one proxy's detail carries the names.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ class TypeStatus:
     nack_error: str | None
     nacked_version: str | None
     resource_count: int
-    subscribed_names: tuple[str, ...] | None  # None: wildcard (LDS, CDS)
+    subscribed_names: tuple[str, ...] | None  # None: wildcard (LDS, CDS), or not asked for
     # Asked for but not in the config: Envoy waits for them (see session._missing).
     missing_names: tuple[str, ...] = ()
+    subscribed_count: int | None = None  # None: wildcard
 
     @property
     def state(self) -> SyncState:
@@ -69,8 +72,19 @@ class ProxyStatus:
             return SyncState.DISCONNECTED
         return self.types[type_url].state
 
+    @property
+    def name(self) -> str:
+        """POD.NAMESPACE, from the node id (the node id itself if not in Istio's form)."""
+        parts = self.node_id.split("~")
+        return parts[2] if len(parts) > 2 else self.node_id
+
+    def matches(self, wanted: str) -> bool:
+        """Whether ``wanted`` (POD or POD.NAMESPACE) names this proxy."""
+        return wanted in (self.name, self.name.split(".", 1)[0])
+
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready view for the HTTP API and the CLI."""
+        """A JSON-ready view for the HTTP API and the CLI (``subscribedNames`` only where
+        the names were asked for)."""
         return {
             "nodeId": self.node_id,
             "cluster": self.cluster,
@@ -89,9 +103,12 @@ class ProxyStatus:
                     "nackError": t.nack_error,
                     "nackedVersion": t.nacked_version,
                     "resourceCount": t.resource_count,
-                    "subscribedNames": list(t.subscribed_names)
-                    if t.subscribed_names is not None
-                    else None,
+                    "subscribedCount": t.subscribed_count,
+                    **(
+                        {"subscribedNames": list(t.subscribed_names)}
+                        if t.subscribed_names is not None
+                        else {}
+                    ),
                     "missingNames": list(t.missing_names),
                 }
                 for url, t in sorted(self.types.items())

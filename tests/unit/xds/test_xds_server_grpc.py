@@ -380,3 +380,52 @@ def test_a_stream_without_the_nodes_credential_gets_nothing_and_changes_nothing(
                 await server.stop()
 
     asyncio.run(main())
+
+
+def test_nothing_is_generated_or_sent_without_a_push_request() -> None:
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        client = Client(channel, "n1")
+        await client.send(CLUSTER)
+        await client.send(LISTENER)
+        await client.ack(await client.recv())
+        await client.ack(await client.recv())
+        await eventually(lambda: server.counters()["responses"] == 2, "two responses")
+        settled = server.counters()
+        assert settled["generations"] == 1 and settled["pushes"] == 0
+        await asyncio.sleep(0.5)  # several debounce periods: the server never pushes alone
+        assert server.counters() == settled
+        # A request brings one push: one generation for the one stream, one response.
+        gen.tag = "v2"
+        server.request_push("change")
+        await client.ack(await client.recv())
+        await eventually(lambda: server.counters()["pushes"] == 1, "the push")
+        after = server.counters()
+        assert after["pushRequests"] == settled["pushRequests"] + 1
+        assert after["generations"] == settled["generations"] + 1
+        assert after["responses"] == settled["responses"] + 1
+        assert after["bytesSent"] > settled["bytesSent"]
+        client.call.cancel()
+
+    run(body)
+
+
+def test_generate_runs_off_the_event_loop() -> None:
+    threads: list[str] = []
+
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        inner = gen.__call__
+
+        def spy(node_id: str, metadata: Mapping[str, Any]) -> ProxyConfig | None:
+            threads.append(threading.current_thread().name)
+            return inner(node_id, metadata)
+
+        server._generate = spy
+        client = Client(channel, "n1")
+        await client.send(LISTENER)
+        await client.ack(await client.recv())
+        server.request_push("change")
+        await eventually(lambda: len(threads) >= 2, "a push")
+        client.call.cancel()
+
+    run(body)
+    assert threads and all(name.startswith("xds-generate") for name in threads)

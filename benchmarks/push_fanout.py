@@ -1,0 +1,308 @@
+"""One changed ServiceEntry fanned out to N real Envoy sidecars, with M ServiceEntries loaded.
+
+For each configuration (N proxies, M ServiceEntries, scoped or not) a fresh mesh is made
+(``meshgate up --world demo``, REGISTRY_ONLY from the walkthrough), M STATIC ServiceEntries
+(``fan-K.example.com``, port 80, one endpoint on a documentation address) are applied, and
+a Deployment of N pods with sidecars (Envoy at ``--concurrency 1``, the control plane's
+default) is scaled up. With ``--scoped`` a ``Sidecar`` in their namespace imports three of
+the hosts only. Once every proxy is SYNCED it measures:
+
+- ``cpu_rest_cores``: the control plane's CPU over ``--rest`` seconds with nothing changing;
+- per change (``--changes`` of them, one ServiceEntry's endpoint address each time): from
+  ``apply`` to every proxy having ACKed the new EDS version, p50/p99 over the changes;
+  ``bytes_per_push``: xDS bytes sent per proxy per change (the control plane's own
+  ``bytesSent`` counter); ``cpu_s_per_change``: the control plane's CPU per change;
+- ``rss_mb``: the control plane's RSS; ``envoy_rss_mb``: the mean RSS of one sidecar Envoy.
+
+ACK state is polled through the API's compact proxy listing in this process (no CLI
+start-up per poll); what the polling itself costs the control plane is measured at rest
+and reported as ``cpu_poll_cores`` beside the figures. ``mode`` is ``sotw``: delta ADS is
+not implemented yet. Each mesh is always brought down (``meshgate down --force``).
+
+Run as root: ``.venv/bin/python benchmarks/push_fanout.py`` (10, 25, 50, 100 proxies with
+1000 ServiceEntries, unscoped, then 10 scoped), or ``--proxies 10,25 --service-entries
+1000 [--scoped]`` for chosen points; ``--json`` prints one object per configuration.
+Writes benchmarks/results/push_fanout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WALKTHROUGH = ROOT / "examples" / "walkthrough"
+RESULTS = ROOT / "benchmarks" / "results" / "push_fanout.json"
+EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+NAMESPACE = "fan"
+
+
+def service_entry(i: int, octet: int = 10) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": f"fan-{i}", "namespace": NAMESPACE},
+        "spec": {
+            "hosts": [f"fan-{i}.example.com"],
+            "location": "MESH_EXTERNAL",
+            "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+            "resolution": "STATIC",
+            "endpoints": [{"address": f"198.51.100.{octet}"}],
+        },
+    }
+
+
+def workload(replicas: int) -> list[dict[str, Any]]:
+    labels = {"app": "fan"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "fan", "namespace": NAMESPACE},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 0,
+                        "containers": [
+                            {
+                                "name": "sleep",
+                                "image": "busybox",
+                                "command": ["/bin/sleep", "infinity"],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def sidecar_scope() -> dict[str, Any]:
+    hosts = [f"./fan-{i}.example.com" for i in range(3)]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Sidecar",
+        "metadata": {"name": "default", "namespace": NAMESPACE},
+        "spec": {"egress": [{"hosts": hosts}]},
+    }
+
+
+def meshgate_argv() -> list[str]:
+    exe = Path(sys.executable).parent / "meshgate"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "meshgate.cli.main"]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * PAGE / 2**20
+
+
+class Mesh:
+    def __init__(self, home: Path) -> None:
+        from meshgate.client import Client
+
+        self.home = home
+        self.env = dict(os.environ, MESHGATE_HOME=str(home))
+        self.client = Client(home, timeout=300)
+        self.client.read_timeout = 60
+
+    def mg(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run(
+            meshgate_argv() + list(args), env=self.env, capture_output=True, text=True, timeout=600
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"meshgate {' '.join(args)}: {proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        self.client.call("POST", "/v1/apply", {"objects": objects, "dryRun": False})
+
+    def proxies(self) -> list[dict[str, Any]]:
+        listing: list[dict[str, Any]] = self.client.call("GET", "/v1/proxy-status")["proxies"]
+        return [p for p in listing if p["connected"] and f".{NAMESPACE}~" in p["nodeId"]]
+
+    def counters(self) -> dict[str, int]:
+        xds: dict[str, int] = self.client.call("GET", "/v1/status")["xds"]
+        return xds
+
+    def pid(self) -> int:
+        from meshgate.home import pid_file
+
+        return int(pid_file(self.home).read_text())
+
+    def envoy_pids(self) -> list[int]:
+        from meshgate.home import mesh_id
+
+        needle = f"/{mesh_id(self.home)}/".encode()
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"envoy") and any(needle in a for a in argv):
+                out.append(int(entry.name))
+        return out
+
+    def wait(self, done: Any, what: str, timeout: float, interval: float = 0.05) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            proxies = self.proxies()
+            if done(proxies):
+                return proxies
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}: {len(proxies)} proxies")
+            time.sleep(interval)
+
+
+def synced(n: int) -> Any:
+    def check(proxies: list[dict[str, Any]]) -> bool:
+        return len(proxies) >= n and all(
+            t["state"] == "SYNCED" for p in proxies for t in p["types"].values()
+        )
+
+    return check
+
+
+def eds_version(p: dict[str, Any], key: str) -> str | None:
+    t = p["types"].get(EDS) or {}
+    return t.get(key)
+
+
+def run_one(proxies: int, entries: int, scoped: bool, changes: int, rest: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="mg-push-fanout-"))
+    mesh = Mesh(work / "home")
+    try:
+        mesh.mg("up", "--world", "demo")
+        mesh.mg("apply", "-f", str(WALKTHROUGH / "2-registry-only.yaml"))
+        mesh.apply(workload(0))
+        for start in range(0, entries, 250):
+            mesh.apply([service_entry(i) for i in range(start, min(entries, start + 250))])
+        if scoped:
+            mesh.apply([sidecar_scope()])
+        t0 = time.monotonic()
+        mesh.apply(workload(proxies)[1:])
+        mesh.wait(synced(proxies), f"{proxies} proxies SYNCED", timeout=60 + 3 * proxies)
+        scale_up_s = time.monotonic() - t0
+        cp = mesh.pid()
+        time.sleep(3)  # let the last pod status writes settle
+
+        c0, cpu0 = mesh.counters(), cpu_seconds(cp)
+        time.sleep(rest)
+        c1, cpu1 = mesh.counters(), cpu_seconds(cp)
+        # The same time again, polling as the change measurements do: what polling costs.
+        end = time.monotonic() + rest
+        while time.monotonic() < end:
+            mesh.proxies()
+            time.sleep(0.05)
+        cpu2 = cpu_seconds(cp)
+
+        latencies, sent, cpu_changes = [], [], []
+        for k in range(changes):
+            # The hosts a scoped proxy imports are among the first three: change those.
+            target = k % 3
+            before = {p["nodeId"]: eds_version(p, "ackedVersion") for p in mesh.proxies()}
+            bytes0, cpu_a = mesh.counters()["bytesSent"], cpu_seconds(cp)
+            start = time.monotonic()
+            mesh.apply([service_entry(target, octet=20 + k % 200)])
+
+            def moved(listing: list[dict[str, Any]], before: dict[str, Any] = before) -> bool:
+                return synced(proxies)(listing) and all(
+                    eds_version(p, "ackedVersion") != before.get(p["nodeId"]) for p in listing
+                )
+
+            mesh.wait(moved, "the change ACKed everywhere", timeout=120, interval=0.01)
+            latencies.append((time.monotonic() - start) * 1000)
+            time.sleep(0.3)  # debounce tail: any later push of this change is counted too
+            sent.append((mesh.counters()["bytesSent"] - bytes0) / proxies)
+            cpu_changes.append(cpu_seconds(cp) - cpu_a)
+        envoys = [rss_mb(pid) for pid in mesh.envoy_pids()]
+        latencies.sort()
+        return {
+            "proxies": proxies,
+            "service_entries": entries,
+            "mode": "sotw",
+            "scoped": scoped,
+            "p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "bytes_per_push": round(statistics.median(sent)),
+            "cpu_rest_cores": round((cpu1 - cpu0) / rest, 4),
+            "cpu_poll_cores": round((cpu2 - cpu1) / rest, 4),
+            "cpu_s_per_change": round(statistics.median(cpu_changes), 3),
+            "rss_mb": round(rss_mb(cp), 1),
+            "envoy_rss_mb": round(statistics.mean(envoys), 1) if envoys else None,
+            "pushes_at_rest": c1["pushes"] - c0["pushes"],
+            "translations_at_rest": c1["translations"] - c0["translations"],
+            "scale_up_s": round(scale_up_s, 1),
+            "changes": changes,
+        }
+    finally:
+        mesh.mg("down", "--force", check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proxies", default="10,25,50,100", help="comma-separated counts")
+    parser.add_argument("--service-entries", type=int, default=1000)
+    parser.add_argument("--scoped", action="store_true", help="only the scoped configuration")
+    parser.add_argument("--changes", type=int, default=10)
+    parser.add_argument("--rest", type=float, default=10.0, help="seconds measured at rest")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: pods are network namespaces")
+    counts = [int(n) for n in args.proxies.split(",") if n]
+    configs = [(n, args.scoped) for n in counts]
+    if not args.scoped and args.proxies == parser.get_default("proxies"):
+        configs.append((10, True))
+    rows = []
+    for n, scoped in configs:
+        row = run_one(n, args.service_entries, scoped, args.changes, args.rest)
+        rows.append(row)
+        print(json.dumps(row) if args.json else _line(row), flush=True)
+    result = {
+        "benchmark": "push_fanout",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if not args.json:
+        print(f"wrote {RESULTS}")
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['proxies']:>4} proxies {row['service_entries']} SE {row['mode']}"
+        f"{' scoped' if row['scoped'] else ''}: change->all ACKed p50 {row['p50_ms']} ms "
+        f"p99 {row['p99_ms']} ms, {row['bytes_per_push']} B/proxy/push, "
+        f"cpu rest {row['cpu_rest_cores']} cores (polling {row['cpu_poll_cores']}), "
+        f"{row['cpu_s_per_change']} s/change, cp rss {row['rss_mb']} MB, "
+        f"envoy rss {row['envoy_rss_mb']} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
