@@ -5,7 +5,8 @@ Rules:
   finds the first one healthy and returns.
 - Change flow is one-way: store change -> kick -> reconcile pass (in a thread) ->
   snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
-  containers and refreshes pod status.
+  containers and refreshes pod status, and a container's exit starts a pass at once
+  (``exitwatch``), so a dead proxy is restarted, and leaves its Service, without delay.
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
@@ -43,6 +44,7 @@ from meshgate.runtime.world import World, load_world
 from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
+from meshgate.server.exitwatch import ExitWatch
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
 from meshgate.translate import translate
@@ -98,6 +100,7 @@ class ControlPlane:
         self._teardown = False
         self._lock = asyncio.Lock()
         self._zone: dict[str, list[str]] | None = None
+        self._exits: ExitWatch | None = None
 
     # -- API hooks ---------------------------------------------------------------------
 
@@ -193,6 +196,8 @@ class ControlPlane:
             except Exception:
                 log.exception("reconcile pass failed")
                 return
+            if self._exits is not None:
+                self._exits.sync(await asyncio.to_thread(self.runtime.running_processes))
             zone = self._zone_for()
             if zone != self._zone:
                 await asyncio.to_thread(write_zone, self.home, zone)
@@ -230,6 +235,7 @@ class ControlPlane:
         # The proxies' group only: no other local user, and no app (no sandbox shows it).
         await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
         loop = asyncio.get_running_loop()
+        self._exits = ExitWatch(loop, self.kick)
 
         def on_change(*_: object) -> None:
             loop.call_soon_threadsafe(self.kick)
@@ -261,6 +267,7 @@ class ControlPlane:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        self._exits.close()
         async with self._lock:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)

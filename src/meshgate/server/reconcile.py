@@ -64,6 +64,7 @@ log = logging.getLogger("meshgate.reconcile")
 Obj = dict[str, Any]
 POD_NET = ipaddress.ip_network("10.34.0.0/16")
 FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
+READY_PORT = 15021  # Istio's readiness port, /healthz/ready
 STOP_DELAY = 1.0  # seconds between a Pod's removal from the endpoints and its stop
 
 
@@ -322,6 +323,9 @@ class Reconciler:
                 cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
                 metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
                 credential=self.proxy_credential(node_id) if self.proxy_credential else None,
+                # A gateway's readiness is Istio's /healthz/ready (the pod leaves its
+                # Service's endpoints while its Envoy is down or not yet configured).
+                ready_port=READY_PORT if router else None,
             )
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
         sidecar = proxy is not None and not router
