@@ -14,6 +14,10 @@ Rules of this module:
   are found by polling ``events_since``.
 - Bodies are JSON text, written once per write and reused for the object, history and
   event rows. Callers must not mutate objects handed to them by ``apply`` or watchers.
+- A body over ``MAX_OBJECT_BYTES`` (1.5 MiB, etcd's request limit) refuses its whole write
+  (``ObjectTooLarge``, naming the object and its size) before anything is written.
+- History is bounded per object in versions (``history_limit``) and in bytes
+  (``history_bytes``): older versions go first; the newest version is always kept.
 """
 
 from __future__ import annotations
@@ -49,21 +53,25 @@ from meshgate.store.canonical import (
     with_status,
 )
 from meshgate.store.schema import ensure_schema
+from meshgate.validation.limits import MAX_OBJECT_BYTES, too_large
 
 log = logging.getLogger(__name__)
 
 # Keys per prefetch query: 4 parameters each, well under SQLite's 32766 variable limit.
 _CHUNK = 500
 _KEY_WHERE = "grp = ? AND kind = ? AND namespace = ? AND name = ?"
+# Per key written since revision ?, the versions past the newest ? or past ? bytes in all
+# (newest first; the newest is always kept).
 _PRUNE_HISTORY = """
 DELETE FROM history WHERE revision IN (
     SELECT revision FROM (
-        SELECT revision, ROW_NUMBER() OVER (
-            PARTITION BY grp, kind, namespace, name ORDER BY revision DESC) AS rn
+        SELECT revision, ROW_NUMBER() OVER newest AS rn, SUM(LENGTH(CAST(body AS BLOB)))
+            OVER (newest ROWS UNBOUNDED PRECEDING) AS kept
         FROM history
         WHERE (grp, kind, namespace, name) IN (
             SELECT grp, kind, namespace, name FROM history WHERE revision > ?)
-    ) WHERE rn > ?
+        WINDOW newest AS (PARTITION BY grp, kind, namespace, name ORDER BY revision DESC)
+    ) WHERE rn > 1 AND (rn > ? OR kept > ?)
 )
 """
 # Whether a key written in this transaction (revision > ?) has versions from before it
@@ -76,6 +84,24 @@ SELECT EXISTS (
     WHERE new.revision > ?
 )
 """
+
+
+# The bytes of kept versions per object: a few versions of the largest object allowed.
+HISTORY_BYTES = 4 * 1024 * 1024
+
+
+class ObjectTooLarge(ValueError):
+    """A write of an object larger than the store takes (nothing was written)."""
+
+
+def _checked(body: str, where: str) -> str:
+    # len(body) bounds the UTF-8 size from below and by a quarter from above: encode only
+    # when it may matter.
+    if len(body) * 4 > MAX_OBJECT_BYTES:
+        problem = too_large(len(body.encode()))
+        if problem is not None:
+            raise ObjectTooLarge(f"{where}: {problem}")
+    return body
 
 
 def _new_uid() -> str:
@@ -112,12 +138,18 @@ class SqliteStore:
     """A ``ConfigStore`` in one SQLite file. Use as a context manager, or call ``close``."""
 
     def __init__(
-        self, path: Path | str, *, history_limit: int = 10, event_limit: int = 10_000
+        self,
+        path: Path | str,
+        *,
+        history_limit: int = 10,
+        history_bytes: int = HISTORY_BYTES,
+        event_limit: int = 10_000,
     ) -> None:
-        if history_limit < 1 or event_limit < 1:
-            raise ValueError("history_limit and event_limit must be at least 1")
+        if history_limit < 1 or event_limit < 1 or history_bytes < 1:
+            raise ValueError("history_limit, history_bytes and event_limit must be at least 1")
         self.path = str(path)
         self.history_limit = history_limit
+        self.history_bytes = history_bytes
         self.event_limit = event_limit
         self._lock = threading.RLock()
         self._watchers: list[WatchCallback] = []
@@ -237,7 +269,7 @@ class SqliteStore:
                 rv = int(current.object["metadata"]["resourceVersion"])
                 return StoredObject(key, current.object, rv, current.generation)
             new = with_status(current.object, status, revision=txn.revision + 1)
-            body = to_json(new, f"status of {key}")
+            body = _checked(to_json(new, f"status of {key}"), str(key))
             rev = txn.record(key, "MODIFIED", new, body)
             txn.object_rows.append((*key, body, rev, current.generation))
         return StoredObject(key, new, rev, current.generation)
@@ -291,7 +323,7 @@ class SqliteStore:
         if plan.action == "unchanged":
             txn.changes.append(Change(key, "unchanged", plan.object))
             return
-        body = to_json(plan.object, where)
+        body = _checked(to_json(plan.object, where), str(key))
         rev = txn.record(key, "ADDED" if current is None else "MODIFIED", plan.object, body)
         txn.object_rows.append((*key, body, rev, plan.generation))
         txn.history_rows.append((rev, *key, body, plan.generation, 0))
@@ -399,7 +431,7 @@ class SqliteStore:
             events,
         )
         if txn.history_rows and self._may_overflow_history(txn):
-            conn.execute(_PRUNE_HISTORY, (txn.start, self.history_limit))
+            conn.execute(_PRUNE_HISTORY, (txn.start, self.history_limit, self.history_bytes))
         conn.execute("UPDATE counters SET value = ? WHERE name = 'revision'", (txn.revision,))
         if horizon > self._counter("compacted"):
             conn.execute("DELETE FROM events WHERE revision <= ?", (horizon,))
