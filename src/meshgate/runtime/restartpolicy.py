@@ -53,6 +53,11 @@ def after_start_error(crashes: int, backoff: Backoff) -> Restart:
     return Restart(delay=window, window=window, crashes=crashes + 1)
 
 
+def duration(seconds: float) -> str:
+    """Go's spelling of a back-off, as the kubelet's messages have it: 10s, 5m0s."""
+    return _duration(seconds)
+
+
 def message(window: float, container: str, pod: str, namespace: str, last: str) -> str:
     return (
         f"back-off {_duration(window)} restarting failed container={container} "

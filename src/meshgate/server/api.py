@@ -54,6 +54,7 @@ def _version(s: Any) -> dict[str, Any]:
         "revision": s.resource_version,
         "generation": s.generation,
         "deleted": s.deleted,
+        "created": s.created,
     }
 
 

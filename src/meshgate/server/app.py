@@ -34,12 +34,13 @@ import uvicorn
 from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
+from meshgate.api.meta import ResourceKey
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.runtime import capture, envoy, sandbox
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
-from meshgate.runtime.pods import Runtime
+from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning, PodNotFound, Runtime
 from meshgate.runtime.world import World, load_world
 from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
@@ -62,6 +63,15 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def not_running(pod: dict[str, Any]) -> str:
+    """Why a stored pod cannot be entered: its phase, and the reason and message it has."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    why = ": ".join(str(status[k]) for k in ("reason", "message") if status.get(k))
+    where = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+    phase = status.get("phase") or "Pending"
+    return f"pod {where} is not running ({phase}{': ' + why if why else ''})"
 
 
 class ControlPlane:
@@ -133,7 +143,17 @@ class ControlPlane:
         container: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> list[str]:
-        return self.runtime.exec_argv(namespace, name, command, container, extra_env)
+        try:
+            return self.runtime.exec_argv(namespace, name, command, container, extra_env)
+        except ContainerNotFound:
+            raise
+        except PodNotFound:
+            # A Pod the store has but the runtime does not run (not started yet, or its
+            # start failed): say so, and why, rather than "not found".
+            stored = self.store.get(ResourceKey("", "Pod", namespace, name))
+            if stored is None:
+                raise
+            raise ContainerNotRunning(not_running(stored.object)) from None
 
     def proxy_admin(self, namespace: str, name: str, path: str) -> str:
         return self.runtime.proxy_admin(namespace, name, path)

@@ -213,11 +213,14 @@ class SqliteStore:
     def history(self, key: ResourceKey) -> builtins.list[StoredObject]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT revision, body, generation, deleted FROM history "
+                "SELECT revision, body, generation, deleted, created FROM history "
                 f"WHERE {_KEY_WHERE} ORDER BY revision",
                 tuple(key),
             ).fetchall()
-        return [StoredObject(key, json.loads(b), rev, gen, bool(d)) for rev, b, gen, d in rows]
+        return [
+            StoredObject(key, json.loads(b), rev, gen, bool(d), None if c is None else bool(c))
+            for rev, b, gen, d, c in rows
+        ]
 
     def revision(self) -> int:
         with self._lock:
@@ -326,7 +329,7 @@ class SqliteStore:
         body = _checked(to_json(plan.object, where), str(key))
         rev = txn.record(key, "ADDED" if current is None else "MODIFIED", plan.object, body)
         txn.object_rows.append((*key, body, rev, plan.generation))
-        txn.history_rows.append((rev, *key, body, plan.generation, 0))
+        txn.history_rows.append((rev, *key, body, plan.generation, 0, int(current is None)))
         txn.pending[key] = Current(plan.object, plan.generation)
         txn.changes.append(Change(key, plan.action, plan.object))
 
@@ -344,7 +347,7 @@ class SqliteStore:
             obj = json.loads(body)
             rev = txn.record(key, "DELETED", obj, body)
             txn.delete_rows.append(key)
-            txn.history_rows.append((rev, *key, body, generation, 1))
+            txn.history_rows.append((rev, *key, body, generation, 1, 0))
             txn.changes.append(Change(key, "deleted", obj))
 
     def _prefetch(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, Current | None]:
@@ -419,7 +422,7 @@ class SqliteStore:
         )
         conn.executemany(
             "INSERT INTO history (revision, grp, kind, namespace, name, body, generation, "
-            "deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "deleted, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             txn.history_rows,
         )
         horizon = txn.revision - self.event_limit

@@ -55,3 +55,26 @@ def test_history_is_bounded_in_bytes(tmp_path: Path) -> None:
     with SqliteStore(tmp_path / "s.db", history_limit=10, history_bytes=100) as s:
         s.apply([se("a", ["last.example.com"] * 1 + ["x.example.com"] * 50)])
         assert len(s.history(key("a"))) == 1
+
+
+def test_history_records_creations_and_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    with SqliteStore(path) as s:
+        s.apply([se("a", ["one.example.com"])])
+    conn = sqlite3.connect(path)  # back to the layout of schema version 1
+    conn.execute("ALTER TABLE history DROP COLUMN created")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as s:
+        s.apply([se("a", ["two.example.com"])])
+        s.delete([key("a")])
+        s.apply([se("a", ["three.example.com"])])
+        assert [(h.created, h.deleted) for h in s.history(key("a"))] == [
+            (None, False),  # written before the store recorded it
+            (False, False),
+            (False, True),
+            (True, False),
+        ]
