@@ -69,3 +69,20 @@ def test_oversized_objects_are_refused_and_nothing_is_stored(mesh: Mesh, tmp_pat
             Client(mesh.home).call("POST", "/v1/apply", {"objects": [obj]})
         assert name in json.dumps(err.value.body)
         assert stored(mesh) == before
+
+
+def test_the_server_reports_every_problem_at_once(mesh: Mesh) -> None:
+    se = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "two-problems", "namespace": "default"},
+        "spec": {
+            "hosts": ["a.example.com"],
+            "ports": [{"number": 99999, "name": "http", "protocol": "HTTP"}],
+            "resolution": "DNSS",
+        },
+    }
+    with pytest.raises(ApiError) as err:
+        Client(mesh.home).call("POST", "/v1/apply", {"objects": [se]})
+    codes = sorted(p["code"] for p in err.value.body["problems"])
+    assert codes == ["MG0008", "MG1003"], err.value.body

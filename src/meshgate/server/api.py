@@ -19,10 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshgate.api.decode import decode_object
+from meshgate.api.decode import Refused, decode_object
 from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
+from meshgate.api.yamlsource import LineIndex
 from meshgate.validation import validate_resource
+from meshgate.validation.partial import rule_problems
 
 if TYPE_CHECKING:
     from meshgate.server.app import ControlPlane
@@ -108,6 +110,9 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         for obj in objects:
             res, probs = decode_object(obj)
             problems.extend(probs)
+            if res is None and isinstance(obj, dict):
+                # Every problem at once: the rules on what could be read of it, too.
+                problems.extend(rule_problems(Refused(obj, "", LineIndex(), None, probs)))
             if res is not None:
                 problems.extend(validate_resource(res))
                 wire.append(res.to_wire())
