@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.meshctl import Mesh, retry
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +41,14 @@ def test_exec_into_a_pod_that_does_not_run_says_why(mesh: Mesh) -> None:
     # A pod that does not exist at all is still "not found".
     res = mesh.meshgate("exec", "nosuch", "--", "true", check=False)
     assert "not found" in res.stderr
+
+
+def test_a_deleted_pods_proxy_leaves_proxy_status(mesh: Mesh) -> None:
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    sleep = mesh.wait_pod("default", "sleep-")
+    ok, _ = retry(lambda: mesh.meshgate("proxy-status").stdout, lambda out: sleep in out, 30)
+    assert ok
+    mesh.meshgate("delete", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    # Not the 30 s a restarting proxy's closed stream stays listed: its pod is gone.
+    ok, last = retry(lambda: mesh.meshgate("proxy-status").stdout, lambda out: sleep not in out, 15)
+    assert ok, last

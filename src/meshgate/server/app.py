@@ -7,6 +7,8 @@ Rules:
   snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
   containers and refreshes pod status, and a container's exit starts a pass at once
   (``exitwatch``), so a dead proxy is restarted, and leaves its Service, without delay.
+- A proxy whose pod is gone leaves ``proxy-status`` in the pass after its stream closes; a
+  closed stream of a pod that still exists stays listed (DISCONNECTED) while it restarts.
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
@@ -132,6 +134,15 @@ class ControlPlane:
         config.secrets.extend(sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted))
         return config
 
+    def _forget_gone_proxies(self) -> None:
+        """A proxy whose pod is gone for good leaves proxy-status once its stream has
+        closed; the time a closed stream stays listed is for proxies that restart."""
+        live = {(s.namespace, s.name) for s in self.runtime.pod_states()}
+        for st in self.xds.statuses():
+            pod = (st.metadata.get("NAMESPACE"), st.metadata.get("POD_NAME"))
+            if not st.connected and pod[1] and pod not in live:
+                self.xds.forget(st.node_id)
+
     def proxy_statuses(self) -> list[dict[str, Any]]:
         return [st.to_json() for st in self.xds.statuses()]
 
@@ -218,6 +229,7 @@ class ControlPlane:
                 return
             if self._exits is not None:
                 self._exits.sync(await asyncio.to_thread(self.runtime.running_processes))
+            await asyncio.to_thread(self._forget_gone_proxies)
             zone = self._zone_for()
             if zone != self._zone:
                 await asyncio.to_thread(write_zone, self.home, zone)
