@@ -133,3 +133,75 @@ def test_one_of_two_gateway_replicas_killed_fails_no_request(mesh: Mesh) -> None
         lambda: proxy_pid(mesh, "istio-system", gateways[0]), lambda p: p not in (None, killed), 30
     )
     assert ok
+
+
+CONFIG = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: default}
+data: {mode: "%s"}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: default}
+spec:
+  hosts: [%s]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+"""
+
+
+def _fill(path: Path) -> None:
+    """Write zeros to `path` until its filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_state_filesystem_refuses_apply_and_loses_nothing(tmp_path: Path) -> None:
+    from tests.e2e.conftest import _skip_reason
+
+    if reason := _skip_reason():
+        pytest.skip(reason)
+    mnt = tmp_path / "state"
+    mnt.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(mnt)], check=True
+    )
+    mesh = Mesh(mnt / "home")
+    try:
+        mesh.meshgate("up", "--world", "demo")
+        mesh.meshgate("apply", "-f", "-", input=CONFIG % ("one", "a.example.com"))
+        before = _stored(mesh)
+        _fill(mnt / "filler")
+        res = mesh.meshgate(
+            "apply", "-f", "-", input=CONFIG % ("two", "b.example.com"), check=False
+        )
+        assert res.returncode != 0
+        assert "filesystem is full" in res.stderr and "nothing was written" in res.stderr, (
+            res.stderr
+        )
+        assert _stored(mesh) == before
+        (mnt / "filler").unlink()  # space freed: the store holds exactly what it held
+        assert _stored(mesh) == before
+        mesh.meshgate("apply", "-f", "-", input=CONFIG % ("two", "b.example.com"))
+        assert _stored(mesh) != before
+    finally:
+        mesh.meshgate("down", "--force", check=False)
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _stored(mesh: Mesh) -> list[object]:
+    from meshgate.client import Client
+
+    return list(Client(mesh.home).call("GET", "/v1/objects")["items"])

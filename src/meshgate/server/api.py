@@ -23,6 +23,7 @@ from meshgate.api.decode import Refused, decode_object
 from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
 from meshgate.api.yamlsource import LineIndex
+from meshgate.store.sqlite import StoreFull
 from meshgate.validation import validate_resource
 from meshgate.validation.partial import rule_problems
 
@@ -95,6 +96,10 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 return JSONResponse({"error": str(what), "reason": "NotFound"}, status_code=404)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except StoreFull as exc:
+                return JSONResponse(
+                    {"error": str(exc), "reason": "InsufficientStorage"}, status_code=507
+                )
 
         return wrapped
 

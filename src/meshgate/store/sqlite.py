@@ -16,6 +16,8 @@ Rules of this module:
   event rows. Callers must not mutate objects handed to them by ``apply`` or watchers.
 - A body over ``MAX_OBJECT_BYTES`` (1.5 MiB, etcd's request limit) refuses its whole write
   (``ObjectTooLarge``, naming the object and its size) before anything is written.
+- A write that finds the filesystem full (SQLITE_FULL) is rolled back whole and refused
+  with ``StoreFull``, naming the store; what was stored before is intact.
 - History is bounded per object in versions (``history_limit``) and in bytes
   (``history_bytes``): older versions go first; the newest version is always kept.
 """
@@ -88,6 +90,10 @@ SELECT EXISTS (
 
 # The bytes of kept versions per object: a few versions of the largest object allowed.
 HISTORY_BYTES = 4 * 1024 * 1024
+
+
+class StoreFull(OSError):
+    """A write refused because the store's filesystem is full (nothing was written)."""
 
 
 class ObjectTooLarge(ValueError):
@@ -397,15 +403,28 @@ class SqliteStore:
                 txn = _Txn(self._counter("revision"))
                 yield txn
                 self._flush(txn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+                if dry_run:
+                    conn.execute("ROLLBACK")
+                    return
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                    raise StoreFull(
+                        f"no space left for the store {self.path} (its filesystem is full): "
+                        "nothing was written; free some space and try again"
+                    ) from None
                 raise
-            if dry_run:
-                conn.execute("ROLLBACK")
-                return
-            conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
             if txn.events:
                 self._notify(txn.events)
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (on SQLITE_FULL it can).
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _flush(self, txn: _Txn) -> None:
         if txn.revision == txn.start:

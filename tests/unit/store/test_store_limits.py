@@ -78,3 +78,22 @@ def test_history_records_creations_and_a_version_1_store_is_migrated(tmp_path: P
             (False, True),
             (True, False),
         ]
+
+
+def test_a_full_filesystem_refuses_the_write_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    from meshgate.store.sqlite import StoreFull
+
+    with SqliteStore(tmp_path / "s.db") as s:
+        s.apply([se("a", ["a.example.com"])])
+        before = snapshot(s)
+        pages = s._conn.execute("PRAGMA page_count").fetchone()[0]
+        # SQLite's own page limit answers SQLITE_FULL as a full disk does.
+        s._conn.execute(f"PRAGMA max_page_count = {pages}")
+        many = [se(f"b{i}", [f"h{j}.b{i}.example.com" for j in range(200)]) for i in range(20)]
+        with pytest.raises(StoreFull) as err:
+            s.apply(many)
+        assert "filesystem is full" in str(err.value) and "nothing was written" in str(err.value)
+        assert snapshot(s) == before
+        s._conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+        assert snapshot(s) == before
+        assert len(s.apply(many)) == 20
