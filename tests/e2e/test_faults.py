@@ -205,3 +205,18 @@ def _stored(mesh: Mesh) -> list[object]:
     from meshgate.client import Client
 
     return list(Client(mesh.home).call("GET", "/v1/objects")["items"])
+
+
+def test_the_dns_server_killed_comes_back(mesh: Mesh) -> None:
+    sleep, _ = walkthrough(mesh, replicas=1)
+    dns = Manifest(mesh.home).read()["processes"]["node/dns"]["pid"]
+    os.kill(dns, signal.SIGKILL)
+    start = time.monotonic()
+
+    def resolves() -> bool:
+        new = Manifest(mesh.home).read()["processes"]["node/dns"]["pid"]
+        return new != dns and _is_301(mesh.curl(sleep, "-I", "aliyun.com").stdout)
+
+    ok, _ = retry(resolves, bool, 60, interval=0.1)
+    assert ok, mesh.log_tail()
+    assert time.monotonic() - start < 10

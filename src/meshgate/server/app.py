@@ -7,6 +7,8 @@ Rules:
   snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
   containers and refreshes pod status, and a container's exit starts a pass at once
   (``exitwatch``), so a dead proxy is restarted, and leaves its Service, without delay.
+- The node's own processes (DNS, the world's Envoy) are watched too: one that dies is
+  started again in the pass its exit wakes (``Node.up`` is idempotent).
 - A proxy whose pod is gone leaves ``proxy-status`` in the pass after its stream closes; a
   closed stream of a pod that still exists stays listed (DISCONNECTED) while it restarts.
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
@@ -38,7 +40,7 @@ from cryptography import x509
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.api.meta import ResourceKey
 from meshgate.home import api_socket, pid_file, run_dir, token_file
-from meshgate.runtime import capture, envoy, sandbox
+from meshgate.runtime import capture, envoy, procs, sandbox
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
@@ -74,6 +76,10 @@ def not_running(pod: dict[str, Any]) -> str:
     where = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
     phase = status.get("phase") or "Pending"
     return f"pod {where} is not running ({phase}{': ' + why if why else ''})"
+
+
+# Manifest keys of the node's own processes (its DNS server, the world's Envoy).
+NODE_PROCESSES = "node/"
 
 
 class ControlPlane:
@@ -133,6 +139,28 @@ class ControlPlane:
         wanted = referenced(config.clusters, config.listeners)
         config.secrets.extend(sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted))
         return config
+
+    def _node_processes(self) -> dict[str, procs.ProcId]:
+        recorded = self.node.manifest.read()["processes"]
+        return {
+            key: procs.ProcId(rec["pid"], rec["start_time"])
+            for key, rec in recorded.items()
+            if key.startswith(NODE_PROCESSES)
+        }
+
+    def _watched_processes(self) -> list[procs.ProcId]:
+        return [*self.runtime.running_processes(), *self._node_processes().values()]
+
+    def _heal_node(self) -> None:
+        """Start again the node's own processes (DNS, the world's Envoy) that died: every
+        name lookup in the mesh depends on the DNS server. `Node.up` is idempotent."""
+        dead = [k for k, p in self._node_processes().items() if not procs.is_alive(p)]
+        if dead:
+            log.warning("node process(es) %s gone; starting them again", ", ".join(dead))
+            try:
+                self.node.up(self.world)
+            except Exception:
+                log.exception("restarting the node's processes failed; next pass retries")
 
     def _forget_gone_proxies(self) -> None:
         """A proxy whose pod is gone for good leaves proxy-status once its stream has
@@ -227,8 +255,10 @@ class ControlPlane:
             except Exception:
                 log.exception("reconcile pass failed")
                 return
+            await asyncio.to_thread(self._heal_node)
             if self._exits is not None:
-                self._exits.sync(await asyncio.to_thread(self.runtime.running_processes))
+                watched = await asyncio.to_thread(self._watched_processes)
+                self._exits.sync(watched)
             await asyncio.to_thread(self._forget_gone_proxies)
             zone = self._zone_for()
             if zone != self._zone:
