@@ -22,9 +22,9 @@ until the component itself is back: a new Envoy Ready, the DNS server answering,
 SYNCED after ``up``, ``apply`` accepted once space is freed), against a target of 2 s.
 
 Run as root: ``.venv/bin/python benchmarks/faults.py [--requests 300] [--interval 0.02]
-[--only NAME...] [--json]``. Prints a table (``--json``: one JSON object per fault) and
-writes ``benchmarks/results/faults.json``. Everything it makes (namespaces, processes, the
-tmpfs) is removed at the end.
+[--only NAME...] [--repeat N] [--json]``. Prints a table (``--json``: one JSON object per
+fault) and, for a run of every fault, writes ``benchmarks/results/faults.json``. Everything
+it makes (namespaces, processes, the tmpfs) is removed at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,8 @@ def summary(name: str, replicas: int, results: list[tuple[float, float, int]], f
         "replicas": replicas,
         "sent": len(results),
         "failed": len(failed),
+        # What the failed requests got (0: no answer at all).
+        "failed_statuses": dict(Counter(str(s) for _, _, s in results if s != OK)),
         "recovery_s": round(max(recovery, 0.0), 2),
         "recovered": not failed or any(s == OK and t > failed[-1] for t, _, s in results),
         "component_s": None if component_s is None else round(component_s, 2),
@@ -377,12 +380,29 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
+def report(row: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    if as_json:
+        print(json.dumps(row), flush=True)
+    else:
+        comp = "-" if row["component_s"] is None else f"{row['component_s']:.2f}"
+        statuses = ",".join(f"{k}x{v}" for k, v in row["failed_statuses"].items())
+        print(
+            f"{row['fault']:20} replicas={row['replicas']} sent={row['sent']:4} "
+            f"failed={row['failed']:4}{' (' + statuses + ')' if statuses else ''} "
+            f"recovery={row['recovery_s']:.2f}s component={comp}s (target {TARGET_S:g}s) "
+            f"{row['note']}",
+            flush=True,
+        )
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--only", nargs="*", default=None, help="fault names to run")
     parser.add_argument("--json", action="store_true", help="one JSON object per fault")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each fault")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("faults.py needs root: pods are network namespaces", file=sys.stderr)
@@ -418,24 +438,16 @@ def main() -> int:
                 continue
             if args.only and name not in args.only:
                 continue
-            row = f.run(name, inject)
-            rows.append(row)
-            if args.json:
-                print(json.dumps(row), flush=True)
-            else:
-                comp = "-" if row["component_s"] is None else f"{row['component_s']:.2f}"
-                print(
-                    f"{name:22} replicas={row['replicas']} sent={row['sent']:4} "
-                    f"failed={row['failed']:4} recovery={row['recovery_s']:6.2f}s "
-                    f"component={comp}s (target {TARGET_S:g}s) {row['note']}",
-                    flush=True,
-                )
+            for _ in range(args.repeat):
+                rows.append(report(f.run(name, inject), args.json))
     finally:
         mesh.mg("down", "--force", check=False)
         subprocess.run(["umount", str(mnt)], check=False)
         for p in (mnt, tmp):
             with contextlib.suppress(OSError):
                 p.rmdir()
+    if args.only:  # a partial run does not replace the full run's figures
+        return 0
     RESULTS.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "requests": args.requests, "interval_s": args.interval, "target_s": TARGET_S,

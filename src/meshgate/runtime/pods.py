@@ -255,12 +255,17 @@ class Runtime:
         """The processes of every running container, whose exit `reconcile()` should see
         at once (the control plane waits on them)."""
         with self._lock:
-            return [
-                procs.ProcId(c["pid"], c["start_time"])
+            return [p for rec in self._pods().values() for p in podstate.processes(rec)]
+
+    def starting(self, window: float) -> bool:
+        """Whether a container with a readiness probe started less than `window` seconds
+        ago and has not been ready yet."""
+        now = time.time()
+        with self._lock:
+            return any(
+                podstate.starting(rec, self._container_specs(rec), now, window)
                 for rec in self._pods().values()
-                for c in rec["containers"].values()
-                if c["state"] == "running" and c["pid"] is not None and c["start_time"]
-            ]
+            )
 
     def reconcile(self) -> None:
         """Notice dead containers, restart those whose back-off has passed, bound the logs."""
