@@ -73,6 +73,7 @@ bench: deps $(STAMP)
 	$(BIN)/python benchmarks/dataplane.py
 	$(BIN)/python benchmarks/scale_sync.py
 	$(BIN)/python benchmarks/delete_latency.py
+	$(BIN)/python benchmarks/faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

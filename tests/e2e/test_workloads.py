@@ -189,7 +189,7 @@ def test_restart_policies(mesh: Mesh, tmp_path: Path) -> None:
         ended = all(v in ("Succeeded", "Failed") for v in got.values())
         return got if len(got) == 3 and ended else None
 
-    # OnFailure: the first run fails, one restart after the kubelet's 10 s back-off.
+    # OnFailure: the first run fails, restarted at once (the kubelet's first restart).
     assert wait_for(phases, "every pod ended", mesh, deadline=90) == {
         "done-never": "Succeeded",
         "fail-never": "Failed",

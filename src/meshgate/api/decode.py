@@ -5,7 +5,9 @@ Rules of this module:
   unknown fields and missing required fields all become ``Problem``s carrying the
   resource, the field path (``spec.ports[0].number``), ``file:line`` and the reason.
   Every problem of every document is reported, not only the first.
-- A document that has problems yields no resource; the other documents still decode.
+- A document that has problems yields no resource; the other documents still decode. A
+  document of a known kind refused for its fields is kept as ``Refused`` (raw value,
+  lines, problems), so validation can still judge what it could read.
 - Multi-document streams are read in order; empty documents are skipped; ``kind: List``
   (or ``<Kind>List``) is applied item by item, each item with its own lines.
 - Decoded resources are defaulted as the API server would (``meshgate.api.defaults``)
@@ -71,9 +73,21 @@ class Decoded:
 
 
 @dataclass
+class Refused:
+    """A document of a known kind that failed to decode, as it was written."""
+
+    value: dict[str, Any]
+    file: str
+    lines: LineIndex
+    namespace: str | None
+    problems: list[Problem]
+
+
+@dataclass
 class DecodeResult:
     documents: list[Decoded] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +100,7 @@ class DecodeResult:
     def extend(self, other: DecodeResult) -> None:
         self.documents.extend(other.documents)
         self.problems.extend(other.problems)
+        self.refused.extend(other.refused)
 
 
 def decode_text(text: str, filename: str = "", namespace: str | None = None) -> DecodeResult:
@@ -197,7 +212,9 @@ def _decode_value(
         resource = info.model.model_validate(value)
     except ValidationError as exc:
         where = _describe_resource(value, kind, namespace, api_version)
-        result.problems.extend(_validation_problems(exc, value, lines, file, where))
+        problems = _validation_problems(exc, value, lines, file, where)
+        result.problems.extend(problems)
+        result.refused.append(Refused(value, file, lines, namespace, problems))
         return
     apply_defaults(resource, info, namespace)
     result.documents.append(Decoded(resource, file, line or 0, lines))

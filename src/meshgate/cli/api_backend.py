@@ -114,4 +114,5 @@ def _entry(item: Obj) -> HistoryEntry:
         generation=int(item.get("generation") or meta.get("generation") or 0),
         deleted=bool(item.get("deleted", False)),
         object=obj,
+        created=item.get("created"),
     )

@@ -46,6 +46,8 @@ class HistoryEntry:
     generation: int
     deleted: bool
     object: Obj
+    # The version that created its object; None: not known (an older store or server).
+    created: bool | None = None
 
 
 class Backend(Protocol):
@@ -141,7 +143,7 @@ class LocalBackend:
         if not self.exists:
             return []
         return [
-            HistoryEntry(s.resource_version, s.generation, s.deleted, s.object)
+            HistoryEntry(s.resource_version, s.generation, s.deleted, s.object, s.created)
             for s in self.store.history(key)
         ]
 

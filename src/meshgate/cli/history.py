@@ -2,7 +2,9 @@
 
 Rules: history lists what the store kept for one resource, oldest first, one row per
 store revision: REVISION (the revision of that write; a deletion is a write of its own),
-GENERATION and CHANGE (created, configured, deleted); ``--revision N`` prints that
+GENERATION and CHANGE (created, configured, deleted: as the store recorded the write, so
+the oldest kept version is not called created when older ones were pruned; rows of a store
+from before that record guess from the generation); ``--revision N`` prints that
 version as YAML. ``rollback`` re-applies a kept version through the normal apply path, so
 it is one more revision, never a rewrite of history.
 
@@ -65,7 +67,11 @@ def _entries(info: KindInfo, key: ResourceKey) -> list[HistoryEntry]:
 def _change(entries: list[HistoryEntry], i: int) -> str:
     if entries[i].deleted:
         return "deleted"
-    return "created" if i == 0 or entries[i - 1].deleted else "configured"
+    if entries[i].created is not None:  # the store knows (older versions may be pruned)
+        return "created" if entries[i].created else "configured"
+    if i == 0:  # an older store: a first version of generation 1 was most likely its creation
+        return "created" if entries[i].generation <= 1 else "configured"
+    return "created" if entries[i - 1].deleted else "configured"
 
 
 HISTORY_EXAMPLES = """Examples:

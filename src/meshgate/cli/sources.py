@@ -7,18 +7,19 @@ Rules of this module:
 - Namespaced documents without a namespace get ``-n``'s, else ``default`` (decode does
   that); a document naming another namespace than an explicit ``-n`` is an error, as in
   kubectl.
-- Structural validation (``meshgate.validation``) runs on every decoded document; its
+- Structural validation (``meshgate.validation``) runs on every decoded document, and on
+  what could be read of a document the decoder refused (``validation.partial``); its
   problems carry file and line like decoding's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from meshgate.api.decode import Decoded
+    from meshgate.api.decode import Decoded, Refused
     from meshgate.api.problems import Problem
 
 DEFAULT_NAMESPACE = "default"
@@ -31,6 +32,8 @@ class Loaded:
     files: list[str]
     documents: list[Decoded]
     problems: list[Problem]
+    # Documents the decoder refused: their rule problems are reported beside its own.
+    refused: list[Refused] = field(default_factory=list)
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -54,14 +57,16 @@ def load(paths: list[str], namespace: str | None = None) -> Loaded:
 
     result = decode_paths(paths, namespace)
     problems = result.problems + _namespace_conflicts(result.documents, namespace)
-    return Loaded(expand(paths), result.documents, problems)
+    return Loaded(expand(paths), result.documents, problems, result.refused)
 
 
 def validate(loaded: Loaded) -> list[Problem]:
-    """Decode problems followed by each document's structural problems (file:line known)."""
+    """Decode problems followed by each document's structural problems (file:line known),
+    those of documents the decoder refused included: every problem in one run."""
     from meshgate.validation import validate_all
+    from meshgate.validation.partial import refused_problems
 
-    return loaded.problems + validate_all(loaded.documents)
+    return loaded.problems + refused_problems(loaded.refused) + validate_all(loaded.documents)
 
 
 def _namespace_conflicts(documents: list[Decoded], namespace: str | None) -> list[Problem]:

@@ -24,14 +24,14 @@ Rules:
   directory re-adopts live containers by (pid, start time). The exit code of a container that
   dies while nobody holds it as a child is unknown (reported as None, reason "Unknown").
 - `reconcile()` restarts dead containers per restart policy (Always; OnFailure: only after a
-  non-zero exit; Never: never) with the kubelet's back-off, 10 s doubling up to 5 min (reason
-  CrashLoopBackOff while waiting), reset once a container has run for 10 min; a `Runtime`
-  takes other figures for tests. A container that must not restart stays terminated
-  (Completed or Error, with its exit code). The proxy is a native sidecar: restarted whatever
-  the policy while an app container may still run, and stopped once every app container has
-  ended for good. Phase: Succeeded when all app containers exited 0 for good, Failed when one
-  failed for good, Running while any runs or will restart. A command that does not exist
-  fails the pod.
+  non-zero exit; Never: never): at once the first time, then with the kubelet's back-off
+  while they keep crashing (reason CrashLoopBackOff while waiting); `restartpolicy` decides,
+  and a `Runtime` takes other figures for tests. A run that became ready went fine. A
+  container that must not restart stays terminated (Completed or Error, with its exit
+  code). The proxy is a native sidecar: restarted whatever the policy while an app
+  container may still run, and stopped once every app container has ended for good.
+  Phase: Succeeded when all app containers exited 0 for good, Failed when one failed for
+  good, Running while any runs or will restart. A command that does not exist fails the pod.
 - `pod_states()` only observes; it never starts or kills anything.
 - Public methods take one lock: the control plane may call them from several threads.
 """
@@ -61,6 +61,7 @@ from meshgate.runtime import (
     podstate,
     probes,
     procs,
+    restartpolicy,
     sandbox,
 )
 from meshgate.runtime.podspec import (
@@ -79,12 +80,12 @@ from meshgate.runtime.podspec import (
     RestartPolicy,
     VolumeMountSpec,
     VolumeSpec,
-    _duration,
     exit_reason,
     pod_phase,
     restarts,
     spec_from_dict,
 )
+from meshgate.xds.bootstrap import ready_port_of
 
 # The pod types are re-exported: callers import them from here, beside the Runtime.
 __all__ = [
@@ -250,6 +251,22 @@ class Runtime:
             rec = self._pods().get(_key(namespace, name))
             return None if rec is None else self._state(rec)
 
+    def running_processes(self) -> list[procs.ProcId]:
+        """The processes of every running container, whose exit `reconcile()` should see
+        at once (the control plane waits on them)."""
+        with self._lock:
+            return [p for rec in self._pods().values() for p in podstate.processes(rec)]
+
+    def starting(self, window: float) -> bool:
+        """Whether a container with a readiness probe started less than `window` seconds
+        ago and has not been ready yet."""
+        now = time.time()
+        with self._lock:
+            return any(
+                podstate.starting(rec, self._container_specs(rec), now, window)
+                for rec in self._pods().values()
+            )
+
     def reconcile(self) -> None:
         """Notice dead containers, restart those whose back-off has passed, bound the logs."""
         with self._lock:
@@ -265,6 +282,13 @@ class Runtime:
                         continue
                     if crec["state"] == "running" and not self._alive(key, c.name, crec):
                         self._on_exit(key, rec, c.name, crec, now)
+                        changed = True
+                    elif (
+                        crec["state"] == "running"
+                        and not crec.get("ready_seen")
+                        and probes.verdict(c, crec)
+                    ):
+                        crec["ready_seen"] = True  # this run went fine (see restartpolicy)
                         changed = True
                     if (
                         crec["state"] == "waiting"
@@ -449,12 +473,19 @@ class Runtime:
         argv = envoy.envoy_argv(
             envoy.binary_for_proxy(), bootstrap, spec.proxy.concurrency, spec.proxy.log_level
         )
+        # The proxy's readiness is its own (Istio's /healthz/ready): its readiness listener
+        # listens once Envoy has its initial config; a sidecar without one is ready once it
+        # listens on the capture port, which comes from the same config.
+        ready = ready_port_of(spec.proxy.bootstrap)
+        if ready is None and spec.capture:
+            ready = CAPTURE_PORT
         return ContainerSpec(
             name=PROXY_CONTAINER,
             argv=argv,
             run_as_user=envoy.PROXY_UID,
             run_as_group=envoy.PROXY_GID,
             working_dir="/",
+            readiness_port=ready,
         )
 
     def _start_all(self, key: str, rec: dict[str, Any]) -> None:
@@ -494,20 +525,7 @@ class Runtime:
             if c.name != PROXY_CONTAINER and restarts(policy, 127):
                 # As the kubelet: retried with back-off (the binary may appear), the
                 # reason visible while it waits.
-                now = time.time()
-                delay = self.backoff.delay(crec["crashes"])
-                crec.update(
-                    state="waiting",
-                    reason="CrashLoopBackOff",
-                    message=f"back-off {_duration(delay)} restarting failed container="
-                    f"{c.name} pod={rec['name']}_{rec['namespace']}; last exit: StartError "
-                    f"(127): {not_found}",
-                    exit_code=127,
-                    pid=None,
-                    start_time=None,
-                    crashes=crec["crashes"] + 1,
-                    next_start_at=now + delay,
-                )
+                restartpolicy.record_start_error(rec, c.name, not_found, time.time(), self.backoff)
                 return
             crec.update(
                 state="terminated",
@@ -529,7 +547,9 @@ class Runtime:
         with contextlib.suppress(OSError):
             if log.stat().st_size:  # each run has its own log; the last one stays for -p
                 os.replace(log, self._log_file(rec["namespace"], rec["name"], c.name, True))
-        crec.pop("probe_ok", None)  # a new run is not ready until its probe says so
+        # A new run is not ready until its probe says so.
+        crec.pop("probe_ok", None)
+        crec.pop("ready_seen", None)
         try:
             fds = () if pidns is None else (pidns,)
             popen = launch.spawn(argv, log, env=env, cwd=c.working_dir or "/", pass_fds=fds)
@@ -592,37 +612,15 @@ class Runtime:
         self, key: str, rec: dict[str, Any], cname: str, crec: dict[str, Any], now: float
     ) -> None:
         code = self._exit_code(key, cname, crec)
+        if crec["pid"] is not None:
+            procs.kill_leftovers(int(crec["pid"]))
         self._children.pop((key, cname), None)
         self.manifest.forget_process(_proc_key(key, cname))
         # The proxy is a sidecar: restarted whatever the pod's policy (until the apps end).
         policy = (
             "Always" if cname == PROXY_CONTAINER else rec["spec"].get("restart_policy", "Always")
         )
-        reason = exit_reason(code)
-        if not restarts(policy, code):
-            crec.update(
-                state="terminated",
-                reason=reason,
-                message="",
-                exit_code=code,
-                pid=None,
-                next_start_at=None,
-            )
-            return
-        ran = now - (crec["started_at"] or now)
-        crashes = 0 if ran >= self.backoff.reset_after else crec["crashes"]
-        delay = self.backoff.delay(crashes)
-        crec.update(
-            state="waiting",
-            reason="CrashLoopBackOff",
-            message=f"back-off {_duration(delay)} restarting failed container={cname} "
-            f"pod={rec['name']}_{rec['namespace']}; last exit: {reason} ({code})",
-            exit_code=code,
-            pid=None,
-            crashes=crashes + 1,
-            restart_count=crec["restart_count"] + 1,
-            next_start_at=now + delay,
-        )
+        restartpolicy.record_exit(rec, cname, policy, code, now, self.backoff)
 
     def _proxy_listening(self, key: str, rec: dict[str, Any]) -> bool:
         crec = rec["containers"][PROXY_CONTAINER]

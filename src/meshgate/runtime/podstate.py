@@ -6,6 +6,8 @@ Rules:
   crash count, process (pid and start time) and timings.
 - `observe` only reads: a container recorded as running whose process is gone shows as
   terminated (with its exit code when known); restarting it is `Runtime.reconcile`'s job.
+- A run's readiness is remembered (``ready_seen``) once its probe has passed: the restart
+  policy counts such a run as one that went fine.
 - Phase: Failed when the pod could not start (a missing command), Pending while a container
   is being created, else the kubelet's phase from the containers (`pod_phase`).
 """
@@ -16,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from meshgate.runtime import probes
+from meshgate.runtime import probes, procs
 from meshgate.runtime.podspec import (
     ContainerSpec,
     ContainerState,
@@ -108,3 +110,29 @@ def observe(
         containers=states,
         labels=dict(spec["labels"]),
     )
+
+
+def processes(rec: Record) -> list[procs.ProcId]:
+    """The processes of the pod's running containers."""
+    return [
+        procs.ProcId(c["pid"], c["start_time"])
+        for c in rec["containers"].values()
+        if c["state"] == "running" and c["pid"] is not None and c["start_time"]
+    ]
+
+
+def starting(rec: Record, specs: list[ContainerSpec], now: float, window: float) -> bool:
+    """Whether a container with a readiness probe started less than `window` seconds
+    before `now` and has not been ready yet."""
+    by_name = {c.name: c for c in specs}
+    for cname, c in rec["containers"].items():
+        spec = by_name.get(cname)
+        probed = spec is not None and (spec.readiness_port or spec.readiness_command)
+        if (
+            probed
+            and c["state"] == "running"
+            and not c.get("ready_seen")
+            and now - (c["started_at"] or 0.0) < window
+        ):
+            return True
+    return False

@@ -83,6 +83,18 @@ def _group_members(pgid: int) -> list[int]:
     return found
 
 
+def kill_leftovers(leader: int) -> None:
+    """SIGKILL what is left of the process group of `leader`, a container's process that has
+    died: a sandbox whose leader was killed leaves its inner processes running otherwise
+    (a proxy's would hold the ports its replacement needs). The kernel never hands out a
+    PID still in use as a group id, so the group's members are the container's own."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while _group_members(leader) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def terminate(
     procs: list[ProcId],
     grace: float = 2.0,

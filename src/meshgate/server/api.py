@@ -19,11 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshgate.api.decode import decode_object
+from meshgate.api.decode import Refused, decode_object
 from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
+from meshgate.api.yamlsource import LineIndex
+from meshgate.store.sqlite import StoreFull
 from meshgate.telemetry.http import access_log_handler, metrics_api_handler
 from meshgate.validation import validate_resource
+from meshgate.validation.partial import rule_problems
 
 if TYPE_CHECKING:
     from meshgate.server.app import ControlPlane
@@ -55,6 +58,7 @@ def _version(s: Any) -> dict[str, Any]:
         "revision": s.resource_version,
         "generation": s.generation,
         "deleted": s.deleted,
+        "created": s.created,
     }
 
 
@@ -93,6 +97,10 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 return JSONResponse({"error": str(what), "reason": "NotFound"}, status_code=404)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except StoreFull as exc:
+                return JSONResponse(
+                    {"error": str(exc), "reason": "InsufficientStorage"}, status_code=507
+                )
 
         return wrapped
 
@@ -108,6 +116,9 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         for obj in objects:
             res, probs = decode_object(obj)
             problems.extend(probs)
+            if res is None and isinstance(obj, dict):
+                # Every problem at once: the rules on what could be read of it, too.
+                problems.extend(rule_problems(Refused(obj, "", LineIndex(), None, probs)))
             if res is not None:
                 problems.extend(validate_resource(res))
                 wire.append(res.to_wire())

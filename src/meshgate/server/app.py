@@ -4,8 +4,14 @@ Rules:
 - One process per state directory, enforced by an exclusive lock file; a second ``up``
   finds the first one healthy and returns.
 - Change flow is one-way: store change -> kick -> reconcile pass (in a thread) ->
-  snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s) also restarts dead
-  containers and refreshes pod status.
+  snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s; 0.2 s while a container
+  started in the last 10 s is not ready yet) also restarts dead containers and refreshes
+  pod status, and a container's exit starts a pass at once
+  (``exitwatch``), so a dead proxy is restarted, and leaves its Service, without delay.
+- The node's own processes (DNS, the world's Envoy) are watched too: one that dies is
+  started again in the pass its exit wakes (``Node.up`` is idempotent).
+- A proxy whose pod is gone leaves ``proxy-status`` in the pass after its stream closes; a
+  closed stream of a pod that still exists stays listed (DISCONNECTED) while it restarts.
 - A push is requested only when what a proxy would receive can have changed: a new
   snapshot (the store changed: config, pods, endpoints, pod status), a CA rotation, or a
   certificate reaching its renewal time (``MeshCA.next_change``). A pass that changes
@@ -40,18 +46,20 @@ import uvicorn
 from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
+from meshgate.api.meta import ResourceKey
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import capture, envoy, sandbox, uplink
+from meshgate.runtime import capture, envoy, procs, sandbox, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
-from meshgate.runtime.pods import Runtime
+from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning, PodNotFound, Runtime
 from meshgate.runtime.world import World, load_world
 from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
+from meshgate.server.exitwatch import ExitWatch
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import open_store
 from meshgate.telemetry import als, service
@@ -73,6 +81,21 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def not_running(pod: dict[str, Any]) -> str:
+    """Why a stored pod cannot be entered: its phase, and the reason and message it has."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    why = ": ".join(str(status[k]) for k in ("reason", "message") if status.get(k))
+    where = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+    phase = status.get("phase") or "Pending"
+    return f"pod {where} is not running ({phase}{': ' + why if why else ''})"
+
+
+# Seconds after a container's start during which passes come every 0.2 s until it is ready.
+STARTING_WINDOW = 10.0
+# Manifest keys of the node's own processes (its DNS server, the world's Envoy).
+NODE_PROCESSES = "node/"
 
 
 class ControlPlane:
@@ -156,6 +179,7 @@ class ControlPlane:
         self._translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self._translated_for: Snapshot | None = None
         self._certs_checked = datetime.datetime.now(datetime.UTC)
+        self._exits: ExitWatch | None = None
 
     # -- API hooks ---------------------------------------------------------------------
 
@@ -193,6 +217,37 @@ class ControlPlane:
         identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
 
+    def _node_processes(self) -> dict[str, procs.ProcId]:
+        recorded = self.node.manifest.read()["processes"]
+        return {
+            key: procs.ProcId(rec["pid"], rec["start_time"])
+            for key, rec in recorded.items()
+            if key.startswith(NODE_PROCESSES)
+        }
+
+    def _watched_processes(self) -> list[procs.ProcId]:
+        return [*self.runtime.running_processes(), *self._node_processes().values()]
+
+    def _heal_node(self) -> None:
+        """Start again the node's own processes (DNS, the world's Envoy) that died: every
+        name lookup in the mesh depends on the DNS server. `Node.up` is idempotent."""
+        dead = [k for k, p in self._node_processes().items() if not procs.is_alive(p)]
+        if dead:
+            log.warning("node process(es) %s gone; starting them again", ", ".join(dead))
+            try:
+                self.node.up(self.world)
+            except Exception:
+                log.exception("restarting the node's processes failed; next pass retries")
+
+    def _forget_gone_proxies(self) -> None:
+        """A proxy whose pod is gone for good leaves proxy-status once its stream has
+        closed; the time a closed stream stays listed is for proxies that restart."""
+        live = {(s.namespace, s.name) for s in self.runtime.pod_states()}
+        for st in self.xds.statuses():
+            pod = (st.metadata.get("NAMESPACE"), st.metadata.get("POD_NAME"))
+            if not st.connected and pod[1] and pod not in live:
+                self.xds.forget(st.node_id)
+
     def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
         """Every proxy, compact (no subscribed names); or those ``pod`` names, in full."""
         if pod is None:
@@ -207,7 +262,17 @@ class ControlPlane:
         container: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> list[str]:
-        return self.runtime.exec_argv(namespace, name, command, container, extra_env)
+        try:
+            return self.runtime.exec_argv(namespace, name, command, container, extra_env)
+        except ContainerNotFound:
+            raise
+        except PodNotFound:
+            # A Pod the store has but the runtime does not run (not started yet, or its
+            # start failed): say so, and why, rather than "not found".
+            stored = self.store.get(ResourceKey("", "Pod", namespace, name))
+            if stored is None:
+                raise
+            raise ContainerNotRunning(not_running(stored.object)) from None
 
     def proxy_admin(self, namespace: str, name: str, path: str) -> str:
         return self.runtime.proxy_admin(namespace, name, path)
@@ -282,6 +347,11 @@ class ControlPlane:
             except Exception:
                 log.exception("reconcile pass failed")
                 return
+            await asyncio.to_thread(self._heal_node)
+            if self._exits is not None:
+                watched = await asyncio.to_thread(self._watched_processes)
+                self._exits.sync(watched)
+            await asyncio.to_thread(self._forget_gone_proxies)
             if self.reconciler.snapshot is not before:
                 zone = self._zone_for()
                 if zone != self._zone:
@@ -303,8 +373,11 @@ class ControlPlane:
         while not self._stop.is_set():
             await self._reconcile()
             self._kick.clear()
+            # A container just started is looked at more often until it is ready, so a
+            # restarted proxy rejoins its Service's endpoints soon after it can serve.
+            starting = await asyncio.to_thread(self.runtime.starting, STARTING_WINDOW)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=1.0)
+                await asyncio.wait_for(self._kick.wait(), timeout=0.2 if starting else 1.0)
 
     async def run(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -331,6 +404,7 @@ class ControlPlane:
         self.accesslog.start()
         await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
         loop = asyncio.get_running_loop()
+        self._exits = ExitWatch(loop, self.kick)
 
         def on_change(*_: object) -> None:
             loop.call_soon_threadsafe(self.kick)
@@ -364,6 +438,7 @@ class ControlPlane:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        self._exits.close()
         async with self._lock:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)

@@ -21,6 +21,9 @@ Rules:
   alive. ``adopt_owner_uids`` gives older state's uid-less references their owner's uid
   before the first pass, so no dependent is collected (or left unowned) by mistake.
 - Pod specs carry ``restartPolicy`` to the runtime; a Deployment's pods are ``Always``.
+- A pod that fails to start (its network, capture rules...) stays Pending with reason
+  StartError and the error, and is tried again with the kubelet's back-off (10 s doubling
+  to 5 min); once it runs, its status is the runtime's, with no stale reason left.
 - The node's filter rules (NetworkPolicy, MeshConfig ``egressEnforcement``: see
   ``nodefilter``) are brought up to date in every pass after new pods get their IPs and
   before they start, so no pod runs a moment without the rules that apply to it.
@@ -46,8 +49,9 @@ from meshgate.api.decode import decode_object
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import envoy, names, servicenat
+from meshgate.runtime import envoy, names, restartpolicy, servicenat
 from meshgate.runtime.pods import (
+    Backoff,
     ContainerSpec,
     PodSpec,
     ProxySpec,
@@ -67,6 +71,9 @@ log = logging.getLogger("meshgate.reconcile")
 Obj = dict[str, Any]
 POD_NET = ipaddress.ip_network("10.34.0.0/16")
 FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
+READY_PORT = 15021  # Istio's readiness port, /healthz/ready
+# Status fields the runtime reports for a running pod (others are kept: podIP...).
+_OBSERVED = frozenset({"reason", "message"})
 STOP_DELAY = 1.0  # seconds between a Pod's removal from the endpoints and its stop
 
 
@@ -153,6 +160,7 @@ class Reconciler:
         *,
         concurrency: int = 1,
         proxy_credential: Callable[[str], tuple[str, str]] | None = None,
+        start_backoff: Backoff | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -175,6 +183,9 @@ class Reconciler:
         # (namespace, name) of pods a Deployment deleted -> the Deployment's uid.
         self._deleted_by: dict[tuple[str, str], str] = {}
         self._next_host: int | None = None
+        # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
+        self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
+        self.start_backoff = start_backoff or Backoff()
 
     # -- controllers -------------------------------------------------------------------
 
@@ -329,6 +340,9 @@ class Reconciler:
                 cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
                 metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
                 credential=self.proxy_credential(node_id) if self.proxy_credential else None,
+                # A gateway's readiness is Istio's /healthz/ready (the pod leaves its
+                # Service's endpoints while its Envoy is down or not yet configured).
+                ready_port=READY_PORT if router else None,
             )
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
         sidecar = proxy is not None and not router
@@ -388,7 +402,12 @@ class Reconciler:
                 self.store.update_status(_key(pod), status)
             starting.append((ns_name, pod))
         self._node_filter.sync(objs)  # `objs` holds the pods' new IPs (same dicts)
+        for gone in set(self._start_retry) - set(wanted):
+            del self._start_retry[gone]
         for ns_name, pod in starting:
+            failures, due = self._start_retry.get(ns_name, (0, 0.0))
+            if due > now:
+                continue  # backing off after a failed start
             status = dict(pod.get("status") or {})
             ip = status["podIP"]
             log.info("starting pod %s/%s at %s", *ns_name, ip)
@@ -396,8 +415,21 @@ class Reconciler:
                 self.runtime.start_pod(self._pod_spec(pod, ip))
             except Exception as exc:  # one bad pod must not stop the others
                 log.exception("pod %s/%s failed to start", *ns_name)
-                status.update({"phase": "Failed", "reason": "StartError", "message": str(exc)})
+                again = restartpolicy.after_start_error(failures, self.start_backoff)
+                self._start_retry[ns_name] = (again.crashes, now + again.delay)
+                # Pending, as the kubelet leaves a pod whose sandbox it cannot create: it
+                # will be tried again, so it has not failed for good.
+                wait = restartpolicy.duration(again.window)
+                status.update(
+                    {
+                        "phase": "Pending",
+                        "reason": "StartError",
+                        "message": f"{exc} (back-off {wait} before the next try)",
+                    }
+                )
                 self.store.update_status(_key(pod), status)
+            else:
+                self._start_retry.pop(ns_name, None)
         self.runtime.reconcile()
         states = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
         for ns_name, pod in wanted.items():
@@ -406,7 +438,11 @@ class Reconciler:
                 continue
             status = state.to_status() if hasattr(state, "to_status") else {}
             old = pod.get("status") or {}
-            merged = {**old, **status}
+            # The runtime's view is the whole truth about a running pod: a reason or message
+            # it does not give (one left by a failed start) is gone.
+            merged = {
+                k: v for k, v in {**old, **status}.items() if k in status or k not in _OBSERVED
+            }
             if merged != old:
                 self.store.update_status(_key(pod), merged)
 

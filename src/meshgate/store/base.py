@@ -27,13 +27,15 @@ EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """One version of a resource. ``deleted`` marks a history entry recording a deletion."""
+    """One version of a resource. ``deleted`` marks a history entry recording a deletion;
+    ``created`` one that created its object (None: not known, from an older store)."""
 
     key: ResourceKey
     object: dict[str, Any]
     resource_version: int
     generation: int
     deleted: bool = False
+    created: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import sqlite3
 
 from meshgate.store.base import SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -31,7 +31,8 @@ CREATE INDEX IF NOT EXISTS objects_by_namespace ON objects (namespace, grp, kind
 CREATE TABLE IF NOT EXISTS history (
     revision INTEGER PRIMARY KEY,
     grp TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-    body TEXT NOT NULL, generation INTEGER NOT NULL, deleted INTEGER NOT NULL
+    body TEXT NOT NULL, generation INTEGER NOT NULL, deleted INTEGER NOT NULL,
+    created INTEGER
 );
 CREATE INDEX IF NOT EXISTS history_by_key ON history (grp, kind, namespace, name, revision);
 CREATE TABLE IF NOT EXISTS events (
@@ -41,7 +42,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-MIGRATIONS: dict[int, str] = {}
+# history.created: 1 for the version that created its object, 0 for a later one, NULL
+# (rows from version 1) unknown.
+MIGRATIONS: dict[int, str] = {1: "ALTER TABLE history ADD COLUMN created INTEGER;"}
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:

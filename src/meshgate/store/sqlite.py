@@ -14,6 +14,12 @@ Rules of this module:
   are found by polling ``events_since``.
 - Bodies are JSON text, written once per write and reused for the object, history and
   event rows. Callers must not mutate objects handed to them by ``apply`` or watchers.
+- A body over ``MAX_OBJECT_BYTES`` (1.5 MiB, etcd's request limit) refuses its whole write
+  (``ObjectTooLarge``, naming the object and its size) before anything is written.
+- A write that finds the filesystem full (SQLITE_FULL) is rolled back whole and refused
+  with ``StoreFull``, naming the store; what was stored before is intact.
+- History is bounded per object in versions (``history_limit``) and in bytes
+  (``history_bytes``): older versions go first; the newest version is always kept.
 """
 
 from __future__ import annotations
@@ -49,21 +55,25 @@ from meshgate.store.canonical import (
     with_status,
 )
 from meshgate.store.schema import ensure_schema
+from meshgate.validation.limits import MAX_OBJECT_BYTES, too_large
 
 log = logging.getLogger(__name__)
 
 # Keys per prefetch query: 4 parameters each, well under SQLite's 32766 variable limit.
 _CHUNK = 500
 _KEY_WHERE = "grp = ? AND kind = ? AND namespace = ? AND name = ?"
+# Per key written since revision ?, the versions past the newest ? or past ? bytes in all
+# (newest first; the newest is always kept).
 _PRUNE_HISTORY = """
 DELETE FROM history WHERE revision IN (
     SELECT revision FROM (
-        SELECT revision, ROW_NUMBER() OVER (
-            PARTITION BY grp, kind, namespace, name ORDER BY revision DESC) AS rn
+        SELECT revision, ROW_NUMBER() OVER newest AS rn, SUM(LENGTH(CAST(body AS BLOB)))
+            OVER (newest ROWS UNBOUNDED PRECEDING) AS kept
         FROM history
         WHERE (grp, kind, namespace, name) IN (
             SELECT grp, kind, namespace, name FROM history WHERE revision > ?)
-    ) WHERE rn > ?
+        WINDOW newest AS (PARTITION BY grp, kind, namespace, name ORDER BY revision DESC)
+    ) WHERE rn > 1 AND (rn > ? OR kept > ?)
 )
 """
 # Whether a key written in this transaction (revision > ?) has versions from before it
@@ -76,6 +86,28 @@ SELECT EXISTS (
     WHERE new.revision > ?
 )
 """
+
+
+# The bytes of kept versions per object: a few versions of the largest object allowed.
+HISTORY_BYTES = 4 * 1024 * 1024
+
+
+class StoreFull(OSError):
+    """A write refused because the store's filesystem is full (nothing was written)."""
+
+
+class ObjectTooLarge(ValueError):
+    """A write of an object larger than the store takes (nothing was written)."""
+
+
+def _checked(body: str, where: str) -> str:
+    # len(body) bounds the UTF-8 size from below and by a quarter from above: encode only
+    # when it may matter.
+    if len(body) * 4 > MAX_OBJECT_BYTES:
+        problem = too_large(len(body.encode()))
+        if problem is not None:
+            raise ObjectTooLarge(f"{where}: {problem}")
+    return body
 
 
 def _new_uid() -> str:
@@ -112,12 +144,18 @@ class SqliteStore:
     """A ``ConfigStore`` in one SQLite file. Use as a context manager, or call ``close``."""
 
     def __init__(
-        self, path: Path | str, *, history_limit: int = 10, event_limit: int = 10_000
+        self,
+        path: Path | str,
+        *,
+        history_limit: int = 10,
+        history_bytes: int = HISTORY_BYTES,
+        event_limit: int = 10_000,
     ) -> None:
-        if history_limit < 1 or event_limit < 1:
-            raise ValueError("history_limit and event_limit must be at least 1")
+        if history_limit < 1 or event_limit < 1 or history_bytes < 1:
+            raise ValueError("history_limit, history_bytes and event_limit must be at least 1")
         self.path = str(path)
         self.history_limit = history_limit
+        self.history_bytes = history_bytes
         self.event_limit = event_limit
         self._lock = threading.RLock()
         self._watchers: list[WatchCallback] = []
@@ -181,11 +219,14 @@ class SqliteStore:
     def history(self, key: ResourceKey) -> builtins.list[StoredObject]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT revision, body, generation, deleted FROM history "
+                "SELECT revision, body, generation, deleted, created FROM history "
                 f"WHERE {_KEY_WHERE} ORDER BY revision",
                 tuple(key),
             ).fetchall()
-        return [StoredObject(key, json.loads(b), rev, gen, bool(d)) for rev, b, gen, d in rows]
+        return [
+            StoredObject(key, json.loads(b), rev, gen, bool(d), None if c is None else bool(c))
+            for rev, b, gen, d, c in rows
+        ]
 
     def revision(self) -> int:
         with self._lock:
@@ -237,7 +278,7 @@ class SqliteStore:
                 rv = int(current.object["metadata"]["resourceVersion"])
                 return StoredObject(key, current.object, rv, current.generation)
             new = with_status(current.object, status, revision=txn.revision + 1)
-            body = to_json(new, f"status of {key}")
+            body = _checked(to_json(new, f"status of {key}"), str(key))
             rev = txn.record(key, "MODIFIED", new, body)
             txn.object_rows.append((*key, body, rev, current.generation))
         return StoredObject(key, new, rev, current.generation)
@@ -291,10 +332,10 @@ class SqliteStore:
         if plan.action == "unchanged":
             txn.changes.append(Change(key, "unchanged", plan.object))
             return
-        body = to_json(plan.object, where)
+        body = _checked(to_json(plan.object, where), str(key))
         rev = txn.record(key, "ADDED" if current is None else "MODIFIED", plan.object, body)
         txn.object_rows.append((*key, body, rev, plan.generation))
-        txn.history_rows.append((rev, *key, body, plan.generation, 0))
+        txn.history_rows.append((rev, *key, body, plan.generation, 0, int(current is None)))
         txn.pending[key] = Current(plan.object, plan.generation)
         txn.changes.append(Change(key, plan.action, plan.object))
 
@@ -312,7 +353,7 @@ class SqliteStore:
             obj = json.loads(body)
             rev = txn.record(key, "DELETED", obj, body)
             txn.delete_rows.append(key)
-            txn.history_rows.append((rev, *key, body, generation, 1))
+            txn.history_rows.append((rev, *key, body, generation, 1, 0))
             txn.changes.append(Change(key, "deleted", obj))
 
     def _prefetch(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, Current | None]:
@@ -362,15 +403,28 @@ class SqliteStore:
                 txn = _Txn(self._counter("revision"))
                 yield txn
                 self._flush(txn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+                if dry_run:
+                    conn.execute("ROLLBACK")
+                    return
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                    raise StoreFull(
+                        f"no space left for the store {self.path} (its filesystem is full): "
+                        "nothing was written; free some space and try again"
+                    ) from None
                 raise
-            if dry_run:
-                conn.execute("ROLLBACK")
-                return
-            conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
             if txn.events:
                 self._notify(txn.events)
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (on SQLITE_FULL it can).
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _flush(self, txn: _Txn) -> None:
         if txn.revision == txn.start:
@@ -387,7 +441,7 @@ class SqliteStore:
         )
         conn.executemany(
             "INSERT INTO history (revision, grp, kind, namespace, name, body, generation, "
-            "deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "deleted, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             txn.history_rows,
         )
         horizon = txn.revision - self.event_limit
@@ -399,7 +453,7 @@ class SqliteStore:
             events,
         )
         if txn.history_rows and self._may_overflow_history(txn):
-            conn.execute(_PRUNE_HISTORY, (txn.start, self.history_limit))
+            conn.execute(_PRUNE_HISTORY, (txn.start, self.history_limit, self.history_bytes))
         conn.execute("UPDATE counters SET value = ? WHERE name = 'revision'", (txn.revision,))
         if horizon > self._counter("compacted"):
             conn.execute("DELETE FROM events WHERE revision <= ?", (horizon,))

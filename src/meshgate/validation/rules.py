@@ -105,6 +105,7 @@ Rules of this module:
 | MG1087 | E    | PeerAuthentication ``portLevelMtls`` only with a selector that has labels |
 | MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
+| MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ from meshgate.validation import (  # noqa: F401
     security,
 )
 from meshgate.validation.findings import Finding, Findings, run_rules
+from meshgate.validation.limits import check_size
 from meshgate.validation.names import label_name_problem, object_name_problem
 
 __all__ = ["Finding", "Findings", "check_resource"]
@@ -141,6 +143,7 @@ def check_resource(resource: Resource) -> list[Finding]:
     out = Findings()
     _metadata(resource, out)
     run_rules(resource, out)
+    check_size(resource, out)
     return out.items
 
 

@@ -3,7 +3,12 @@
 Rules:
 - Everything dynamic comes over one ADS stream (LDS and CDS from `ads`, RDS/EDS/SDS
   named by those resources); the bootstrap holds only the node identity, the `xds-grpc`
-  cluster that reaches the control plane, admin, and optionally a DNS resolver.
+  cluster that reaches the control plane, admin, optionally a DNS resolver, and optionally
+  Istio's readiness listener (`ready_port`, 15021: `GET /healthz/ready` answers 200).
+- The readiness listener is static, so Envoy listens on it only once its workers start,
+  i.e. once the initial LDS/CDS from the control plane are in (Envoy's own readiness, what
+  Istio's `/healthz/ready` reports); a proxy then stays ready while the control plane is
+  away. A port probe of it is the proxy's readiness.
 - The control plane is reached over a Unix socket when `xds_address` is a filesystem
   path (contains "/"), otherwise over TCP `host:port` (HTTP/2 in both cases).
 - The ADS stream reconnects with a 100 ms base, 1 s max back-off (Envoy's default is
@@ -40,6 +45,7 @@ def bootstrap_config(
     admin_port: int = 15000,
     dns_resolver: str | None = None,
     credential: tuple[str, str] | None = None,
+    ready_port: int | None = None,
 ) -> dict[str, Any]:
     """Envoy bootstrap (v3 JSON) for one proxy fed by meshgate's ADS server; `credential`
     (header, value) is sent with the ADS stream so the server knows which proxy it is."""
@@ -71,7 +77,10 @@ def bootstrap_config(
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {"clusters": [_xds_cluster(xds_address)]},
+        "static_resources": {
+            "clusters": [_xds_cluster(xds_address)],
+            **({"listeners": [ready_listener(ready_port)]} if ready_port is not None else {}),
+        },
         "admin": {"address": _socket_address(admin_address, admin_port)},
         # As Istio does: an explicit (effectively unlimited) global connection limit, so
         # Envoy does not warn at every start that none is configured.
@@ -98,6 +107,66 @@ def bootstrap_config(
             },
         }
     return config
+
+
+READY_PATH = "/healthz/ready"
+_HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = "envoy.extensions.filters.http.router.v3.Router"
+
+
+def ready_listener(port: int) -> dict[str, Any]:
+    """Istio's readiness listener (0.0.0.0_15021): `/healthz/ready` answers 200 once the
+    proxy listens at all; anything else 404."""
+    return {
+        "name": f"0.0.0.0_{port}",
+        "address": _socket_address("0.0.0.0", port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": f"type.googleapis.com/{_HCM}",
+                            "stat_prefix": "agent",
+                            "codec_type": "AUTO",
+                            "http_filters": [
+                                {
+                                    "name": "envoy.filters.http.router",
+                                    "typed_config": {"@type": f"type.googleapis.com/{_ROUTER}"},
+                                }
+                            ],
+                            "route_config": {
+                                "name": "healthz",
+                                "virtual_hosts": [
+                                    {
+                                        "name": "healthz",
+                                        "domains": ["*"],
+                                        "routes": [
+                                            {
+                                                "match": {"prefix": READY_PATH},
+                                                "direct_response": {"status": 200},
+                                            }
+                                        ],
+                                    }
+                                ],
+                            },
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def ready_port_of(bootstrap: dict[str, Any]) -> int | None:
+    """The port of the readiness listener a bootstrap holds (None: it has none)."""
+    for listener in (bootstrap.get("static_resources") or {}).get("listeners") or []:
+        name = str(listener.get("name", ""))
+        if name.startswith("0.0.0.0_"):
+            port = listener.get("address", {}).get("socket_address", {}).get("port_value")
+            if isinstance(port, int):
+                return port
+    return None
 
 
 def envoy_argv(

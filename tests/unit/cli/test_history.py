@@ -184,3 +184,30 @@ def test_cli_history_and_rollback_over_the_api(
     rolled = mg("rollback", "se", "good-two")
     assert rolled.stdout == f"{SE} rolled back\n", rolled.stderr
     assert remote.history(KEY)[-1].object["spec"]["hosts"] == ["a.com"]
+
+
+def test_the_oldest_kept_version_is_not_called_created_once_older_ones_are_pruned(
+    mg: Run, tmp_path: Path
+) -> None:
+    for i in range(12):  # the store keeps 10 versions: the creation is pruned
+        apply(mg, tmp_path, f"h{i}.com")
+    table = rows(mg("history", "se", "good-two"))
+    assert len(table) == 10
+    assert [r[2] for r in table] == ["configured"] * 10
+    assert table[0][:2] == ["3", "3"]
+
+
+def test_change_labels_of_an_older_store_without_creation_marks() -> None:
+    from meshgate.cli.history import _change
+
+    def entry(rev: int, gen: int, deleted: bool = False) -> HistoryEntry:
+        return HistoryEntry(rev, gen, deleted, {})
+
+    pruned = [entry(5, 4), entry(6, 5), entry(7, 5, deleted=True), entry(8, 1)]
+    assert [_change(pruned, i) for i in range(4)] == [
+        "configured",
+        "configured",
+        "deleted",
+        "created",
+    ]
+    assert _change([entry(1, 1)], 0) == "created"

@@ -17,7 +17,7 @@ from envoy.extensions.resource_monitors.downstream_connections.v3 import (
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import json_format
 
-from meshgate.xds.bootstrap import XDS_CLUSTER, bootstrap_config, envoy_argv
+from meshgate.xds.bootstrap import XDS_CLUSTER, bootstrap_config, envoy_argv, ready_port_of
 
 # Referenced so the Any types in the bootstrap are in the descriptor pool.
 _REGISTERED = (cares_dns_resolver_pb2, http_protocol_options_pb2, downstream_connections_pb2)
@@ -109,9 +109,25 @@ def test_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
     if not os.access(argv[0], os.X_OK):
         pytest.skip("envoy binary not executable")
     for address in ("/tmp/mg-none/xds.sock", "127.0.0.1:15010", "xds.example:15012"):
-        config = bootstrap_config("n", address, cluster="c", admin_port=0, dns_resolver="1.2.3.4")
+        config = bootstrap_config(
+            "n", address, cluster="c", admin_port=0, dns_resolver="1.2.3.4", ready_port=15021
+        )
         (tmp_path / "b.json").write_text(json.dumps(config))
         result = subprocess.run(
             [*argv, "--mode", "validate"], capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readiness_listener_is_istios() -> None:
+    plain = bootstrap_config("n", "/x/xds.sock", cluster="c")
+    assert "listeners" not in plain["static_resources"] and ready_port_of(plain) is None
+    config = bootstrap_config("n", "/x/xds.sock", cluster="c", ready_port=15021)
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["name"] == "0.0.0.0_15021"
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 15021}
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (route,) = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert route == {"match": {"prefix": "/healthz/ready"}, "direct_response": {"status": 200}}
+    assert ready_port_of(config) == 15021
+    json_format.ParseDict(config, Bootstrap())  # a valid v3 bootstrap
