@@ -28,6 +28,7 @@ from meshgate.cli import (
     metrics,
     pod_cmds,
     proxy_config,
+    top,
     validate,
     version,
 )
@@ -71,6 +72,7 @@ mesh_cmds.register(app)
 metrics.register(app)
 pod_cmds.register(app)
 cp.register(app)
+top.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.

@@ -24,7 +24,7 @@ from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
 from meshgate.api.yamlsource import LineIndex
 from meshgate.store.sqlite import StoreFull
-from meshgate.telemetry.http import access_log_handler, metrics_api_handler
+from meshgate.telemetry.http import access_log_handler, metrics_api_handler, top_handler
 from meshgate.validation import validate_resource
 from meshgate.validation.partial import rule_problems
 
@@ -258,6 +258,11 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/log", guard(pod_log), methods=["GET"]),
         Route(
             "/v1/accesslog", guard(access_log_handler(lambda q: cp.access_log(q))), methods=["GET"]
+        ),
+        Route(
+            "/v1/top",
+            guard(top_handler(lambda q, now: cp.accesslog_reader.top(q, now))),
+            methods=["GET"],
         ),
         Route(
             "/v1/metrics",

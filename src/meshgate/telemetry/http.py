@@ -5,6 +5,10 @@ Rules of this module:
   ``namespace``, ``gateway`` (a gateway's name: its pods' entries), ``pod``, ``host``,
   ``status`` (``5xx``, ``403``), ``since`` (seconds), ``after`` (a row id: what a follower
   has not seen yet) and ``tail``; answers ``{"entries": [...], "last": ROW_ID}``.
+- ``GET /v1/top``: external hosts by request rate, error rate and p50/p99 latency over the
+  last ``window`` seconds (default 60), filtered by ``namespace``, ``gateway`` and
+  ``reporter`` (``gateway``, ``sidecar``); answers ``{"window": S, "hosts": [...]}``, busiest
+  first (``top.py`` has the rules).
 - A malformed parameter is a 400 with the reason, never a partial answer.
 - ``GET /metrics`` (Prometheus text format) is served on a TCP listener of its own
   (``MESHGATE_METRICS_ADDR``, loopback with an ephemeral port by default), since Prometheus
@@ -34,8 +38,10 @@ from starlette.routing import Route
 
 from meshgate.telemetry.metrics import CONTENT_TYPE
 from meshgate.telemetry.store import Query, status_range
+from meshgate.telemetry.top import HostRow, TopQuery, parse_params
 
 Querier = Callable[[Query], list[tuple[int, dict[str, Any]]]]
+TopQuerier = Callable[[TopQuery, float], list[HostRow]]
 
 
 def parse_query(params: Any, now: float) -> Query:
@@ -71,6 +77,18 @@ def access_log_handler(querier: Querier) -> Callable[[Request], Any]:
         rows = await asyncio.to_thread(querier, q)
         last = max([i for i, _ in rows], default=q.after_id)
         return JSONResponse({"entries": [e for _, e in rows], "last": last})
+
+    return handler
+
+
+def top_handler(querier: TopQuerier) -> Callable[[Request], Any]:
+    async def handler(request: Request) -> JSONResponse:
+        try:
+            q = parse_params(request.query_params)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
+        rows = await asyncio.to_thread(querier, q, time.time())
+        return JSONResponse({"window": q.window, "hosts": [r.to_json() for r in rows]})
 
     return handler
 

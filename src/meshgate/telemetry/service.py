@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, parse_node_id
 from meshgate.telemetry import entries
 from meshgate.telemetry.sink import LogFiles, Sink
 from meshgate.telemetry.store import AccessLogStore, Query, connect, db_path, query
+from meshgate.telemetry.top import HostRow, TopQuery, top_hosts
 
 PROXY_CONTAINER = "istio-proxy"
 
@@ -104,11 +106,21 @@ class Reader:
     def __init__(self, state_dir: Path) -> None:
         self._path = db_path(state_dir)
         self._conn: sqlite3.Connection | None = None
+        # The API runs queries in worker threads; one connection serves one at a time.
+        self._lock = threading.Lock()
 
-    def query(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = connect(self._path)
-        return query(self._conn, q)
+        return self._conn
+
+    def query(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            return query(self._connection(), q)
+
+    def top(self, q: TopQuery, now: float) -> list[HostRow]:
+        with self._lock:
+            return top_hosts(self._connection(), q, now)
 
 
 def principal_of(snapshot: Callable[[], Any]) -> Callable[[entries.Entry], str | None]:

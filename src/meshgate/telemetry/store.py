@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_workload ON entries (namespace, workload, start_ms);
 CREATE INDEX IF NOT EXISTS entries_stored ON entries (stored);
+CREATE INDEX IF NOT EXISTS entries_start ON entries (start_ms);
 CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, inode INTEGER, offset INTEGER);
 """
 
