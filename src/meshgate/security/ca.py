@@ -69,6 +69,15 @@ class Issued:
     not_before: datetime.datetime
     not_after: datetime.datetime
 
+    @property
+    def renew_at(self) -> datetime.datetime:
+        """Half its life from when it was issued. ``not_before`` is backdated by ``SKEW``
+        for peers whose clocks lag: half of the backdated span would be already past for
+        a lifetime under twice the skew, and such a certificate would never be renewed on
+        time (or re-issued on every call)."""
+        issued = self.not_before + SKEW
+        return issued + (self.not_after - issued) / 2
+
 
 USER_ROOTS = "user-roots.pem"
 USER_CHAIN = "user-chain.pem"
@@ -227,7 +236,7 @@ class MeshCA:
         for certificates (a certificate nobody asks for again never moves ``after`` back)."""
         # A tuple first: a worker thread may issue certificates meanwhile.
         held_now = tuple(self._issued.values())
-        times = [h.not_before + (h.not_after - h.not_before) / 2 for h in held_now]
+        times = [h.renew_at for h in held_now]
         path = self.dir / "rotation.json"
         if path.exists():
             state = json.loads(path.read_text())
@@ -301,7 +310,7 @@ class MeshCA:
         self._advance()
         now = self._clock()
         held = self._issued.get(identity)
-        if held is not None and now < held.not_before + (held.not_after - held.not_before) / 2:
+        if held is not None and now < held.renew_at:
             return held
         issued = self._issue(identity, now)
         self._issued[identity] = issued

@@ -60,10 +60,26 @@ def test_reissued_at_half_life_not_before(tmp_path: Path) -> None:
     first = ca.workload(GW_ID)
     clock.now += datetime.timedelta(minutes=50)
     assert ca.workload(GW_ID) is first
-    clock.now += datetime.timedelta(minutes=15)  # past half of 2 h (+ the minute of skew)
+    clock.now += datetime.timedelta(minutes=15)  # past half of 2 h from issue
     second = ca.workload(GW_ID)
     assert second is not first and second.key != first.key
     assert second.not_after > first.not_after
+
+
+def test_short_lifetimes_renew_at_half_life_from_issue(tmp_path: Path) -> None:
+    """A lifetime under twice the backdating skew is renewed at half its life too: kept
+    until then (not re-issued on every call), and announced by next_change (a push)."""
+    clock = Clock()
+    ca = MeshCA(tmp_path, lifetime=datetime.timedelta(seconds=20), clock=clock)
+    start = clock.now
+    first = ca.workload(GW_ID)
+    assert ca.next_change(after=start) == start + datetime.timedelta(seconds=10)
+    clock.now += datetime.timedelta(seconds=9)
+    assert ca.workload(GW_ID) is first
+    clock.now += datetime.timedelta(seconds=2)
+    second = ca.workload(GW_ID)
+    assert second is not first
+    assert ca.next_change(after=clock.now) == clock.now + datetime.timedelta(seconds=10)
 
 
 def test_sds_serves_only_what_is_referenced_and_only_the_proxys_own(tmp_path: Path) -> None:
