@@ -208,10 +208,12 @@ class PodState:
 
 
 def pod_phase(policy: str, containers: list[ContainerState]) -> Phase:
-    """The kubelet's phase of a started pod from its containers (the proxy, a sidecar, counts
-    only in a pod that has nothing else): Running while an app runs or will be restarted."""
+    """The kubelet's phase of a started pod from its containers: Running while any container
+    runs (the sidecar, stopped once the apps ended, included: a pod is Succeeded or Failed
+    only when all its containers have terminated) or an app will be restarted; then the apps'
+    exit codes decide (the proxy's counts only in a pod that has nothing else)."""
     apps = [c for c in containers if c.name != PROXY_CONTAINER] or containers
-    if not all(c.state == "terminated" for c in apps):
+    if not all(c.state == "terminated" for c in containers):
         return "Running"
     if any(restarts(policy, c.exit_code) for c in apps):
         return "Running"  # reconcile() is about to restart it

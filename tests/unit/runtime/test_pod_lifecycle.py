@@ -49,10 +49,14 @@ PROXY_UP = _c("istio-proxy", "running")
 
 
 def test_phase_follows_the_app_containers_not_the_sidecar() -> None:
+    proxy_down = _c("istio-proxy", "terminated", 0)
     assert pod_phase("Never", [PROXY_UP, _c("app", "running")]) == "Running"
-    assert pod_phase("Never", [PROXY_UP, _c("app", "terminated", 0)]) == "Succeeded"
-    assert pod_phase("Never", [PROXY_UP, _c("app", "terminated", 1)]) == "Failed"
-    assert pod_phase("OnFailure", [PROXY_UP, _c("app", "terminated", 0)]) == "Succeeded"
+    # Ended apps: Running until the sidecar (stopped after them) has gone too, as the
+    # kubelet's phase waits for every container; then the apps' exit codes decide.
+    assert pod_phase("Never", [PROXY_UP, _c("app", "terminated", 0)]) == "Running"
+    assert pod_phase("Never", [proxy_down, _c("app", "terminated", 0)]) == "Succeeded"
+    assert pod_phase("Never", [proxy_down, _c("app", "terminated", 1)]) == "Failed"
+    assert pod_phase("OnFailure", [proxy_down, _c("app", "terminated", 0)]) == "Succeeded"
     assert pod_phase("OnFailure", [PROXY_UP, _c("app", "terminated", 1)]) == "Running"
     assert pod_phase("Always", [PROXY_UP, _c("app", "terminated", 0)]) == "Running"
     two = [_c("a", "terminated", 0), _c("b", "running")]
