@@ -5,6 +5,8 @@ still reaches every proxy."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from typing import Any
 
@@ -92,3 +94,61 @@ def test_idle_mesh_pushes_nothing_and_a_change_reaches_every_proxy(mesh: Mesh) -
     changed = _counters(mesh)
     assert changed["pushes"] > after["pushes"]
     assert changed["translations"] >= after["translations"] + len(proxies)
+
+
+def _reconcile(mesh: Mesh) -> dict[str, int]:
+    status = json.loads(mesh.meshgate("status", "-o", "json").stdout)
+    counts: dict[str, int] = status["reconcile"]
+    return counts
+
+
+def _sleep_pod(mesh: Mesh) -> dict[str, Any]:
+    pods = json.loads(mesh.meshgate("get", "pods", "-n", "default", "-o", "json").stdout)
+    found: dict[str, Any] = next(
+        p for p in pods["items"] if p["metadata"]["name"].startswith("sleep-")
+    )
+    return found
+
+
+def _app_pid(mesh: Mesh, name: str) -> int:
+    """The sleep container's process (its sandbox leader), from the runtime's manifest."""
+    manifest = json.loads((mesh.home / "runtime" / "manifest.json").read_text())
+    pid: int = manifest["sections"]["pods"][f"default/{name}"]["containers"]["sleep"]["pid"]
+    return pid
+
+
+def test_idle_mesh_runs_no_controller_but_still_notices_a_dead_container(mesh: Mesh) -> None:
+    """At rest the reconcile passes go on (the runtime's supervision) but no controller
+    works over the store; a container that dies is still noticed, restarted and shown."""
+    mesh.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+    mesh.wait_pod("default", "sleep-")
+    state: dict[str, Any] = {
+        "last": _reconcile(mesh)["controllerPasses"],
+        "since": time.monotonic(),
+    }
+
+    def settled() -> bool:
+        now = _reconcile(mesh)["controllerPasses"]
+        if now != state["last"]:
+            state.update(last=now, since=time.monotonic())
+        return time.monotonic() - state["since"] >= 3.0
+
+    ok, _ = retry(settled, bool, 30, interval=0.5)
+    assert ok, f"controllers never came to rest\n{mesh.log_tail()}"
+    before = _reconcile(mesh)
+    time.sleep(3)
+    after = _reconcile(mesh)
+    assert after["passes"] > before["passes"], f"no reconcile pass ran: {before} -> {after}"
+    assert after["controllerPasses"] == before["controllerPasses"], f"{before} -> {after}"
+
+    pod = _sleep_pod(mesh)
+    restarts = {c["name"]: c["restartCount"] for c in pod["status"]["containerStatuses"]}
+    os.kill(_app_pid(mesh, pod["metadata"]["name"]), signal.SIGKILL)
+
+    def restarted(p: dict[str, Any]) -> bool:
+        counts = {c["name"]: c["restartCount"] for c in p["status"]["containerStatuses"]}
+        return counts.get("sleep", 0) > restarts.get("sleep", 0)
+
+    ok, pod = retry(lambda: _sleep_pod(mesh), restarted, 60, interval=0.5)
+    assert ok, f"the dead container was not noticed: {json.dumps(pod['status'])}"
+    assert _reconcile(mesh)["controllerPasses"] > after["controllerPasses"]

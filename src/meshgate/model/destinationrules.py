@@ -198,7 +198,12 @@ class DestinationRuleIndex:
         return [e for e in found if not e.export_to or "*" in e.export_to or client in e.export_to]
 
 
-def build_index(rules: Iterable[Any], root_namespace: str) -> DestinationRuleIndex:
+def build_index(
+    rules: Iterable[Any], root_namespace: str, default_export: Iterable[str] = ()
+) -> DestinationRuleIndex:
+    """``default_export``: MeshConfig's defaultDestinationRuleExportTo, the exportTo of
+    a rule that sets none (empty: exported to all)."""
+    default = tuple(default_export)
     local: dict[str, RuleIndex] = {}
     exported: dict[str, RuleIndex] = {}
     root_local = RuleIndex()
@@ -210,7 +215,7 @@ def build_index(rules: Iterable[Any], root_namespace: str) -> DestinationRuleInd
         export = (
             frozenset({"."})
             if selector is not None
-            else frozenset(str(e) for e in get_list(spec, "export_to"))
+            else frozenset(str(e) for e in (get_list(spec, "export_to") or default))
         )
         entry = ConsolidatedRule(
             host=hosts.expand_short_name(get_str(spec, "host"), ns),

@@ -25,7 +25,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshgate.model import hosts, servicemerge
@@ -36,6 +36,7 @@ from meshgate.model.secrets import SecretIndex
 from meshgate.model.services import (
     PodInfo,
     Service,
+    export_set,
     from_kubernetes,
     from_service_entry,
     pod_info,
@@ -92,6 +93,10 @@ class MeshSettings:
     retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
     enable_auto_mtls: bool = True
     gateway_ssrf_guard: bool = True
+    # MeshConfig's default exportTo per kind, for resources that set none (() means "*").
+    default_service_export_to: tuple[str, ...] = ()
+    default_virtual_service_export_to: tuple[str, ...] = ()
+    default_destination_rule_export_to: tuple[str, ...] = ()
 
 
 def _mesh_settings(mesh: Any | None) -> MeshSettings:
@@ -113,7 +118,14 @@ def _mesh_settings(mesh: Any | None) -> MeshSettings:
         retry_on=get_str(retry, "retry_on", defaults.retry_on),
         enable_auto_mtls=get(spec, "enable_auto_mtls", True) is not False,
         gateway_ssrf_guard=get(spec, "gateway_ssrf_guard", True) is not False,
+        default_service_export_to=_strings(spec, "default_service_export_to"),
+        default_virtual_service_export_to=_strings(spec, "default_virtual_service_export_to"),
+        default_destination_rule_export_to=_strings(spec, "default_destination_rule_export_to"),
     )
+
+
+def _strings(spec: Any, name: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in get_list(spec, name))
 
 
 def gateway_key(namespace: str, name: str) -> str:
@@ -179,11 +191,21 @@ class Snapshot:
         ips = allocate_cluster_ips(k8s, [g for g in istio_gws if not _has_service(k8s, g)])
 
         services: list[Service] = []
+        # MeshConfig defaultServiceExportTo: the exportTo of a ServiceEntry that sets none,
+        # and of every Kubernetes Service.
+        default_export = mesh.default_service_export_to
         for se in by_kind[(NETWORKING, "ServiceEntry")]:
-            services.extend(from_service_entry(se, pods_by_ns.get(_ns(se), ())))
+            made = from_service_entry(se, pods_by_ns.get(_ns(se), ()))
+            if default_export and not get_list(get(se, "spec"), "export_to"):
+                export = export_set(default_export, _ns(se))
+                made = [replace(s, export_to=export) for s in made]
+            services.extend(made)
         for svc in k8s:
             ns, name = _ns(svc), _name(svc)
-            services.append(from_kubernetes(svc, ips.get((ns, name), ""), pods_by_ns.get(ns, ())))
+            made_k8s = from_kubernetes(svc, ips.get((ns, name), ""), pods_by_ns.get(ns, ()))
+            if default_export:
+                made_k8s = replace(made_k8s, export_to=export_set(default_export, ns))
+            services.append(made_k8s)
         for gw in istio_gws:
             if not _has_service(k8s, gw):
                 services.append(_istio_gateway_service(gw, ips, pods_by_ns))
@@ -235,7 +257,11 @@ class Snapshot:
             mesh_vs_by_host={k: tuple(v) for k, v in mesh_vs.items()},
             mesh_vs_wildcards=tuple(mesh_wild),
             vs_by_gateway={k: tuple(v) for k, v in vs_by_gw.items()},
-            dr_index=build_index(by_kind[(NETWORKING, "DestinationRule")], mesh.root_namespace),
+            dr_index=build_index(
+                by_kind[(NETWORKING, "DestinationRule")],
+                mesh.root_namespace,
+                mesh.default_destination_rule_export_to,
+            ),
             sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
             secrets=SecretIndex.build(by_kind[("", "Secret")]),
         )
@@ -340,12 +366,15 @@ class Snapshot:
 
     def mesh_virtual_service(self, hostname: str, client_namespace: str) -> Any | None:
         """The sidecar-scoped VirtualService for a host (exact host first, then wildcards)."""
+        default = self.mesh.default_virtual_service_export_to
         for vs in self.mesh_vs_by_host.get(hostname, ()):
-            if _vs_visible(vs, client_namespace):
+            if _vs_visible(vs, client_namespace, default):
                 return vs
         best: tuple[str, Any] | None = None
         for pattern, vs in self.mesh_vs_wildcards:
-            if not (hosts.subset_of(hostname, pattern) and _vs_visible(vs, client_namespace)):
+            if not (
+                hosts.subset_of(hostname, pattern) and _vs_visible(vs, client_namespace, default)
+            ):
                 continue
             if best is None or hosts.specificity_key(pattern) < hosts.specificity_key(best[0]):
                 best = (pattern, vs)
@@ -429,8 +458,9 @@ def _export(values: list[Any], namespace: str) -> frozenset[str]:
     return frozenset(items) if items else frozenset({"*"})
 
 
-def _vs_visible(vs: Any, namespace: str) -> bool:
-    export = _export(get_list(get(vs, "spec"), "export_to"), _ns(vs))
+def _vs_visible(vs: Any, namespace: str, default: tuple[str, ...] = ()) -> bool:
+    """exportTo as written, else MeshConfig's defaultVirtualServiceExportTo, else all."""
+    export = _export(get_list(get(vs, "spec"), "export_to") or list(default), _ns(vs))
     return "*" in export or namespace in export
 
 

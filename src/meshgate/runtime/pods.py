@@ -297,7 +297,8 @@ class Runtime:
                     ):
                         self._start_container(key, rec, c)
                         changed = True
-                    launch.trim_log(self.log_path(rec["namespace"], rec["name"], c.name))
+                    # The path itself: log_path() would read the manifest twice per container.
+                    launch.trim_log(self._log_file(rec["namespace"], rec["name"], c.name))
                 if self._apps_ended(rec) and self._stop_sidecar(key, rec):
                     changed = True
                 if self._run_exec_probes(key, rec):

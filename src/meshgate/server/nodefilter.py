@@ -100,10 +100,12 @@ class NodeFilter:
     def __init__(self, home: Path) -> None:
         self.node = names.node_netns(names.mesh_id(home))
         self._text = ""
+        self.settled = True  # False: the last sync failed, the next must try again
 
     def sync(self, objs: list[Obj]) -> None:
         text = render(objs)
         if text == self._text:
+            self.settled = True
             return
         try:
             netpolicy.apply(self.node, text)
@@ -111,5 +113,7 @@ class NodeFilter:
             log.warning("%s", exc)
         except Exception:
             log.exception("installing the node's NetworkPolicy and exit rules failed")
+            self.settled = False
             return
         self._text = text
+        self.settled = True

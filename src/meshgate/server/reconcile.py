@@ -32,6 +32,12 @@ Rules:
 - The snapshot is rebuilt only when the store's content changed (another key or resource
   version); otherwise ``run_once`` returns the very same snapshot object, which is how
   the caller knows that no proxy's configuration can have changed.
+- A pass at rest costs next to nothing (issue 14): the runtime's own supervision runs in
+  every pass (restarts after back-off, held apps, exec probes), then the controllers run
+  only if the store's revision, the pods the runtime observes (container states, restart
+  counts, probe verdicts), or something pending (a pod stopping or not started yet, rules
+  that failed to install) differ from the end of the last full pass. The store is listed
+  (and its bodies decoded) once per revision, not once per controller.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -54,6 +60,7 @@ from meshgate.runtime.pods import (
     Backoff,
     ContainerSpec,
     PodSpec,
+    PodState,
     ProxySpec,
     RestartPolicy,
     Runtime,
@@ -63,7 +70,7 @@ from meshgate.runtime.pods import (
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
 from meshgate.server.ssrfguard import SsrfGuard
-from meshgate.store.base import ConfigStore
+from meshgate.store.base import ConfigStore, StoredObject
 from meshgate.xds.bootstrap import bootstrap_config
 
 log = logging.getLogger("meshgate.reconcile")
@@ -186,11 +193,29 @@ class Reconciler:
         # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
         self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
         self.start_backoff = start_backoff or Backoff()
+        # Passes run, and those in which the controllers worked (the rest found nothing
+        # changed): `meshgate status` shows both, so rest is visible.
+        self.passes = 0
+        self.controller_passes = 0
+        # The store's listing and the revision it was taken at: one list per revision.
+        self._listing: tuple[int, list[StoredObject]] | None = None
+        # (store revision, pods observed) at the end of the last full pass.
+        self._settled: tuple[int, list[PodState]] | None = None
+        self._pending = True  # a pod wanted but not running, or a sync to retry
 
     # -- controllers -------------------------------------------------------------------
 
+    def _stored(self) -> list[StoredObject]:
+        """The store's objects, listed again only once its revision moved. The revision is
+        read before the list: a write in between makes the list newer than its tag, so the
+        next pass lists again (never the reverse)."""
+        revision = self.store.revision()
+        if self._listing is None or self._listing[0] != revision:
+            self._listing = (revision, self.store.list())
+        return self._listing[1]
+
     def _objects(self) -> list[Obj]:
-        return [s.object for s in self.store.list()]
+        return [s.object for s in self._stored()]
 
     def _gateways(self, objs: list[Obj]) -> None:
         gateways = [o for o in objs if o.get("kind") == "IstioGateway"]
@@ -432,6 +457,8 @@ class Reconciler:
                 self._start_retry.pop(ns_name, None)
         self.runtime.reconcile()
         states = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        # A pod that did not start (it failed) is tried again in the next pass.
+        self._pending = bool(set(wanted) - set(states)) or bool(self._stopping)
         for ns_name, pod in wanted.items():
             state = states.get(ns_name)
             if state is None:
@@ -454,7 +481,7 @@ class Reconciler:
         out: list[Resource] = []
         seen: set[tuple[ResourceKey, str]] = set()
         order: list[tuple[ResourceKey, str]] = []
-        for stored in self.store.list():
+        for stored in self._stored():
             cache_key = (stored.key, str(stored.resource_version))
             seen.add(cache_key)
             order.append(cache_key)
@@ -483,20 +510,41 @@ class Reconciler:
         return True
 
     def run_once(self) -> Snapshot:
-        self._gateways(self._objects())
-        self._garbage_collect(self._objects())
-        self._deployments(self._objects())
-        self._pods(self._objects())
-        self._deployment_status(self._objects())
-        self.refresh_snapshot()
-        self._service_nat(self.snapshot)
-        # After the snapshot (the gateways' routes say what they may reach) and before the
-        # caller pushes it: a gateway gets no route before its guard is in place.
-        self._ssrf_guard.sync(self._objects(), self.snapshot, frozenset(self._typed))
+        self.passes += 1
+        # The runtime's supervision first, in every pass: a container that died, a restart
+        # whose back-off passed, a probe verdict show up in what it observes next.
+        self.runtime.reconcile()
+        # What the controllers are about to read, taken before they read it: a write or a
+        # pod change during the pass (our own status writes included) differs from it, so
+        # the next pass runs them again, and only a pass that changed nothing settles.
+        seen = (self.store.revision(), self.runtime.pod_states())
+        if not self._pending and seen == self._settled:
+            return self.snapshot
+        self.controller_passes += 1
+        try:
+            self._gateways(self._objects())
+            self._garbage_collect(self._objects())
+            self._deployments(self._objects())
+            self._pods(self._objects())
+            self._deployment_status(self._objects())
+            self.refresh_snapshot()
+            nat_ok = self._service_nat(self.snapshot)
+            # After the snapshot (the gateways' routes say what they may reach) and before
+            # the caller pushes it: a gateway gets no route before its guard is in place.
+            self._ssrf_guard.sync(self._objects(), self.snapshot, frozenset(self._typed))
+        except BaseException:
+            # Controllers edit listed dicts before writing them: never reuse those.
+            self._listing = self._settled = None
+            raise
+        self._pending = self._pending or not (
+            nat_ok and self._node_filter.settled and self._ssrf_guard.settled
+        )
+        self._settled = seen
         return self.snapshot
 
-    def _service_nat(self, snap: Snapshot) -> None:
-        """kube-proxy's part: cluster IPs DNAT to ready pod endpoints in the node."""
+    def _service_nat(self, snap: Snapshot) -> bool:
+        """kube-proxy's part: cluster IPs DNAT to ready pod endpoints in the node; False if
+        the rules could not be installed (the next pass tries again)."""
         routes = []
         for services in snap.services_by_host.values():
             for svc in services:
@@ -508,11 +556,12 @@ class Reconciler:
                         routes.append(servicenat.ServiceRoute(svc.addresses[0], port.number, eps))
         text = servicenat.render(routes)
         if text == self._nat_text:
-            return
+            return True
         node = names.node_netns(names.mesh_id(self.home))
         try:
             servicenat.apply(node, text)
         except Exception:  # the mesh keeps working through sidecars; say so, retry next pass
             log.exception("installing service cluster-IP rules failed")
-            return
+            return False
         self._nat_text = text
+        return True

@@ -120,6 +120,11 @@ class SsrfGuard:
         self._texts: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._last: object = None
 
+    @property
+    def settled(self) -> bool:
+        """The last sync installed everything (else the next one must try again)."""
+        return self._last is not None
+
     def _proxy_match(self) -> str:
         cgroup = self.runtime.launcher.proxy_cgroup()
         return capture.exemption(cgroup)[0]

@@ -164,6 +164,8 @@ class Sink:
             st = os.stat(path)
         except FileNotFoundError:
             return
+        if (st.st_ino, st.st_size) == (inode, offset):
+            return  # nothing new: no read, and no write to the store (every second at rest)
         if inode and st.st_ino != inode:
             previous = path.with_name(path.name.removesuffix(".log") + ".previous.log")
             try:

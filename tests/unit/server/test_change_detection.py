@@ -73,7 +73,7 @@ def test_ca_next_change_is_renewal_and_rotation_times(tmp_path: Path) -> None:
     start = clock.now
     assert ca.next_change(after=start) is None  # nothing issued, nothing rotating
     held = ca.workload("spiffe://cluster.local/ns/default/sa/sleep")
-    renewal = held.not_before + (held.not_after - held.not_before) / 2
+    renewal = held.renew_at  # half its life from issue
     assert ca.next_change(after=start) == renewal
     assert ca.next_change(after=renewal) is None  # past it: nothing more until re-issued
     clock.now = renewal + datetime.timedelta(seconds=1)

@@ -58,6 +58,11 @@ class MeshConfigSpec(IstioWire):
     # meshgate's own: gateway proxies may not connect to loopback, link-local or the mesh's
     # own addresses unless configured by address (docs/security.md, the SSRF guard).
     gateway_ssrf_guard: bool | None = None
+    # Istio's: the exportTo of a ServiceEntry or Service, VirtualService, DestinationRule
+    # that sets none ("*" all, "." its own namespace, "~" none, or namespace names).
+    default_service_export_to: list[str] | None = None
+    default_virtual_service_export_to: list[str] | None = None
+    default_destination_rule_export_to: list[str] | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
