@@ -78,8 +78,19 @@ def test_metrics_count_each_request_once_per_reporter(mesh: Mesh) -> None:
 
     ok, code = retry(via_gateway, lambda c: c == "301", 30.0)
     assert ok, code
+    # Settled: every warm-up request that went through is counted by both reporters (the
+    # sidecar's entries may arrive after the gateway's), and nothing more is arriving.
+    last: list[dict[str, float]] = []
+
+    def settled() -> dict[str, float]:
+        last.append(_counts(_scrape(url, token)))
+        return last[-1]
+
     ok, before = retry(
-        lambda: _counts(_scrape(url, token)), lambda c: c["gw_301"] >= 1, 20.0, interval=0.5
+        settled,
+        lambda c: c["gw_301"] >= 1 and c["sleep_301"] == c["gw_301"] and last[-2:] == [c, c],
+        20.0,
+        interval=0.5,
     )
     assert ok, before
 
