@@ -34,6 +34,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -260,6 +261,8 @@ def run_one(proxies: int, entries: int, scoped: bool, changes: int, rest: float)
         }
     finally:
         mesh.mg("down", "--force", check=False)
+        # The state directory (store, logs) goes too: nothing of a run is left behind.
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
