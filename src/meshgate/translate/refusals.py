@@ -89,7 +89,8 @@ def _mapper(match: Any, reason: str) -> Any:
     return mapper
 
 
-def _code_details(expression: str) -> Any:
+def cel_filter(expression: str) -> Any:
+    """An access-log (and local-reply mapper) filter: a CEL expression over the request."""
     cel = cel_pb2.ExpressionFilter(expression=expression)
     return al.AccessLogFilter(
         extension_filter=al.ExtensionFilter(name=CEL_FILTER, typed_config=pack(cel))
@@ -115,13 +116,13 @@ def rbac_mappers(policy_ids: list[str]) -> list[Any]:
         else:  # a fail-closed CUSTOM policy keeps its own long name
             policies[f"{prefix}{pid}]"] = f"denied by {pid} (from {PEER})"
     out = [
-        _mapper(_code_details(f"response.code_details.startsWith({json.dumps(key)})"), reason)
+        _mapper(cel_filter(f"response.code_details.startsWith({json.dumps(key)})"), reason)
         for key, reason in sorted(policies.items())
     ]
     none = json.dumps(f"{prefix}none]")
     out.append(
         _mapper(
-            _code_details(f"response.code_details == {none}"),
+            cel_filter(f"response.code_details == {none}"),
             f"no ALLOW AuthorizationPolicy matches (from {PEER})",
         )
     )

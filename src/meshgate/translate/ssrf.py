@@ -22,8 +22,6 @@ import json
 from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2 as al
-from envoy.config.core.v3 import base_pb2
-from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -32,19 +30,10 @@ from meshgate.model import ssrf
 from meshgate.translate.accesslog import ACCESS_LOG_FORMAT, access_log_config
 from meshgate.translate.filters import HCM
 from meshgate.translate.pb import pack
-from meshgate.translate.refusals import PEER, REFUSED_HEADER
+from meshgate.translate.refusals import PEER, cel_filter, refusal_header
 
-CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 STATUS_KEY = "istio_policy_status"
 NO_CLIENT_CERT = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
-
-
-def _cel(expression: str) -> al.AccessLogFilter:
-    return al.AccessLogFilter(
-        extension_filter=al.ExtensionFilter(
-            name=CEL_FILTER, typed_config=pack(cel_pb2.ExpressionFilter(expression=expression))
-        )
-    )
 
 
 def _any_of(attribute: str, method: str, values: list[str]) -> str:
@@ -60,13 +49,8 @@ def _mapper(condition: str, what: str) -> hcm_pb2.ResponseMapper:
     flags = al.AccessLogFilter(response_flag_filter=al.ResponseFlagFilter(flags=["UF"]))
     value = f"SSRF guard: upstream %UPSTREAM_HOST% is {what} (from {PEER})"
     return hcm_pb2.ResponseMapper(
-        filter=al.AccessLogFilter(and_filter=al.AndFilter(filters=[flags, _cel(condition)])),
-        headers_to_add=[
-            base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=REFUSED_HEADER, value=value),
-                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-            )
-        ],
+        filter=al.AccessLogFilter(and_filter=al.AndFilter(filters=[flags, cel_filter(condition)])),
+        headers_to_add=[refusal_header(value)],
     )
 
 
@@ -97,7 +81,7 @@ def handshake_access_logs() -> list[al.AccessLog]:
     out = []
     for condition, reason in cases:
         for log in access_log_config({**ACCESS_LOG_FORMAT, STATUS_KEY: reason}, grpc="tcp"):
-            log.filter.CopyFrom(_cel(condition))
+            log.filter.CopyFrom(cel_filter(condition))
             out.append(log)
     return out
 
