@@ -15,6 +15,11 @@ Rules:
   mesh id are ever deleted.
 - Other runtime modules keep their own JSON-able state in named sections (`section()`), so a new
   `Runtime` over the same state directory can re-adopt live pods.
+- `peek()` is for the control plane's looks at every pass: the manifest parsed once per write
+  (every write renames a new file into place, so inode, mtime and size name a version; a
+  count of this process's writes joins them, as timestamps are coarse and an inode can come
+  back) and shared between callers, who must not change it; `read()` and `edit()` give
+  private copies.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from meshgate.runtime import capture, names, netns, procs
 from meshgate.runtime.sandbox import BWRAP
 
 MANIFEST_VERSION = 1
+_writes = 0  # manifests written by this process (any instance): part of peek()'s version
 
 
 def manifest_dir(state_dir: str | os.PathLike[str]) -> Path:
@@ -64,6 +70,21 @@ class Manifest:
         self.path = self.dir / "manifest.json"
         self.lock_path = self.dir / "manifest.lock"
         self.mesh_id = names.mesh_id(self.state_dir)
+        self._peeked: tuple[tuple[int, int, int, int], dict[str, Any]] | None = None
+
+    def peek(self) -> dict[str, Any]:
+        """The manifest as last written, shared: read-only for the caller."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return _empty(self.state_dir)
+        version = (_writes, st.st_ino, st.st_mtime_ns, st.st_size)
+        peeked = self._peeked
+        if peeked is not None and peeked[0] == version:
+            return peeked[1]
+        data = self.read()
+        self._peeked = (version, data)
+        return data
 
     def read(self) -> dict[str, Any]:
         try:
@@ -87,6 +108,8 @@ class Manifest:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _write(self, data: dict[str, Any]) -> None:
+        global _writes
+        _writes += 1
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=self.dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -157,6 +180,11 @@ class Manifest:
 
     def section(self, name: str) -> dict[str, Any]:
         sec: dict[str, Any] = self.read()["sections"].get(name, {})
+        return sec
+
+    def peek_section(self, name: str) -> dict[str, Any]:
+        """`section()` from `peek()`: shared, read-only for the caller."""
+        sec: dict[str, Any] = self.peek()["sections"].get(name, {})
         return sec
 
     def set_section(self, name: str, value: dict[str, Any]) -> None:

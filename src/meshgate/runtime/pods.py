@@ -158,6 +158,10 @@ class Runtime:
     def _pods(self) -> dict[str, Any]:
         return self.manifest.section("pods")
 
+    def _pods_view(self) -> dict[str, Any]:
+        """The pod records for a look that changes nothing (shared: never modify them)."""
+        return self.manifest.peek_section("pods")
+
     def _save_pod(self, key: str, rec: dict[str, Any] | None) -> None:
         with self.manifest.edit() as m:
             pods = m["sections"].setdefault("pods", {})
@@ -243,19 +247,19 @@ class Runtime:
 
     def pod_states(self) -> list[PodState]:
         with self._lock:
-            pods = self._pods()
+            pods = self._pods_view()
             return [self._state(pods[k]) for k in sorted(pods)]
 
     def pod_state(self, namespace: str, name: str) -> PodState | None:
         with self._lock:
-            rec = self._pods().get(_key(namespace, name))
+            rec = self._pods_view().get(_key(namespace, name))
             return None if rec is None else self._state(rec)
 
     def running_processes(self) -> list[procs.ProcId]:
         """The processes of every running container, whose exit `reconcile()` should see
         at once (the control plane waits on them)."""
         with self._lock:
-            return [p for rec in self._pods().values() for p in podstate.processes(rec)]
+            return [p for rec in self._pods_view().values() for p in podstate.processes(rec)]
 
     def starting(self, window: float) -> bool:
         """Whether a container with a readiness probe started less than `window` seconds
@@ -264,7 +268,7 @@ class Runtime:
         with self._lock:
             return any(
                 podstate.starting(rec, self._container_specs(rec), now, window)
-                for rec in self._pods().values()
+                for rec in self._pods_view().values()
             )
 
     def reconcile(self) -> None:

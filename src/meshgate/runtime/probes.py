@@ -2,7 +2,14 @@
 
 Rules:
 - A port probe (tcpSocket, httpGet) passes once the port listens in the pod's network
-  namespace, read from /proc/PID/net of a process in it: cheap enough for every look.
+  namespace, asked of the kernel over sock_diag (`sockdiag`: only the listening hash is
+  walked, so it is cheap enough for every look); /proc/PID/net/tcp, which walks every
+  connection of the host, is the fallback where sock_diag is refused.
+- A port once seen listening is believed for `LISTEN_RECHECK` seconds before it is asked
+  again (per process and port): the control plane looks at every pod twice a pass, and a
+  kubelet re-probes only every periodSeconds (10 by default) and needs three misses
+  before it calls a container unready, so this is still quicker to notice. A port not
+  listening yet is asked at every look, so a starting pod becomes ready without delay.
 - An exec probe runs a command in the container (its sandbox, as `exec` does) with a timeout;
   a probe still running then fails, and everything it started is killed with it.
 - Nothing here changes a pod: callers record verdicts.
@@ -14,8 +21,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from typing import Any
 
+from meshgate.runtime import sockdiag
 from meshgate.runtime.podspec import ContainerSpec
 
 
@@ -47,8 +56,31 @@ def run(argv: list[str], timeout: float) -> bool:
         return False
 
 
+LISTEN_RECHECK = 5.0
+_seen_listening: dict[tuple[int, int], float] = {}  # (pid, port) -> believed until (monotonic)
+
+
 def listening(pid: int, port: int) -> bool:
     """Whether the network namespace of `pid` has a TCP socket listening on `port`."""
+    now = time.monotonic()
+    if _seen_listening.get((pid, port), 0.0) > now:
+        return True
+    found = _ask(pid, port)
+    if found:
+        if len(_seen_listening) > 4096:  # processes come and go: drop what has expired
+            for k in [k for k, until in _seen_listening.items() if until <= now]:
+                _seen_listening.pop(k, None)
+        _seen_listening[(pid, port)] = now + LISTEN_RECHECK
+    else:
+        _seen_listening.pop((pid, port), None)
+    return found
+
+
+def _ask(pid: int, port: int) -> bool:
+    try:
+        return port in sockdiag.listening_ports(pid)
+    except OSError:
+        pass
     want = f":{port:04X}"
     for table in ("tcp", "tcp6"):
         try:

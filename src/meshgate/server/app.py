@@ -220,7 +220,7 @@ class ControlPlane:
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
 
     def _node_processes(self) -> dict[str, procs.ProcId]:
-        recorded = self.node.manifest.read()["processes"]
+        recorded = self.node.manifest.peek()["processes"]
         return {
             key: procs.ProcId(rec["pid"], rec["start_time"])
             for key, rec in recorded.items()
@@ -244,10 +244,16 @@ class ControlPlane:
     def _forget_gone_proxies(self) -> None:
         """A proxy whose pod is gone for good leaves proxy-status once its stream has
         closed; the time a closed stream stays listed is for proxies that restart."""
+        closed = [
+            st
+            for st in self.xds.statuses(names=False)
+            if not st.connected and st.metadata.get("POD_NAME")
+        ]
+        if not closed:  # the usual case at rest: nothing to look up
+            return
         live = {(s.namespace, s.name) for s in self.runtime.pod_states()}
-        for st in self.xds.statuses():
-            pod = (st.metadata.get("NAMESPACE"), st.metadata.get("POD_NAME"))
-            if not st.connected and pod[1] and pod not in live:
+        for st in closed:
+            if (st.metadata.get("NAMESPACE"), st.metadata.get("POD_NAME")) not in live:
                 self.xds.forget(st.node_id)
 
     def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
