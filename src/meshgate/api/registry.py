@@ -30,6 +30,7 @@ _MG = ("meshgate.io", ("v1alpha1",), "meshgate_kinds")
 _CORE = ("", ("v1",), "kubernetes")
 _APPS = ("apps", ("v1",), "kubernetes")
 _NETWORKING_K8S = ("networking.k8s.io", ("v1",), "kubernetes")
+_DISCOVERY = ("discovery.k8s.io", ("v1",), "kubernetes")
 
 # (group, versions, module), kind, plural, short names, namespaced
 _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...], bool], ...] = (
@@ -49,6 +50,8 @@ _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...],
     (_CORE, "Pod", "pods", ("po",), True),
     (_CORE, "ConfigMap", "configmaps", ("cm",), True),
     (_CORE, "Secret", "secrets", (), True),
+    (_CORE, "Endpoints", "endpoints", ("ep",), True),
+    (_DISCOVERY, "EndpointSlice", "endpointslices", (), True),
     (_APPS, "Deployment", "deployments", ("deploy",), True),
     (_NETWORKING_K8S, "NetworkPolicy", "networkpolicies", ("netpol",), True),
 )

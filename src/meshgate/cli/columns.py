@@ -161,6 +161,48 @@ def _pod_node(o: Obj) -> str:
     return NODE_NAME if dig(o, "status.hostIP") else NONE
 
 
+def _endpoints(o: Obj) -> str:
+    """kubectl's ENDPOINTS: ``ip:port`` per ready address and port, three at most."""
+    subsets = o.get("subsets") or []
+    if not subsets:
+        return NONE
+    shown: list[str] = []
+    count = 0
+    for ss in subsets:
+        addresses = [str(a.get("ip")) for a in ss.get("addresses") or []]
+        ports = ss.get("ports") or []
+        pairs = [a for a in addresses] if not ports else []
+        for p in ports:
+            pairs += [
+                f"[{a}]:{p.get('port')}" if ":" in a else f"{a}:{p.get('port')}" for a in addresses
+            ]
+        count += len(pairs)
+        shown += pairs[: max(0, 3 - len(shown))]
+    text = ",".join(shown)
+    return f"{text} + {count - 3} more..." if count > 3 else text
+
+
+def _more(items: list[str]) -> str:
+    """kubectl's listWithMoreString: three at most, ``<unset>`` for none."""
+    text = ",".join(items[:3])
+    if len(items) > 3:
+        return f"{text} + {len(items) - 3} more..."
+    return text or "<unset>"
+
+
+def _slice_ports(o: Obj) -> str:
+    return _more(
+        [
+            str(p["port"]) if p.get("port") is not None else str(p.get("name") or "*")
+            for p in o.get("ports") or []
+        ]
+    )
+
+
+def _slice_endpoints(o: Obj) -> str:
+    return _more([str(a) for e in o.get("endpoints") or [] for a in e.get("addresses") or []])
+
+
 _POD = [
     Column("READY", _pod_ready),
     Column("STATUS", _pod_status),
@@ -224,6 +266,15 @@ _COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
         [],
     ),
     ("networking.k8s.io", "NetworkPolicy"): ([Column("POD-SELECTOR", _pod_selector)], []),
+    ("", "Endpoints"): ([Column("ENDPOINTS", _endpoints)], []),
+    ("discovery.k8s.io", "EndpointSlice"): (
+        [
+            Column("ADDRESSTYPE", lambda o: str(o.get("addressType") or "")),
+            Column("PORTS", _slice_ports),
+            Column("ENDPOINTS", _slice_endpoints),
+        ],
+        [],
+    ),
     ("istio.alibabacloud.com", "IstioGateway"): (
         [path("TYPE", "spec.gatewayType"), path("REPLICAS", "spec.replicaCount")],
         [],

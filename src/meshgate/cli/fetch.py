@@ -57,6 +57,10 @@ def fetch(args: list[str], namespace: str | None, selector: str | None) -> Fetch
             names: list[str | None] = [*target.names] or [None]
             for name in names:
                 got = backend.get(target.kind, namespace, name, selector)
+                if (target.kind.group, target.kind.kind) == ("", "Endpoints"):
+                    from meshgate.cli.endpoints import with_computed
+
+                    got = with_computed(backend, namespace, name, selector, got)
                 if name is not None and not got:
                     result.missing.append(not_found(target.kind, name))
                 items.extend(got)

@@ -5,6 +5,13 @@ Rules of this module:
   Several resources may give the same host; ``model.servicemerge`` decides what a proxy sees.
 - Kubernetes Services are hosted at ``NAME.NS.svc.cluster.local``, resolve ``STATIC``
   (client-side load balancing over pod endpoints, i.e. EDS) and have one VIP, the cluster IP.
+  As Istio's ``ConvertService``: a headless Service (``clusterIP: None``) has no VIP and
+  resolves ``NONE`` (Istio's Passthrough); an ``ExternalName`` Service resolves ``ALIAS``:
+  it is another name of the service its ``externalName`` names, with no endpoints, cluster
+  or listener of its own (Istio 1.21+; ``resolve_aliases``).
+- A Kubernetes Service's endpoints are the ready pods its selector picks, plus the ready
+  addresses of its ``Endpoints``/``EndpointSlice`` objects (``model.kubeendpoints``),
+  which may be outside the mesh.
 - Endpoints are computed per service port, already at the port to dial (targetPort or the
   endpoint's named port), so the translator never resolves ports itself.
 - Everything here is immutable; builders take resources (typed or plain) and return values.
@@ -12,12 +19,16 @@ Rules of this module:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshgate.model import hosts, protocol
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
+from meshgate.model.kubeendpoints import Record
+
+ALIAS = "ALIAS"  # resolution of an ExternalName Service (Istio's model.Alias)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,11 @@ class Service:
     subject_alt_names: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)  # the resource's own labels
     created: str = ""  # creationTimestamp (RFC 3339, UTC): the oldest resource wins conflicts
+    external_name: str = ""  # an ExternalName Service's target host (resolution ALIAS)
+    # A headless Service's DNS answers: every ready address (whatever its ports), and the
+    # (hostname, address) pairs of endpoints that have a hostname.
+    dns_addresses: tuple[str, ...] = ()
+    dns_hostnames: tuple[tuple[str, str], ...] = ()
 
     def port(self, number: int) -> ServicePort | None:
         for p in self.ports:
@@ -67,6 +83,15 @@ class Service:
     @property
     def is_kubernetes(self) -> bool:
         return self.kind == "Service"
+
+    @property
+    def is_alias(self) -> bool:
+        return self.resolution == ALIAS
+
+    @property
+    def is_headless(self) -> bool:
+        """A Kubernetes Service with ``clusterIP: None`` (endpoints are dialled directly)."""
+        return self.kind == "Service" and self.resolution == "NONE"
 
 
 def export_set(values: Iterable[str], own_namespace: str) -> frozenset[str]:
@@ -90,6 +115,8 @@ class PodInfo:
     running: bool
     service_account: str
     container_ports: Mapping[str, int]  # named container ports
+    hostname: str = ""  # spec.hostname (DNS name under a headless Service = spec.subdomain)
+    subdomain: str = ""
 
     @property
     def key(self) -> str:
@@ -124,6 +151,8 @@ def pod_info(pod: Any) -> PodInfo:
         running=get_str(status, "phase") == "Running" and _ready(status),
         service_account=get_str(spec, "service_account_name") or "default",
         container_ports=named,
+        hostname=get_str(spec, "hostname"),
+        subdomain=get_str(spec, "subdomain"),
     )
 
 
@@ -262,24 +291,143 @@ def pod_endpoints(
     return result
 
 
-def from_kubernetes(svc: Any, cluster_ip: str, pods: Iterable[PodInfo]) -> Service:
+def record_endpoints(
+    ports: tuple[ServicePort, ...],
+    records: Iterable[Record],
+    pods: Mapping[tuple[str, str], PodInfo],
+    pods_by_ip: Mapping[str, PodInfo],
+) -> dict[int, tuple[Endpoint, ...]]:
+    """Endpoints/EndpointSlice records at each Service port of the same name; an address
+    that is a pod's (targetRef, else IP) carries the pod's labels and key."""
+    result: dict[int, tuple[Endpoint, ...]] = {}
+    for port in ports:
+        eps = []
+        for r in records:
+            if r.port_name != port.name:
+                continue
+            pod = pods.get(r.pod) if r.pod else None
+            if pod is None or pod.ip != r.address:
+                pod = pods_by_ip.get(r.address)
+            labels = pod.labels if pod is not None else {}
+            eps.append(Endpoint(r.address, r.port, labels, pod=pod.key if pod else ""))
+        result[port.number] = tuple(eps)
+    return result
+
+
+def _union(*parts: Mapping[int, tuple[Endpoint, ...]]) -> dict[int, tuple[Endpoint, ...]]:
+    out: dict[int, tuple[Endpoint, ...]] = {}
+    for number in sorted({n for p in parts for n in p}):
+        seen: dict[tuple[str, int], Endpoint] = {}
+        for p in parts:
+            for ep in p.get(number, ()):
+                seen.setdefault((ep.address, ep.port), ep)
+        out[number] = tuple(seen[k] for k in sorted(seen))
+    return out
+
+
+def _headless_dns(
+    name: str,
+    selector: Mapping[str, str],
+    namespace: str,
+    pods: Iterable[PodInfo],
+    records: Iterable[Record],
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """kube-dns for a headless Service: every ready address, and ``HOSTNAME.NAME.NS.svc``
+    for pods whose ``subdomain`` is the Service (and endpoints with a hostname)."""
+    addresses: set[str] = set()
+    named: set[tuple[str, str]] = set()
+    if selector:
+        for p in pods:
+            if not (p.namespace == namespace and p.running and p.ip):
+                continue
+            if _labels_match(selector, p.labels):
+                addresses.add(p.ip)
+                if p.hostname and p.subdomain == name:
+                    named.add((p.hostname, p.ip))
+    for r in records:
+        addresses.add(r.address)
+        if r.hostname:
+            named.add((r.hostname, r.address))
+    return tuple(sorted(addresses)), tuple(sorted(named))
+
+
+def from_kubernetes(
+    svc: Any,
+    cluster_ip: str,
+    pods: Iterable[PodInfo],
+    records: Iterable[Record] = (),
+    all_pods: Mapping[tuple[str, str], PodInfo] | None = None,
+) -> Service:
+    """A Kubernetes Service; ``records``: its Endpoints/EndpointSlice addresses;
+    ``all_pods``: every pod by (namespace, name), to recognise pods among them."""
     meta = get(svc, "metadata")
     namespace = get_str(meta, "namespace") or "default"
     name = get_str(meta, "name")
     spec = get(svc, "spec")
     selector = str_map(get(spec, "selector"))
     ports = kubernetes_ports(svc)
+    labels = str_map(get(meta, "labels"))
+    created = get_str(meta, "creation_timestamp")
+    hostname = hosts.kubernetes_host(name, namespace)
+    target = hosts.normalize(get_str(spec, "external_name"))
+    if get_str(spec, "type") == "ExternalName" and target:
+        return Service(
+            hostname=hostname,
+            namespace=namespace,
+            name=name,
+            kind="Service",
+            ports=ports,
+            resolution=ALIAS,
+            location="MESH_EXTERNAL",
+            labels=labels,
+            created=created,
+            external_name=target,
+        )
+    pod_list = list(pods)
+    record_list = list(records)
+    everyone = all_pods if all_pods is not None else {(p.namespace, p.name): p for p in pod_list}
+    by_ip = {p.ip: p for p in everyone.values() if p.ip}
+    endpoints = _union(
+        pod_endpoints(ports, selector, namespace, pod_list) if selector else {},
+        record_endpoints(ports, record_list, everyone, by_ip) if record_list else {},
+    )
+    headless = get_str(spec, "cluster_ip").lower() == "none"
+    dns: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] = ((), ())
+    if headless:
+        dns = _headless_dns(name, selector, namespace, pod_list, record_list)
     return Service(
-        hostname=hosts.kubernetes_host(name, namespace),
+        hostname=hostname,
         namespace=namespace,
         name=name,
         kind="Service",
         ports=ports,
-        resolution="STATIC",
+        resolution="NONE" if headless else "STATIC",
         location="MESH_INTERNAL",
-        addresses=(cluster_ip,) if cluster_ip else (),
-        endpoints=pod_endpoints(ports, selector, namespace, pods) if selector else {},
+        addresses=(cluster_ip,) if cluster_ip and not headless else (),
+        endpoints=endpoints,
         selector=selector,
-        labels=str_map(get(meta, "labels")),
-        created=get_str(meta, "creation_timestamp"),
+        labels=labels,
+        created=created,
+        dns_addresses=dns[0],
+        dns_hostnames=dns[1],
     )
+
+
+def resolve_aliases(services: Iterable[Service]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Concrete host -> its aliases, sorted by (namespace, host) (Istio's
+    resolveServiceAliases: hops through aliases are followed, a loop leads nowhere)."""
+    raw = {(s.namespace, s.hostname): s.external_name for s in services if s.is_alias}
+    if not raw:
+        return {}
+    by_host = {host: target for (_, host), target in raw.items()}
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for alias, target in raw.items():
+        seen = {alias[1], target}
+        while target in by_host:
+            target = by_host[target]
+            if target in seen:
+                break
+            seen.add(target)
+        else:
+            out[target].append(alias)
+    return {host: tuple(sorted(found)) for host, found in out.items()}

@@ -16,7 +16,15 @@ Rules of this module:
 - Per-proxy views (the services a Sidecar scope imports) are memoised in the snapshot: it is
   immutable, so a view computed once stays valid; the memo is only ever added to.
 - Kubernetes cluster IPs: ``spec.clusterIP`` when set; else a deterministic address in
-  10.96.0.0/16 from a hash of ``ns/name``, collisions resolved in sorted key order.
+  10.96.0.0/16 from a hash of ``ns/name``, collisions resolved in sorted key order. Headless
+  (``None``) and ``ExternalName`` Services have none.
+- ExternalName aliases as Istio's ``resolveServiceAliases``: each alias is followed through
+  other aliases to a concrete host (a loop resolves to nothing); a concrete service is then
+  also reached by the names of its aliases, those a proxy's Sidecar imports
+  (``aliases_for``).
+- The DNS zone is kube-dns's: a cluster IP per Service, a headless Service's ready
+  endpoint addresses (and ``HOSTNAME.NAME.NS.svc.cluster.local`` per named endpoint), and
+  a CNAME to the target for an ExternalName Service.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Any
 from meshgate.model import hosts, servicemerge
 from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
+from meshgate.model.kubeendpoints import records_by_service
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, Proxy, parse_node_id
 from meshgate.model.secrets import SecretIndex
 from meshgate.model.services import (
@@ -40,9 +49,11 @@ from meshgate.model.services import (
     from_kubernetes,
     from_service_entry,
     pod_info,
+    resolve_aliases,
 )
 
 NETWORKING = "networking.istio.io"
+DISCOVERY = "discovery.k8s.io"
 SECURITY = "security.istio.io"
 MESHGATE = "meshgate.io"
 ALIBABA = "istio.alibabacloud.com"
@@ -166,6 +177,8 @@ class Snapshot:
     dr_index: DestinationRuleIndex = field(repr=False)
     sidecars_by_namespace: Mapping[str, tuple[Any, ...]] = field(repr=False)
     secrets: SecretIndex = field(repr=False)
+    # concrete host -> ((namespace, alias host), ...) of the ExternalName Services naming it
+    aliases: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------
@@ -190,6 +203,9 @@ class Snapshot:
         istio_gws = by_kind[(ALIBABA, "IstioGateway")]
         ips = allocate_cluster_ips(k8s, [g for g in istio_gws if not _has_service(k8s, g)])
 
+        records = records_by_service(
+            k8s, by_kind[("", "Endpoints")], by_kind[(DISCOVERY, "EndpointSlice")]
+        )
         services: list[Service] = []
         # MeshConfig defaultServiceExportTo: the exportTo of a ServiceEntry that sets none,
         # and of every Kubernetes Service.
@@ -202,7 +218,13 @@ class Snapshot:
             services.extend(made)
         for svc in k8s:
             ns, name = _ns(svc), _name(svc)
-            made_k8s = from_kubernetes(svc, ips.get((ns, name), ""), pods_by_ns.get(ns, ()))
+            made_k8s = from_kubernetes(
+                svc,
+                ips.get((ns, name), ""),
+                pods_by_ns.get(ns, ()),
+                records.get((ns, name), ()),
+                pods,
+            )
             if default_export:
                 made_k8s = replace(made_k8s, export_to=export_set(default_export, ns))
             services.append(made_k8s)
@@ -264,6 +286,7 @@ class Snapshot:
             ),
             sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
             secrets=SecretIndex.build(by_kind[("", "Secret")]),
+            aliases=resolve_aliases(services),
         )
 
     # ---- services -------------------------------------------------------------------------
@@ -277,12 +300,38 @@ class Snapshot:
         return self.cluster_ips.get((_ns(service), _name(service)), "")
 
     def dns_zone(self) -> dict[str, list[str]]:
-        """``NAME.NS.svc.cluster.local`` -> [cluster IP], for the runtime's DNS zone."""
-        return {
+        """``NAME.NS.svc.cluster.local`` -> [cluster IP] (headless: the ready endpoint
+        addresses; ExternalName: [target], a CNAME), for the runtime's DNS zone."""
+        zone = {
             hosts.kubernetes_host(name, ns): [ip]
             for (ns, name), ip in sorted(self.cluster_ips.items())
             if ip
         }
+        for svc in self.services:
+            if not svc.is_kubernetes:
+                continue
+            if svc.is_alias:
+                zone[svc.hostname] = [svc.external_name + "."]  # a CNAME (runtime.dns)
+            elif svc.is_headless and svc.dns_addresses:
+                zone[svc.hostname] = list(svc.dns_addresses)
+                for hostname, address in svc.dns_hostnames:
+                    zone.setdefault(f"{hostname}.{svc.hostname}", []).append(address)
+        return zone
+
+    def aliases_for(self, proxy: Proxy, hostname: str) -> list[str]:
+        """The alias host names a proxy also reaches ``hostname`` by: every ExternalName
+        Service naming it that the proxy's Sidecar imports (Istio's matchingAliasService:
+        imports only, not exportTo)."""
+        found = self.aliases.get(hostname)
+        if not found:
+            return []
+        sidecar = None if proxy.is_router else self.sidecar_for(proxy)
+        imports = _sidecar_imports(sidecar) if sidecar is not None else None
+        return [
+            alias
+            for ns, alias in found
+            if imports is None or any(i.admits(ns, alias) for i in imports)
+        ]
 
     def service(self, hostname: str, client_namespace: str = "") -> Service | None:
         """The (merged) service a sidecar in ``client_namespace`` sees for a host, ignoring
@@ -523,7 +572,9 @@ def allocate_cluster_ips(
     for svc in services:
         key = (_ns(svc), _name(svc))
         explicit = get_str(get(svc, "spec"), "cluster_ip")
-        if explicit and explicit.lower() != "none":
+        if get_str(get(svc, "spec"), "type") == "ExternalName":
+            result[key] = ""
+        elif explicit and explicit.lower() != "none":
             result[key] = explicit
             addr = int(ipaddress.ip_address(explicit))
             if base <= addr < base + size:

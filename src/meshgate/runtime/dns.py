@@ -2,13 +2,18 @@
 
 Rules:
 - The zone is a directory of JSON files `<state_dir>/dns/<layer>.json`, each `{"name": ["ip",
-  ...]}`. Layers let owners write independently: the node writes `world` (the simulated
-  internet), the control plane writes `mesh` (`NAME.NS.svc.cluster.local` for services).
-  The served zone is the union. Files are replaced atomically (`write_zone`), and the server
-  re-reads them when the directory or a file changes (checked at most every 200 ms, on query).
+  ...]}`, or `{"name": ["target.name."]}` for a CNAME (zone-file style: an absolute name
+  ends in a dot; a Kubernetes ExternalName Service; a name is a CNAME or has addresses,
+  never both). Layers let owners write independently: the node writes `world` (the
+  simulated internet), the control plane writes `mesh` (`NAME.NS.svc.cluster.local` for
+  services). The served zone is the union. Files are replaced atomically (`write_zone`),
+  and the server re-reads them when the directory or a file changes (checked at most every
+  200 ms, on query).
 - Every query gets an answer at once, never silence: a known name gets its A (or AAAA) records
-  and an empty NOERROR for other types; an unknown name gets NXDOMAIN. A dropped AAAA query
-  stalls glibc's resolver for 5 s.
+  and an empty NOERROR for other types; an unknown name gets NXDOMAIN. A CNAME is answered
+  as kube-dns answers an ExternalName: the CNAME record, then the target's records when the
+  zone (or, with upstreams, the upstream) has them, followed through at most 8 CNAMEs
+  (a longer chain or a loop: SERVFAIL). A dropped AAAA query stalls glibc's resolver for 5 s.
 - With upstreams (``--upstream``, given by the node when the mesh has an uplink), a name
   that is no zone's (neither mesh nor world) and not under ``cluster.local`` is forwarded
   (``dnsforward``): world and mesh names always win. Forwarded queries are answered in a
@@ -34,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from meshgate.runtime.dnsforward import Forwarder, forwardable
@@ -64,6 +69,7 @@ TTL = 30
 # receive buffer (~208 KiB) overflows and c-ares waits ~5 s per dropped query.
 UDP_RCVBUF = 4 << 20
 RELOAD_INTERVAL = 0.2
+MAX_CNAME_HOPS = 8
 
 
 def zone_dir(state_dir: str | os.PathLike[str]) -> Path:
@@ -77,7 +83,8 @@ def _normalize(name: str) -> str:
 def write_zone(
     state_dir: str | os.PathLike[str], mapping: Mapping[str, Sequence[str]], layer: str = "mesh"
 ) -> Path:
-    """Atomically replace one layer of the zone; names are case-insensitive, IPs validated."""
+    """Atomically replace one layer of the zone; names are case-insensitive, IPs validated,
+    a name whose one value ends in a dot is a CNAME to that name."""
     if not layer or "/" in layer or layer.startswith("."):
         raise ValueError(f"bad zone layer name {layer!r}")
     clean: dict[str, list[str]] = {}
@@ -86,6 +93,12 @@ def write_zone(
         if not key:
             raise ValueError("empty DNS name")
         clean.setdefault(key, [])
+        targets = [_normalize(v) for v in ips if v.endswith(".")]
+        if targets:
+            if len(ips) != 1 or not targets[0]:
+                raise ValueError(f"{key}: a CNAME has exactly one target and no addresses")
+            clean[key] = [targets[0] + "."]
+            continue
         for ip in ips:
             addr = str(ipaddress.ip_address(ip))
             if addr not in clean[key]:
@@ -177,13 +190,38 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
         qtype = request.q.qtype
+        owner: Any = qname  # the name the next record is for: the query, then each target
+        for _ in range(MAX_CNAME_HOPS):
+            if not _is_cname(addrs):
+                break
+            target = addrs[0]
+            reply.add_answer(RR(owner, QTYPE.CNAME, rdata=CNAME(target), ttl=TTL))
+            if qtype == QTYPE.CNAME:
+                return reply
+            owner = target
+            found = self.lookup(target)
+            if found is None:
+                bare = target.rstrip(".")
+                if self.forwarder is not None and forwardable(bare):
+                    upstream = self.forwarder.resolve(DNSRecord.question(bare, QTYPE[qtype]))
+                    for rr in upstream.rr:
+                        reply.add_answer(rr)
+                return reply  # kube-dns too answers the CNAME alone when the target is unknown
+            addrs = found
+        else:
+            reply.header.rcode = RCODE.SERVFAIL  # a CNAME loop (or a chain too long)
+            return reply
         for a in addrs:
             v6 = ":" in a
             if not v6 and qtype in (QTYPE.A, QTYPE.ANY):
-                reply.add_answer(RR(qname, QTYPE.A, rdata=A(a), ttl=TTL))
+                reply.add_answer(RR(owner, QTYPE.A, rdata=A(a), ttl=TTL))
             elif v6 and qtype in (QTYPE.AAAA, QTYPE.ANY):
-                reply.add_answer(RR(qname, QTYPE.AAAA, rdata=AAAA(a), ttl=TTL))
+                reply.add_answer(RR(owner, QTYPE.AAAA, rdata=AAAA(a), ttl=TTL))
         return reply
+
+
+def _is_cname(values: list[str]) -> bool:
+    return len(values) == 1 and values[0].endswith(".")
 
 
 def serve(

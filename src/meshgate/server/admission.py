@@ -47,7 +47,12 @@ def default_cluster_ips(objects: list[Obj], stored: Iterable[Obj]) -> list[Obj]:
     current = {_key(s): s for s in stored if _is_service(s)}
     kept = {k: str((s.get("spec") or {}).get("clusterIP") or "") for k, s in current.items()}
     taken = {ip for k, ip in kept.items() if ip and k not in incoming}
-    taken |= {str(o["spec"]["clusterIP"]) for o in objects if _is_service(o) and not _needs_ip(o)}
+    # An ExternalName Service has no clusterIP at all (``.get``: it must not fail apply).
+    taken |= {
+        str((o.get("spec") or {}).get("clusterIP") or "")
+        for o in objects
+        if _is_service(o) and not _needs_ip(o)
+    } - {""}
     pending = sorted(
         k for k in (_key(o) for o in objects if _is_service(o) and _needs_ip(o)) if not kept.get(k)
     )

@@ -6,7 +6,10 @@ Rules of this module:
 - Resolution -> cluster type as Istio's convertResolution: DNS -> STRICT_DNS,
   DNS_ROUND_ROBIN -> LOGICAL_DNS, STATIC (and Kubernetes Services) -> EDS, NONE ->
   ORIGINAL_DST on sidecars and EDS with no endpoints on routers (so the gateway answers
-  503 UH instead of looping to itself).
+  503 UH instead of looping to itself). A headless Kubernetes Service is NONE too (Istio's
+  Passthrough): ORIGINAL_DST on sidecars, and on routers EDS over its endpoints (the pods
+  or Endpoints addresses, never the gateway itself). An ExternalName Service (ALIAS) has
+  no cluster: its name reaches the cluster of the service it names (Istio 1.21+).
 - DNS clusters re-resolve as Istio's: ``dns_refresh_rate`` 60 s (MeshConfig
   ``dnsRefreshRate``'s default) and ``respect_dns_ttl`` (a shorter TTL refreshes sooner),
   with c-ares ``udp_max_queries`` 100. Unlike Istio, names that are absolute (two dots or
@@ -347,7 +350,8 @@ def service_cluster(
     cla = None
     if ctype == Cluster.EDS:
         cluster.eds_cluster_config.service_name = name
-        cla = load_assignment(name, endpoints if service.resolution != "NONE" else ())
+        dialled = service.resolution != "NONE" or service.is_headless
+        cla = load_assignment(name, endpoints if dialled else ())
     elif ctype != Cluster.ORIGINAL_DST:
         if ctype == Cluster.LOGICAL_DNS:
             endpoints = endpoints[:1]
@@ -398,6 +402,8 @@ def build_clusters(
     clusters = [passthrough_cluster(timeout), blackhole_cluster(timeout)]
     assignments = []
     for service in services:
+        if service.is_alias:
+            continue
         rule = snapshot.destination_rule_for(proxy, service)
         subsets = [""] + [get_str(s, "name") for s in get_list(get(rule, "spec"), "subsets")]
         for port in service.ports:

@@ -8,8 +8,12 @@ Rules of this module:
   names the service, so TLS to a cluster IP with any SNI, or none, reaches the service.
 - A CIDR address cannot be a listener address: the service shares ``0.0.0.0_<port>`` with a
   destination ``prefix_ranges`` match instead (and, for TLS, its host name as SNI).
-- A service without addresses shares ``0.0.0.0_<port>``: TLS by SNI (one chain per host),
-  TCP by nothing at all, so the first service in sorted order owns the port.
+- A service without addresses shares ``0.0.0.0_<port>``: TLS by SNI (one chain per host,
+  the names of its ExternalName aliases included), TCP by nothing at all, so the first
+  service in sorted order owns the port.
+- A headless Kubernetes Service has no address: as Istio, each of its endpoints gets a
+  listener ``<endpoint ip>_<port>`` instead (not the proxy's own address), and a headless
+  Service without endpoints gets none. ExternalName Services (aliases) get no listener.
 - Mesh VirtualService routes pick the destination: on a VIP listener every matching ``tls``
   match becomes a chain on its ``sniHosts`` (empty = any SNI); on the shared listener the
   first match that covers the host is used. ``tcp`` routes: the first applicable one wins.
@@ -160,8 +164,11 @@ def _chain(name: str, match: Any, target: Target, stat: str, access_log: bool) -
     )
 
 
-def _binds(svc: Service) -> list[tuple[str, str | None]]:
+def _binds(svc: Service, port: int, own_ip: str) -> list[tuple[str, str | None]]:
     """(listener address, destination CIDR) pairs for a service's L4 listeners."""
+    if svc.is_headless:
+        found = {e.address for e in svc.endpoints.get(port, ()) if e.address != own_ip}
+        return [(a, None) for a in sorted(found) if _is_ip(a)]
     binds: list[tuple[str, str | None]] = []
     for a in svc.addresses:
         if "/" in a:
@@ -173,6 +180,14 @@ def _binds(svc: Service) -> list[tuple[str, str | None]]:
         else:
             binds.append((a, None))
     return binds or [(WILDCARD, None)]
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _service_chains(
@@ -200,7 +215,10 @@ def _service_chains(
         return []
     target = _shared_tls_target(routes, svc, default)
     stat = target if isinstance(target, str) else svc.hostname
-    return [_chain(svc.hostname, _match([svc.hostname], cidr), target, stat, access_log)]
+    names = [svc.hostname]
+    for alias in snapshot.aliases_for(proxy, svc.hostname):
+        names.extend((alias, *hosts.short_forms(alias, proxy.namespace)))
+    return [_chain(svc.hostname, _match(names, cidr), target, stat, access_log)]
 
 
 def _listener(entry: _Entry, catch_all: str, access_log: bool, refusal: str | None) -> Any:
@@ -233,7 +251,9 @@ def l4_listeners(
     listeners that keep their port."""
     entries: dict[str, _Entry] = {}
     for svc, port in sorted(ports, key=lambda sp: (sp[0].hostname, sp[1].number)):
-        for address, cidr in _binds(svc):
+        if svc.is_alias:
+            continue
+        for address, cidr in _binds(svc, port.number, proxy.ip):
             name = naming.listener_name(address, port.number)
             if name in taken:
                 continue

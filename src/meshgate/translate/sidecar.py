@@ -12,6 +12,11 @@ Rules of this module:
   only services without addresses share ``0.0.0.0_<port>`` (TLS by SNI).
 - Domains are unique within one route configuration: the first (sorted) service keeps a
   contested domain.
+- ExternalName Services (aliases) get no listener and no virtual host of their own: the
+  names of a service's aliases join its virtual host's domains (Istio 1.21+'s
+  ``generateVirtualHostDomains``), so ``Host: alias`` reaches the concrete service. A
+  headless Kubernetes Service's domains also match as ``*.<domain>`` (pod DNS names under
+  it), as Istio's do.
 """
 
 from __future__ import annotations
@@ -88,10 +93,19 @@ def _unbound_listener(address: str, port: int, chains: list[Any]) -> Any:
     return listener
 
 
-def _domains(svc: Service, port: int, client_ns: str) -> list[str]:
-    names = [svc.hostname, *hosts.short_forms(svc.hostname, client_ns), *svc.addresses]
+def _domains(
+    svc: Service, port: int, client_ns: str, aliases: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    names: list[str] = []
+    for host in (svc.hostname, *aliases):
+        names.extend((host, *hosts.short_forms(host, client_ns)))
     result = []
     for n in names:
+        result.append(n)
+        result.append(f"{n}:{port}")
+    if svc.is_headless:
+        result.extend([f"*.{d}" for d in result])
+    for n in svc.addresses:
         result.append(n)
         result.append(f"{n}:{port}")
     return result
@@ -104,7 +118,8 @@ def http_route_config(
     used: set[str] = set()
     vhosts = []
     for svc in sorted(services, key=lambda s: s.hostname):
-        domains = [d for d in _domains(svc, port, proxy.namespace) if d not in used]
+        aliases = snapshot.aliases_for(proxy, svc.hostname)
+        domains = [d for d in _domains(svc, port, proxy.namespace, aliases) if d not in used]
         if not domains:
             continue
         used.update(domains)
@@ -146,6 +161,8 @@ def sidecar_resources(
     http_ports: dict[int, list[Service]] = defaultdict(list)
     l4_ports: list[tuple[Service, ServicePort]] = []
     for svc in services:
+        if svc.is_alias:
+            continue
         for p in svc.ports:
             if protocol.is_http(p.protocol):
                 http_ports[p.number].append(svc)

@@ -106,6 +106,8 @@ Rules of this module:
 | MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 | MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
+| MG1091 | E/W  | Endpoints/EndpointSlice: dialable IPs, ports, names (W: slice of no Service) |
+| MG1092 | E/W  | Service type: ExternalName's name, no cluster IP; ``None`` only for ClusterIP |
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ from meshgate.api.registry import by_group_kind
 # Imported for their @rule registrations.
 from meshgate.validation import (  # noqa: F401
     kube,
+    kube_endpoints,
     kube_networkpolicy,
     networking_destinationrule,
     networking_gateway,

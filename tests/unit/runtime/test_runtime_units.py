@@ -294,3 +294,32 @@ def test_not_ready_pods_are_not_endpoints() -> None:
     assert pod_info(pod("True")).running
     assert not pod_info(pod("False")).running
     assert pod_info(pod(None)).running
+
+
+def test_cname_answers_as_kube_dns(tmp_path: Path) -> None:
+    """An ExternalName Service: the CNAME, then the target's address when the zone has it;
+    the CNAME alone when it does not; a loop is a SERVFAIL, never an endless answer."""
+    write_zone(tmp_path, {"aliyun.com": ["198.51.100.10"]}, layer="world")
+    write_zone(
+        tmp_path,
+        {
+            "ext.default.svc.cluster.local": ["Aliyun.com."],
+            "gone.default.svc.cluster.local": ["nowhere.example."],
+            "a.test": ["b.test."],
+            "b.test": ["a.test."],
+        },
+    )
+    r = ZoneResolver(zone_dir(tmp_path))
+    a = _ask(r, "ext.default.svc.cluster.local", "A")
+    assert [(str(x.rname), QTYPE[x.rtype], str(x.rdata)) for x in a.rr] == [
+        ("ext.default.svc.cluster.local.", "CNAME", "aliyun.com."),
+        ("aliyun.com.", "A", "198.51.100.10"),
+    ]
+    assert [QTYPE[x.rtype] for x in _ask(r, "ext.default.svc.cluster.local", "AAAA").rr] == [
+        "CNAME"
+    ]
+    gone = _ask(r, "gone.default.svc.cluster.local", "A")
+    assert gone.header.rcode == RCODE.NOERROR and [QTYPE[x.rtype] for x in gone.rr] == ["CNAME"]
+    assert _ask(r, "a.test", "A").header.rcode == RCODE.SERVFAIL
+    with pytest.raises(ValueError):
+        write_zone(tmp_path, {"x": ["y.test.", "10.0.0.1"]})

@@ -1,5 +1,6 @@
 """Kubernetes kinds meshgate runs or reads: core v1 Namespace, ServiceAccount, Service,
-Pod, ConfigMap, Secret; apps/v1 Deployment; networking.k8s.io/v1 NetworkPolicy.
+Pod, ConfigMap, Secret, Endpoints; apps/v1 Deployment; networking.k8s.io/v1 NetworkPolicy;
+discovery.k8s.io/v1 EndpointSlice.
 
 Rules of this module:
 - Only the fields meshgate acts on are typed; every other field is kept as written
@@ -311,6 +312,75 @@ class NetworkPolicy(_KubeResource):
     spec: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
 
 
+# --- core/v1 Endpoints and discovery.k8s.io/v1 EndpointSlice ---------------------------
+
+
+class TargetRef(KubeWire):
+    """An ObjectReference as endpoints carry it (usually a Pod)."""
+
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    uid: str | None = None
+
+
+class EndpointAddress(KubeWire):
+    ip: str
+    hostname: str | None = None
+    node_name: str | None = None
+    target_ref: TargetRef | None = None
+
+
+class EndpointPort(KubeWire):
+    name: str | None = None
+    port: Int32
+    protocol: Protocol | None = None
+    app_protocol: str | None = None
+
+
+class EndpointSubset(KubeWire):
+    addresses: list[EndpointAddress] | None = None
+    not_ready_addresses: list[EndpointAddress] | None = None
+    ports: list[EndpointPort] | None = None
+
+
+class Endpoints(_KubeResource):
+    """The endpoints of the Service of the same name: Kubernetes mirrors them to
+    EndpointSlices when that Service has no selector, which is when meshgate reads them."""
+
+    subsets: list[EndpointSubset] | None = None
+
+
+class EndpointConditions(KubeWire):
+    ready: bool | None = None  # unset means ready, as Kubernetes says
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+class SliceEndpoint(KubeWire):
+    addresses: list[str]
+    conditions: EndpointConditions | None = None
+    hostname: str | None = None
+    target_ref: TargetRef | None = None
+    node_name: str | None = None
+    zone: str | None = None
+
+
+class EndpointSlicePort(KubeWire):
+    name: str | None = None
+    port: Int32 | None = None
+    protocol: Protocol | None = None
+    app_protocol: str | None = None
+
+
+class EndpointSlice(_KubeResource):
+    """Endpoints of the Service named by its ``kubernetes.io/service-name`` label."""
+
+    address_type: Literal["IPv4", "IPv6", "FQDN"]
+    endpoints: list[SliceEndpoint] = Field(default_factory=list)
+    ports: list[EndpointSlicePort] | None = None
+
+
 for _group, _version, _kind, _plural, _shorts, _namespaced, _model in (
     ("", "v1", "Namespace", "namespaces", ("ns",), False, Namespace),
     ("", "v1", "ServiceAccount", "serviceaccounts", ("sa",), True, ServiceAccount),
@@ -318,6 +388,16 @@ for _group, _version, _kind, _plural, _shorts, _namespaced, _model in (
     ("", "v1", "Pod", "pods", ("po",), True, Pod),
     ("", "v1", "ConfigMap", "configmaps", ("cm",), True, ConfigMap),
     ("", "v1", "Secret", "secrets", (), True, Secret),
+    ("", "v1", "Endpoints", "endpoints", ("ep",), True, Endpoints),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        (),
+        True,
+        EndpointSlice,
+    ),
     ("apps", "v1", "Deployment", "deployments", ("deploy",), True, Deployment),
     (
         "networking.k8s.io",
