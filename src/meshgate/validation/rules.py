@@ -106,6 +106,7 @@ Rules of this module:
 | MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 | MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
+| MG1091 | E/W  | RequestAuthentication JWT rules as Istio has them (W: JWTs are not validated) |
 """
 
 from __future__ import annotations
