@@ -108,7 +108,7 @@ class AnalysisContext:
     ) -> None:
         ordered = sorted(entries, key=lambda e: (e.namespace, e.name, e.resource.kind))
         self.entries = ordered
-        # Kinds read but not modelled (RequestAuthentication...): an analyzer that would need
+        # Kinds read but not modelled (EnvoyFilter...): an analyzer that would need
         # them stays silent rather than guess.
         self.skipped_kinds = set(skipped_kinds or ())
         self._by_type: dict[type, list[Entry[Resource]]] = defaultdict(list)

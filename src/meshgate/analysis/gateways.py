@@ -6,7 +6,9 @@ Rules of this module (Istio's gateway analyzers, same codes and wording):
   ``targetPort`` of one, of a Service in the pod's namespace that selects a selected pod
   (IST0162).
 - A server's ``tls.credentialName`` must name a Secret in the namespace of the gateway's
-  workload (``ns/name`` names one elsewhere): IST0101 ``credentialName``.
+  workload (the first selected pod's, as Istio takes it; ``ns/name`` names one elsewhere):
+  IST0101 ``credentialName``; a Secret that is there but holds no usable certificate
+  (``credentials.valid_gateway_secret``) is IST0161, naming the Gateway and that namespace.
 - Two Gateways whose selectors pick the same workload (same selector, or one containing the
   other with a pod both match), on the same port, with a host in common under the same
   ``bind``, conflict: IST0145 on each, naming the others.
@@ -21,6 +23,7 @@ from collections import defaultdict
 
 from meshgate.analysis import messages as msg
 from meshgate.analysis.context import AnalysisContext, Entry, selector_string, selects
+from meshgate.analysis.credentials import valid_gateway_secret
 from meshgate.analysis.messages import quote
 from meshgate.api.kinds.istio_networking import Gateway
 from meshgate.api.kinds.kubernetes import Pod, Secret, Service
@@ -80,7 +83,8 @@ def gateway_ports(ctx: AnalysisContext) -> None:
 
 
 def gateway_secrets(ctx: AnalysisContext) -> None:
-    """IST0101 for a ``credentialName`` with no Secret beside the gateway's workload."""
+    """IST0101 for a ``credentialName`` with no Secret beside the gateway's workload, IST0161
+    for one without a usable certificate."""
     for gw in ctx.of(Gateway):
         pods = _selected_pods(ctx, gw)
         if not pods:
@@ -93,14 +97,14 @@ def gateway_secrets(ctx: AnalysisContext) -> None:
                 continue
             ns, sep, short = name.partition("/")
             ns, short = (ns, short) if sep else (workload_ns, name)
-            if not ctx.exists(Secret, ns, short):
+            path = ("spec", "servers", i, "tls", "credentialName")
+            secret = ctx.find(Secret, ns, short)
+            if secret is None:
                 ctx.report(
-                    gw,
-                    msg.REFERENCED_RESOURCE_NOT_FOUND,
-                    "credentialName",
-                    quote(name),
-                    path=("spec", "servers", i, "tls", "credentialName"),
+                    gw, msg.REFERENCED_RESOURCE_NOT_FOUND, "credentialName", quote(name), path=path
                 )
+            elif not valid_gateway_secret(secret.resource):
+                ctx.report(gw, msg.INVALID_GATEWAY_CREDENTIAL, gw.name, workload_ns, path=path)
 
 
 def conflicting_gateways(ctx: AnalysisContext) -> None:

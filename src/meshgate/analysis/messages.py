@@ -2,8 +2,10 @@
 
 Rules of this module:
 - Where a check is the same as one of ``istioctl analyze``'s, it uses Istio's code, name,
-  level and message template (istio/istio ``pkg/config/analysis/msg/messages.yaml``), so a
-  user can look the code up in Istio's documentation. Codes meshgate adds are ``MG2xxx``.
+  level, message template and description (istio/istio
+  ``pkg/config/analysis/msg/messages.yaml``, compared at commit
+  86c9f01fd735fb01d8192f5bcaf0d424afb7f14c), so a user can look the code up in Istio's
+  documentation. Codes meshgate adds are ``MG2xxx``.
 - Templates are ``str.format`` strings; ``quote`` renders a Go ``%q`` argument.
 - A ``Message`` prints exactly as istioctl's log format:
   ``Error [IST0101] (VirtualService default/foo vs.yaml:12) Referenced host not found: "bar"``;
@@ -136,7 +138,8 @@ SERVICE_ENTRY_ADDRESSES_REQUIRED = MessageType(
     "ServiceEntryAddressesRequired",
     W,
     "ServiceEntry addresses are required for this protocol.",
-    "Virtual IP addresses are required for ports serving TCP (or unset) protocol",
+    "Virtual IP addresses are required for ports serving TCP (or unset) protocol when "
+    "PILOT_ENABLE_IP_AUTOALLOCATE is not set on a proxy",
 )
 DEPRECATED_ANNOTATION = MessageType(
     "IST0135",
@@ -151,6 +154,14 @@ CONFLICTING_GATEWAYS = MessageType(
     E,
     "Conflict with gateways {} (workload selector {}, port {}, hosts {}).",
     "Gateway should not have the same selector, port and matched hosts of server",
+)
+INVALID_GATEWAY_CREDENTIAL = MessageType(
+    "IST0161",
+    "InvalidGatewayCredential",
+    E,
+    "The credential referenced by the Gateway {} in namespace {} is invalid, which can cause "
+    "the traffic not to work as expected.",
+    "The credential provided for the Gateway resource is invalid",
 )
 GATEWAY_PORT_NOT_DEFINED_ON_SERVICE = MessageType(
     "IST0162",
@@ -167,14 +178,14 @@ DR_SUBSET_NOT_SELECT_PODS = MessageType(
     E,
     "The Subset {} defined in the DestinationRule does not select any pods. Which may lead to "
     "503 UH (NoHealthyUpstream).",
-    "A subset in a DestinationRule does not select any pods.",
+    "Subsets defined in destination does not select any pods.",
 )
 UNKNOWN_DR_HOST = MessageType(
     "IST0174",
     "UnknownDestinationRuleHost",
     W,
     "The host {} defined in the DestinationRule does not match any services in the mesh.",
-    "The host of a DestinationRule does not match any service in the mesh.",
+    "Host defined in destination rule does not match any services in the mesh.",
 )
 GATEWAY_DUPLICATE_CERTIFICATE = MessageType(
     "IST0138",
@@ -291,6 +302,7 @@ CATALOG: tuple[MessageType, ...] = (
     SERVICE_ENTRY_ADDRESSES_REQUIRED,
     DEPRECATED_ANNOTATION,
     CONFLICTING_GATEWAYS,
+    INVALID_GATEWAY_CREDENTIAL,
     GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
     DR_SUBSET_NOT_SELECT_PODS,
     UNKNOWN_DR_HOST,

@@ -108,6 +108,7 @@ Rules of this module:
 | MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
 | MG1091 | E/W  | Endpoints/EndpointSlice: dialable IPs, ports, names (W: slice of no Service) |
 | MG1092 | E/W  | Service type: ExternalName's name, no cluster IP; ``None`` only for ClusterIP |
+| MG1093 | E/W  | RequestAuthentication JWT rules as Istio has them (W: JWTs are not validated) |
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""AuthorizationPolicy rules (Istio's ValidateAuthorizationPolicy).
+"""AuthorizationPolicy and RequestAuthentication rules (Istio's ValidateAuthorizationPolicy,
+ValidateRequestAuthentication).
 
 Rules of this module:
 - ``selector``, ``targetRef`` and ``targetRefs`` are exclusive; a target names a Service,
@@ -12,11 +13,16 @@ Rules of this module:
   ``{**}`` templates correctly.
 - A condition has a known key with values or notValues valid for it.
 - A DENY rule using only HTTP attributes is warned: it denies all TCP traffic too.
+- RequestAuthentication (MG1093): one of selector/targetRef/targetRefs, as for policies;
+  each JWT rule has an issuer or a jwksUri, an http(s) jwksUri, no empty audience, header,
+  query parameter, cookie or claim name, valid output header names, a positive timeout.
+  meshgate keeps it for analysis only: a warning says its proxies do not check JWTs.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from meshgate.api.kinds import istio_security as sec
 from meshgate.validation import common as c
@@ -321,3 +327,63 @@ def _peer_authentication(pa: sec.PeerAuthentication, findings: Findings) -> None
     for port in sorted(spec.port_level_mtls or {}):
         if not 1 <= port <= 65535:
             out.error("MG1003", f"port {port} is not in 1..65535", "portLevelMtls", str(port))
+
+
+_NOT_ENFORCED = (
+    "stored for analysis only: meshgate's proxies do not validate JWTs, so requests with a "
+    "missing or invalid token are not rejected and request.auth.* claims are never set"
+)
+_HEADER_NAME = re.compile(r"^[a-zA-Z0-9!#$%&'*+.^_`|~-]+$")
+
+
+@rule(sec.RequestAuthentication)
+def _request_authentication(ra: sec.RequestAuthentication, findings: Findings) -> None:
+    out = findings.at("spec")
+    spec = ra.spec
+    chosen = [spec.selector is not None, spec.target_ref is not None, bool(spec.target_refs)]
+    if sum(chosen) > 1:
+        out.error("MG1019", "set only one of selector, targetRef or targetRefs", "selector")
+    if spec.selector is not None:
+        for reason in c.selector_problems(spec.selector.match_labels):
+            out.error("MG1049", reason, "selector", "matchLabels")
+    if spec.target_ref is not None:
+        _target(out.at("targetRef"), spec.target_ref)
+    for i, ref in enumerate(spec.target_refs or []):
+        _target(out.at("targetRefs", i), ref)
+    for i, jwt in enumerate(spec.jwt_rules or []):
+        _jwt_rule(out.at("jwtRules", i), jwt)
+    out.warn("MG1093", _NOT_ENFORCED)
+
+
+def _jwt_rule(out: Findings, jwt: sec.JWTRule) -> None:
+    """Istio's validateJwtRule (the JWKS document itself is not parsed here)."""
+    if not jwt.issuer and not jwt.jwks_uri:
+        out.error("MG1093", "issuer or jwksUri must be non-empty string", "issuer")
+    if jwt.jwks_uri:
+        scheme = urlsplit(jwt.jwks_uri).scheme
+        if scheme not in ("http", "https"):
+            out.error("MG1093", f"URI scheme {scheme!r} is not supported", "jwksUri")
+    for i, audience in enumerate(jwt.audiences or []):
+        if not audience:
+            out.error("MG1093", "audience must be non-empty string", "audiences", i)
+    for i, header in enumerate(jwt.from_headers or []):
+        if not header.name:
+            out.error("MG1093", "location header name must be non-empty string", "fromHeaders", i)
+    for i, param in enumerate(jwt.from_params or []):
+        if not param:
+            out.error("MG1093", "location query must be non-empty string", "fromParams", i)
+    for i, cookie in enumerate(jwt.from_cookies or []):
+        if not cookie:
+            out.error("MG1093", "cookie name must be non-empty string", "fromCookies", i)
+    for i, pair in enumerate(jwt.output_claim_to_headers or []):
+        if not pair.claim or not pair.header:
+            out.error(
+                "MG1093",
+                "outputClaimToHeaders header and claim value must be non-empty string",
+                "outputClaimToHeaders",
+                i,
+            )
+        elif not _HEADER_NAME.match(pair.header):
+            out.error("MG1093", f"invalid header name {pair.header!r}", "outputClaimToHeaders", i)
+    if jwt.timeout is not None:
+        out.check("MG1093", c.duration_problem(jwt.timeout), "timeout")

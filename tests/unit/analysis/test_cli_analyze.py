@@ -135,3 +135,38 @@ def test_files_are_laid_over_the_store(walkthrough: Run, tmp_path: Path) -> None
     path.write_text(BAD_VS.replace("host: bar", "host: aliyun.com"))
     result = walkthrough("analyze", "-f", str(path))
     assert result.exit_code == 0, result.output  # aliyun.com's ServiceEntry is in the store
+
+
+SUBSET_VS = """apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+"""
+SUBSET_LINE = (
+    "Error [IST0101] (VirtualService default/reviews{}) Referenced host+subset in "
+    'destinationrule not found: "reviews+v1"'
+)
+
+
+def test_one_missing_subset_prints_once_from_store_files_or_both(mg: Run, tmp_path: Path) -> None:
+    path = tmp_path / "reviews.yaml"
+    path.write_text(SUBSET_VS)
+    offline = mg("analyze", "--offline", "-f", str(path))
+    assert offline.stdout.splitlines() == [SUBSET_LINE.format(f" {path}:15")]
+    assert mg("apply", "-f", str(path)).exit_code == 0
+    stored = mg("analyze")
+    assert stored.exit_code == 79 and stored.stdout.splitlines() == [SUBSET_LINE.format("")]
+    # The same VirtualService in the store and in a file laid over it is one resource.
+    both = mg("analyze", "-f", str(path))
+    assert both.stdout.splitlines() == [SUBSET_LINE.format(f" {path}:15")]

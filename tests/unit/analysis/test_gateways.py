@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+
 from tests.unit.analysis.conftest import Run, codes
+from tests.unit.analysis.test_gateway_credentials import certificate as _pair
 
 from meshgate.analysis import gateways
+
+
+def certificate() -> dict[str, bytes]:
+    cert, key = _pair()
+    return {"tls.crt": cert, "tls.key": key}
+
+
+def tls_secret(name: str, namespace: str, data: dict[str, bytes]) -> str:
+    items = "".join(f"  {k}: {base64.b64encode(v).decode()}\n" for k, v in data.items())
+    meta = f"{{name: {name}, namespace: {namespace}}}"
+    return f"\n---\napiVersion: v1\nkind: Secret\nmetadata: {meta}\ndata:\n{items}"
+
 
 INGRESS_POD = """
 apiVersion: v1
@@ -57,7 +72,27 @@ def test_port_must_be_a_port_or_target_port_of_the_gateway_service(run: Run) -> 
     assert run(clean, gateways.gateway_ports) == []
     found = run(INGRESS_POD + gateway("bad", 8888), gateways.gateway_ports)
     assert codes(found) == [("IST0162", "Gateway default/bad")]
-    assert "(port 8888)" in found[0].text and "istio=ingressgateway" in found[0].text
+    assert found[0].text == (
+        "The gateway is listening on a target port (port 8888) that is not defined in the "
+        "Service associated with its workload instances (Pod selector istio=ingressgateway). "
+        "If you need to access the gateway port through the gateway Service, it will not be "
+        "available."
+    )
+    assert found[0].level.value == "Warning" and found[0].line == 28  # the selector's line
+    # A UDP port of the Service does not expose the gateway's port; a TCP one does.
+    udp = INGRESS_POD.replace(
+        "- {name: https, port: 443}", "- {name: dns, port: 53, protocol: UDP}"
+    )
+    assert codes(run(udp + gateway("dns", 53), gateways.gateway_ports)) == [
+        ("IST0162", "Gateway default/dns")
+    ]
+    # A Service of another namespace, or one not selecting the pods, exposes nothing.
+    elsewhere = INGRESS_POD.replace(
+        "namespace: istio-system\nspec:\n  selector", "namespace: x\nspec:\n  selector"
+    )
+    assert codes(run(elsewhere + gateway("x", 443), gateways.gateway_ports)) == [
+        ("IST0162", "Gateway default/x")
+    ]
 
 
 def test_credential_name_needs_a_secret_beside_the_workload(run: Run) -> None:
@@ -78,9 +113,10 @@ spec:
     assert codes(found) == [("IST0101", "Gateway default/tls")]
     assert found[0].text == 'Referenced credentialName not found: "my-cert"'
     # A Secret in the Gateway's own namespace does not count: the workload's does.
-    wrong_ns = "\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: my-cert}\n"
-    assert codes(run(INGRESS_POD + tls_gateway + wrong_ns, gateways.gateway_secrets))
-    secret = wrong_ns.replace("{name: my-cert}", "{name: my-cert, namespace: istio-system}")
+    wrong_ns = tls_secret("my-cert", "default", certificate())
+    found = run(INGRESS_POD + tls_gateway + wrong_ns, gateways.gateway_secrets)
+    assert [m.type.code for m in found] == ["IST0101"]
+    secret = tls_secret("my-cert", "istio-system", certificate())
     assert run(INGRESS_POD + tls_gateway + secret, gateways.gateway_secrets) == []
 
 

@@ -39,3 +39,40 @@ def test_http_ports_or_addresses_need_nothing(run: Run) -> None:
         "addressed", "[{number: 5432, name: db, protocol: TCP}]", "  addresses: [240.0.0.1]\n"
     )
     assert run(text, serviceentries.addresses_required) == []
+
+
+def test_message_text_and_line_are_istios(run: Run) -> None:
+    found = run(
+        entry("tcp", "[{number: 5432, name: db, protocol: TCP}]"), serviceentries.addresses_required
+    )
+    assert [str(m).split(") ", 1)[1] for m in found] == [
+        "ServiceEntry addresses are required for this protocol."
+    ]
+    assert found[0].level.value == "Warning" and found[0].line == 8  # the port
+
+
+def test_one_message_per_tcp_port(run: Run) -> None:
+    ports = "\n  - {number: 5432, name: db, protocol: TCP}\n  - {number: 6379, name: redis}"
+    found = run(entry("two", ports), serviceentries.addresses_required)
+    assert [(m.type.code, m.line) for m in found] == [("IST0134", 9), ("IST0134", 10)]
+
+
+def test_empty_addresses_count_as_none_and_allocated_ones_as_given(run: Run) -> None:
+    # Istio's protobuf reads `addresses: []` as no addresses at all.
+    empty = entry("empty", "[{number: 5432, name: db, protocol: TCP}]", "  addresses: []\n")
+    assert codes(run(empty, serviceentries.addresses_required)) == [
+        ("IST0134", "ServiceEntry default/empty")
+    ]
+    # Addresses an IP allocator wrote into the status count (Istio's autoallocate controller).
+    allocated = entry("allocated", "[{number: 22, name: tcp, protocol: TCP}]") + (
+        "status:\n  addresses: [{host: allocated.example.com, value: 240.240.0.1}]\n"
+    )
+    assert run(allocated, serviceentries.addresses_required) == []
+    # TLS, HTTPS, GRPC ports are told apart by SNI or host: nothing to say, whatever the
+    # resolution or location.
+    others = entry(
+        "tls",
+        "[{number: 443, name: tls, protocol: TLS}, {number: 8443, name: https, protocol: HTTPS}]",
+        "  location: MESH_INTERNAL\n",
+    )
+    assert run(others, serviceentries.addresses_required) == []

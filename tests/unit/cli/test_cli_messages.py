@@ -38,6 +38,7 @@ def test_categories_expand_in_kubectl_order_and_combine_with_kinds(walkthrough: 
     assert {k.kind for k in category("security-istio-io") or []} == {
         "AuthorizationPolicy",
         "PeerAuthentication",
+        "RequestAuthentication",
     }
     assert category("se") is None
     both = walkthrough("get", "all,se", "-o", "name")

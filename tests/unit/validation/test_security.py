@@ -223,3 +223,60 @@ PEER_CASES = [
 def test_peer_authentication(case: Case) -> None:
     """Istio's ValidatePeerAuthentication."""
     check("PeerAuthentication", case)
+
+
+REQUEST_AUTHN_CASES = [
+    Case("empty", None, "{}"),
+    Case(
+        "Istio's ingress task",
+        None,
+        "selector: {matchLabels: {istio: ingressgateway}}\njwtRules: [{issuer: testing@secure.istio.io, jwksUri: 'https://raw.githubusercontent.com/istio/istio/release-1.24/security/tools/jwt/samples/jwks.json'}]",
+    ),
+    Case("jwksUri only", None, "jwtRules: [{jwksUri: 'http://keycloak.example/certs'}]"),
+    Case("neither issuer nor jwksUri", "MG1093", "jwtRules: [{audiences: [a]}]"),
+    Case("jwksUri not http(s)", "MG1093", "jwtRules: [{issuer: i, jwksUri: 'ftp://x/jwks'}]"),
+    Case("empty audience", "MG1093", "jwtRules: [{issuer: i, audiences: ['']}]"),
+    Case("empty header name", "MG1093", "jwtRules: [{issuer: i, fromHeaders: [{name: ''}]}]"),
+    Case("empty query parameter", "MG1093", "jwtRules: [{issuer: i, fromParams: ['']}]"),
+    Case("empty cookie", "MG1093", "jwtRules: [{issuer: i, fromCookies: ['']}]"),
+    Case(
+        "claim to an invalid header",
+        "MG1093",
+        "jwtRules: [{issuer: i, outputClaimToHeaders: [{header: 'x y', claim: sub}]}]",
+    ),
+    Case(
+        "claim to a header",
+        None,
+        "jwtRules: [{issuer: i, outputClaimToHeaders: [{header: x-jwt-sub, claim: sub}], timeout: 5s, presence: REQUIRED}]",
+    ),
+    Case("timeout below 1ms", "MG1093", "jwtRules: [{issuer: i, timeout: 0s}]"),
+    Case("unknown presence", "MG0008", "jwtRules: [{issuer: i, presence: SOMETIMES}]"),
+    Case("unknown field", "MG0005", "jwtRules: [{issuer: i, jwksURL: x}]"),
+    Case(
+        "selector and targetRef",
+        "MG1019",
+        "selector: {matchLabels: {app: a}}\ntargetRef: {kind: Service, name: a}",
+    ),
+    Case("selector with wildcard", "MG1049", "selector: {matchLabels: {app: '*'}}"),
+]
+
+
+@pytest.mark.parametrize("case", params(REQUEST_AUTHN_CASES))
+def test_request_authentication(case: Case) -> None:
+    """Istio's ValidateRequestAuthentication (and the CRD's schema)."""
+    check("RequestAuthentication", case)
+
+
+def test_request_authentication_warns_that_jwts_are_not_validated() -> None:
+    from tests.unit.validation.verdict import problems
+
+    found = problems("RequestAuthentication", "jwtRules: [{issuer: i}]")
+    assert [(p.code, p.severity.value, p.message) for p in found] == [
+        (
+            "MG1093",
+            "Warning",
+            "stored for analysis only: meshgate's proxies do not validate JWTs, so requests "
+            "with a missing or invalid token are not rejected and request.auth.* claims are "
+            "never set",
+        )
+    ]

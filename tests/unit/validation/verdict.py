@@ -21,6 +21,7 @@ API_VERSIONS = {
     "Sidecar": "networking.istio.io/v1",
     "AuthorizationPolicy": "security.istio.io/v1",
     "PeerAuthentication": "security.istio.io/v1",
+    "RequestAuthentication": "security.istio.io/v1beta1",
 }
 
 

@@ -1,4 +1,5 @@
-"""Istio ``security.istio.io`` kinds: AuthorizationPolicy and PeerAuthentication.
+"""Istio ``security.istio.io`` kinds: AuthorizationPolicy, PeerAuthentication and
+RequestAuthentication.
 
 Rules of this module:
 - One schema for v1 and v1beta1; v1 is the version we emit. Every field of istio/api
@@ -7,6 +8,10 @@ Rules of this module:
 - ``Rule.from`` is a Python keyword: the attribute is ``from_``, the wire name ``from``.
 - PeerAuthentication's ``portLevelMtls`` is a map keyed by port number; YAML gives int
   keys, JSON gives digit strings: both are accepted as the number.
+- RequestAuthentication models every field of ``security/v1/request_authentication.proto``
+  (``jwt.proto``'s JWTRule) so Istio's manifests decode; meshgate stores it for analysis
+  (``virtualservice.JWTClaimRouteAnalyzer``) and does not validate JWTs with it (its
+  validation rule warns so at apply).
 - ``action`` stays ``None`` when omitted (ALLOW is the effective value, see
   ``effective_action``) so the stored form is what the user wrote.
 """
@@ -17,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from meshgate.api.kinds.types import IstioWire
+from meshgate.api.kinds.types import Duration, IstioWire
 from meshgate.api.meta import Resource
 from meshgate.api.registry import KindInfo, register
 
@@ -170,5 +175,62 @@ register(
         short_names=("pa",),
         namespaced=True,
         model=PeerAuthentication,
+    )
+)
+
+
+class JWTHeader(IstioWire):
+    """A header a JWT is read from (``prefix`` is stripped from its value)."""
+
+    name: str
+    prefix: str | None = None
+
+
+class ClaimToHeader(IstioWire):
+    header: str
+    claim: str
+
+
+JwtPresence = Literal["OPTIONAL", "REQUIRED"]
+
+
+class JWTRule(IstioWire):
+    issuer: str | None = None
+    audiences: list[str] | None = None
+    jwks_uri: str | None = None
+    jwks: str | None = None
+    from_headers: list[JWTHeader] | None = None
+    from_params: list[str] | None = None
+    output_payload_to_header: str | None = None
+    from_cookies: list[str] | None = None
+    forward_original_token: bool | None = None
+    output_claim_to_headers: list[ClaimToHeader] | None = None
+    timeout: Duration | None = None
+    space_delimited_claims: list[str] | None = None
+    presence: JwtPresence | None = None
+
+
+class RequestAuthenticationSpec(IstioWire):
+    selector: WorkloadSelector | None = None
+    target_ref: PolicyTargetReference | None = None
+    target_refs: list[PolicyTargetReference] | None = None
+    jwt_rules: list[JWTRule] | None = None
+
+
+class RequestAuthentication(Resource):
+    model_config = ConfigDict(strict=True)
+    spec: RequestAuthenticationSpec = Field(default_factory=RequestAuthenticationSpec)
+
+
+register(
+    KindInfo(
+        group=GROUP,
+        kind="RequestAuthentication",
+        versions=VERSIONS,
+        plural="requestauthentications",
+        singular="requestauthentication",
+        short_names=("ra",),
+        namespaced=True,
+        model=RequestAuthentication,
     )
 )
