@@ -134,8 +134,8 @@ class Backend(_Model):
     def _kind_rules(self) -> Backend:
         if self.kind == "nginx" and self.config is None:
             raise ValueError("an nginx backend needs `config` (an nginx.conf)")
-        if self.kind == "httpbin" and self.config is not None:
-            raise ValueError("an httpbin backend takes no `config`")
+        if self.kind == "httpbin" and (self.config is not None or self.files):
+            raise ValueError("an httpbin backend takes no `config` or `files`")
         return self
 
 

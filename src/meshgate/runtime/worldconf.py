@@ -12,13 +12,17 @@ Rules:
 - meshgate starts nginx in the foreground (`-g 'daemon off;'`): its config may not set
   `daemon`. A `user` directive is harmless (the program is not root; it only warns).
 - Files given to a program are mounted where it expects them, never over the host's
-  program trees (/usr, /bin, /lib...) nor over /proc, /sys, /dev, /run or /tmp.
-- Pure: text in, text out.
+  program trees (/usr, /bin, /lib...) nor over /proc, /sys, /dev, /run or /tmp. The files
+  of one directory are mounted as that directory: under /etc it must be a directory of its
+  own directly below /etc that the host does not have (/etc/nginx-ca-certs, not
+  /etc/nginx/certs), since the host's /etc is shown read-only.
+- Pure but for `check_target`, which looks whether a directory exists on the host.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
@@ -60,6 +64,16 @@ def check_target(path: str) -> None:
     for top in FORBIDDEN_TARGETS:
         if p == PurePosixPath(top) or PurePosixPath(top) in p.parents:
             raise ValueError(f"{path}: files cannot be mounted under {top}")
+    parent = p.parent
+    if parent == PurePosixPath("/") or parent == PurePosixPath("/etc"):
+        raise ValueError(f"{path}: give the file a directory of its own (e.g. /etc/NAME/...)")
+    if PurePosixPath("/etc") in parent.parents and (
+        parent.parent != PurePosixPath("/etc") or os.path.lexists(parent)
+    ):
+        raise ValueError(
+            f"{path}: under /etc, a file goes in a new directory directly below /etc "
+            "(the host's /etc is read-only to the program)"
+        )
 
 
 def _bound(arg: str, address: str) -> str | None:

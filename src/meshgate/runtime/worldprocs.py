@@ -9,7 +9,7 @@ Rules:
   /root): it then runs as uid 0 with an empty capability bounding set, in its sandbox.
 - What a program sees: its config where it looks for it (/etc/nginx/nginx.conf,
   /etc/squid/squid.conf), the user's ``files`` read-only at their places, the host's world
-  certificate and the world CA at /etc/meshgate-world/{tls.crt,tls.key,ca.crt], an
+  certificate and the world CA at /srv/meshgate-world/{tls.crt,tls.key,ca.crt}, an
   /etc/hosts with the world's names, an /etc/resolv.conf naming the mesh DNS, and
   writable /run, /var/log/<program> and its spool/temp directories. All of them are
   copies made at each start in ``S/world/hosts/<host>/`` (owned by the program's user, so
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # worldca imports cryptography, which only `up` needs
 KEY_PREFIX = "node/world/"
 NOBODY = 65534
 READY_TIMEOUT = 20.0
-WORLD_CERTS = "/etc/meshgate-world"
+WORLD_CERTS = "/srv/meshgate-world"
 
 
 @dataclass(frozen=True)
@@ -116,21 +116,25 @@ def prepare(state_dir: Path, inet: str, world: World, host: Host, pki: WorldPki)
         "/etc/resolv.conf": _write(
             d / "etc" / "resolv.conf", f"nameserver {names.BRIDGE_IP}\n", uid
         ),
-        f"{WORLD_CERTS}/tls.crt": _copy(server.cert, d / "world" / "tls.crt", uid),
-        f"{WORLD_CERTS}/tls.key": _copy(server.key, d / "world" / "tls.key", uid, 0o600),
-        f"{WORLD_CERTS}/ca.crt": _copy(pki.ca_cert, d / "world" / "ca.crt", uid),
     }
-    mounts: list[sandbox.Mount] = []
+    _copy(server.cert, d / "world" / "tls.crt", uid)
+    _copy(server.key, d / "world" / "tls.key", uid, 0o600)
+    _copy(pki.ca_cert, d / "world" / "ca.crt", uid)
+    mounts = [sandbox.Mount(str(d / "world"), WORLD_CERTS, read_only=True)]
     digest = hashlib.sha256(host.model_dump_json().encode())
     digest.update(repr(sorted(world.zone().items())).encode())
-    for i, (inside, here) in enumerate(sorted(host.backend.files.items())):
-        src = Path(here)
-        digest.update(src.read_bytes())
-        copy = _copy(src, d / "files" / f"{i}-{src.name}", uid, 0o600)
-        if inside.startswith("/etc/"):
-            files[inside] = copy
-        else:
-            mounts.append(sandbox.Mount(copy, inside, read_only=True))
+    # A user's files, one read-only directory per directory they go to (a bind of a single
+    # file would need its parents made, which bwrap makes private to root).
+    by_dir: dict[str, dict[str, Path]] = {}
+    for inside, here in sorted(host.backend.files.items()):
+        parent, _, name = inside.rpartition("/")
+        by_dir.setdefault(parent, {})[name] = Path(here)
+    for i, (inside_dir, entries) in enumerate(sorted(by_dir.items())):
+        for name, src in entries.items():
+            digest.update(src.read_bytes())
+            _copy(src, d / "files" / str(i) / name, uid, 0o600)
+        os.chown(d / "files" / str(i), uid, uid)
+        mounts.append(sandbox.Mount(str(d / "files" / str(i)), inside_dir, read_only=True))
     mounts.append(sandbox.Mount(str(_owned_dir(d / "run", uid)), "/run"))
     if kind == "httpbin":
         # The interpreter's environment, read-only where it lives (a venv, or site-packages).
@@ -141,6 +145,9 @@ def prepare(state_dir: Path, inet: str, world: World, host: Host, pki: WorldPki)
         text = worldconf.DEFAULT_SQUID
         if host.backend.config is not None:
             text = Path(host.backend.config).read_text(encoding="utf-8")
+        if kind == "squid":
+            # Its ICMP helper needs a raw socket (a capability): without it squid exits.
+            text = "pinger_enable off\n" + text
         source = host.backend.config or "meshgate's default squid.conf"
         bound = worldconf.bind_config(kind, text, host.address, source)
         digest.update(bound.encode())
