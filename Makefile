@@ -4,17 +4,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := iptables curl wrk iproute2 bubblewrap
+DEBS   := iptables curl wrk iproute2 bubblewrap nginx squid
 
 .PHONY: all test test-explore demo lint types unit e2e deps venv bench clean
 
 all: test
 
 # Debian packages the runtime needs (only as root, only when missing), and Python's venv
-# (Debian splits it out as python3-venv) so that the virtualenv can be made.
+# (Debian splits it out as python3-venv) so that the virtualenv can be made. nginx and squid
+# back world hosts (docs/world.md): meshgate runs them itself, not through their services.
 deps:
 	@missing=""; \
-	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap; do \
+	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
+	         nginx:nginx squid:squid; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \

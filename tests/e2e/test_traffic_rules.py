@@ -89,7 +89,7 @@ def test_virtual_service_rules(mesh: Mesh) -> None:
     assert "fault filter abort" in out
 
     out = _until(mesh, sleep, "http://httpbin.org/teapot", "418")
-    assert "I'm a teapot" in out
+    assert "-=[ teapot ]=-" in out  # the real httpbin's 418 body
 
     _until(mesh, sleep, "http://httpbin.org/local", "204")
 

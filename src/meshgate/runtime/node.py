@@ -9,7 +9,8 @@ Rules:
   the node routes each of them to the inet side and the inet routes the pod network back. No
   NAT. The world's hosts are served by one static Envoy in the inet namespace; https hosts
   use certificates of the world CA (``worldca``), published as ``world-ca.pem`` in the
-  runtime directory for pods to trust.
+  runtime directory for pods to trust. Hosts with a backend are served by real programs
+  (``worldprocs``) in the same namespace.
 - Without a world and without an uplink nothing routes out of the node: there is no link to
   the host network at all. The uplink (``uplink``, opt-in with ``meshgate up --uplink``)
   links the node to the namespace the control plane runs in, and gives the DNS server the
@@ -30,7 +31,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import dns, envoy, launch, manifest, names, netns, procs, uplink
+from meshgate.runtime import (
+    dns,
+    envoy,
+    launch,
+    manifest,
+    names,
+    netns,
+    procs,
+    uplink,
+    worldprocs,
+)
 from meshgate.runtime.world import World, envoy_bootstrap
 
 DNS_KEY = "node/dns"
@@ -227,6 +238,7 @@ class Node:
         if rec is not None:
             procs.terminate([procs.ProcId(rec["pid"], rec["start_time"])])
             self.manifest.forget_process(WORLD_KEY)
+        worldprocs.stop_all(self.manifest)
         if netns.exists(self.inet):
             netns.delete(self.inet)  # takes the node side of the veth pair with it
         self.manifest.forget_netns(self.inet)
@@ -236,6 +248,7 @@ class Node:
         from meshgate.runtime.worldca import ensure_world_pki
 
         pki = ensure_world_pki(self.state_dir, self.runtime_dir, world.https_hosts())
+        worldprocs.ensure(self.manifest, self.state_dir, self.inet, world, pki)
         certs = {addr: (c.cert, c.key) for addr, c in pki.servers.items()}
         bootstrap = self.runtime_dir / "world-envoy.json"
         content = json.dumps(envoy_bootstrap(world, self.world_admin_socket, certs), indent=1)

@@ -13,6 +13,11 @@ Rules:
 - `load_world("demo")` gives the built-in demo world; anything else is a path to a YAML file.
 - An https port serves the same answers over TLS, with a certificate for the host's names
   issued by the world CA (``worldca``); pods trust that CA as they would a public one.
+- A host with a ``backend`` (httpbin, nginx or squid) is served by that real program instead
+  (``worldprocs`` runs it); its ports carry no canned answers, and the world's Envoy leaves
+  its address alone. Paths in a backend (``config``, ``files``) are relative to the world
+  file and must exist when the world is loaded; nginx and squid configs are checked for
+  what ``worldconf`` would refuse at start.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from meshgate.runtime import worldconf
 
 ALLOWED_NETS = [
     ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
@@ -74,10 +82,100 @@ class Port(_Model):
     paths: list[PathRule] = Field(default_factory=list)
 
 
+# The ports a backend listens on when the host lists none.
+DEFAULT_PORTS: dict[str, list[dict[str, Any]]] = {
+    "httpbin": [{"port": 80}, {"port": 443, "protocol": "https"}],
+    "squid": [{"port": 3128}],
+}
+
+
+def _base_dir(info: ValidationInfo) -> Path | None:
+    ctx = info.context
+    return Path(ctx["base"]) if isinstance(ctx, dict) and "base" in ctx else None
+
+
+def _existing(value: str, info: ValidationInfo) -> str:
+    """An existing file, as an absolute path (relative ones are from the world file)."""
+    base = _base_dir(info)
+    path = Path(value)
+    if not path.is_absolute():
+        if base is None:
+            raise ValueError(f"{value}: a relative path needs a world file to be relative to")
+        path = base / path
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return str(path)
+
+
+class Backend(_Model):
+    """A real program serving the host (see ``worldprocs``)."""
+
+    kind: Literal["httpbin", "nginx", "squid"]
+    # The program's main config file (nginx: required; squid: meshgate's default if unset).
+    config: str | None = None
+    # Read-only files inside the program's sandbox: absolute path there -> file here.
+    files: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _config_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else _existing(v, info)
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        out = {}
+        for inside, here in v.items():
+            worldconf.check_target(inside)
+            out[inside] = _existing(here, info)
+        return out
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Backend:
+        if self.kind == "nginx" and self.config is None:
+            raise ValueError("an nginx backend needs `config` (an nginx.conf)")
+        if self.kind == "httpbin" and (self.config is not None or self.files):
+            raise ValueError("an httpbin backend takes no `config` or `files`")
+        return self
+
+
 class Host(_Model):
     names: list[str] = Field(min_length=1)
     address: str
-    ports: list[Port] = Field(min_length=1)
+    ports: list[Port] = Field(default_factory=list)
+    backend: Backend | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ports(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("ports"):
+            backend = data.get("backend")
+            kind = backend.get("kind") if isinstance(backend, dict) else None
+            if isinstance(kind, str) and kind in DEFAULT_PORTS:
+                return {**data, "ports": DEFAULT_PORTS[kind]}
+        return data
+
+    @model_validator(mode="after")
+    def _ports(self) -> Host:
+        if not self.ports:
+            raise ValueError("a host needs `ports` (at least one)")
+        if self.backend is None:
+            return self
+        for p in self.ports:
+            if p.paths or p.response != HttpResponse():
+                raise ValueError(
+                    f"port {p.port}: a host with a backend serves its own answers "
+                    "(no `response` or `paths`)"
+                )
+        if self.backend.config is not None:
+            # The same check the start does, now: a bad config is an error of `up`.
+            worldconf.bind_config(
+                self.backend.kind,
+                Path(self.backend.config).read_text(encoding="utf-8"),
+                self.address,
+                self.backend.config,
+            )
+        return self
 
     @field_validator("names")
     @classmethod
@@ -125,10 +223,20 @@ class World(_Model):
         return sorted({h.address for h in self.hosts})
 
     def https_hosts(self) -> dict[str, list[str]]:
-        """Address -> DNS names of every host with an https port (they need a certificate)."""
+        """Address -> DNS names of every host with an https port or a backend (they need a
+        certificate: a backend's program may serve TLS whatever its ports say)."""
         return {
-            h.address: h.names for h in self.hosts if any(p.protocol == "https" for p in h.ports)
+            h.address: h.names
+            for h in self.hosts
+            if h.backend is not None or any(p.protocol == "https" for p in h.ports)
         }
+
+    def canned_hosts(self) -> list[Host]:
+        """The hosts the world's Envoy answers for (those without a backend)."""
+        return [h for h in self.hosts if h.backend is None]
+
+    def backend_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.backend is not None]
 
 
 ALIYUN_BODY = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
@@ -173,31 +281,10 @@ DEMO: dict[str, Any] = {
             ],
         },
         {
+            # The real httpbin (PyPI's, under gunicorn) on 80 and 443: it echoes what arrives.
             "names": ["httpbin.org"],
             "address": "198.51.100.20",
-            "ports": [
-                {
-                    "port": 80,
-                    "response": {
-                        "status": 200,
-                        "headers": {"server": "gunicorn", "content-type": "application/json"},
-                        "body": '{"origin": "meshgate demo world", "url": "http://httpbin.org/"}\n',
-                    },
-                    "paths": [
-                        {
-                            "prefix": "/status/418",
-                            "response": {"status": 418, "body": "I'm a teapot\n"},
-                        },
-                        {
-                            "prefix": "/headers",
-                            "response": {
-                                "headers": {"content-type": "application/json"},
-                                "body": '{"headers": {}}\n',
-                            },
-                        },
-                    ],
-                }
-            ],
+            "backend": {"kind": "httpbin"},
         },
         {
             "names": ["edition.cnn.com"],
@@ -286,7 +373,7 @@ def load_world(source: str | os.PathLike[str]) -> World:
     if not isinstance(data, dict):
         raise WorldError(f"{path}:1: a world file is a mapping with `hosts:`")
     try:
-        return World.model_validate(data)
+        return World.model_validate(data, context={"base": str(path.resolve().parent)})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -345,7 +432,7 @@ def envoy_bootstrap(
     ``certs`` maps the address of each host with an https port to (cert, key) files."""
     certs = certs or {}
     listeners = []
-    for h in sorted(world.hosts, key=lambda x: x.address):
+    for h in sorted(world.canned_hosts(), key=lambda x: x.address):
         for p in sorted(h.ports, key=lambda x: x.port):
             routes = [
                 _route({"path": r.exact} if r.exact else {"prefix": r.prefix or "/"}, r.response)
