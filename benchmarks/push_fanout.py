@@ -16,13 +16,16 @@ the hosts only. Once every proxy is SYNCED it measures:
 
 ACK state is polled through the API's compact proxy listing in this process (no CLI
 start-up per poll); what the polling itself costs the control plane is measured at rest
-and reported as ``cpu_poll_cores`` beside the figures. ``mode`` is ``sotw``: delta ADS is
-not implemented yet. Each mesh is always brought down (``meshgate down --force``).
+and reported as ``cpu_poll_cores`` beside the figures. ``mode`` is the proxies' ADS
+flavour (MeshConfig ``xdsMode``): ``sotw`` (state of the world) or ``delta`` (incremental);
+by default each configuration runs in both, ``--mode`` picks one. Each mesh is always
+brought down (``meshgate down --force``).
 
 Run as root: ``.venv/bin/python benchmarks/push_fanout.py`` (10, 25, 50, 100 proxies with
 1000 ServiceEntries, unscoped, then 10 scoped), or ``--proxies 10,25 --service-entries
-1000 [--scoped]`` for chosen points; ``--json`` prints one object per configuration.
-Writes benchmarks/results/push_fanout.json.
+1000 [--scoped] [--mode delta]`` for chosen points; ``--json`` prints one object per
+configuration. Its rows go into benchmarks/results/push_fanout.json, replacing earlier rows
+of the same configuration (proxies, service entries, mode, scoped) and keeping the rest.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "examples" / "walkthrough"
@@ -192,12 +197,22 @@ def eds_version(p: dict[str, Any], key: str) -> str | None:
     return t.get(key)
 
 
-def run_one(proxies: int, entries: int, scoped: bool, changes: int, rest: float) -> dict[str, Any]:
+def mesh_config(mode: str) -> dict[str, Any]:
+    """The walkthrough's MeshConfig (REGISTRY_ONLY) with the proxies' ADS flavour."""
+    spec = yaml.safe_load((WALKTHROUGH / "2-registry-only.yaml").read_text())
+    spec["spec"]["xdsMode"] = mode.upper()
+    result: dict[str, Any] = spec
+    return result
+
+
+def run_one(
+    proxies: int, entries: int, scoped: bool, changes: int, rest: float, mode: str = "sotw"
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mg-push-fanout-"))
     mesh = Mesh(work / "home")
     try:
         mesh.mg("up", "--world", "demo")
-        mesh.mg("apply", "-f", str(WALKTHROUGH / "2-registry-only.yaml"))
+        mesh.apply([mesh_config(mode)])
         mesh.apply(workload(0))
         for start in range(0, entries, 250):
             mesh.apply([service_entry(i) for i in range(start, min(entries, start + 250))])
@@ -207,6 +222,9 @@ def run_one(proxies: int, entries: int, scoped: bool, changes: int, rest: float)
         mesh.apply(workload(proxies)[1:])
         mesh.wait(synced(proxies), f"{proxies} proxies SYNCED", timeout=60 + 3 * proxies)
         scale_up_s = time.monotonic() - t0
+        modes = {p.get("mode", "sotw") for p in mesh.proxies()}
+        if modes != {mode}:
+            raise RuntimeError(f"proxies run {sorted(modes)}, not {mode}")
         cp = mesh.pid()
         time.sleep(3)  # let the last pod status writes settle
 
@@ -244,7 +262,7 @@ def run_one(proxies: int, entries: int, scoped: bool, changes: int, rest: float)
         return {
             "proxies": proxies,
             "service_entries": entries,
-            "mode": "sotw",
+            "mode": mode,
             "scoped": scoped,
             "p50_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
@@ -273,6 +291,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--rest", type=float, default=10.0, help="seconds measured at rest")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--mode", choices=("sotw", "delta"), help="ADS flavour (default: both, one after other)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: pods are network namespaces")
@@ -280,20 +301,33 @@ def main() -> None:
     configs = [(n, args.scoped) for n in counts]
     if not args.scoped and args.proxies == parser.get_default("proxies"):
         configs.append((10, True))
+    modes = [args.mode] if args.mode else ["sotw", "delta"]
     rows = []
     for n, scoped in configs:
-        row = run_one(n, args.service_entries, scoped, args.changes, args.rest)
-        rows.append(row)
-        print(json.dumps(row) if args.json else _line(row), flush=True)
-    result = {
-        "benchmark": "push_fanout",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "rows": rows,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        for mode in modes:
+            row = run_one(n, args.service_entries, scoped, args.changes, args.rest, mode)
+            rows.append(row)
+            print(json.dumps(row) if args.json else _line(row), flush=True)
+    _save(rows)
     if not args.json:
         print(f"wrote {RESULTS}")
+
+
+def _save(rows: list[dict[str, Any]]) -> None:
+    """Merge rows into the results file: a configuration measured again replaces its row."""
+
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["proxies"], row["service_entries"], row.get("mode", "sotw"), row["scoped"])
+
+    try:
+        result: dict[str, Any] = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        result = {"benchmark": "push_fanout"}
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    fresh = {key(r) for r in rows}
+    result["rows"] = [r for r in result.get("rows", []) if key(r) not in fresh] + rows
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _line(row: dict[str, Any]) -> str:

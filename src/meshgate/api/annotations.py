@@ -5,6 +5,8 @@ Rules of this module:
   inbound TCP port to the sidecar, an empty value none, else a comma-separated port list;
   ``excludeInboundPorts`` takes ports out again. A value that is not a port number is a
   ``ValueError`` naming the annotation and the value.
+- ``meshgate.io/xds-mode``: ``sotw`` or ``delta`` (any case), the ADS flavour of the pod's
+  proxy, over MeshConfig ``xdsMode``; anything else is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 INCLUDE_INBOUND = "traffic.sidecar.istio.io/includeInboundPorts"
 EXCLUDE_INBOUND = "traffic.sidecar.istio.io/excludeInboundPorts"
+XDS_MODE = "meshgate.io/xds-mode"
+XDS_MODES = ("sotw", "delta")
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,14 @@ def inbound_ports(annotations: dict[str, str]) -> InboundPorts:
     if include == "*":
         return InboundPorts(None, exclude)
     return InboundPorts(_port_list(include, INCLUDE_INBOUND), exclude)
+
+
+def xds_mode(annotations: dict[str, str]) -> str | None:
+    """The ADS flavour a pod's annotation asks for (None: the mesh's; ValueError: bad)."""
+    value = annotations.get(XDS_MODE)
+    if value is None:
+        return None
+    mode = value.strip().lower()
+    if mode not in XDS_MODES:
+        raise ValueError(f"annotation {XDS_MODE}: {value!r} is not one of sotw, delta")
+    return mode

@@ -244,7 +244,12 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Each proxy's xDS state: versions sent and acknowledged, and any rejected config.
+        """Each proxy's xDS state: ADS mode, versions sent and acknowledged, rejected config.
+
+        MODE: sotw (state of the world: every response holds the whole type) or delta
+        (incremental: only changed resources and removals; MeshConfig xdsMode or the pod's
+        meshgate.io/xds-mode annotation). With POD, -o json also lists the last responses
+        sent (recentSends: type, bytes, and in delta the names carried and removed).
 
         SYNCED: the proxy acknowledged the last version sent. STALE: sent, not yet
         acknowledged. NACKED: the proxy rejected it and keeps serving its previous version
@@ -277,7 +282,7 @@ def register(app: typer.Typer) -> None:
         if pod is not None:
             _proxy_detail(proxies[0])
             return
-        rows = [["NAME", "CONNECTED", "CDS", "LDS", "EDS", "RDS", "VERSION", "ERRORS"]]
+        rows = [["NAME", "CONNECTED", "MODE", "CDS", "LDS", "EDS", "RDS", "VERSION", "ERRORS"]]
         for p in proxies:
             cells: dict[str, str] = {}
             errors = []
@@ -293,6 +298,7 @@ def register(app: typer.Typer) -> None:
                 [
                     _proxy_name(p),
                     "yes" if p.get("connected") else "no",
+                    str(p.get("mode") or "sotw"),
                     *(cells.get(x, "-") for x in ("CDS", "LDS", "EDS", "RDS")),
                     version,
                     "; ".join(errors) or "<none>",
@@ -343,6 +349,12 @@ def _proxy_detail(p: dict[str, object]) -> None:
     typer.echo(f"Node ID:    {p.get('nodeId')}")
     typer.echo(
         f"Connected:  {'yes' if p.get('connected') else 'no'} (since {p.get('connectedSince')})"
+    )
+    sent = p.get("sent") or {}
+    assert isinstance(sent, dict)
+    typer.echo(
+        f"xDS mode:   {p.get('mode') or 'sotw'} "
+        f"({sent.get('responses', 0)} responses, {sent.get('bytes', 0)} bytes sent)"
     )
     rows = [["TYPE", "STATE", "SENT", "ACKED", "RESOURCES", "MISSING", "REJECTED"]]
     types = p.get("types") or {}

@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 from meshgate.api import annotations as pod_annotations
 from meshgate.api.decode import decode_object
+from meshgate.api.kinds.meshgate_kinds import MESH_CONFIG_NAME
 from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 from meshgate.model.snapshot import Snapshot
@@ -202,6 +203,7 @@ class Reconciler:
         # (store revision, pods observed) at the end of the last full pass.
         self._settled: tuple[int, list[PodState]] | None = None
         self._pending = True  # a pod wanted but not running, or a sync to retry
+        self._xds_mode = "sotw"  # MeshConfig xdsMode, for proxies started from now on
 
     # -- controllers -------------------------------------------------------------------
 
@@ -368,6 +370,7 @@ class Reconciler:
                 # A gateway's readiness is Istio's /healthz/ready (the pod leaves its
                 # Service's endpoints while its Envoy is down or not yet configured).
                 ready_port=READY_PORT if router else None,
+                xds_mode=self._proxy_xds_mode(meta),
             )
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
         sidecar = proxy is not None and not router
@@ -397,8 +400,25 @@ class Reconciler:
             share_process_namespace=spec.get("shareProcessNamespace") is True,
         )
 
+    def _proxy_xds_mode(self, meta: Obj) -> str:
+        """A pod's annotation, else the mesh's MeshConfig xdsMode."""
+        try:
+            asked = pod_annotations.xds_mode(dict(meta.get("annotations") or {}))
+        except ValueError as exc:  # validation refuses it; an older stored pod may have it
+            log.warning("pod %s: %s; using the mesh's xdsMode", meta.get("name"), exc)
+            asked = None
+        return asked or self._xds_mode
+
     def _pods(self, objs: list[Obj]) -> None:
         pods = [o for o in objs if o.get("kind") == "Pod"]
+        meshes = [
+            o
+            for o in objs
+            if o.get("kind") == "MeshConfig"
+            and (o.get("metadata") or {}).get("name") == MESH_CONFIG_NAME
+        ]
+        mode = ((meshes[0].get("spec") or {}).get("xdsMode") if meshes else None) or "SOTW"
+        self._xds_mode = "delta" if mode == "DELTA" else "sotw"  # validated on apply
         wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
         running = self._runtime_pods()
         now = time.monotonic()

@@ -11,7 +11,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from meshgate.api.annotations import EXCLUDE_INBOUND, INCLUDE_INBOUND, inbound_ports
+from meshgate.api.annotations import (
+    EXCLUDE_INBOUND,
+    INCLUDE_INBOUND,
+    XDS_MODE,
+    inbound_ports,
+    xds_mode,
+)
 from meshgate.api.kinds import alibabacloud as ali
 from meshgate.api.kinds import kubernetes as kube
 from meshgate.api.kinds import meshgate_kinds as mg
@@ -199,6 +205,10 @@ def _capture_annotations(out: Findings, annotations: dict[str, str] | None) -> N
             inbound_ports({key: value})
         except ValueError as exc:
             out.error("MG1088", str(exc), "annotations", key)
+    try:
+        xds_mode(annotations or {})
+    except ValueError as exc:
+        out.error("MG1088", str(exc), "annotations", XDS_MODE)
 
 
 @rule(kube.Pod)

@@ -9,6 +9,9 @@ Rules:
   i.e. once the initial LDS/CDS from the control plane are in (Envoy's own readiness, what
   Istio's `/healthz/ready` reports); a proxy then stays ready while the control plane is
   away. A port probe of it is the proxy's readiness.
+- `xds_mode` picks the ADS flavour: "sotw" (state of the world, `api_type: GRPC`) or
+  "delta" (incremental, `api_type: DELTA_GRPC`: only changed resources and removals are
+  sent); the control plane serves both on the same socket.
 - The control plane is reached over a Unix socket when `xds_address` is a filesystem
   path (contains "/"), otherwise over TCP `host:port` (HTTP/2 in both cases).
 - The ADS stream reconnects with a 100 ms base, 1 s max back-off (Envoy's default is
@@ -34,6 +37,9 @@ _DOWNSTREAM_CONNECTIONS = (
 )
 MAX_DOWNSTREAM_CONNECTIONS = 2**31 - 1
 
+XDS_MODES = ("sotw", "delta")
+_API_TYPES = {"sotw": "GRPC", "delta": "DELTA_GRPC"}
+
 
 def bootstrap_config(
     node_id: str,
@@ -46,16 +52,19 @@ def bootstrap_config(
     dns_resolver: str | None = None,
     credential: tuple[str, str] | None = None,
     ready_port: int | None = None,
+    xds_mode: str = "sotw",
 ) -> dict[str, Any]:
     """Envoy bootstrap (v3 JSON) for one proxy fed by meshgate's ADS server; `credential`
     (header, value) is sent with the ADS stream so the server knows which proxy it is."""
     if not node_id:
         raise ValueError("node_id must not be empty")
+    if xds_mode not in _API_TYPES:
+        raise ValueError(f"xds_mode {xds_mode!r}: expected one of {', '.join(XDS_MODES)}")
     config: dict[str, Any] = {
         "node": {"id": node_id, "cluster": cluster, "metadata": dict(metadata or {})},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": _API_TYPES[xds_mode],
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
                 "grpc_services": [

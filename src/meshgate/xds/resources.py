@@ -4,14 +4,15 @@ Rules: pure functions, no I/O (``Packer`` only caches within one push). A versio
 short hash of exactly the bytes sent (deterministic protobuf serialisation, in the order
 given), so the same content always gets the same version, across processes and
 control-plane restarts; that lets a proxy that reconnects with its last version be
-recognised as already up to date.
+recognised as already up to date. A resource's own version (delta xDS) is a short hash of
+its bytes alone, so a resource that did not change keeps its version whatever else did.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -37,6 +38,7 @@ SHORT_NAMES: dict[str, str] = {
 }
 
 VERSION_LENGTH = 12
+RESOURCE_VERSION_BYTES = 8
 
 
 def resource_name(resource: Any) -> str:
@@ -61,6 +63,11 @@ def content_version(type_url: str, packed: Sequence[any_pb2.Any]) -> str:
         digest.update(len(item.value).to_bytes(8, "big"))
         digest.update(item.value)
     return digest.hexdigest()[:VERSION_LENGTH]
+
+
+def resource_version(packed: any_pb2.Any) -> str:
+    """One resource's version: a short hash of exactly its bytes (delta xDS)."""
+    return hashlib.blake2b(packed.value, digest_size=RESOURCE_VERSION_BYTES).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,17 @@ class PackedConfig:
     selecting by subscribed names and hashing is left to the session."""
 
     by_type: Mapping[str, Named]
+    # Per type URL, each resource's version (resource_version), in by_type's order; may be
+    # left empty (the delta session then hashes itself). Hashed once per packed object.
+    versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def versions_of(self, type_url: str) -> dict[str, str]:
+        """Name -> version of one type's resources."""
+        named = self.by_type.get(type_url, ())
+        known = self.versions.get(type_url)
+        if known is None or len(known) != len(named):
+            known = tuple(resource_version(item) for _, item in named)
+        return {name: version for (name, _), version in zip(named, known, strict=True)}
 
 
 class Packer:
@@ -100,6 +118,7 @@ class Packer:
 
     def __init__(self) -> None:
         self._seen: dict[int, tuple[Any, any_pb2.Any]] = {}
+        self._versions: dict[int, tuple[any_pb2.Any, str]] = {}
 
     def pack(self, message: Any) -> any_pb2.Any:
         hit = self._seen.get(id(message))
@@ -108,6 +127,15 @@ class Packer:
         packed = pack(message)
         self._seen[id(message)] = (message, packed)
         return packed
+
+    def version(self, packed: any_pb2.Any) -> str:
+        """resource_version, once per packed object (shared ones are hashed once)."""
+        hit = self._versions.get(id(packed))
+        if hit is not None and hit[0] is packed:
+            return hit[1]
+        version = resource_version(packed)
+        self._versions[id(packed)] = (packed, version)
+        return version
 
     def named(self, type_url: str, resources: Iterable[Any]) -> Named:
         out = []
@@ -118,9 +146,11 @@ class Packer:
         return tuple(out)
 
     def pack_config(self, config: ProxyConfig) -> PackedConfig:
-        return PackedConfig(
-            {url: self.named(url, items) for url, items in config.by_type().items()}
-        )
+        by_type = {url: self.named(url, items) for url, items in config.by_type().items()}
+        versions = {
+            url: tuple(self.version(item) for _, item in named) for url, named in by_type.items()
+        }
+        return PackedConfig(by_type, versions)
 
 
 def render(type_url: str, resources: Iterable[Any], wanted: frozenset[str] | None) -> Rendered:

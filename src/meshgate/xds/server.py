@@ -1,8 +1,10 @@
 """The ADS gRPC server: one stream per proxy, config pushed on demand.
 
 Rules:
-- State-of-the-world ADS only (`StreamAggregatedResources`); the protocol itself lives
-  in `session.AdsSession` (sans-I/O); this module owns sockets, tasks and logging.
+- Both ADS flavours on one server: state of the world (`StreamAggregatedResources`,
+  `session.AdsSession`) and incremental (`DeltaAggregatedResources`, `delta.DeltaSession`).
+  The proxy picks one by its bootstrap's `api_type` (GRPC or DELTA_GRPC); the protocols
+  live in the sans-I/O sessions, this module owns sockets, tasks and logging.
 - One writer per stream: responses go through a per-stream queue drained by the RPC
   handler, so pushes and request handling never interleave writes.
 - Failures stay local: a bad request, a disconnect or an exception in `generate` for one
@@ -16,8 +18,10 @@ Rules:
   keeps `generate` single-threaded (the CA's certificate cache is not shared state to
   guard). The session's protocol state is only ever touched on the event loop.
 - Counters (`counters()`) say how many pushes were requested and run, how many configs
-  were generated, and how many responses and bytes went out: tests and benchmarks read
-  them to prove that nothing happens at rest.
+  were generated, and how many responses and bytes went out (per mode, and in the last
+  push): tests and benchmarks read them to prove that nothing happens at rest and that a
+  delta push costs what changed. Each stream also counts what it was sent and keeps its
+  last few responses' sizes (and, in delta, the names they carried) for proxy-status.
 - `statuses()` reports the latest stream of every node id, for `meshgate proxy-status`.
   A closed stream stays listed (as DISCONNECTED, see status.py) for `retain_disconnected`
   seconds, so a proxy that restarts is not missing meanwhile, then it is dropped: a pod
@@ -42,18 +46,25 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
 
 from meshgate.translate.output import ProxyConfig
 from meshgate.xds.debounce import Debouncer
-from meshgate.xds.resources import PackedConfig, Packer
+from meshgate.xds.delta import DeltaSession
+from meshgate.xds.resources import SHORT_NAMES, PackedConfig, Packer
 from meshgate.xds.session import AdsSession, UnknownTypeError, node_metadata
 from meshgate.xds.status import ProxyStatus
 
@@ -64,6 +75,10 @@ Generate = Callable[[str, Mapping[str, Any]], ProxyConfig | None]
 Authenticate = Callable[[str, str | None], bool]
 
 _END = None  # queue sentinel: close the stream
+RECENT_SENDS = 32  # responses remembered per stream for proxy-status POD
+
+Request: TypeAlias = DiscoveryRequest | DeltaDiscoveryRequest
+Response: TypeAlias = DiscoveryResponse | DeltaDiscoveryResponse
 
 
 @dataclass(eq=False)
@@ -72,12 +87,30 @@ class _Stream:
     node_id: str
     cluster: str
     metadata: dict[str, Any]
-    session: AdsSession
+    session: AdsSession | DeltaSession
     connected_since: datetime
-    queue: asyncio.Queue[DiscoveryResponse | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Response | None] = field(default_factory=asyncio.Queue)
     connected: bool = True
     disconnected_at: datetime | None = None
     closed_at: float | None = None  # the server's clock, for retain_disconnected
+    responses_sent: int = 0
+    bytes_sent: int = 0
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_SENDS))
+
+    def sent(self, response: Response, size: int) -> None:
+        """Count a response written to the proxy, and remember what it carried."""
+        self.responses_sent += 1
+        self.bytes_sent += size
+        record: dict[str, Any] = {
+            "nonce": response.nonce,
+            "type": SHORT_NAMES.get(response.type_url, response.type_url),
+            "bytes": size,
+            "resourceCount": len(response.resources),
+        }
+        if isinstance(response, DeltaDiscoveryResponse):
+            record["resources"] = [r.name for r in response.resources]
+            record["removed"] = list(response.removed_resources)
+        self.recent.append(record)
 
     def status(self, names: bool = True) -> ProxyStatus:
         return ProxyStatus(
@@ -88,6 +121,10 @@ class _Stream:
             connected_since=self.connected_since,
             disconnected_at=self.disconnected_at,
             types=self.session.type_statuses(names),
+            mode=self.session.mode,
+            responses_sent=self.responses_sent,
+            bytes_sent=self.bytes_sent,
+            recent_sends=tuple(self.recent) if names else None,
         )
 
 
@@ -125,6 +162,9 @@ class XdsServer:
         self._generations = 0
         self._responses = 0
         self._bytes_sent = 0
+        self._bytes_by_mode = {"sotw": 0, "delta": 0}
+        # What the last push handed the proxies (responses and their bytes, all proxies).
+        self._last_push = (0, 0)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="xds-generate"
         )
@@ -196,6 +236,10 @@ class XdsServer:
             "generations": self._generations,
             "responses": self._responses,
             "bytesSent": self._bytes_sent,
+            "bytesSentSotw": self._bytes_by_mode["sotw"],
+            "bytesSentDelta": self._bytes_by_mode["delta"],
+            "lastPushResponses": self._last_push[0],
+            "lastPushBytes": self._last_push[1],
         }
 
     def statuses(self, names: bool = True) -> list[ProxyStatus]:
@@ -253,19 +297,24 @@ class XdsServer:
             return
         loop = asyncio.get_running_loop()
         configs = await loop.run_in_executor(self._executor, self._generate_many, streams)
+        count = size = 0
         for stream, config in zip(streams, configs, strict=True):
             if config is not None and stream.connected:
-                self._adopt(stream, config)
+                responses = self._adopt(stream, config)
+                count += len(responses)
+                size += sum(r.ByteSize() for r in responses)
+        self._last_push = (count, size)
 
-    def _adopt(self, stream: _Stream, config: PackedConfig) -> None:
+    def _adopt(self, stream: _Stream, config: PackedConfig) -> list[Response]:
         """Hand a stream its new config (on the event loop: the session is loop-only)."""
         try:
-            responses = stream.session.set_config(config)
+            responses: list[Response] = list(stream.session.set_config(config))
         except Exception:
             log.exception("xDS: rendering config for %s failed", stream.node_id)
-            return
+            return []
         for response in responses:
             stream.queue.put_nowait(response)
+        return responses
 
     def _generate_many(self, streams: list[_Stream]) -> list[PackedConfig | None]:
         """In the worker: every stream's config, packed. One packer for the whole push, so
@@ -283,7 +332,10 @@ class XdsServer:
             return None
 
     async def _serve(
-        self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
+        self,
+        requests: AsyncIterator[Request],
+        context: grpc.aio.ServicerContext,
+        delta: bool = False,
     ) -> None:
         stream_id = next(self._ids)
         holder: dict[str, Any] = {}
@@ -291,7 +343,7 @@ class XdsServer:
         sent = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
         presented = sent.get(self._credential_header)
         reader = asyncio.create_task(
-            self._read(stream_id, requests, holder, first_seen, str(presented or "") or None)
+            self._read(stream_id, requests, holder, first_seen, str(presented or "") or None, delta)
         )
         try:
             await first_seen.wait()
@@ -310,8 +362,11 @@ class XdsServer:
                 if response is _END:
                     break
                 await context.write(response)
+                size = response.ByteSize()
                 self._responses += 1
-                self._bytes_sent += response.ByteSize()
+                self._bytes_sent += size
+                self._bytes_by_mode[stream.session.mode] += size
+                stream.sent(response, size)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -323,10 +378,11 @@ class XdsServer:
     async def _read(
         self,
         stream_id: int,
-        requests: AsyncIterator[DiscoveryRequest],
+        requests: AsyncIterator[Request],
         holder: dict[str, Any],
         first_seen: asyncio.Event,
         presented: str | None = None,
+        delta: bool = False,
     ) -> None:
         stream: _Stream | None = None
         try:
@@ -335,7 +391,7 @@ class XdsServer:
                     if not self._allowed(stream_id, request, presented, holder):
                         first_seen.set()
                         return
-                    stream = self._connected(stream_id, request)
+                    stream = self._connected(stream_id, request, delta)
                     if stream is not None:
                         holder["stream"] = stream
                     first_seen.set()
@@ -356,7 +412,7 @@ class XdsServer:
     def _allowed(
         self,
         stream_id: int,
-        request: DiscoveryRequest,
+        request: Request,
         presented: str | None,
         holder: dict[str, Any],
     ) -> bool:
@@ -370,7 +426,7 @@ class XdsServer:
         holder["denied"] = request.node.id  # to word the refusal; never registered
         return False
 
-    def _connected(self, stream_id: int, request: DiscoveryRequest) -> _Stream | None:
+    def _connected(self, stream_id: int, request: Request, delta: bool) -> _Stream | None:
         node_id = request.node.id
         if not node_id:
             log.warning("xDS: stream %d sent no node.id; closing it", stream_id)
@@ -385,12 +441,12 @@ class XdsServer:
             node_id=node_id,
             cluster=request.node.cluster,
             metadata=metadata,
-            session=AdsSession(f"{stream_id}", self._control_plane_id),
+            session=(DeltaSession if delta else AdsSession)(f"{stream_id}", self._control_plane_id),
             connected_since=datetime.now(UTC),
         )
         self._streams.add(stream)
         self._latest[node_id] = stream
-        log.info("xDS: %s connected (stream %d)", node_id, stream_id)
+        log.info("xDS: %s connected (stream %d, %s)", node_id, stream_id, stream.session.mode)
         return stream
 
     def _disconnected(self, stream: _Stream) -> None:
@@ -412,9 +468,15 @@ class XdsServer:
         if configs[0] is not None and not stream.session.has_config:
             self._adopt(stream, configs[0])
 
-    def _handle(self, stream: _Stream, request: DiscoveryRequest) -> None:
+    def _handle(self, stream: _Stream, request: Request) -> None:
         try:
-            responses = stream.session.handle_request(request)
+            responses: list[Response]
+            if isinstance(stream.session, DeltaSession):
+                assert isinstance(request, DeltaDiscoveryRequest)
+                responses = list(stream.session.handle_request(request))
+            else:
+                assert isinstance(request, DiscoveryRequest)
+                responses = list(stream.session.handle_request(request))
         except UnknownTypeError as exc:
             log.warning("xDS: %s: %s; ignored", stream.node_id, exc)
             return
@@ -440,3 +502,10 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self, request_iterator: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> None:
         await self._owner._serve(request_iterator, context)
+
+    async def DeltaAggregatedResources(
+        self,
+        request_iterator: AsyncIterator[DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        await self._owner._serve(request_iterator, context, delta=True)

@@ -32,7 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.core.v3.base_pb2 import ControlPlane
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
 from google.protobuf.json_format import MessageToDict
 
 from meshgate.translate.output import CLUSTER, ENDPOINT, ProxyConfig
@@ -73,6 +77,8 @@ class UnknownTypeError(ValueError):
 
 class AdsSession:
     """Protocol state of one ADS stream: subscriptions, versions, nonces, ACK/NACK."""
+
+    mode = "sotw"
 
     def __init__(self, nonce_prefix: str, control_plane_id: str = "meshgate") -> None:
         self._nonce_prefix = nonce_prefix
@@ -220,7 +226,7 @@ def _requested_names(type_url: str, request: DiscoveryRequest) -> frozenset[str]
     return frozenset(name for name in request.resource_names if name != "*")
 
 
-def node_metadata(request: DiscoveryRequest) -> dict[str, Any]:
+def node_metadata(request: DiscoveryRequest | DeltaDiscoveryRequest) -> dict[str, Any]:
     """The node's metadata Struct as plain JSON values."""
     if not request.node.HasField("metadata"):
         return {}

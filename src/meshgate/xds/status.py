@@ -5,7 +5,9 @@ behaviour beyond derived read-only properties. SYNCED means the proxy acknowledg
 last response sent (by nonce); a proxy whose stream has closed is never SYNCED: every
 type of it shows DISCONNECTED, and its last known state stays readable as `lastState`.
 A listing of every proxy carries per type only the count of subscribed names (with 1000
-services a proxy's EDS names alone are ~40 KB); one proxy's detail carries the names.
+services a proxy's EDS names alone are ~40 KB); one proxy's detail carries the names, and
+the last responses sent to it (`recentSends`: per response its type, size, and in delta
+mode the names it carried and removed).
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class ProxyStatus:
     connected_since: datetime
     disconnected_at: datetime | None
     types: dict[str, TypeStatus] = field(default_factory=dict)
+    mode: str = "sotw"  # which ADS the proxy speaks: "sotw" or "delta" (incremental)
+    responses_sent: int = 0
+    bytes_sent: int = 0
+    # The last responses sent (oldest first), only where names were asked for.
+    recent_sends: tuple[dict[str, Any], ...] | None = None
 
     def state_of(self, type_url: str) -> SyncState:
         """The state shown for one type: DISCONNECTED once the stream has closed."""
@@ -88,6 +95,7 @@ class ProxyStatus:
         return {
             "nodeId": self.node_id,
             "cluster": self.cluster,
+            "mode": self.mode,
             "metadata": self.metadata,
             "connected": self.connected,
             "connectedSince": self.connected_since.isoformat(),
@@ -113,4 +121,6 @@ class ProxyStatus:
                 }
                 for url, t in sorted(self.types.items())
             },
+            "sent": {"responses": self.responses_sent, "bytes": self.bytes_sent},
+            **({"recentSends": list(self.recent_sends)} if self.recent_sends is not None else {}),
         }

@@ -131,3 +131,16 @@ def test_readiness_listener_is_istios() -> None:
     assert route == {"match": {"prefix": "/healthz/ready"}, "direct_response": {"status": 200}}
     assert ready_port_of(config) == 15021
     json_format.ParseDict(config, Bootstrap())  # a valid v3 bootstrap
+
+
+def test_delta_mode_asks_for_incremental_ads() -> None:
+    from meshgate.xds.bootstrap import bootstrap_config
+
+    sotw = bootstrap_config("n", "/run/x.sock", cluster="c")
+    delta = bootstrap_config("n", "/run/x.sock", cluster="c", xds_mode="delta")
+    assert sotw["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
+    assert delta["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
+    import pytest
+
+    with pytest.raises(ValueError, match="xds_mode 'fast'"):
+        bootstrap_config("n", "/run/x.sock", cluster="c", xds_mode="fast")

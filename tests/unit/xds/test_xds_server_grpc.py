@@ -429,3 +429,56 @@ def test_generate_runs_off_the_event_loop() -> None:
 
     run(body)
     assert threads and all(name.startswith("xds-generate") for name in threads)
+
+
+def test_delta_stream_beside_sotw_sends_only_changes_and_counts_bytes_per_mode() -> None:
+    from envoy.service.discovery.v3.discovery_pb2 import (
+        DeltaDiscoveryRequest,
+        DeltaDiscoveryResponse,
+    )
+
+    async def body(server: XdsServer, gen: Generator, channel: grpc.aio.Channel) -> None:
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        call = stub.DeltaAggregatedResources()
+        first = DeltaDiscoveryRequest(type_url=LISTENER)
+        first.node.CopyFrom(Node(id="d1", cluster="c"))
+        await call.write(first)
+        lds = await asyncio.wait_for(call.read(), WAIT)
+        assert isinstance(lds, DeltaDiscoveryResponse)
+        assert [r.name for r in lds.resources] == ["d1-l"]
+        await call.write(DeltaDiscoveryRequest(type_url=LISTENER, response_nonce=lds.nonce))
+        await call.write(DeltaDiscoveryRequest(type_url=CLUSTER))
+        cds = await asyncio.wait_for(call.read(), WAIT)
+        await call.write(DeltaDiscoveryRequest(type_url=CLUSTER, response_nonce=cds.nonce))
+        sotw = Client(channel, "s1")
+        await sotw.send(LISTENER)
+        await sotw.ack(await sotw.recv())
+        await eventually(
+            lambda: status_of(server, "d1").types[CLUSTER].state == SyncState.SYNCED, "ACK"
+        )
+        before = server.counters()
+        gen.tag = "v2"  # the listeners change, the cluster does not
+        server.request_push("change")
+        update = await asyncio.wait_for(call.read(), WAIT)
+        assert (update.type_url, [r.name for r in update.resources]) == (LISTENER, ["d1-l"])
+        await sotw.recv()
+        after = await eventually(
+            lambda: (
+                (c := server.counters())["bytesSentDelta"] > before["bytesSentDelta"]
+                and c["bytesSentSotw"] > before["bytesSentSotw"]
+                and c
+            ),
+            "both streams' bytes counted",
+        )
+        assert after["lastPushResponses"] == 2 and after["lastPushBytes"] > 0
+        st = status_of(server, "d1")
+        assert st.mode == "delta" and status_of(server, "s1").mode == "sotw"
+        detail = st.to_json()
+        assert detail["mode"] == "delta" and detail["sent"]["responses"] == 3
+        assert detail["recentSends"][-1]["resources"] == ["d1-l"]
+        listing = next(s for s in server.statuses(names=False) if s.node_id == "d1").to_json()
+        assert "recentSends" not in listing
+        call.cancel()
+        sotw.call.cancel()
+
+    run(body)

@@ -6,7 +6,9 @@ Rules of this module:
   ``meshConfig`` (outbound traffic policy, access logs, default retries, root namespace,
   trust domain, connect timeout) and one of meshgate's own: ``egressEnforcement``
   (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh),
-  and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides).
+  and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides),
+  and ``xdsMode`` (``SOTW``, the default, or ``DELTA``: which ADS flavour proxies started
+  from then on speak; a pod's ``meshgate.io/xds-mode`` annotation overrides it).
 - Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
   the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
 - Unknown fields are errors.
@@ -30,6 +32,7 @@ MESH_CONFIG_NAME = "default"
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 AccessLogEncoding = Literal["JSON", "TEXT"]
 EgressEnforcement = Literal["OFF", "GATEWAY_ONLY"]
+XdsMode = Literal["SOTW", "DELTA"]
 
 
 def _yaml_off(value: object) -> object:
@@ -63,6 +66,9 @@ class MeshConfigSpec(IstioWire):
     default_service_export_to: list[str] | None = None
     default_virtual_service_export_to: list[str] | None = None
     default_destination_rule_export_to: list[str] | None = None
+    # meshgate's own (Istio's ISTIO_DELTA_XDS proxy setting): state-of-the-world or
+    # incremental ADS for proxies started after it is set (a running proxy keeps its own).
+    xds_mode: XdsMode | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
@@ -82,6 +88,10 @@ class MeshConfigSpec(IstioWire):
     def effective_access_log_encoding(self) -> AccessLogEncoding:
         # ASM (and the seed's gateway log) use JSON; Istio's own default would be TEXT.
         return self.access_log_encoding or "JSON"
+
+    @property
+    def effective_xds_mode(self) -> XdsMode:
+        return self.xds_mode or "SOTW"
 
     @property
     def effective_root_namespace(self) -> str:

@@ -1,0 +1,288 @@
+"""The incremental (delta) ADS protocol for one proxy stream, without I/O.
+
+Rules:
+- Input is a DeltaDiscoveryRequest or a new config; output is the list of
+  DeltaDiscoveryResponses to send, in order. No clock, no sockets, no logging of secrets.
+- Every resource has its own version (a hash of its bytes, ``resource_version``). Per type
+  the session records the version of each resource the proxy holds (as sent, or as the
+  proxy said in ``initial_resource_versions`` when it reconnected) and sends only those
+  whose version differs, and ``removed_resources`` for held ones that are gone: what a push
+  costs grows with the change, not with the mesh.
+- Subscriptions: a type's first request naming nothing (neither subscribe nor
+  unsubscribe), or subscribing to ``*``, is a wildcard subscription (Envoy's LDS and CDS);
+  unsubscribing ``*`` ends it. Other names are explicit subscriptions. Subscription changes
+  are honoured whatever nonce the request carries (the protocol: a nonce correlates an
+  ACK/NACK, it never makes a request stale). A name subscribed after the type's first
+  request is sent even if the proxy seemed to hold it (it may have forgotten it); an
+  unsubscribed name is no longer held.
+- ACK/NACK by nonce: each response has its own nonce; a request carrying it without
+  ``error_detail`` ACKs that response, with ``error_detail`` NACKs it. A NACKed response's
+  resources are recorded as rejected at their version and not sent again until they change
+  (the proxy keeps its last good ones meanwhile). A request that only ACKs or NACKs gets
+  no response.
+- Removals go to names the proxy holds that the config no longer has (or that are no longer
+  subscribed under a wildcard). Never for secrets: Envoy unsubscribes a secret once nothing
+  refers to it (SotW has no removal for them either). A name subscribed but never provided
+  is left waiting and listed as missing in proxy-status, as in SotW, rather than announced
+  absent.
+- Order as in SotW (``PUSH_ORDER``: clusters, endpoints, listeners, routes, secrets), make
+  before break: clusters and endpoints that go away are removed last, after the listeners
+  and routes that stopped using them. A response adding or changing a cluster whose
+  endpoints the proxy fetches is followed by that cluster's ClusterLoadAssignment, even
+  unchanged: Envoy re-warms a changed cluster and waits for it (istiod does the same).
+- ``system_version_info`` is a hash of the versions the proxy should hold for the type;
+  proxy-status shows it as the type's version (sent, and ACKed by nonce).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from envoy.config.core.v3.base_pb2 import ControlPlane
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
+    Resource,
+)
+from google.protobuf import any_pb2
+
+from meshgate.translate.output import CLUSTER, ENDPOINT, SECRET, ProxyConfig
+from meshgate.xds.resources import PUSH_ORDER, VERSION_LENGTH, PackedConfig, Packer
+from meshgate.xds.session import KNOWN_TYPES, UnknownTypeError
+from meshgate.xds.status import TypeStatus
+
+WILDCARD = "*"
+# Responses awaiting an ACK/NACK that are remembered (Envoy answers each one at once).
+MAX_IN_FLIGHT = 256
+
+Upsert = tuple[str, str, any_pb2.Any]  # name, version, resource
+
+
+@dataclass
+class _TypeState:
+    subscribed: bool = False  # a request for this type arrived on this stream
+    wildcard: bool = False
+    explicit: set[str] = field(default_factory=set)
+    held: dict[str, str] = field(default_factory=dict)  # name -> version the proxy has
+    rejected: dict[str, str] = field(default_factory=dict)  # name -> version it NACKed
+    sent_version: str | None = None
+    sent_nonce: str | None = None
+    acked_version: str | None = None
+    acked_nonce: str | None = None
+    nack_error: str | None = None
+    nacked_version: str | None = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    type_url: str
+    system_version: str
+    versions: Mapping[str, str]
+
+
+class DeltaSession:
+    """Protocol state of one delta ADS stream: subscriptions, held versions, ACK/NACK."""
+
+    mode = "delta"
+
+    def __init__(self, nonce_prefix: str, control_plane_id: str = "meshgate") -> None:
+        self._nonce_prefix = nonce_prefix
+        self._nonce_counter = 0
+        self._control_plane = ControlPlane(identifier=control_plane_id)
+        self._types: dict[str, _TypeState] = {url: _TypeState() for url in PUSH_ORDER}
+        self._config: PackedConfig | None = None
+        self._versions: dict[str, dict[str, str]] = {}  # per type, of self._config
+        self._in_flight: dict[str, _Sent] = {}
+
+    @property
+    def has_config(self) -> bool:
+        return self._config is not None
+
+    # -- input -------------------------------------------------------------------------
+
+    def handle_request(self, request: DeltaDiscoveryRequest) -> list[DeltaDiscoveryResponse]:
+        """Apply one request from the proxy; return what to send back."""
+        type_url = request.type_url
+        if type_url not in KNOWN_TYPES:
+            raise UnknownTypeError(f"unsupported type_url {type_url!r}")
+        state = self._types[type_url]
+        if request.response_nonce:
+            self._answered(state, request)
+        subscribe = list(request.resource_names_subscribe)
+        unsubscribe = list(request.resource_names_unsubscribe)
+        first = not state.subscribed
+        if not first and not subscribe and not unsubscribe:
+            return []  # an ACK or NACK alone
+        state.subscribed = True
+        if first:
+            state.wildcard = not subscribe and not unsubscribe
+            state.held = dict(request.initial_resource_versions)
+        for name in subscribe:
+            if name == WILDCARD:
+                state.wildcard = True
+                continue
+            state.explicit.add(name)
+            if not first:
+                state.held.pop(name, None)  # asked again: send it again
+        for name in unsubscribe:
+            if name == WILDCARD:
+                state.wildcard = False
+                state.held = {n: v for n, v in state.held.items() if n in state.explicit}
+                continue
+            state.explicit.discard(name)
+            state.held.pop(name, None)  # still wildcard-covered: sent again below
+        return self._sync(type_url, defer_removals=False)
+
+    def set_config(self, config: ProxyConfig | PackedConfig) -> list[DeltaDiscoveryResponse]:
+        """Adopt a new config; return the responses carrying what changed."""
+        if isinstance(config, ProxyConfig):
+            config = Packer().pack_config(config)
+        self._config = config
+        self._versions = {}
+        out: list[DeltaDiscoveryResponse] = []
+        for type_url in PUSH_ORDER:
+            if not self._types[type_url].subscribed:
+                continue
+            if type_url == ENDPOINT and self._types[CLUSTER].subscribed:
+                continue  # sent right after the clusters (see _sync)
+            out.extend(self._sync(type_url, defer_removals=True))
+        # Make before break: clusters (and their endpoints) go once nothing uses them.
+        for type_url in (CLUSTER, ENDPOINT):
+            state = self._types[type_url]
+            if state.subscribed:
+                removed = self._removed(type_url)
+                if removed:
+                    out.append(self._response(type_url, [], removed))
+        return out
+
+    # -- status ------------------------------------------------------------------------
+
+    def type_statuses(self, names: bool = True) -> dict[str, TypeStatus]:
+        """Per subscribed type: what was sent, acknowledged, rejected; explicit names only
+        with ``names`` (a listing needs their count)."""
+        out = {}
+        for url, s in self._types.items():
+            if not s.subscribed:
+                continue
+            explicit = None if s.wildcard and not s.explicit else s.explicit
+            available = self._desired_versions(url) if self._config is not None else {}
+            missing = () if self._config is None else tuple(sorted(s.explicit - set(available)))
+            out[url] = TypeStatus(
+                type_url=url,
+                sent_version=s.sent_version,
+                acked_version=s.acked_version,
+                last_nonce=s.sent_nonce,
+                acked_nonce=s.acked_nonce,
+                nack_error=s.nack_error,
+                nacked_version=s.nacked_version,
+                resource_count=len(s.held),
+                subscribed_names=None if explicit is None or not names else tuple(sorted(explicit)),
+                subscribed_count=None if explicit is None else len(explicit),
+                missing_names=missing,
+            )
+        return out
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _answered(self, state: _TypeState, request: DeltaDiscoveryRequest) -> None:
+        sent = self._in_flight.pop(request.response_nonce, None)
+        if sent is None or sent.type_url != request.type_url:
+            return  # not ours (an older stream's) or forgotten: nothing to record
+        if request.HasField("error_detail"):
+            state.nack_error = request.error_detail.message or "rejected (no message)"
+            state.nacked_version = sent.system_version
+            for name, version in sent.versions.items():
+                state.rejected[name] = version
+                if state.held.get(name) == version:
+                    del state.held[name]  # it keeps an older one we do not know
+            return
+        state.acked_version = sent.system_version
+        state.acked_nonce = request.response_nonce
+        state.nack_error = None
+        state.nacked_version = None
+        for name in sent.versions:
+            state.rejected.pop(name, None)
+
+    def _sync(self, type_url: str, *, defer_removals: bool) -> list[DeltaDiscoveryResponse]:
+        """One type's changes (its removals unless deferred); clusters bring endpoints."""
+        if self._config is None:
+            return []
+        out: list[DeltaDiscoveryResponse] = []
+        upserts = self._upserts(type_url)
+        removed = [] if defer_removals else self._removed(type_url)
+        if upserts or removed:
+            out.append(self._response(type_url, upserts, removed))
+        eds = self._types[ENDPOINT]
+        if type_url == CLUSTER and eds.subscribed:
+            rewarm = {name for name, _, _ in upserts if name in eds.explicit}
+            eds_upserts = self._upserts(ENDPOINT, force=rewarm)
+            eds_removed = [] if defer_removals else self._removed(ENDPOINT)
+            if eds_upserts or eds_removed:
+                out.append(self._response(ENDPOINT, eds_upserts, eds_removed))
+        return out
+
+    def _wanted(self, state: _TypeState, name: str) -> bool:
+        return state.wildcard or name in state.explicit
+
+    def _desired_versions(self, type_url: str) -> dict[str, str]:
+        """Name -> version of what the proxy should hold of this type."""
+        assert self._config is not None
+        if type_url not in self._versions:
+            self._versions[type_url] = self._config.versions_of(type_url)
+        state = self._types[type_url]
+        return {n: v for n, v in self._versions[type_url].items() if self._wanted(state, n)}
+
+    def _upserts(self, type_url: str, force: Iterable[str] = ()) -> list[Upsert]:
+        assert self._config is not None
+        state = self._types[type_url]
+        forced = set(force)
+        versions = self._desired_versions(type_url)
+        out = []
+        for name, item in self._config.by_type.get(type_url, ()):
+            version = versions.get(name)
+            if version is None or state.rejected.get(name) == version:
+                continue
+            if state.held.get(name) != version or name in forced:
+                out.append((name, version, item))
+        return out
+
+    def _removed(self, type_url: str) -> list[str]:
+        if type_url == SECRET:
+            return []
+        versions = self._desired_versions(type_url)
+        return sorted(name for name in self._types[type_url].held if name not in versions)
+
+    def _response(
+        self, type_url: str, upserts: list[Upsert], removed: list[str]
+    ) -> DeltaDiscoveryResponse:
+        state = self._types[type_url]
+        self._nonce_counter += 1
+        nonce = f"{self._nonce_prefix}-{self._nonce_counter}"
+        for name, version, _ in upserts:
+            state.held[name] = version
+        for name in removed:
+            state.held.pop(name, None)
+        system = _system_version(type_url, self._desired_versions(type_url))
+        state.sent_version = system
+        state.sent_nonce = nonce
+        self._in_flight[nonce] = _Sent(type_url, system, {n: v for n, v, _ in upserts})
+        while len(self._in_flight) > MAX_IN_FLIGHT:
+            del self._in_flight[next(iter(self._in_flight))]
+        return DeltaDiscoveryResponse(
+            system_version_info=system,
+            type_url=type_url,
+            nonce=nonce,
+            control_plane=self._control_plane,
+            resources=[Resource(name=n, version=v, resource=item) for n, v, item in upserts],
+            removed_resources=removed,
+        )
+
+
+def _system_version(type_url: str, versions: Mapping[str, str]) -> str:
+    """A short hash of every (name, version) the proxy should hold of one type."""
+    digest = hashlib.sha256(type_url.encode())
+    for name in sorted(versions):
+        digest.update(f"{name}\0{versions[name]}\n".encode())
+    return digest.hexdigest()[:VERSION_LENGTH]
