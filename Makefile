@@ -12,7 +12,8 @@ all: test
 
 # Debian packages the runtime needs (only as root, only when missing), and Python's venv
 # (Debian splits it out as python3-venv) so that the virtualenv can be made. nginx and squid
-# back world hosts (docs/world.md): meshgate runs them itself, not through their services.
+# back world hosts (docs/world.md): meshgate runs them itself, not through their services, so
+# the install keeps Debian from starting them as host services (policy-rc.d says "not now").
 deps:
 	@missing=""; \
 	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
@@ -24,7 +25,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    rc=$$?; [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ] || exit $$rc; \
 	  else \
 	    echo "note: missing$$missing (install them as root; e2e tests will skip)"; \
 	  fi; \
