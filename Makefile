@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := iptables curl wrk iproute2 bubblewrap
+DEBS   := iptables curl wrk iproute2 bubblewrap chromium
 
 .PHONY: all test test-explore demo lint types unit e2e deps venv bench clean
 
@@ -14,7 +14,7 @@ all: test
 # (Debian splits it out as python3-venv) so that the virtualenv can be made.
 deps:
 	@missing=""; \
-	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap; do \
+	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap chromium:chromium; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
