@@ -131,7 +131,7 @@ def test_console_walkthrough(mesh: Mesh, browser: Any) -> None:
 
     link = _login_link(mesh)
     base = _base(link)
-    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     page.on("dialog", lambda d: d.accept())
     page.goto(link)
 

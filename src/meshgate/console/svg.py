@@ -77,7 +77,7 @@ def line_chart(title: str, lines: dict[str, list[float | None]], unit: str = "")
     return "".join(parts)
 
 
-_COL_W, _ROW_H, _NODE_W, _NODE_H = 260, 46, 200, 28
+_COL_W, _ROW_H, _NODE_W, _NODE_H = 330, 46, 250, 28
 
 
 def graph_svg(g: Graph) -> str:
@@ -89,10 +89,11 @@ def graph_svg(g: Graph) -> str:
         for ri, name in enumerate(names):
             pos[f"{prefix}:{name}"] = (20 + ci * _COL_W, 40 + ri * _ROW_H)
     rows = max((len(v) for v in columns.values()), default=0)
-    width, height = 20 + 3 * _COL_W, 60 + max(1, rows) * _ROW_H
+    bottom = 40.0 + max(1, rows) * _ROW_H  # direct edges (workload -> host) pass below the nodes
+    width, height = 20 + 2 * _COL_W + _NODE_W + 20, bottom + 44
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'height="{height:.0f}" viewBox="0 0 {width} {height:.0f}" role="img" '
         'aria-label="workloads to gateways to external hosts">',
         '<text x="20" y="20" class="col">Workloads</text>',
         f'<text x="{20 + _COL_W}" y="20" class="col">Egress gateways</text>',
@@ -109,11 +110,20 @@ def graph_svg(g: Graph) -> str:
         bad = e.errors > 0
         style = 'stroke="#dc2626" stroke-dasharray="5 3"' if bad else 'stroke="#64748b"'
         label = f"{e.requests} req" + (f", {e.errors} err" if e.errors else "")
+        if x2 - x1 > _COL_W:  # skips the gateways' column: around it, below every node
+            y1, y2 = sy + _NODE_H, ty + _NODE_H
+            d = (
+                f"M{sx + _NODE_W / 2:.0f},{y1:.0f} C{sx + _NODE_W / 2:.0f},{bottom + 20:.0f} "
+                f"{tx + _NODE_W / 2:.0f},{bottom + 20:.0f} {tx + _NODE_W / 2:.0f},{y2:.0f}"
+            )
+            lx, ly = mid, bottom + 34  # under the curve's lowest point
+        else:
+            d = f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+            lx, ly = mid, (y1 + y2) / 2 - 4
         parts.append(
-            f'<path d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} '
-            f'{x2:.0f},{y2:.0f}" fill="none" stroke-width="1.5" {style} '
+            f'<path d="{d}" fill="none" stroke-width="1.5" {style} '
             f'data-edge="{escape(e.source)}->{escape(e.target)}"/>'
-            f'<text x="{mid:.0f}" y="{(y1 + y2) / 2 - 3:.0f}" class="edge" '
+            f'<text x="{lx:.0f}" y="{ly:.0f}" class="edge" '
             f'text-anchor="middle">{escape(label)}</text>'
         )
     kinds = {"w": "workload", "g": "gateway", "h": "host"}

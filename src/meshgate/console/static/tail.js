@@ -8,8 +8,8 @@
   var pause = document.getElementById("tail-pause");
   var last = 0;
   var MAX_ROWS = 500;
-  var COLUMNS = ["start_time", "reporter", "pod", "method", "authority", "path",
-    "response_code", "response_flags", "duration", "upstream_cluster", "reason"];
+  var COLUMNS = ["start_time", "reporter", "pod", "method", "authority", "response_code",
+    "response_flags", "duration", "upstream_cluster", "reason"];
 
   function cell(value) {
     var td = document.createElement("td");
@@ -24,7 +24,12 @@
     tr.dataset.reporter = entry.reporter || "";
     COLUMNS.forEach(function (k) {
       var v = k === "pod" ? entry.namespace + "/" + entry.pod : entry[k];
-      tr.appendChild(cell(v));
+      var td = cell(v);
+      if (k === "start_time" && v) {  // the time of day; the full timestamp on hover
+        td.textContent = String(v).slice(11, 23);
+        td.title = String(v);
+      }
+      tr.appendChild(td);
     });
     body.appendChild(tr);
     while (body.rows.length > MAX_ROWS) { body.deleteRow(0); }
