@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := iptables curl wrk iproute2 bubblewrap nginx squid
+DEBS   := iptables curl wrk iproute2 bubblewrap nginx squid chromium
 
 .PHONY: all test test-explore demo lint types unit e2e deps venv bench clean
 
@@ -17,7 +17,7 @@ all: test
 deps:
 	@missing=""; \
 	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
-	         nginx:nginx squid:squid; do \
+	         nginx:nginx squid:squid chromium:chromium; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \

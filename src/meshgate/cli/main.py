@@ -18,6 +18,7 @@ from meshgate.cli import (
     analyze,
     apply,
     ca,
+    console,
     cp,
     delete,
     describe,
@@ -73,6 +74,7 @@ metrics.register(app)
 pod_cmds.register(app)
 cp.register(app)
 top.register(app)
+console.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.

@@ -23,6 +23,7 @@ from meshgate.api.decode import Refused, decode_object
 from meshgate.api.meta import ResourceKey
 from meshgate.api.problems import Problem
 from meshgate.api.yamlsource import LineIndex
+from meshgate.console.server import login_handler as console_login
 from meshgate.store.sqlite import StoreFull
 from meshgate.telemetry.http import access_log_handler, metrics_api_handler, top_handler
 from meshgate.validation import validate_resource
@@ -276,6 +277,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         ),
         Route("/v1/proxy-admin", guard(proxy_admin), methods=["GET"]),
         Route("/v1/status", guard(status), methods=["GET"]),
+        Route("/v1/console", guard(console_login(lambda: cp.console)), methods=["POST"]),
         Route("/v1/ca", guard(ca_status), methods=["GET"]),
         Route("/v1/ca/rotate", guard(ca_rotate), methods=["POST"]),
         Route("/v1/shutdown", guard(shutdown), methods=["POST"]),

@@ -50,6 +50,7 @@ from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.api.meta import ResourceKey
+from meshgate.console.server import ConsoleServer
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
@@ -136,6 +137,7 @@ class ControlPlane:
             principal=service.principal_of(lambda: self.reconciler.snapshot),
         )
         self.metrics_listener: telemetry_http.MetricsListener | None = None
+        self.console = ConsoleServer(home)  # the web console: listens from its first login
         # The mesh-wide access log: streamed (ALS) and backfilled from the proxies' logs.
         self.accesslog = service.open_sink(
             home,
@@ -358,6 +360,7 @@ class ControlPlane:
             "sandbox": sandbox.describe(),
             "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
             "metrics": self.metrics_listener.url if self.metrics_listener else None,
+            "console": self.console.base,
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -476,6 +479,7 @@ class ControlPlane:
         if self.metrics_listener is not None:
             await self.metrics_listener.stop()
         await asyncio.to_thread(self.accesslog.stop)
+        await self.console.stop()
         server.should_exit = True
         await api_task
         with contextlib.suppress(FileNotFoundError):
