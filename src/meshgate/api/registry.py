@@ -30,6 +30,7 @@ _MG = ("meshgate.io", ("v1alpha1",), "meshgate_kinds")
 _CORE = ("", ("v1",), "kubernetes")
 _APPS = ("apps", ("v1",), "kubernetes")
 _NETWORKING_K8S = ("networking.k8s.io", ("v1",), "kubernetes")
+_RBAC = ("rbac.authorization.k8s.io", ("v1",), "rbac")
 
 # (group, versions, module), kind, plural, short names, namespaced
 _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...], bool], ...] = (
@@ -51,6 +52,10 @@ _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...],
     (_CORE, "Secret", "secrets", (), True),
     (_APPS, "Deployment", "deployments", ("deploy",), True),
     (_NETWORKING_K8S, "NetworkPolicy", "networkpolicies", ("netpol",), True),
+    (_RBAC, "Role", "roles", (), True),
+    (_RBAC, "ClusterRole", "clusterroles", (), False),
+    (_RBAC, "RoleBinding", "rolebindings", (), True),
+    (_RBAC, "ClusterRoleBinding", "clusterrolebindings", (), False),
 )
 
 

@@ -16,9 +16,11 @@ from typer.core import TyperGroup
 
 from meshgate.cli import (
     analyze,
+    annotate,
     apply,
     ca,
     cp,
+    create,
     delete,
     describe,
     get,
@@ -63,6 +65,8 @@ app.command("get", cls=Command, epilog=get.EXAMPLES)(get.command)
 app.command("describe", cls=Command, epilog=describe.EXAMPLES)(describe.command)
 app.command("delete", cls=Command, epilog=delete.EXAMPLES)(delete.command)
 app.command("label", cls=Command, epilog=label.EXAMPLES)(label.command)
+app.command("annotate", cls=Command, epilog=annotate.EXAMPLES)(annotate.command)
+app.add_typer(create.app, name="create")
 app.command("validate", cls=Command, epilog=validate.EXAMPLES)(validate.command)
 app.command("analyze", cls=Command, epilog=analyze.EXAMPLES)(analyze.command)
 app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.history_command)

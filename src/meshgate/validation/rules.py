@@ -106,6 +106,7 @@ Rules of this module:
 | MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 | MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
+| MG1091 | E    | RBAC: rules have verbs, groups, resources; bindings a valid roleRef, subjects |
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ from meshgate.validation import (  # noqa: F401
     networking_serviceentry,
     networking_sidecar,
     networking_virtualservice,
+    rbac,
     security,
 )
 from meshgate.validation.findings import Finding, Findings, run_rules
