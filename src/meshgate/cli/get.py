@@ -177,7 +177,16 @@ def command(
     ):
         err(fetched.empty_message())
     if watching and not fetched.missing:
-        _watch(fetched, since, selector, output, all_namespaces, show_labels, request_timeout)
+        _watch(
+            fetched,
+            since,
+            selector,
+            output,
+            all_namespaces,
+            show_labels,
+            request_timeout,
+            listed=bool(objects) and not no_headers,
+        )
     for line in fetched.missing:
         err(line)
     if fetched.missing:
@@ -192,7 +201,9 @@ def _watch(
     all_namespaces: bool,
     show_labels: bool,
     request_timeout: str | None,
+    listed: bool,
 ) -> None:
+    """Follow changes; a table's header comes with the first row if the listing had none."""
     import sys
 
     from meshgate.cli.output import fail, out
@@ -204,6 +215,7 @@ def _watch(
     if output not in ("", "wide", "name", "yaml", "json"):
         fail(f"--watch prints tables, names, yaml or json, not {output}")
     timeout = parse_timeout(request_timeout) if request_timeout else None
+    header = [not listed]
 
     def show(info: Any, obj: dict[str, Any]) -> None:
         if output == "name":
@@ -220,9 +232,10 @@ def _watch(
                     wide=output == "wide",
                     qualified=len(fetched.targets) > 1,
                     show_labels=show_labels,
-                    headers=False,
+                    headers=header[0],
                 )
             )
+            header[0] = False
         sys.stdout.flush()
 
     sys.stdout.flush()
