@@ -362,7 +362,6 @@ secret_app = typer.Typer(
 )
 
 
-@secret_app.command("generic")
 def secret_generic_cmd(
     name: Name,
     from_literal: FromLiteral = None,
@@ -381,7 +380,6 @@ def secret_generic_cmd(
     create(secret_object(name, ns, data, secret_type), ns, output, dry_run)
 
 
-@secret_app.command("tls")
 def secret_tls_cmd(
     name: Name,
     cert: Annotated[str, typer.Option("--cert", metavar="PATH", help="PEM certificate file.")],
@@ -483,6 +481,8 @@ def _register() -> None:
     ):
         for i, verb in enumerate(names):
             app.command(verb, cls=Command, hidden=i > 0)(fn)
+    secret_app.command("generic", cls=Command)(secret_generic_cmd)
+    secret_app.command("tls", cls=Command)(secret_tls_cmd)
     app.add_typer(secret_app, name="secret")
 
 

@@ -74,7 +74,6 @@ def _deployments(
     return fetched.objects
 
 
-@app.command("restart")
 def restart(
     args: Args,
     selector: Selector = None,
@@ -108,7 +107,6 @@ def restart(
         out(f"{display_name(dep)} restarted{dry_run_suffix(mode)}")
 
 
-@app.command("status")
 def status(
     args: Args,
     watch: Annotated[
@@ -162,3 +160,13 @@ def _refetch(dep: Obj) -> Obj:
     if found is None:
         fail(f'deployments.apps "{meta["name"]}" not found')
     return found
+
+
+def _register() -> None:
+    from meshgate.cli.helpfmt import Command
+
+    app.command("restart", cls=Command)(restart)
+    app.command("status", cls=Command)(status)
+
+
+_register()
