@@ -31,6 +31,7 @@ _CORE = ("", ("v1",), "kubernetes")
 _APPS = ("apps", ("v1",), "kubernetes")
 _NETWORKING_K8S = ("networking.k8s.io", ("v1",), "kubernetes")
 _DISCOVERY = ("discovery.k8s.io", ("v1",), "kubernetes")
+_RBAC = ("rbac.authorization.k8s.io", ("v1",), "rbac")
 
 # (group, versions, module), kind, plural, short names, namespaced
 _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...], bool], ...] = (
@@ -55,6 +56,10 @@ _TABLE: tuple[tuple[tuple[str, tuple[str, ...], str], str, str, tuple[str, ...],
     (_DISCOVERY, "EndpointSlice", "endpointslices", (), True),
     (_APPS, "Deployment", "deployments", ("deploy",), True),
     (_NETWORKING_K8S, "NetworkPolicy", "networkpolicies", ("netpol",), True),
+    (_RBAC, "Role", "roles", (), True),
+    (_RBAC, "ClusterRole", "clusterroles", (), False),
+    (_RBAC, "RoleBinding", "rolebindings", (), True),
+    (_RBAC, "ClusterRoleBinding", "clusterrolebindings", (), False),
 )
 
 

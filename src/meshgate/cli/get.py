@@ -6,12 +6,13 @@ object itself for one named object, otherwise a ``List``; ``-o name`` prints
 ``kind.group/name``. Missing names print kubectl's NotFound line to stderr and make the
 exit code 1 after everything found has been printed. An empty result says so on stderr.
 ``--sort-by`` orders each kind's objects (every output format); ``--no-headers`` drops
-table headers; ``-o custom-columns=H:PATH,...`` prints one table of the named columns.
+table headers; ``-o custom-columns=H:PATH,...`` prints one table of the named columns. ``-w`` then
+prints one row per change (``meshgate.cli.watch``); ``--watch-only`` skips the listing.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +33,7 @@ EXAMPLES = """Examples:
   meshgate get pod NAME -o jsonpath='{.status.podIP}'
   meshgate get po -o custom-columns=NAME:.metadata.name,IP:.status.podIP --no-headers
   meshgate get se -A --sort-by=.metadata.creationTimestamp
+  meshgate get pods -w                    # then a row per change, until interrupted
 """
 
 
@@ -61,6 +63,16 @@ def command(
     no_headers: Annotated[
         bool, typer.Option("--no-headers", help="Print tables without their header row.")
     ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="After the listing, print each change.")
+    ] = False,
+    watch_only: Annotated[
+        bool, typer.Option("--watch-only", help="Print only the changes, not the listing.")
+    ] = False,
+    request_timeout: Annotated[
+        str | None,
+        typer.Option("--request-timeout", metavar="DURATION", help="With -w: stop after this."),
+    ] = None,
     sort_by: Annotated[
         str | None,
         typer.Option(
@@ -96,7 +108,14 @@ def command(
             "allowed formats are: custom-columns,json,jsonpath=TEMPLATE,name,wide,yaml"
         )
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
+    watching = watch or watch_only
+    if watching:
+        from meshgate.cli.watch import start_revision
+
+        since = start_revision()
     fetched = fetch(args, ns, selector)
+    if watch_only:
+        fetched.found = [(info, []) for info, _ in fetched.found]
     if any(o.get("kind") == "Pod" for o in fetched.objects):
         _warn_if_no_control_plane()
     if sort_by is not None:
@@ -150,12 +169,80 @@ def command(
         )
         if text:
             out(text)
-    if not objects and not fetched.missing and output not in ("json", "yaml", "jsonpath"):
+    if (
+        not objects
+        and not fetched.missing
+        and not watch_only
+        and output not in ("json", "yaml", "jsonpath")
+    ):
         err(fetched.empty_message())
+    if watching and not fetched.missing:
+        _watch(
+            fetched,
+            since,
+            selector,
+            output,
+            all_namespaces,
+            show_labels,
+            request_timeout,
+            listed=bool(objects) and not no_headers,
+        )
     for line in fetched.missing:
         err(line)
     if fetched.missing:
         raise typer.Exit(1)
+
+
+def _watch(
+    fetched: Any,
+    since: int,
+    selector: str | None,
+    output: str,
+    all_namespaces: bool,
+    show_labels: bool,
+    request_timeout: str | None,
+    listed: bool,
+) -> None:
+    """Follow changes; a table's header comes with the first row if the listing had none."""
+    import sys
+
+    from meshgate.cli.output import fail, out
+    from meshgate.cli.render import object_name, to_json, to_yaml
+    from meshgate.cli.table import render_tables
+    from meshgate.cli.wait import parse_timeout
+    from meshgate.cli.watch import follow
+
+    if output not in ("", "wide", "name", "yaml", "json"):
+        fail(f"--watch prints tables, names, yaml or json, not {output}")
+    timeout = parse_timeout(request_timeout) if request_timeout else None
+    header = [not listed]
+
+    def show(info: Any, obj: dict[str, Any]) -> None:
+        if output == "name":
+            out(object_name(obj))
+        elif output == "yaml":
+            out("---\n" + to_yaml(obj))
+        elif output == "json":
+            out(to_json(obj))
+        else:
+            out(
+                render_tables(
+                    [(info, [obj])],
+                    all_namespaces=all_namespaces,
+                    wide=output == "wide",
+                    qualified=len(fetched.targets) > 1,
+                    show_labels=show_labels,
+                    headers=header[0],
+                )
+            )
+            header[0] = False
+        sys.stdout.flush()
+
+    sys.stdout.flush()
+    try:
+        follow(fetched, since, selector, show, timeout)
+    except KeyboardInterrupt:
+        return
 
 
 def _warn_if_no_control_plane() -> None:

@@ -16,10 +16,12 @@ from typer.core import TyperGroup
 
 from meshgate.cli import (
     analyze,
+    annotate,
     apply,
     ca,
     console,
     cp,
+    create,
     delete,
     describe,
     get,
@@ -27,11 +29,15 @@ from meshgate.cli import (
     label,
     mesh_cmds,
     metrics,
+    patch,
     pod_cmds,
     proxy_config,
+    rollout,
+    scale,
     top,
     validate,
     version,
+    wait,
 )
 from meshgate.cli.context import set_global_namespace
 from meshgate.cli.helpfmt import Command
@@ -64,6 +70,12 @@ app.command("get", cls=Command, epilog=get.EXAMPLES)(get.command)
 app.command("describe", cls=Command, epilog=describe.EXAMPLES)(describe.command)
 app.command("delete", cls=Command, epilog=delete.EXAMPLES)(delete.command)
 app.command("label", cls=Command, epilog=label.EXAMPLES)(label.command)
+app.command("annotate", cls=Command, epilog=annotate.EXAMPLES)(annotate.command)
+app.add_typer(create.app, name="create")
+app.command("scale", cls=Command, epilog=scale.EXAMPLES)(scale.command)
+app.command("patch", cls=Command, epilog=patch.EXAMPLES)(patch.command)
+app.add_typer(rollout.app, name="rollout")
+app.command("wait", cls=Command, epilog=wait.EXAMPLES)(wait.command)
 app.command("validate", cls=Command, epilog=validate.EXAMPLES)(validate.command)
 app.command("analyze", cls=Command, epilog=analyze.EXAMPLES)(analyze.command)
 app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.history_command)

@@ -172,6 +172,32 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         items = await asyncio.to_thread(cp.store.history, key)
         return JSONResponse({"items": [_version(s) for s in items]})
 
+    async def events(request: Request) -> JSONResponse:
+        # A long poll for `get -w`: answers at once when the store has moved past `since`,
+        # else when it does (checked every 0.2 s: one indexed read) or after `timeout`
+        # (at most 30 s). A revision whose events were compacted away is 410 Expired:
+        # the client lists again.
+        from meshgate.store.base import Compacted
+
+        q = request.query_params
+        since = int(q.get("since", "0"))
+        deadline = asyncio.get_running_loop().time() + min(float(q.get("timeout", "0")), 30.0)
+        while cp.store.revision() <= since and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+        try:
+            found = await asyncio.to_thread(cp.store.events_since, since)
+        except Compacted as exc:
+            return JSONResponse({"error": str(exc), "reason": "Expired"}, status_code=410)
+        return JSONResponse(
+            {
+                "revision": max([since, *(e.revision for e in found)]),
+                "events": [
+                    {"revision": e.revision, "type": e.type, "key": list(e.key), "object": e.object}
+                    for e in found
+                ],
+            }
+        )
+
     async def proxy_status(request: Request) -> JSONResponse:
         pod = request.query_params.get("pod") or None
         return JSONResponse({"proxies": cp.proxy_statuses(pod)})
@@ -254,6 +280,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/objects", guard(objects), methods=["GET"]),
         Route("/v1/delete", guard(delete), methods=["POST"]),
         Route("/v1/history", guard(history), methods=["GET"]),
+        Route("/v1/events", guard(events), methods=["GET"]),
         Route("/v1/proxy-status", guard(proxy_status), methods=["GET"]),
         Route("/v1/exec", guard(pod_exec), methods=["POST"]),
         Route("/v1/log", guard(pod_log), methods=["GET"]),

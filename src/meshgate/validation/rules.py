@@ -109,6 +109,7 @@ Rules of this module:
 | MG1091 | E/W  | Endpoints/EndpointSlice: dialable IPs, ports, names (W: slice of no Service) |
 | MG1092 | E/W  | Service type: ExternalName's name, no cluster IP; ``None`` only for ClusterIP |
 | MG1093 | E/W  | RequestAuthentication JWT rules as Istio has them (W: JWTs are not validated) |
+| MG1094 | E    | RBAC: rules have verbs, groups, resources; bindings a valid roleRef, subjects |
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ from meshgate.validation import (  # noqa: F401
     networking_serviceentry,
     networking_sidecar,
     networking_virtualservice,
+    rbac,
     security,
 )
 from meshgate.validation.findings import Finding, Findings, run_rules

@@ -9,6 +9,14 @@ from meshgate.api.kinds import (
     istio_security,
     kubernetes,
     meshgate_kinds,
+    rbac,
 )
 
-__all__ = ["alibabacloud", "istio_networking", "istio_security", "kubernetes", "meshgate_kinds"]
+__all__ = [
+    "alibabacloud",
+    "istio_networking",
+    "istio_security",
+    "kubernetes",
+    "meshgate_kinds",
+    "rbac",
+]
