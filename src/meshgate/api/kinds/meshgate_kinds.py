@@ -7,6 +7,9 @@ Rules of this module:
   trust domain, connect timeout) and one of meshgate's own: ``egressEnforcement``
   (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh),
   and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides).
+  It also holds the mesh-wide outbound capture Istio sets at install time
+  (``includeIPRanges``, ``excludeIPRanges``, ``includeOutboundPorts``,
+  ``excludeOutboundPorts``: see ``meshgate.api.annotations``).
 - Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
   the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
 - Unknown fields are errors.
@@ -63,6 +66,14 @@ class MeshConfigSpec(IstioWire):
     default_service_export_to: list[str] | None = None
     default_virtual_service_export_to: list[str] | None = None
     default_destination_rule_export_to: list[str] | None = None
+    # Istio's install values values.global.proxy.includeIPRanges, excludeIPRanges,
+    # includeOutboundPorts and excludeOutboundPorts, as written there (comma-separated;
+    # includeIPRanges "*" for all): the outbound capture of a sidecar pod that carries no
+    # traffic.sidecar.istio.io annotation for it, read when the pod starts.
+    include_ip_ranges: str | None = Field(default=None, alias="includeIPRanges")
+    exclude_ip_ranges: str | None = Field(default=None, alias="excludeIPRanges")
+    include_outbound_ports: str | None = None
+    exclude_outbound_ports: str | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
