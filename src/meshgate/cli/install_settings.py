@@ -431,8 +431,10 @@ def apply_mesh(spec: Obj, changes: list[tuple[tuple[str | int, ...], Any, Settin
                 else:
                     node[step] = value
             else:
-                if not isinstance(node.get(step), (dict, list)):
+                if node.get(step) is None:
                     node[step] = [] if isinstance(nxt, int) else {}
+                elif not isinstance(node[step], (dict, list)):
+                    raise TypeError(f"{step} holds a value, not fields or items")
                 node = node[step]
     return out
 
