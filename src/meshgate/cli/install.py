@@ -22,7 +22,17 @@ from typing import Annotated, Any
 
 import typer
 
-from meshgate.cli.options import DryRun, Filenames
+from meshgate.cli.options import DryRun
+
+OperatorFiles = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filename",
+        "-f",
+        metavar="PATH",
+        help="An IstioOperator file (install.istio.io/v1alpha1), or - for stdin; repeatable.",
+    ),
+]
 
 EXAMPLES = """Examples:
 
@@ -131,6 +141,8 @@ def _validate_mesh(spec: dict[str, Any], changes: list[Any]) -> tuple[list[str],
             where = f"--set {by.path}" if by.source == "--set" else by.source
         code = f" [{p.code}]" if p.code else ""
         line = f"{where}: {p.message}{code}"
+        if p.code == "MG0005" and by is not None:  # a field the MeshConfig does not have
+            line = f"{by.source}: unknown path: meshConfig.{field}"
         (errors if p.is_error else warnings).append(line)
     return errors, warnings
 
@@ -160,7 +172,7 @@ def command(
             "repeatable. Wins over -f.",
         ),
     ] = None,
-    filename: Filenames = None,
+    filename: OperatorFiles = None,
     skip_confirmation: Annotated[
         bool,
         typer.Option("--skip-confirmation", "-y", help="Change the mesh without asking first."),

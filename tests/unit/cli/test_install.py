@@ -63,6 +63,7 @@ def test_any_bad_setting_changes_nothing(mg: Run) -> None:
         "--set", "meshConfig.outboundTraficPolicy.mode=ALLOW_ANY",
         "--set", "meshConfig.enableTracing=true",
         "--set", "meshConfig.accessLogEncoding=XML",
+        "--set", "meshConfig.outboundTrafficPolicy.mod=REGISTRY_ONLY",
         "--set", "components.egressGateways[0].enabled=true",
         "-y",
     )  # fmt: skip
@@ -70,9 +71,10 @@ def test_any_bad_setting_changes_nothing(mg: Run) -> None:
     assert result.stderr.splitlines() == [
         "error: --set: unknown path: meshConfig.outboundTraficPolicy.mode",
         "error: --set: not supported: meshConfig.enableTracing",
+        "error: --set: unknown path: meshConfig.outboundTrafficPolicy.mod",
         "error: --set meshConfig.accessLogEncoding: invalid value 'XML': input should be "
         "'JSON' or 'TEXT' [MG0008]",
-        "error: 3 error(s) found; nothing was changed",
+        "error: 4 error(s) found; nothing was changed",
     ]
     assert result.stdout == ""
     assert meshconfig(mg) == before
