@@ -26,6 +26,7 @@ from meshgate.cli import (
     describe,
     get,
     history,
+    install,
     label,
     mesh_cmds,
     metrics,
@@ -81,6 +82,9 @@ app.command("analyze", cls=Command, epilog=analyze.EXAMPLES)(analyze.command)
 app.command("history", cls=Command, epilog=history.HISTORY_EXAMPLES)(history.history_command)
 app.command("rollback", cls=Command, epilog=history.ROLLBACK_EXAMPLES)(history.rollback_command)
 app.command("version", cls=Command)(version.command)
+app.command("install", cls=Command, epilog=install.EXAMPLES, rich_help_panel="Mesh")(
+    install.command
+)
 mesh_cmds.register(app)
 metrics.register(app)
 pod_cmds.register(app)

@@ -144,11 +144,31 @@ def register(app: typer.Typer) -> None:
                 help="The root(s) proxies trust (default: the last certificate of --ca-cert).",
             ),
         ] = None,
+        include_ip_ranges: Annotated[
+            str | None,
+            typer.Option(
+                "--include-ip-ranges",
+                metavar="CIDRS",
+                help="Istio's values.global.proxy.includeIPRanges: the outbound ranges "
+                "sidecars capture ('*' all, '' none), for pods started from now on; kept in "
+                "the MeshConfig (`meshgate install --set` changes it too).",
+            ),
+        ] = None,
+        exclude_ip_ranges: Annotated[
+            str | None,
+            typer.Option(
+                "--exclude-ip-ranges",
+                metavar="CIDRS",
+                help="Istio's values.global.proxy.excludeIPRanges: outbound ranges that go "
+                "direct, past the sidecar, for pods started from now on; kept in the MeshConfig.",
+            ),
+        ] = None,
     ) -> None:
         """Start the control plane in the background and wait until it is ready.
 
         Example: meshgate up --world demo
         Example: meshgate up --uplink --dns-upstream 192.0.2.53
+        Example: meshgate up --world demo --exclude-ip-ranges 198.51.100.10/32
         """
         from meshgate.home import state_dir
         from meshgate.runtime import uplink as ul
@@ -156,6 +176,11 @@ def register(app: typer.Typer) -> None:
         from meshgate.server.lifecycle import up as start
 
         home = state_dir()
+        if include_ip_ranges is not None or exclude_ip_ranges is not None:
+            from meshgate.cli.install import set_capture_ranges
+
+            # Into the store first: pods that start with the mesh start with these ranges.
+            set_capture_ranges(include_ip_ranges, exclude_ip_ranges)
         try:
             ttl = parse_ttl(workload_cert_ttl)
             if ca_cert or ca_key or ca_root:

@@ -4,6 +4,15 @@ Rules:
 - Capture redirects the pod's outbound TCP to the sidecar (port 15001) in chain
   MESHGATE_OUTPUT of the pod's own nat table, except 127.0.0.1 and the proxy's traffic.
   The rules live in the pod's network namespace and die with it.
+- Outbound rules are written as Istio's istio-iptables writes ISTIO_OUTPUT, with
+  MESHGATE_OUTPUT for ISTIO_OUTPUT and MESHGATE_REDIRECT for ISTIO_REDIRECT, in its order:
+  excluded ports (``-p tcp --dport P -j RETURN``), the proxy's exemption, 127.0.0.1,
+  excluded ranges (``-d CIDR -j RETURN``), included ports (``--dport P -j
+  MESHGATE_REDIRECT``, whatever the destination), then included ranges (``-d CIDR -j
+  MESHGATE_REDIRECT``, or one ``-j MESHGATE_REDIRECT`` for ``*``; nothing for an empty
+  list, which leaves only the included ports captured). The jump from OUTPUT matches TCP
+  only (meshgate captures no DNS), so Istio's UDP twins of the port rules are left out,
+  and IPv6 ranges are left out of these IPv4 rules (pods have IPv4 addresses only).
 - Inbound capture redirects TCP arriving at the pod from outside (nat PREROUTING, chain
   MESHGATE_INBOUND) to the sidecar's inbound port 15006, where mTLS and authorization are
   applied, as Istio's `istio-iptables` does. Which ports: Istio's pod annotations
@@ -30,13 +39,14 @@ import os
 import time
 from pathlib import Path
 
-from meshgate.api.annotations import InboundPorts
+from meshgate.api.annotations import InboundPorts, OutboundCapture
 from meshgate.runtime import envoy, names, netns
 
 log = logging.getLogger(__name__)
 
 CAPTURE_PORT = 15001
 CAPTURE_CHAIN = "MESHGATE_OUTPUT"
+REDIRECT_CHAIN = "MESHGATE_REDIRECT"
 INBOUND_PORT = 15006
 INBOUND_CHAIN = "MESHGATE_INBOUND"
 
@@ -124,25 +134,56 @@ def _inbound_rules(ports: InboundPorts) -> list[str]:
     return lines
 
 
-def rules(cgroup: Path | None, inbound: InboundPorts | None = None) -> str:
-    """The iptables-restore input that installs capture in a pod (``inbound`` None: outbound
-    capture only)."""
-    lines = ["*nat", f":{CAPTURE_CHAIN} - [0:0]", f"-A OUTPUT -p tcp -j {CAPTURE_CHAIN}"]
-    lines += [f"-A {CAPTURE_CHAIN} -p tcp {m} -j RETURN" for m in exemption(cgroup)]
-    lines += [
-        f"-A {CAPTURE_CHAIN} -d 127.0.0.1/32 -j RETURN",
-        f"-A {CAPTURE_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
+def _ipv4(cidrs: tuple[str, ...]) -> list[str]:
+    return [c for c in cidrs if ":" not in c]
+
+
+def _outbound_rules(cgroup: Path | None, outbound: OutboundCapture) -> list[str]:
+    chain, redirect = CAPTURE_CHAIN, f"-j {REDIRECT_CHAIN}"
+    lines = [
+        f":{chain} - [0:0]",
+        f":{REDIRECT_CHAIN} - [0:0]",
+        f"-A {REDIRECT_CHAIN} -p tcp -j REDIRECT --to-ports {CAPTURE_PORT}",
+        f"-A OUTPUT -p tcp -j {chain}",
     ]
+    # Port exclusions first, as istio-iptables has them: before anything may redirect.
+    lines += [f"-A {chain} -p tcp --dport {p} -j RETURN" for p in outbound.exclude_ports]
+    lines += [f"-A {chain} -p tcp {m} -j RETURN" for m in exemption(cgroup)]
+    lines.append(f"-A {chain} -d 127.0.0.1/32 -j RETURN")
+    # Range exclusions before any inclusion, so an excluded range inside an included one
+    # (or inside *) goes direct.
+    lines += [f"-A {chain} -d {c} -j RETURN" for c in _ipv4(outbound.exclude_ranges)]
+    lines += [f"-A {chain} -p tcp --dport {p} {redirect}" for p in outbound.include_ports]
+    if outbound.include_ranges is None:
+        lines.append(f"-A {chain} {redirect}")
+    else:
+        lines += [f"-A {chain} -d {c} {redirect}" for c in _ipv4(outbound.include_ranges)]
+    return lines
+
+
+def rules(
+    cgroup: Path | None,
+    inbound: InboundPorts | None = None,
+    outbound: OutboundCapture | None = None,
+) -> str:
+    """The iptables-restore input that installs capture in a pod (``inbound`` None: outbound
+    capture only; ``outbound`` None: Istio's default, every destination and port)."""
+    lines = ["*nat", *_outbound_rules(cgroup, outbound or OutboundCapture())]
     if inbound is not None:
         lines += _inbound_rules(inbound)
     lines += ["COMMIT", ""]
     return "\n".join(lines)
 
 
-def install(ns: str, cgroup: Path | None, inbound: InboundPorts | None = None) -> None:
+def install(
+    ns: str,
+    cgroup: Path | None,
+    inbound: InboundPorts | None = None,
+    outbound: OutboundCapture | None = None,
+) -> None:
     netns.run(
         [*netns.exec_prefix(ns), "iptables-restore", "--noflush"],
-        input_text=rules(cgroup, inbound),
+        input_text=rules(cgroup, inbound, outbound),
     )
 
 

@@ -14,7 +14,8 @@ Rules:
   proxy listens on 15001 (pod Pending meanwhile), or after `proxy_hold_max` seconds;
   `start_pod` never blocks long on it.
 - Capture (`capture=True`, `capture.install`) redirects the pod's outbound TCP to 15001,
-  except the proxy's own traffic (told by its cgroup) and 127.0.0.1, and with
+  except the proxy's own traffic (told by its cgroup), 127.0.0.1 and what the spec's
+  outbound ranges and ports leave out (`capture` writes them as istio-iptables), and with
   `capture_inbound` the TCP arriving from outside to 15006. Rules live in the pod's
   namespace and die with it. Router pods may bind ports below 1024 as uid 1337.
 - Stopping a pod sends SIGTERM to its containers' processes (a sandbox's bwrap is spared, so
@@ -48,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshgate.api.annotations import InboundPorts
+from meshgate.api.annotations import InboundPorts, OutboundCapture
 from meshgate.runtime import (
     capture,
     containers,
@@ -455,7 +456,15 @@ class Runtime:
             if spec.capture_inbound:
                 include = None if spec.inbound_include is None else tuple(spec.inbound_include)
                 inbound = InboundPorts(include, tuple(spec.inbound_exclude))
-            capture.install(ns, cgroup, inbound)
+            outbound = OutboundCapture(
+                None
+                if spec.outbound_include_ranges is None
+                else tuple(spec.outbound_include_ranges),
+                tuple(spec.outbound_exclude_ranges),
+                tuple(spec.outbound_include_ports),
+                tuple(spec.outbound_exclude_ports),
+            )
+            capture.install(ns, cgroup, inbound, outbound)
         if spec.proxy is not None:
             if spec.proxy.mode == "router":
                 netns.sysctl(ns, "net.ipv4.ip_unprivileged_port_start", "0")

@@ -106,6 +106,12 @@ class PodSpec:
     capture_inbound: bool = False
     inbound_include: list[int] | None = None  # None: every port
     inbound_exclude: list[int] = field(default_factory=list)
+    # Outbound capture scope (Istio's include/excludeOutboundIPRanges and -Ports): ranges
+    # None is "*", every destination.
+    outbound_include_ranges: list[str] | None = None
+    outbound_exclude_ranges: list[str] = field(default_factory=list)
+    outbound_include_ports: list[int] = field(default_factory=list)
+    outbound_exclude_ports: list[int] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     restart_policy: RestartPolicy = "Always"
     termination_grace_period: float = 2.0

@@ -194,6 +194,8 @@ class Reconciler:
         # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
         self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
         self.start_backoff = start_backoff or Backoff()
+        # The MeshConfig's outbound capture defaults, read in each pass before pods start.
+        self._capture_defaults = pod_annotations.MeshCaptureDefaults()
         # Passes run, and those in which the controllers worked (the rest found nothing
         # changed): `meshgate status` shows both, so rest is visible.
         self.passes = 0
@@ -375,11 +377,17 @@ class Reconciler:
             proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
         sidecar = proxy is not None and not router
         inbound = pod_annotations.InboundPorts()
+        outbound = pod_annotations.OutboundCapture()
         if sidecar:
+            annotations = dict(meta.get("annotations") or {})
             try:
-                inbound = pod_annotations.inbound_ports(dict(meta.get("annotations") or {}))
+                inbound = pod_annotations.inbound_ports(annotations)
             except ValueError as exc:  # validation refuses these; older stored pods may not
                 log.warning("pod %s/%s: %s; capturing every inbound port", namespace, name, exc)
+            try:
+                outbound = pod_annotations.outbound_capture(annotations, self._capture_defaults)
+            except ValueError as exc:
+                log.warning("pod %s/%s: %s; capturing all outbound TCP", namespace, name, exc)
         return PodSpec(
             name=name,
             namespace=namespace,
@@ -394,6 +402,12 @@ class Reconciler:
             and (meta.get("labels") or {}).get(TLS_MODE_LABEL) == TLS_MODE_ISTIO,
             inbound_include=None if inbound.include is None else list(inbound.include),
             inbound_exclude=list(inbound.exclude),
+            outbound_include_ranges=None
+            if outbound.include_ranges is None
+            else list(outbound.include_ranges),
+            outbound_exclude_ranges=list(outbound.exclude_ranges),
+            outbound_include_ports=list(outbound.include_ports),
+            outbound_exclude_ports=list(outbound.exclude_ports),
             labels=dict(meta.get("labels") or {}),
             restart_policy=policy,
             volumes=list(volumes.values()),
@@ -419,6 +433,7 @@ class Reconciler:
         ]
         mode = ((meshes[0].get("spec") or {}).get("xdsMode") if meshes else None) or "SOTW"
         self._xds_mode = "delta" if mode == "DELTA" else "sotw"  # validated on apply
+        self._capture_defaults = pod_annotations.mesh_capture_defaults(objs)
         wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
         running = self._runtime_pods()
         now = time.monotonic()

@@ -13,8 +13,14 @@ from typing import Any
 
 from meshgate.api.annotations import (
     EXCLUDE_INBOUND,
+    EXCLUDE_OUTBOUND_PORTS,
+    EXCLUDE_OUTBOUND_RANGES,
     INCLUDE_INBOUND,
+    INCLUDE_OUTBOUND_PORTS,
+    INCLUDE_OUTBOUND_RANGES,
+    OUTBOUND_ANNOTATIONS,
     XDS_MODE,
+    check_outbound,
     inbound_ports,
     xds_mode,
 )
@@ -196,7 +202,8 @@ def _volumes(out: Findings, spec: kube.PodSpec) -> None:
 
 
 def _capture_annotations(out: Findings, annotations: dict[str, str] | None) -> None:
-    """Istio's inbound capture annotations: ``*`` or a comma-separated list of ports."""
+    """Istio's capture annotations: inbound ``*`` or ports; outbound CIDRs (include: or
+    ``*``) and ports."""
     for key in (INCLUDE_INBOUND, EXCLUDE_INBOUND):
         value = (annotations or {}).get(key)
         if value is None or (key == INCLUDE_INBOUND and value.strip() == "*"):
@@ -209,6 +216,13 @@ def _capture_annotations(out: Findings, annotations: dict[str, str] | None) -> N
         xds_mode(annotations or {})
     except ValueError as exc:
         out.error("MG1088", str(exc), "annotations", XDS_MODE)
+    for key in OUTBOUND_ANNOTATIONS:
+        value = (annotations or {}).get(key)
+        if value is not None:
+            try:
+                check_outbound(key, value, f"annotation {key}")
+            except ValueError as exc:
+                out.error("MG1088", str(exc), "annotations", key)
 
 
 @rule(kube.Pod)
@@ -260,6 +274,18 @@ def _mesh_config(mc: mg.MeshConfig, out: Findings) -> None:
         out.check(
             "MG1001", hostname_problem(mc.spec.trust_domain, allow_ip=False), "spec", "trustDomain"
         )
+    outbound = (
+        ("includeIPRanges", INCLUDE_OUTBOUND_RANGES, mc.spec.include_ip_ranges),
+        ("excludeIPRanges", EXCLUDE_OUTBOUND_RANGES, mc.spec.exclude_ip_ranges),
+        ("includeOutboundPorts", INCLUDE_OUTBOUND_PORTS, mc.spec.include_outbound_ports),
+        ("excludeOutboundPorts", EXCLUDE_OUTBOUND_PORTS, mc.spec.exclude_outbound_ports),
+    )
+    for field, syntax, value in outbound:
+        if value is not None:
+            try:
+                check_outbound(syntax, value, field)
+            except ValueError as exc:
+                out.error("MG1088", str(exc), "spec", field)
 
 
 @rule(ali.IstioGateway)

@@ -103,7 +103,7 @@ Rules of this module:
 | MG1085 | E    | a Service's ports differ in port number or protocol |
 | MG1086 | E    | pod volumes: unique names; mounts name a volume, at a unique absolute path |
 | MG1087 | E    | PeerAuthentication ``portLevelMtls`` only with a selector that has labels |
-| MG1088 | E    | inbound capture annotations are ``*`` or comma-separated port numbers |
+| MG1088 | E    | capture annotations, MeshConfig capture ranges: ports, CIDRs, ``*`` if allowed |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
 | MG1090 | E    | size: ConfigMap/Secret data at most 1 MiB; any object at most 1.5 MiB encoded |
 | MG1091 | E/W  | Endpoints/EndpointSlice: dialable IPs, ports, names (W: slice of no Service) |

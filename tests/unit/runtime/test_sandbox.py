@@ -111,7 +111,7 @@ def test_capture_exempts_the_proxy_cgroup_never_uid_1337() -> None:
     rules = capture.rules(Path("/sys/fs/cgroup/mg-abc123-proxies"))
     assert "-m cgroup --path /mg-abc123-proxies -j RETURN" in rules
     assert "owner" not in rules
-    assert rules.index("-j RETURN") < rules.index("REDIRECT --to-ports 15001")
+    assert rules.index("-j RETURN") < rules.index("-j MESHGATE_REDIRECT")
     fallback = capture.rules(None)  # no cgroup v2: Istio's uid/gid rule
     assert "--uid-owner 1337" in fallback and "--gid-owner 1337" in fallback
 

@@ -255,3 +255,73 @@ def test_inbound_capture_annotations(annotations: str, field: str | None) -> Non
     )
     got = [code for code, _, _ in errors(template.format(spec="replicas: 1", pod=""))]
     assert ("MG1088" in got) is (field is not None)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "field", "reason"),
+    [
+        ("{traffic.sidecar.istio.io/includeOutboundIPRanges: '*'}", None, ""),
+        ("{traffic.sidecar.istio.io/includeOutboundIPRanges: ''}", None, ""),
+        (
+            "{traffic.sidecar.istio.io/excludeOutboundIPRanges: '198.51.100.10/32, 10.0.0.0/8'}",
+            None,
+            "",
+        ),
+        ("{traffic.sidecar.istio.io/includeOutboundPorts: '80,443'}", None, ""),
+        (
+            "{traffic.sidecar.istio.io/excludeOutboundIPRanges: '*'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeOutboundIPRanges",
+            "'*' is not a CIDR",
+        ),
+        (
+            "{traffic.sidecar.istio.io/includeOutboundIPRanges: '10.0.0.0/8,300.1.1.1/32'}",
+            "metadata.annotations.traffic.sidecar.istio.io/includeOutboundIPRanges",
+            "'300.1.1.1/32' is not a CIDR",
+        ),
+        (
+            "{traffic.sidecar.istio.io/includeOutboundPorts: '80,web'}",
+            "metadata.annotations.traffic.sidecar.istio.io/includeOutboundPorts",
+            "'web' is not a port number",
+        ),
+        (
+            "{traffic.sidecar.istio.io/excludeOutboundPorts: '99999'}",
+            "metadata.annotations.traffic.sidecar.istio.io/excludeOutboundPorts",
+            "'99999' is not a port number",
+        ),
+    ],
+)
+def test_outbound_capture_annotations(annotations: str, field: str | None, reason: str) -> None:
+    pod = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p, annotations: {annotations}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n"
+    got = [(code, f) for code, f, _ in errors(pod) if code == "MG1088"]
+    assert got == ([] if field is None else [("MG1088", field)])
+    if field is not None:
+        (message,) = [m for code, _, m in errors(pod) if code == "MG1088"]
+        assert reason in message and field.rsplit("/", 1)[1] in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "reason"),
+    [
+        ("{includeIPRanges: '10.0.0.0/8', excludeIPRanges: '10.9.0.0/16'}", None, ""),
+        ("{includeIPRanges: '*', includeOutboundPorts: '80', excludeOutboundPorts: ''}", None, ""),
+        (
+            "{includeIPRanges: '10.0.0.0'}",
+            "spec.includeIPRanges",
+            "includeIPRanges: '10.0.0.0' is not a CIDR",
+        ),
+        ("{excludeIPRanges: '*'}", "spec.excludeIPRanges", "excludeIPRanges: '*' is not a CIDR"),
+        (
+            "{excludeOutboundPorts: 'ssh'}",
+            "spec.excludeOutboundPorts",
+            "'ssh' is not a port number",
+        ),
+    ],
+)
+def test_meshconfig_capture_ranges(spec: str, field: str | None, reason: str) -> None:
+    text = f"apiVersion: meshgate.io/v1alpha1\nkind: MeshConfig\nmetadata: {{name: default}}\nspec: {spec}\n"
+    got = [(code, f, m) for code, f, m in errors(text)]
+    if field is None:
+        assert got == []
+    else:
+        assert [(c, f) for c, f, _ in got] == [("MG1088", field)]
+        assert reason in got[0][2]

@@ -9,6 +9,9 @@ Rules of this module:
   and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides),
   and ``xdsMode`` (``SOTW``, the default, or ``DELTA``: which ADS flavour proxies started
   from then on speak; a pod's ``meshgate.io/xds-mode`` annotation overrides it).
+  It also holds the mesh-wide outbound capture Istio sets at install time
+  (``includeIPRanges``, ``excludeIPRanges``, ``includeOutboundPorts``,
+  ``excludeOutboundPorts``: see ``meshgate.api.annotations``).
 - Fields the user omitted stay ``None`` on the wire; the ``effective_*`` properties give
   the values the mesh runs with (ALLOW_ANY, istio-system, cluster.local, 10s...).
 - Unknown fields are errors.
@@ -69,6 +72,14 @@ class MeshConfigSpec(IstioWire):
     # meshgate's own (Istio's ISTIO_DELTA_XDS proxy setting): state-of-the-world or
     # incremental ADS for proxies started after it is set (a running proxy keeps its own).
     xds_mode: XdsMode | None = None
+    # Istio's install values values.global.proxy.includeIPRanges, excludeIPRanges,
+    # includeOutboundPorts and excludeOutboundPorts, as written there (comma-separated;
+    # includeIPRanges "*" for all): the outbound capture of a sidecar pod that carries no
+    # traffic.sidecar.istio.io annotation for it, read when the pod starts.
+    include_ip_ranges: str | None = Field(default=None, alias="includeIPRanges")
+    exclude_ip_ranges: str | None = Field(default=None, alias="excludeIPRanges")
+    include_outbound_ports: str | None = None
+    exclude_outbound_ports: str | None = None
 
     @property
     def effective_outbound_mode(self) -> OutboundMode:
