@@ -11,12 +11,15 @@ DEBS   := iptables curl wrk iproute2 bubblewrap
 all: test
 
 # Debian packages the runtime needs (only as root, only when missing), and Python's venv
-# (Debian splits it out as python3-venv) so that the virtualenv can be made.
+# (Debian splits it out as python3-venv) so that the virtualenv can be made. nginx, squid,
+# gunicorn and python3-httpbin are the programs pods of those images run (docs/pods.md).
 deps:
 	@missing=""; \
-	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap; do \
+	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
+	    nginx:nginx squid:squid gunicorn:gunicorn; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	[ -d /usr/lib/python3/dist-packages/httpbin ] || missing="$$missing python3-httpbin"; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
