@@ -210,6 +210,9 @@ def _etc(sb: Sandbox, layout: HostLayout, rebuild: bool = False) -> list[str]:
         dest = f"/etc/{name}"
         if dest not in sb.files:
             out += ["--symlink", target, dest] if target else ["--ro-bind", dest, dest]
+    for path, is_dir in layout.hidden_top:  # shown masked, as when /etc is bound whole
+        if path not in sb.files:
+            out += _mask(path, is_dir)
     return out
 
 
