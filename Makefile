@@ -4,22 +4,25 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := iptables curl wrk iproute2 bubblewrap nginx squid chromium
+DEBS   := iptables curl wrk iproute2 bubblewrap nginx squid gunicorn python3-httpbin chromium
 
 .PHONY: all test test-explore demo lint types unit e2e deps venv bench clean
 
 all: test
 
 # Debian packages the runtime needs (only as root, only when missing), and Python's venv
-# (Debian splits it out as python3-venv) so that the virtualenv can be made. nginx and squid
-# back world hosts (docs/world.md): meshgate runs them itself, not through their services, so
+# (Debian splits it out as python3-venv) so that the virtualenv can be made. nginx, squid,
+# gunicorn and python3-httpbin back world hosts (docs/world.md) and are the programs pods of
+# those images run (docs/pods.md); meshgate runs them itself, not through their services, so
 # the install keeps Debian from starting them as host services (policy-rc.d says "not now").
+# chromium is the browser of the console's tests.
 deps:
 	@missing=""; \
 	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
-	         nginx:nginx squid:squid chromium:chromium; do \
+	         nginx:nginx squid:squid gunicorn:gunicorn chromium:chromium; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	[ -d /usr/lib/python3/dist-packages/httpbin ] || missing="$$missing python3-httpbin"; \
 	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

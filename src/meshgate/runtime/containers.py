@@ -18,6 +18,10 @@ Rules:
   (mode 0777, as the kubelet makes them), kept across container restarts, shared by every
   container that mounts them, removed with the pod. Medium "Memory" lives in the runtime
   directory (a tmpfs), anything else on disk in the state directory.
+- configMap and secret volumes are written when the pod is created (`podfiles`), in memory
+  and out of the proxy's sight, and are read-only in every container that mounts them.
+- A container of an image runs on the image's layer (`images`, `podfiles.make_layer`),
+  made anew for each run; its volumes are mounted over it.
 - With `shareProcessNamespace`, a pod-level holder (a sandbox running `sleep infinity`, the
   pause container of a container runtime) owns the PID namespace that its app containers
   join; it is recorded as a process of the pod and ends with it.
@@ -31,7 +35,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from meshgate.runtime import capture, envoy, manifest, names, netns, procs, sandbox
+from meshgate.runtime import (
+    capture,
+    envoy,
+    images,
+    manifest,
+    names,
+    netns,
+    podfiles,
+    procs,
+    sandbox,
+)
 from meshgate.runtime.podspec import (
     PROXY_CONTAINER,
     ContainerNotRunning,
@@ -136,13 +150,28 @@ class Launcher:
     # -- volumes -----------------------------------------------------------------------------
 
     def volume_dir(self, namespace: str, name: str, vol: VolumeSpec) -> Path:
+        if vol.source != "emptyDir":
+            return self._config_volumes(namespace, name) / vol.name
         if vol.medium == "Memory":
             return self.pod_runtime_dir(namespace, name) / "volumes" / vol.name
         return self.state_dir / "volumes" / names.pod_id(namespace, name) / vol.name
 
+    def _config_volumes(self, namespace: str, name: str) -> Path:
+        """ConfigMap and Secret files: in memory, root's only, and never in the pod's
+        runtime directory (which its proxy's sandbox shows)."""
+        return names.runtime_dir(self.mesh_id) / "config-volumes" / names.pod_id(namespace, name)
+
+    def layer_dir(self, namespace: str, name: str, container: str) -> Path:
+        return self.state_dir / "layers" / names.pod_id(namespace, name) / container
+
     def make_volumes(self, spec: PodSpec) -> None:
         for vol in spec.volumes:
             d = self.volume_dir(spec.namespace, spec.name, vol)
+            if vol.source != "emptyDir":
+                if not vol.error:
+                    self.manifest.record_dir(self._config_volumes(spec.namespace, spec.name))
+                    podfiles.write_volume(d, vol)
+                continue
             if vol.medium == "Memory":
                 self.manifest.record_dir(self.pod_runtime_dir(spec.namespace, spec.name))
             d.mkdir(parents=True, exist_ok=True)
@@ -151,17 +180,41 @@ class Launcher:
     def remove_volumes(self, namespace: str, name: str) -> None:
         # In memory, they go with the pod's runtime directory.
         shutil.rmtree(self.state_dir / "volumes" / names.pod_id(namespace, name), True)
+        shutil.rmtree(self._config_volumes(namespace, name), True)
+        shutil.rmtree(self.state_dir / "layers" / names.pod_id(namespace, name), True)
 
     def _mounts(self, rec: dict[str, Any], c: ContainerSpec) -> tuple[sandbox.Mount, ...]:
         vols = {v.name: v for v in spec_from_dict(rec["spec"]).volumes}
         out = []
         for m in c.mounts:
-            src = self.volume_dir(rec["namespace"], rec["name"], vols[m.name])
+            vol = vols[m.name]
+            src = self.volume_dir(rec["namespace"], rec["name"], vol)
             if m.sub_path:
                 src = src / m.sub_path
-                src.mkdir(mode=0o777, parents=True, exist_ok=True)  # as the kubelet does
-            out.append(sandbox.Mount(str(src), m.mount_path, m.read_only))
+                if not os.path.lexists(src):
+                    src.mkdir(mode=0o777, parents=True, exist_ok=True)  # as the kubelet does
+            # ConfigMap and Secret volumes are read-only whatever the mount says.
+            read_only = m.read_only or vol.source != "emptyDir"
+            out.append(sandbox.Mount(str(src), m.mount_path, read_only))
         return tuple(out)
+
+    def image_layer(
+        self, rec: dict[str, Any], c: ContainerSpec, image: images.Image
+    ) -> tuple[sandbox.Mount, ...]:
+        """The image's layer for a new run of container `c` (see `podfiles.make_layer`)."""
+        base = self.layer_dir(rec["namespace"], rec["name"], c.name)
+        return podfiles.make_layer(base, image.layer, [m.mount_path for m in c.mounts])
+
+    @staticmethod
+    def volume_error(rec: dict[str, Any], c: ContainerSpec) -> str:
+        """Why a volume container `c` mounts cannot be set up ("" if none), as the kubelet
+        reports it: `MountVolume.SetUp failed for volume "V" : configmap "C" not found`."""
+        vols = {v.name: v for v in spec_from_dict(rec["spec"]).volumes}
+        for m in c.mounts:
+            vol = vols.get(m.name)
+            if vol is not None and vol.error:
+                return f'MountVolume.SetUp failed for volume "{vol.name}" : {vol.error}'
+        return ""
 
     # -- the proxy cgroup --------------------------------------------------------------------
 
@@ -180,14 +233,19 @@ class Launcher:
     # -- starting and entering ---------------------------------------------------------------
 
     def app_sandbox(
-        self, rec: dict[str, Any], c: ContainerSpec, pidns_fd: int | None = None
+        self,
+        rec: dict[str, Any],
+        c: ContainerSpec,
+        pidns_fd: int | None = None,
+        layer: tuple[sandbox.Mount, ...] = (),
     ) -> sandbox.Sandbox:
+        """An app's sandbox: its image's layer (`layer`), then its volumes on top."""
         return sandbox.Sandbox(
             hostname=hostname(rec["name"]),
             files=self._files(rec),
             working_dir=c.working_dir or "/",
             hidden=(str(self.state_dir), str(names.RUN_ROOT)),
-            mounts=self._mounts(rec, c),
+            mounts=layer + self._mounts(rec, c),
             pidns_fd=pidns_fd,
         )
 
@@ -200,7 +258,11 @@ class Launcher:
         return {f"/etc/{n.name}": str(n) for n in sorted(etc.iterdir())} if etc.is_dir() else {}
 
     def launch_prefix(
-        self, rec: dict[str, Any], c: ContainerSpec, pidns_fd: int | None = None
+        self,
+        rec: dict[str, Any],
+        c: ContainerSpec,
+        pidns_fd: int | None = None,
+        layer: tuple[sandbox.Mount, ...] = (),
     ) -> list[str]:
         """How a container's process starts: the proxy in the pod's network namespace and
         the proxy cgroup; an app in a sandbox of its own inside the pod's network."""
@@ -210,7 +272,7 @@ class Launcher:
         if c.name == PROXY_CONTAINER:
             box = sandbox.bwrap_argv(self.proxy_sandbox(rec, c))
             return capture.in_proxy_cgroup(self.proxy_cgroup(rec), [*ns, *box, *priv])
-        return [*ns, *sandbox.bwrap_argv(self.app_sandbox(rec, c, pidns_fd)), *priv]
+        return [*ns, *sandbox.bwrap_argv(self.app_sandbox(rec, c, pidns_fd, layer)), *priv]
 
     def proxy_sandbox(self, rec: dict[str, Any], c: ContainerSpec) -> sandbox.Sandbox:
         """The proxy's: its pod directory and Envoy binary read-only, the xDS socket."""

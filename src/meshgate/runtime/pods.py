@@ -33,6 +33,12 @@ Rules:
   container may still run, and stopped once every app container has ended for good.
   Phase: Succeeded when all app containers exited 0 for good, Failed when one failed for
   good, Running while any runs or will restart. A command that does not exist fails the pod.
+- A container with an `image` runs what the image table maps it to (`images`): its
+  ENTRYPOINT/CMD under the spec's command/args, on the image's layer. An image that cannot
+  be mapped waits in ErrImagePull, retried with the kubelet's back-off (the user's table is
+  read again each time); a container whose ConfigMap or Secret is missing waits in
+  CreateContainerConfigError (env) or ContainerCreating (volumes), and is not retried: the
+  control plane gives the pod a new spec once the object exists.
 - `pod_states()` only observes; it never starts or kills anything.
 - Public methods take one lock: the control plane may call them from several threads.
 """
@@ -54,6 +60,7 @@ from meshgate.runtime import (
     capture,
     containers,
     envoy,
+    images,
     launch,
     manifest,
     names,
@@ -415,7 +422,7 @@ class Runtime:
             if c.name in seen or (c.name == PROXY_CONTAINER and spec.proxy is not None):
                 raise PodError(f"duplicate container name {c.name!r}")
             seen.add(c.name)
-            if not c.argv:
+            if not c.argv and not c.image:
                 raise PodError(f"container {c.name!r} has no command")
             uid, gid = containers.ids(c)
             if envoy.PROXY_UID in (uid, gid):
@@ -532,9 +539,28 @@ class Runtime:
     def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
         crec = rec["containers"][c.name]
         env = _container_env(rec["name"], c)
-        found = launch.resolve_command(c.argv[0], env.get("PATH", launch.DEFAULT_PATH))
+        argv = c.argv
+        layer: tuple[sandbox.Mount, ...] = ()
+        if c.name != PROXY_CONTAINER:
+            if self._not_created(rec, c):
+                return
+            if c.image:
+                try:
+                    image = images.resolve(c.image, images.load_user_table(self.state_dir))
+                except images.ImageError as exc:
+                    now = time.time()
+                    restartpolicy.record_pull_error(rec, c.name, str(exc), now, self.backoff)
+                    return
+                argv = images.argv(image, c.command, c.args)
+                if not argv:
+                    restartpolicy.record_config_error(
+                        rec, c.name, f'image "{c.image}" has no ENTRYPOINT or CMD: give a command'
+                    )
+                    return
+                layer = self.launcher.image_layer(rec, c, image)
+        found = launch.resolve_command(argv[0], env.get("PATH", launch.DEFAULT_PATH))
         if found is None or (c.name != PROXY_CONTAINER and not sandbox.sees(found)):
-            not_found = f'exec: "{c.argv[0]}": executable file not found in $PATH'
+            not_found = f'exec: "{argv[0]}": executable file not found in $PATH'
             policy = rec["spec"].get("restart_policy", "Always")
             if c.name != PROXY_CONTAINER and restarts(policy, 127):
                 # As the kubelet: retried with back-off (the binary may appear), the
@@ -556,7 +582,7 @@ class Runtime:
         pidns = None
         if c.name != PROXY_CONTAINER and rec["spec"].get("share_process_namespace"):
             pidns = self._pidns(key, rec)
-        argv = [*self.launcher.launch_prefix(rec, c, pidns), *c.argv]
+        argv = [*self.launcher.launch_prefix(rec, c, pidns, layer), *argv]
         log = self.log_path(rec["namespace"], rec["name"], c.name)
         with contextlib.suppress(OSError):
             if log.stat().st_size:  # each run has its own log; the last one stays for -p
@@ -583,6 +609,19 @@ class Runtime:
         )
         if proc is not None:
             self.manifest.record_process(_proc_key(key, c.name), proc, argv)
+
+    def _not_created(self, rec: dict[str, Any], c: ContainerSpec) -> bool:
+        """Whether container `c` cannot be created from its spec (a ConfigMap or Secret its
+        env or volumes need is missing): it then waits, as the kubelet leaves it, until its
+        pod is given a spec that works (the control plane does so once the object exists)."""
+        if c.config_error:
+            restartpolicy.record_config_error(rec, c.name, c.config_error)
+            return True
+        why = self.launcher.volume_error(rec, c)
+        if why:
+            restartpolicy.record_config_error(rec, c.name, why, reason="ContainerCreating")
+            return True
+        return False
 
     def _pidns(self, key: str, rec: dict[str, Any]) -> int:
         """An open descriptor of the pod's shared PID namespace, its holder started first

@@ -21,6 +21,10 @@ BACKOFF_START = 10.0  # the kubelet's initial crash back-off
 BACKOFF_MAX = 300.0  # ... doubling up to 5 min
 RESET_AFTER = 600.0  # ... and forgotten after 10 min of running
 
+# Waiting reasons of a container that could not be created yet: while one of them has
+# never run, its pod is Pending (as the kubelet reports it).
+NOT_CREATED = ("ContainerCreating", "CreateContainerConfigError", "ErrImagePull")
+
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 ContainerPhase = Literal["running", "waiting", "terminated"]
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
@@ -60,16 +64,33 @@ class VolumeMountSpec:
 
 
 @dataclass
+class VolumeFile:
+    """A file of a configMap or secret volume: its path in the volume, bytes, mode."""
+
+    path: str
+    data: str  # base64 (a Secret's bytes need not be text)
+    mode: int = 0o644
+
+
+@dataclass
 class VolumeSpec:
-    """A pod volume the runtime makes (emptyDir): on the node's disk, or in memory."""
+    """A pod volume the runtime makes: an emptyDir (on the node's disk, or in memory), or
+    the files of a ConfigMap or Secret (in memory, read-only in every container). `error`:
+    why it cannot be set up (a missing ConfigMap...), in the kubelet's words; containers
+    that mount it wait in ContainerCreating."""
 
     name: str
     medium: Literal["", "Memory"] = ""
+    source: Literal["emptyDir", "configMap", "secret"] = "emptyDir"
+    files: list[VolumeFile] = field(default_factory=list)
+    error: str = ""
 
 
 @dataclass
 class ContainerSpec:
     name: str
+    # What runs: `argv` as given when there is no image; with an image, the image table's
+    # ENTRYPOINT/CMD under `command`/`args` (Kubernetes' rule, see `images`).
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     run_as_user: int = 0
@@ -83,6 +104,12 @@ class ContainerSpec:
     readiness_port: int | None = None
     readiness_command: list[str] | None = None
     mounts: list[VolumeMountSpec] = field(default_factory=list)
+    image: str = ""
+    command: list[str] | None = None
+    args: list[str] | None = None
+    # Why the container cannot be created (a missing ConfigMap in its env...): it waits
+    # with reason CreateContainerConfigError and this message.
+    config_error: str = ""
 
 
 @dataclass
@@ -249,7 +276,12 @@ def spec_from_dict(d: dict[str, Any]) -> PodSpec:
         c["mounts"] = [VolumeMountSpec(**m) for m in c.get("mounts") or []]
         containers.append(ContainerSpec(**c))
     d["containers"] = containers
-    d["volumes"] = [VolumeSpec(**v) for v in d.get("volumes") or []]
+    volumes = []
+    for v in d.get("volumes") or []:
+        v = dict(v)
+        v["files"] = [VolumeFile(**f) for f in v.get("files") or []]
+        volumes.append(VolumeSpec(**v))
+    d["volumes"] = volumes
     if d.get("proxy") is not None:
         d["proxy"] = ProxySpec(**d["proxy"])
     return PodSpec(**d)

@@ -9,7 +9,8 @@ Rules:
 - A run's readiness is remembered (``ready_seen``) once its probe has passed: the restart
   policy counts such a run as one that went fine.
 - Phase: Failed when the pod could not start (a missing command), Pending while a container
-  is being created, else the kubelet's phase from the containers (`pod_phase`).
+  is being created or has never been (its image or config missing), else the kubelet's
+  phase from the containers (`pod_phase`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from meshgate.runtime import probes, procs
 from meshgate.runtime.podspec import (
+    NOT_CREATED,
     ContainerSpec,
     ContainerState,
     Phase,
@@ -94,7 +96,14 @@ def observe(
     reason, message = "", ""
     if rec.get("failed"):
         phase, reason, message = "Failed", rec["failed"]["reason"], rec["failed"]["message"]
-    elif any(s.state == "waiting" and s.reason == "ContainerCreating" for s in states):
+    elif any(
+        s.state == "waiting"
+        and (
+            s.reason == "ContainerCreating"
+            or (s.reason in NOT_CREATED and s.started_at is None and s.restart_count == 0)
+        )
+        for s in states
+    ):
         phase = "Pending"
     else:
         phase = pod_phase(spec.get("restart_policy", "Always"), states)

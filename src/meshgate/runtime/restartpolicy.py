@@ -114,3 +114,32 @@ def record_start_error(
         crashes=again.crashes,
         next_start_at=now + again.delay,
     )
+
+
+def record_pull_error(
+    rec: dict[str, Any], cname: str, error: str, now: float, backoff: Backoff
+) -> None:
+    """Record that container `cname`'s image cannot be run here (the kubelet's ErrImagePull):
+    waiting, the pull retried with back-off whatever the restart policy (as the kubelet)."""
+    crec = rec["containers"][cname]
+    again = after_start_error(crec["crashes"], backoff)
+    crec.update(
+        state="waiting",
+        reason="ErrImagePull",
+        message=error,
+        pid=None,
+        start_time=None,
+        crashes=again.crashes,
+        next_start_at=now + again.delay,
+    )
+
+
+def record_config_error(
+    rec: dict[str, Any], cname: str, error: str, reason: str = "CreateContainerConfigError"
+) -> None:
+    """Record that container `cname` cannot be created from its spec: waiting with `reason`,
+    not retried (a new spec is what changes that)."""
+    rec["containers"][cname].update(
+        state="waiting", reason=reason, message=error, pid=None, start_time=None,
+        next_start_at=None,
+    )  # fmt: skip

@@ -17,7 +17,9 @@ Rules:
 - /proc is the container's own (its PID namespace); /dev is a minimal one; /sys is
   read-only, without the cgroup hierarchy (an app must not move itself into the proxy's
   cgroup, which exempts it from capture).
-- Volumes are bound at their mount paths, read-only when asked.
+- Volumes are bound at their mount paths, read-only when asked. A mount path under /etc
+  that the host lacks is made in the container's /etc (then rebuilt on a tmpfs); one under
+  a host directory of /etc (say /etc/ssl/mine) cannot be, as that directory is read-only.
 - bubblewrap runs as root and keeps every capability here (`--cap-add ALL`): the user,
   groups and capability bounding set of the container are set by setpriv inside, exactly
   as outside a sandbox. bwrap is pid 1 of the container (its reaper), so the app is never
@@ -150,7 +152,11 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
         a += ["--pidns", str(sb.pidns_fd)]
     for name, target in layout.roots:
         a += ["--symlink", target, f"/{name}"] if target else ["--ro-bind", f"/{name}", f"/{name}"]
-    a += _etc(sb, layout)
+    # A mount at a path the host's /etc lacks needs an /etc that can take a new directory.
+    new_in_etc = [
+        m.target for m in sb.mounts if _under(m.target, "/etc") and not os.path.lexists(m.target)
+    ]
+    a += _etc(sb, layout, rebuild=bool(new_in_etc))
     for path, is_dir in layout.private:
         if not any(_under(path, f) for f in sb.files):
             a += _mask(path, is_dir)
@@ -170,7 +176,10 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
         # bwrap would make missing parents 0700: a non-root user could not reach the mount.
         for parent in reversed(PurePosixPath(m.target).parents):
             p = str(parent)
-            if p not in made and not any(_under(p, r) for r in roots):
+            if p not in made and (
+                not any(_under(p, r) for r in roots)
+                or (_under(p, "/etc") and p != "/etc" and not os.path.lexists(p))
+            ):
                 a += ["--perms", "0755", "--dir", p]
                 made.add(p)
         a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
@@ -184,13 +193,14 @@ def bwrap_argv(sb: Sandbox, layout: HostLayout | None = None) -> list[str]:
     return a
 
 
-def _etc(sb: Sandbox, layout: HostLayout) -> list[str]:
+def _etc(sb: Sandbox, layout: HostLayout, rebuild: bool = False) -> list[str]:
     """The host's /etc, read-only, without its left-out entries. Bound whole when every file
     the pod replaces is a plain entry of it (a mount over each is then enough: two dozen
-    mounts); else rebuilt entry by entry on a tmpfs, since a mount cannot replace a symlink
-    or add a file in a read-only tree (ten times the mounts, about 35 ms more a start)."""
+    mounts); else (or with `rebuild`: a volume at a path /etc lacks) rebuilt entry by entry
+    on a tmpfs, since a mount cannot replace a symlink or add a file or directory in a
+    read-only tree (ten times the mounts, about 35 ms more a start)."""
     plain = {f"/etc/{name}" for name, target in layout.etc if target is None}
-    if all(dest in plain for dest in sb.files):
+    if not rebuild and all(dest in plain for dest in sb.files):
         out = ["--ro-bind", "/etc", "/etc"]
         for path, is_dir in layout.hidden_top:
             out += _mask(path, is_dir)
@@ -200,6 +210,9 @@ def _etc(sb: Sandbox, layout: HostLayout) -> list[str]:
         dest = f"/etc/{name}"
         if dest not in sb.files:
             out += ["--symlink", target, dest] if target else ["--ro-bind", dest, dest]
+    for path, is_dir in layout.hidden_top:  # shown masked, as when /etc is bound whole
+        if path not in sb.files:
+            out += _mask(path, is_dir)
     return out
 
 

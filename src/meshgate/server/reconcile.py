@@ -68,6 +68,7 @@ from meshgate.runtime.pods import (
     VolumeMountSpec,
     VolumeSpec,
 )
+from meshgate.server import podconfig
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
 from meshgate.server.ssrfguard import SsrfGuard
@@ -119,15 +120,24 @@ def readiness_command(container: Obj) -> list[str] | None:
     return [str(a) for a in command] if command else None
 
 
-def pod_volumes(spec: Obj) -> dict[str, VolumeSpec]:
-    """The pod's volumes the runtime makes: emptyDir (on disk, or in memory). Other kinds
-    (secret, configMap...) are not mounted yet, and neither are their mounts."""
+def pod_volumes(
+    spec: Obj, namespace: str = "default", sources: podconfig.Sources | None = None
+) -> dict[str, VolumeSpec]:
+    """The pod's volumes the runtime makes: emptyDir (on disk, or in memory), and the files
+    of configMap and secret volumes (see ``podconfig``). Other kinds are not mounted."""
     out = {}
     for v in spec.get("volumes") or []:
-        empty = v.get("emptyDir") if isinstance(v, dict) else None
+        if not isinstance(v, dict):
+            continue
+        empty = v.get("emptyDir")
         if isinstance(empty, dict):
             memory = empty.get("medium") == "Memory"
             out[str(v["name"])] = VolumeSpec(name=str(v["name"]), medium="Memory" if memory else "")
+        for kind in ("configMap", "secret"):
+            if isinstance(v.get(kind), dict):
+                out[str(v["name"])] = podconfig.config_volume(
+                    v, kind, namespace, sources or podconfig.Sources()
+                )
     return out
 
 
@@ -220,6 +230,9 @@ class Reconciler:
 
     def _objects(self) -> list[Obj]:
         return [s.object for s in self._stored()]
+
+    def _config_objects(self) -> list[Obj]:
+        return [o for o in self._objects() if o.get("kind") in ("ConfigMap", "Secret")]
 
     def _gateways(self, objs: list[Obj]) -> None:
         gateways = [o for o in objs if o.get("kind") == "IstioGateway"]
@@ -334,22 +347,22 @@ class Reconciler:
             policy = "OnFailure" if asked == "OnFailure" else "Never"
         containers: list[ContainerSpec] = []
         pod_sc = spec.get("securityContext") or {}
-        volumes = pod_volumes(spec)
+        sources = podconfig.Sources.build(self._config_objects())
+        volumes = pod_volumes(spec, namespace, sources)
         for c in spec.get("containers") or []:
             if router and c.get("name") == wl.PROXY_CONTAINER:
                 continue
             sc = c.get("securityContext") or {}
-            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
-            env = {
-                e["name"]: str(e.get("value", ""))
-                for e in c.get("env") or []
-                if isinstance(e, dict) and "name" in e
-            }
+            run = podconfig.container_run(c, pod, sources, ip)
             containers.append(
                 ContainerSpec(
                     name=c.get("name", "app"),
-                    argv=argv,
-                    env=env,
+                    argv=run.argv,
+                    image=run.image,
+                    command=run.command,
+                    args=run.args,
+                    config_error=run.error,
+                    env=run.env,
                     run_as_user=sc.get("runAsUser", pod_sc.get("runAsUser", 0)),
                     run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup", 0)),
                     working_dir=c.get("workingDir"),
@@ -454,6 +467,8 @@ class Reconciler:
                 self.runtime.stop_pod(*ns_name)
                 del running[ns_name]
             if ns_name in running:
+                if podconfig.waits_for_config(running[ns_name]):
+                    self._respec(ns_name, pod)
                 continue
             status = dict(pod.get("status") or {})
             if not status.get("podIP"):
@@ -507,6 +522,18 @@ class Reconciler:
             }
             if merged != old:
                 self.store.update_status(_key(pod), merged)
+
+    def _respec(self, ns_name: tuple[str, str], pod: Obj) -> None:
+        """Give a pod that waits for a ConfigMap or Secret its spec from the store as it is
+        now: the runtime keeps the pod when nothing changed, else re-creates it (the kubelet
+        retries creating the container once the object exists)."""
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip:
+            return
+        try:
+            self.runtime.start_pod(self._pod_spec(pod, ip))
+        except Exception:  # the next pass tries again; the others go on
+            log.exception("pod %s/%s: re-creating with its config failed", *ns_name)
 
     # -- snapshot ----------------------------------------------------------------------
 

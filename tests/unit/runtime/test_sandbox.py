@@ -89,7 +89,10 @@ def test_etc_rebuilt_entry_by_entry_when_a_replaced_file_is_a_symlink(tmp_path: 
     binds = pairs(argv, "--ro-bind")
     assert ("/etc", "/etc") not in binds and ("/etc/passwd", "/etc/passwd") in binds
     assert ("/pod/resolv.conf", "/etc/resolv.conf") in binds
-    assert "/etc/shadow" not in argv and "/etc/netns" not in argv  # simply left out
+    # Masked as when /etc is bound whole: the same /etc either way.
+    assert ("/dev/null", "/etc/shadow") in binds and ("/etc/shadow", "/etc/shadow") not in binds
+    assert ("/etc/netns", "/etc/netns") not in binds
+    assert argv[argv.index("/etc/netns") - 1] == "--tmpfs"
     assert argv[argv.index("/etc") - 1] == "--tmpfs"
 
 
@@ -144,3 +147,24 @@ def test_inbound_capture_follows_istios_annotations() -> None:
     assert "MESHGATE_INBOUND" not in capture.rules(None)  # records from before inbound capture
     with pytest.raises(ValueError, match=r"excludeInboundPorts.*'http'"):
         pod_annotations.inbound_ports({"traffic.sidecar.istio.io/excludeInboundPorts": "http"})
+
+
+def test_a_volume_at_a_path_etc_lacks_gets_an_etc_that_can_hold_it(tmp_path: Path) -> None:
+    layout = sandbox.read_layout(fake_root(tmp_path))
+    target = "/etc/mg-unit-test-absent/tls"  # not on this host: made in the container's /etc
+    sb = sandbox.Sandbox(hostname="p", mounts=(sandbox.Mount("/src", target, read_only=True),))
+    argv = sandbox.bwrap_argv(sb, layout)
+    assert argv[argv.index("/etc") - 1] == "--tmpfs"
+    made = pairs(argv, "--dir")
+    assert argv[
+        argv.index("/etc/mg-unit-test-absent") - 3 : argv.index("/etc/mg-unit-test-absent")
+    ] == [
+        "--perms",
+        "0755",
+        "--dir",
+    ], made
+    assert ("/src", target) in pairs(argv, "--ro-bind")
+    assert argv.index(target) < argv.index("--remount-ro", argv.index(target))
+    # A mount at a path /etc has keeps /etc bound whole.
+    sb = sandbox.Sandbox(hostname="p", mounts=(sandbox.Mount("/src", "/etc", read_only=True),))
+    assert ("/etc", "/etc") in pairs(sandbox.bwrap_argv(sb, layout), "--ro-bind")
