@@ -5,8 +5,9 @@ Rules:
   (``worldconf`` binds the configs), inside a sandbox of its own (``sandbox``: a fresh root,
   the host's programs read-only), as `nobody` with no capabilities; the world namespace lets
   unprivileged programs bind low ports (``ip_unprivileged_port_start=0``, a per-namespace
-  setting). httpbin's interpreter may live where `nobody` cannot reach it (a Python under
-  /root): it then runs as uid 0 with an empty capability bounding set, in its sandbox.
+  setting). httpbin is Debian's (python3-httpbin under Debian's gunicorn, the system
+  Python's: PyPI's httpbin pins a greenlet older than the test browser's driver needs, and
+  a venv under /root is out of `nobody`'s reach).
 - What a program sees: its config where it looks for it (/etc/nginx/nginx.conf,
   /etc/squid/squid.conf), the user's ``files`` read-only at their places, the host's world
   certificate and the world CA at /srv/meshgate-world/{tls.crt,tls.key,ca.crt}, an
@@ -30,7 +31,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,9 @@ from typing import TYPE_CHECKING
 
 from meshgate.runtime import envoy, launch, manifest, names, netns, procs, sandbox, worldconf
 from meshgate.runtime.world import Host, World
+
+GUNICORN = "/usr/bin/gunicorn"  # Debian's, run by the system Python that has its httpbin
+HTTPBIN_PACKAGE = "/usr/lib/python3/dist-packages/httpbin"
 
 if TYPE_CHECKING:  # worldca imports cryptography, which only `up` needs
     from meshgate.runtime.worldca import WorldPki
@@ -91,20 +94,11 @@ def _write(dest: Path, text: str, uid: int) -> str:
     return str(dest)
 
 
-def _python_uid() -> tuple[int, list[str]]:
-    """httpbin's user: `nobody` when it can run this interpreter, else capability-less root."""
-    if envoy._can_execute(NOBODY, NOBODY, Path(sys.executable)):
-        return NOBODY, envoy.setpriv_argv(NOBODY, NOBODY, [])
-    return 0, envoy.setpriv_argv(0, 0, [])
-
-
 def prepare(state_dir: Path, inet: str, world: World, host: Host, pki: WorldPki) -> list[WorldProc]:
     """Lay out the host's files and give the processes that serve it."""
     assert host.backend is not None
     kind = host.backend.kind
-    uid, priv = (
-        _python_uid() if kind == "httpbin" else (NOBODY, envoy.setpriv_argv(NOBODY, NOBODY, []))
-    )
+    uid, priv = NOBODY, envoy.setpriv_argv(NOBODY, NOBODY, [])
     d = host_dir(state_dir, host)
     if d.exists():
         shutil.rmtree(d)
@@ -136,12 +130,7 @@ def prepare(state_dir: Path, inet: str, world: World, host: Host, pki: WorldPki)
         os.chown(d / "files" / str(i), uid, uid)
         mounts.append(sandbox.Mount(str(d / "files" / str(i)), inside_dir, read_only=True))
     mounts.append(sandbox.Mount(str(_owned_dir(d / "run", uid)), "/run"))
-    if kind == "httpbin":
-        # The interpreter's environment, read-only where it lives (a venv, or site-packages).
-        for tree in sorted({sys.prefix, sys.base_prefix}):
-            if not sandbox.sees(tree):
-                mounts.append(sandbox.Mount(tree, tree, read_only=True))
-    else:
+    if kind != "httpbin":
         text = worldconf.DEFAULT_SQUID
         if host.backend.config is not None:
             text = Path(host.backend.config).read_text(encoding="utf-8")
@@ -173,7 +162,7 @@ def prepare(state_dir: Path, inet: str, world: World, host: Host, pki: WorldPki)
         if p.protocol == "https":
             tls = ["--certfile", f"{WORLD_CERTS}/tls.crt", "--keyfile", f"{WORLD_CERTS}/tls.key"]
         argv = [
-            *prefix, sys.executable, "-m", "gunicorn", "--no-control-socket",
+            *prefix, GUNICORN,
             "--worker-class", "gthread", "--workers", "1", "--threads", "16",
             "--bind", f"{host.address}:{p.port}", "--access-logfile", "-",
             "--error-logfile", "-", *tls, "httpbin:app",
@@ -238,11 +227,19 @@ def ensure(man: manifest.Manifest, state_dir: Path, inet: str, world: World, pki
     hosts = world.backend_hosts()
     for h in hosts:
         assert h.backend is not None
-        program = "gunicorn" if h.backend.kind == "httpbin" else h.backend.kind
-        if h.backend.kind != "httpbin" and shutil.which(program, path=launch.DEFAULT_PATH) is None:
+        if h.backend.kind == "httpbin":
+            missing = [
+                pkg
+                for path, pkg in ((GUNICORN, "gunicorn"), (HTTPBIN_PACKAGE, "python3-httpbin"))
+                if not os.path.exists(path)
+            ]
+        else:
+            program = h.backend.kind
+            missing = [] if shutil.which(program, path=launch.DEFAULT_PATH) else [program]
+        if missing:
             raise RuntimeError(
-                f"world host {h.names[0]}: {program} is not installed "
-                f"(Debian's {program}; `make deps` installs it as root)"
+                f"world host {h.names[0]}: {', '.join(missing)} not installed "
+                f"(Debian's {' and '.join(missing)}; `make deps` installs them as root)"
             )
     if hosts:
         netns.sysctl(inet, "net.ipv4.ip_unprivileged_port_start", "0")
