@@ -2,10 +2,15 @@
 
 Rules of this module (Istio's inbound listener, simplified where noted):
 - Inbound capture (``runtime.capture``) sends TCP arriving at the pod to 0.0.0.0:15006;
-  ``use_original_dst`` and the original-destination listener filter restore the pod port,
-  and the connection is handed on to that address (the app) by ORIGINAL_DST clusters:
-  ``inbound|<port>||`` for the pod's service ports, ``InboundPassthroughCluster`` for the rest.
-  The proxy's own connections are exempt from capture, so the hand-off never loops.
+  the original-destination listener filter restores the pod port, the filter chains below
+  match on it, and the connection is handed on to that address (the app) by ORIGINAL_DST
+  clusters: ``inbound|<port>||`` for the pod's service ports, ``InboundPassthroughCluster``
+  for the rest. The proxy's own connections are exempt from capture, so this never loops.
+- ``virtualInbound`` never sets ``use_original_dst`` (Istio's does not either): that would
+  hand a connection to the listener of its original destination, and the sidecar's
+  outbound ``0.0.0.0_<port>`` listeners (``bind_to_port: false``) match any address, so an
+  inbound connection to the app's port 80 would land on the outbound listener for port 80:
+  no mTLS termination, no authorization, and the pod an open proxy to plaintext callers.
 - The pod's ports are the ports its Services (and ServiceEntries selecting it) dial it on,
   each with its service port's protocol (HTTP family: an HTTP connection manager; anything
   else: tcp_proxy). Ports a workload PeerAuthentication names in ``portLevelMtls`` get
@@ -218,7 +223,6 @@ def virtual_inbound(snapshot: Snapshot, proxy: Proxy) -> Any:
     return listener_pb2.Listener(
         name=VIRTUAL_INBOUND_LISTENER,
         address=socket_address("0.0.0.0", INBOUND_PORT),
-        use_original_dst=boolean(True),
         listener_filters=[filters.original_dst_filter(), filters.tls_inspector_filter()],
         listener_filters_timeout=seconds(INSPECT_TIMEOUT_S),
         continue_on_listener_filters_timeout=True,

@@ -84,6 +84,31 @@ def test_permissive_by_default_mtls_plaintext_and_app_tls() -> None:
     ]
 
 
+def test_inbound_never_hands_off_to_an_outbound_listener_of_the_same_port() -> None:
+    # Istio's httpbin: a Service 8000 -> 80, on a pod whose own sidecar has an outbound
+    # listener 0.0.0.0_80 (the web Service's port 80). A hand-off by original destination
+    # (use_original_dst) would give the inbound connection to that outbound listener.
+    extra = """---
+apiVersion: v1
+kind: Service
+metadata: {name: web-80, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 8000, targetPort: 80}]
+"""
+    config = _web(_snapshot(extra))
+    outbound = {x.name: x for x in config.listeners}
+    assert not outbound["0.0.0.0_80"].bind_to_port.value
+    inbound = _inbound(config)
+    assert not inbound.HasField("use_original_dst")
+    assert inbound.listener_filters[0].name == "envoy.filters.listener.original_dst"
+    assert set(_chains(inbound, 80)) == {
+        "inbound|80||-mtls",
+        "inbound|80||-tls",
+        "inbound|80||-plaintext",
+    }
+
+
 def test_strict_namespace_policy_keeps_only_mtls() -> None:
     snap = _snapshot(_pa("strict", "default", "{mtls: {mode: STRICT}}"))
     listener = _inbound(_web(snap))
