@@ -4,6 +4,9 @@ Rules:
 - The pod's namespace is `mg-<mesh id>-<pod id>`; the node end of its veth is
   `mgv<pod id>` on the node bridge; the pod end is `eth0` with the pod's IP, a default route
   via the bridge, and a gratuitous ARP when it comes up.
+- Every port is unprivileged inside a pod (``net.ipv4.ip_unprivileged_port_start=0``, a
+  per-namespace sysctl), as container runtimes make a pod's namespace: a non-root app
+  binds 80 or 443 there, and only there.
 - Recorded before created (namespace and veth in the manifest), forgotten after deleted, so a
   crash at any point leaves `teardown` able to remove all of it.
 - IPs come from 10.34.0.0/16, never the bridge's, never one in use.
@@ -57,7 +60,12 @@ def wire(man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ip: st
     # A gratuitous ARP when eth0 comes up: peers that still map this IP to the MAC of a
     # pod that had it before must learn the new one, or they send into the void until
     # their neighbour entry expires (up to 45 s for an entry just confirmed).
-    netns.sysctl(ns, f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify", "1")
+    # Every port is unprivileged in a pod, as containerd (2.0 on: enable_unprivileged_ports),
+    # Docker and Podman set up a pod's network namespace: a non-root app may serve on 80.
+    netns.run_in(
+        ns, ["sysctl", "-qw", f"net.ipv4.conf.{names.POD_IFNAME}.arp_notify=1",
+             "net.ipv4.ip_unprivileged_port_start=0"],
+    )  # fmt: skip
     netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
     netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
     return ns
