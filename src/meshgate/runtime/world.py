@@ -8,8 +8,11 @@ Rules:
   203.0.113.0/24 outside the node link 203.0.113.0/30): a world can never shadow a real site.
 - The world is served by one Envoy (static config, `direct_response` routes) inside the "inet"
   namespace; each (address, port) gets its own listener, so a host answers by address whatever
-  the Host header says, like a real server. `server_header_transformation: PASS_THROUGH` keeps
-  the host's own `server` header. Header values are literal (a `%` is escaped for Envoy).
+  the Host header says, like a real server; a port's ``vhosts`` answer for some of the
+  host's names by Host header first (name-based virtual hosting, as one server behind
+  ``*.wikipedia.org`` serves every language's site). `server_header_transformation:
+  PASS_THROUGH` keeps the host's own `server` header. Header values are literal (a `%` is
+  escaped for Envoy).
 - `load_world("demo")` gives the built-in demo world; anything else is a path to a YAML file.
 - An https port serves the same answers over TLS, with a certificate for the host's names
   issued by the world CA (``worldca``); pods trust that CA as they would a public one.
@@ -75,11 +78,27 @@ class PathRule(_Model):
         return self
 
 
+class VirtualHost(_Model):
+    """Name-based virtual hosting: the answers a port gives when the request's Host is one
+    of ``names`` (all of them names of the host)."""
+
+    names: list[str] = Field(min_length=1)
+    response: HttpResponse = Field(default_factory=HttpResponse)
+    paths: list[PathRule] = Field(default_factory=list)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        return [n.strip().rstrip(".").lower() for n in v]
+
+
 class Port(_Model):
     port: int = Field(ge=1, le=65535)
     protocol: Literal["http", "https"] = "http"
     response: HttpResponse = Field(default_factory=HttpResponse)
     paths: list[PathRule] = Field(default_factory=list)
+    # Answers by Host header, before the port's own (which then answer any other Host).
+    vhosts: list[VirtualHost] = Field(default_factory=list)
 
 
 # The ports a backend listens on when the host lists none.
@@ -159,13 +178,24 @@ class Host(_Model):
     def _ports(self) -> Host:
         if not self.ports:
             raise ValueError("a host needs `ports` (at least one)")
+        for p in self.ports:
+            seen: set[str] = set()
+            for v in p.vhosts:
+                for n in v.names:
+                    if n not in self.names:
+                        raise ValueError(
+                            f"port {p.port}: vhost name {n!r} is not one of the host's names"
+                        )
+                    if n in seen:
+                        raise ValueError(f"port {p.port}: vhost name {n!r} is given twice")
+                    seen.add(n)
         if self.backend is None:
             return self
         for p in self.ports:
-            if p.paths or p.response != HttpResponse():
+            if p.paths or p.vhosts or p.response != HttpResponse():
                 raise ValueError(
                     f"port {p.port}: a host with a backend serves its own answers "
-                    "(no `response` or `paths`)"
+                    "(no `response`, `paths` or `vhosts`)"
                 )
         if self.backend.config is not None:
             # The same check the start does, now: a bad config is an error of `up`.
@@ -317,6 +347,57 @@ DEMO: dict[str, Any] = {
 }
 
 
+def _wiki_page(title: str, lang: str) -> dict[str, Any]:
+    return {
+        "status": 200,
+        "headers": {"server": "ATS/9.2.11", "content-type": "text/html; charset=UTF-8"},
+        "body": f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="UTF-8">\n'
+        f"<title>{title}</title>\n</head>\n<body>meshgate demo world</body>\n</html>\n",
+    }
+
+
+def _wiki_redirect(name: str) -> dict[str, Any]:
+    return {
+        "status": 301,
+        "headers": {"server": "ATS/9.2.11", "location": f"https://{name}/"},
+    }
+
+
+# Every language's Wikipedia is served by the same servers (name-based virtual hosting),
+# as Istio's "Egress using Wildcard Hosts" task relies on: any of them, www's included,
+# answers for en. and de. by Host header. 198.51.100.224 echoes the real 208.80.154.224.
+WIKIPEDIA: dict[str, Any] = {
+    "names": ["www.wikipedia.org", "en.wikipedia.org", "de.wikipedia.org"],
+    "address": "198.51.100.224",
+    "ports": [
+        {
+            "port": 80,
+            "response": _wiki_redirect("www.wikipedia.org"),
+            "vhosts": [
+                {"names": [n], "response": _wiki_redirect(n)}
+                for n in ("en.wikipedia.org", "de.wikipedia.org")
+            ],
+        },
+        {
+            "port": 443,
+            "protocol": "https",
+            "response": _wiki_page("Wikipedia", "en"),
+            "vhosts": [
+                {
+                    "names": ["en.wikipedia.org"],
+                    "response": _wiki_page("Wikipedia, the free encyclopedia", "en"),
+                },
+                {
+                    "names": ["de.wikipedia.org"],
+                    "response": _wiki_page("Wikipedia \u2013 Die freie Enzyklop\u00e4die", "de"),
+                },
+            ],
+        },
+    ],
+}
+DEMO["hosts"].append(WIKIPEDIA)
+
+
 class WorldError(ValueError):
     """A world that cannot be loaded; the message names the file, line and field."""
 
@@ -406,6 +487,16 @@ def _route(match: dict[str, str], resp: HttpResponse) -> dict[str, Any]:
     return route
 
 
+def _routes(paths: list[PathRule], default: HttpResponse) -> list[dict[str, Any]]:
+    """Path rules in order, then the default answer for any other path."""
+    routes = [
+        _route({"path": r.exact} if r.exact else {"prefix": r.prefix or "/"}, r.response)
+        for r in paths
+    ]
+    routes.append(_route({"prefix": "/"}, default))
+    return routes
+
+
 def _tls(cert: Path, key: Path) -> dict[str, Any]:
     return {
         "name": "envoy.transport_sockets.tls",
@@ -434,11 +525,18 @@ def envoy_bootstrap(
     listeners = []
     for h in sorted(world.canned_hosts(), key=lambda x: x.address):
         for p in sorted(h.ports, key=lambda x: x.port):
-            routes = [
-                _route({"path": r.exact} if r.exact else {"prefix": r.prefix or "/"}, r.response)
-                for r in p.paths
+            vhosts = [
+                {
+                    "name": v.names[0],
+                    "domains": [d for n in v.names for d in (n, f"{n}:{p.port}")],
+                    "routes": _routes(v.paths, v.response),
+                }
+                for v in p.vhosts
             ]
-            routes.append(_route({"prefix": "/"}, p.response))
+            # The port's own answers: any other Host (Envoy prefers exact domains to "*").
+            vhosts.append(
+                {"name": h.names[0], "domains": ["*"], "routes": _routes(p.paths, p.response)}
+            )
             hcm = {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network."
                 "http_connection_manager.v3.HttpConnectionManager",
@@ -447,7 +545,7 @@ def envoy_bootstrap(
                 "route_config": {
                     "name": f"world_{h.address}_{p.port}",
                     "max_direct_response_body_size_bytes": MAX_BODY,
-                    "virtual_hosts": [{"name": h.names[0], "domains": ["*"], "routes": routes}],
+                    "virtual_hosts": vhosts,
                 },
                 "http_filters": [
                     {

@@ -21,7 +21,7 @@ from typing import Any
 
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.translate import filters, inbound
+from meshgate.translate import dynamic_dns, filters, inbound
 from meshgate.translate.clusters import build_clusters
 from meshgate.translate.gateway import gateway_resources
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
@@ -59,6 +59,7 @@ def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
     clusters, assignments = build_clusters(snapshot, proxy, services)
     if not proxy.is_router:
         clusters.extend(inbound.inbound_clusters(snapshot, proxy))
+    dynamic_dns.finish(listeners, *dynamic_dns.upstream_ports(clusters, services))
     secrets = build_secrets(snapshot, proxy, referenced(clusters, listeners))
     return ProxyConfig(
         listeners=_by_name(listeners),

@@ -6,10 +6,12 @@ Rules of this module:
 - Resolution -> cluster type as Istio's convertResolution: DNS -> STRICT_DNS,
   DNS_ROUND_ROBIN -> LOGICAL_DNS, STATIC (and Kubernetes Services) -> EDS, NONE ->
   ORIGINAL_DST on sidecars and EDS with no endpoints on routers (so the gateway answers
-  503 UH instead of looping to itself). A headless Kubernetes Service is NONE too (Istio's
-  Passthrough): ORIGINAL_DST on sidecars, and on routers EDS over its endpoints (the pods
-  or Endpoints addresses, never the gateway itself). An ExternalName Service (ALIAS) has
-  no cluster: its name reaches the cluster of the service it names (Istio 1.21+).
+  503 UH instead of looping to itself). Wildcard hosts with DYNAMIC_DNS, and on routers
+  with NONE too, are dynamic forward proxy clusters instead (``translate.dynamic_dns``).
+  A headless Kubernetes Service is NONE too (Istio's Passthrough): ORIGINAL_DST on
+  sidecars, and on routers EDS over its endpoints (the pods or Endpoints addresses, never
+  the gateway itself). An ExternalName Service (ALIAS) has no cluster: its name reaches
+  the cluster of the service it names (Istio 1.21+).
 - DNS clusters re-resolve as Istio's: ``dns_refresh_rate`` 60 s (MeshConfig
   ``dnsRefreshRate``'s default) and ``respect_dns_ttl`` (a shorter TTL refreshes sooner),
   with c-ares ``udp_max_queries`` 100. Unlike Istio, names that are absolute (two dots or
@@ -41,7 +43,7 @@ from meshgate.model.fields import get, get_int, get_list, get_str, str_map
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Endpoint, Service, ServicePort
 from meshgate.model.snapshot import Snapshot
-from meshgate.translate import naming
+from meshgate.translate import dynamic_dns, naming
 from meshgate.translate.automtls import AutoMtls, endpoint_metadata
 from meshgate.translate.pb import ads_source, duration, pack
 from meshgate.translate.tls import upstream_tls
@@ -245,6 +247,7 @@ class ClusterTemplates:
     """
 
     def __init__(self, connect_timeout: str) -> None:
+        self.connect_timeout = connect_timeout
         self._timeout = duration(connect_timeout)
         self._bases: dict[tuple[int, bool], Any] = {}
         self._http: dict[bool, Any] = {}
@@ -273,7 +276,7 @@ class ClusterTemplates:
             # proxy that is a steady load on the mesh DNS for answers that rarely change.
             base.dns_refresh_rate.CopyFrom(duration(DNS_REFRESH_RATE))
             base.respect_dns_ttl = True
-            base.typed_dns_resolver_config.CopyFrom(_resolver_config(absolute_names))
+            base.typed_dns_resolver_config.CopyFrom(resolver_config(absolute_names))
         return base
 
     def http_options(self, port_protocol: str) -> Any | None:
@@ -287,7 +290,7 @@ class ClusterTemplates:
         return packed
 
 
-def _resolver_config(absolute_names: bool) -> Any:
+def resolver_config(absolute_names: bool) -> Any:
     """c-ares as Istio configures it (a fresh UDP socket every 100 queries), and without the
     pod's search domains when every name is absolute.
 
@@ -340,6 +343,8 @@ def service_cluster(
         else ClusterTemplates(connect_timeout)
     )
     name = naming.cluster_name(port.number, subset, service.hostname)
+    if dynamic_dns.applies(service, proxy):
+        return _dynamic_cluster(name, service, port, subset, proxy, rule, templates), None
     ctype = _cluster_type(service, proxy)
     labels = subset_labels(rule, subset) if subset else None
     endpoints = _filter(service.endpoints.get(port.number, ()), labels)
@@ -390,6 +395,39 @@ def service_cluster(
             )
         cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(pack(http_options))
     return cluster, cla
+
+
+def _dynamic_cluster(
+    name: str,
+    service: Service,
+    port: ServicePort,
+    subset: str,
+    proxy: Proxy,
+    rule: Any | None,
+    templates: ClusterTemplates,
+) -> Any:
+    """A dynamic forward proxy cluster with the rule's policy, except its load balancer:
+    the cluster provides the host (the name asked for), there is nothing to balance."""
+    cluster = dynamic_dns.cluster(name, templates.connect_timeout)
+    policy = effective_policy(rule, subset, port.number) if rule is not None else Policy()
+    http_options = http_protocol_options_pb2.HttpProtocolOptions()
+    if policy.connection_pool is not None:
+        _apply_pool(cluster, policy.connection_pool, http_options)
+    if policy.outlier_detection is not None:
+        _apply_outlier(cluster, policy.outlier_detection)
+    if policy.tls is not None:
+        socket = upstream_tls(policy.tls, service.hostname, credentials=proxy.is_router)
+        if socket is not None:
+            cluster.transport_socket.CopyFrom(socket)
+    if protocol.is_http(port.protocol):
+        _set_explicit_http(http_options, port.protocol in protocol.H2_FAMILY)
+        # Envoy's rule for these clusters: a TLS origination names, and checks, the host
+        # asked for (never one fixed name for every host of the wildcard).
+        upstream = http_options.upstream_http_protocol_options
+        upstream.auto_sni = True
+        upstream.auto_san_validation = True
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(pack(http_options))
+    return cluster
 
 
 def build_clusters(

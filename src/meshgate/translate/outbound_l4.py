@@ -15,11 +15,13 @@ Rules of this module:
   listener ``<endpoint ip>_<port>`` instead (not the proxy's own address), and a headless
   Service without endpoints gets none. ExternalName Services (aliases) get no listener.
 - Mesh VirtualService routes pick the destination: on a VIP listener every matching ``tls``
-  match becomes a chain on its ``sniHosts`` (empty = any SNI); on the shared listener the
-  first match that covers the host is used. ``tcp`` routes: the first applicable one wins.
-  With no route, the destination is ``outbound|<port>||<host>``.
+  match becomes a chain on its ``sniHosts`` (empty = any SNI); on the shared listener each
+  match with ``sniHosts`` becomes a chain on them too (as Istio's), and the host's own
+  chain goes where the first match that covers the host says. ``tcp`` routes: the first
+  applicable one wins. With no route, the destination is ``outbound|<port>||<host>``.
 - Chains merge per listener; a chain whose match equals one already there is dropped (first
-  wins, as Istio's mergeTCPFilterChains). A listener without a match-all chain gets the
+  wins, as Istio's mergeTCPFilterChains), and so are server names an earlier chain with
+  otherwise equal criteria already matches. A listener without a match-all chain gets the
   catch-all chain (BlackHole under REGISTRY_ONLY, Passthrough under ALLOW_ANY), and a
   tls_inspector only when some chain matches SNI.
 - A port already taken by an HTTP listener ``0.0.0.0_<port>`` keeps it (no sniffing).
@@ -64,11 +66,29 @@ class _Entry:
     port: int
     chains: list[Any] = field(default_factory=list)
     matches: set[bytes] = field(default_factory=set)
+    names: dict[bytes, set[str]] = field(default_factory=dict)
 
     def add(self, chain: Any) -> None:
-        key = chain.filter_chain_match.SerializeToString(deterministic=True)
+        match = chain.filter_chain_match
+        key = match.SerializeToString(deterministic=True)
         if key in self.matches:
             return
+        if match.server_names:
+            # A server name already matched (under the same other criteria) stays with its
+            # first chain: Envoy refuses one name in two chains that are otherwise equal.
+            rest = lc.FilterChainMatch()
+            rest.CopyFrom(match)
+            del rest.server_names[:]
+            scope = rest.SerializeToString(deterministic=True)
+            taken = self.names.setdefault(scope, set())
+            fresh = [n for n in match.server_names if n not in taken]
+            if not fresh:
+                return
+            if len(fresh) < len(match.server_names):
+                del match.server_names[:]
+                match.server_names.extend(fresh)
+                key = match.SerializeToString(deterministic=True)
+            taken.update(fresh)
         self.matches.add(key)
         self.chains.append(chain)
 
@@ -213,12 +233,25 @@ def _service_chains(
         return chains or [_chain("", _match((), cidr), default, default, access_log)]
     if svc.hostname == hosts.ANY:
         return []
+    # As Istio's, a route's own sniHosts make chains of their own (a VirtualService for
+    # ``*.wikipedia.org`` on the listener of ``www.wikipedia.org`` takes ``en.`` too).
+    chains = [
+        _chain(
+            r.sni_hosts[0], _match(r.sni_hosts, cidr), r.target, _stat(r.target, svc), access_log
+        )
+        for r in routes
+        if r.sni_hosts
+    ]
     target = _shared_tls_target(routes, svc, default)
-    stat = target if isinstance(target, str) else svc.hostname
     names = [svc.hostname]
     for alias in snapshot.aliases_for(proxy, svc.hostname):
         names.extend((alias, *hosts.short_forms(alias, proxy.namespace)))
-    return [_chain(svc.hostname, _match(names, cidr), target, stat, access_log)]
+    chains.append(_chain(svc.hostname, _match(names, cidr), target, _stat(target, svc), access_log))
+    return chains
+
+
+def _stat(target: Target, svc: Service) -> str:
+    return target if isinstance(target, str) else svc.hostname
 
 
 def _listener(entry: _Entry, catch_all: str, access_log: bool, refusal: str | None) -> Any:
