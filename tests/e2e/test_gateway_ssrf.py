@@ -161,6 +161,12 @@ def test_gateway_refuses_unbound_hosts_peers_without_identity_and_internal_desti
     # The guard matches the proxy alone: the admin port still answers the CLI in the pod.
     out = mesh.meshgate("-n", "istio-system", "proxy-config", "listeners", gw).stdout
     assert "0.0.0.0" in out, out
+    # And `exec` into the gateway's proxy container, as with `kubectl exec` in Istio.
+    ready = mesh.meshgate(
+        "-n", "istio-system", "exec", gw, "-c", "istio-proxy", "--",
+        "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/ready",
+    )  # fmt: skip
+    assert ready.stdout.strip() == "LIVE", ready.stdout + ready.stderr
 
     # A peer without a mesh certificate, to the ISTIO_MUTUAL server: the handshake fails,
     # and the gateway logs who tried, for which name, and why.

@@ -294,8 +294,11 @@ class Launcher:
 
     def enter_prefix(self, rec: dict[str, Any], c: ContainerSpec, pid: int | None) -> list[str]:
         """The argv prefix that runs a command where container `c` runs, as its user: inside
-        its sandbox for an app (`pid`: its live bwrap), in the pod's network and the proxy
-        cgroup for the proxy (as Istio's exec as uid 1337 is)."""
+        its sandbox for an app (`pid`: its live bwrap), in the pod's network and, for a
+        sidecar's proxy, the proxy cgroup (exempt from capture, as Istio's exec as uid 1337
+        is). A gateway's proxy has no capture to be exempt from, and its cgroup is what the
+        SSRF guard judges: a command exec'd there stays out of it, so it reaches the admin
+        port on loopback as `kubectl exec` into an Istio gateway does."""
         uid, gid = ids(c)
         priv = envoy.setpriv_argv(uid, gid, caps(c))
         inner = None if pid is None else sandbox.entry_pid(pid)
@@ -305,7 +308,7 @@ class Launcher:
             raise ContainerNotRunning(
                 f"container {c.name} is not running in pod {rec['name']} ({why})"
             )
-        if c.name == PROXY_CONTAINER:
+        if c.name == PROXY_CONTAINER and "proxy_cgroup" in rec:  # recorded with capture
             return capture.in_proxy_cgroup(
                 self.proxy_cgroup(rec), [*sandbox.enter_argv(inner), *priv]
             )
