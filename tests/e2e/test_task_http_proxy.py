@@ -245,6 +245,13 @@ def _connect_line(client_ip: str) -> re.Pattern[str]:
     )
 
 
+def _assert_connect_logged(mesh: Mesh, client_ip: str) -> None:
+    """squid writes a line when the tunnel closes: wait a little for it."""
+    pattern = _connect_line(client_ip)
+    ok, log = retry(lambda: _squid_log(mesh), lambda lines: any(map(pattern.match, lines)), 10)
+    assert ok, "\n".join(log)
+
+
 # Istio's default TEXT access-log format, up to the fields the page's line shows.
 TEXT_LINE = re.compile(
     r'^\[(?P<start>[^\]]+)\] "(?P<request>[^"]*)" (?P<code>\d+) (?P<flags>\S+) '
@@ -338,8 +345,7 @@ def test_using_an_external_https_proxy(task_mesh: Mesh, tmp_path: Path) -> None:
     assert _through_proxy(mesh, external_sleep, ["-n", "external"], proxy) == TITLE
 
     # 9: squid's access log has the CONNECT, from that pod's address.
-    log = _squid_log(mesh)
-    assert any(_connect_line(external_ip).match(line) for line in log), log
+    _assert_connect_logged(mesh, external_ip)
 
     # Configure traffic to external HTTPS proxy 1: the TCP ServiceEntry for the proxy.
     service_entry = SERVICE_ENTRY.replace("$PROXY_IP", proxy_ip).replace("$PROXY_PORT", proxy_port)
@@ -368,8 +374,7 @@ def test_using_an_external_https_proxy(task_mesh: Mesh, tmp_path: Path) -> None:
     assert int(fields["bytes_received"]) > 0 and int(fields["bytes_sent"]) > 0, line
 
     # 4: squid logged this CONNECT too, from the sleep pod of the mesh.
-    log = _squid_log(mesh)
-    assert any(_connect_line(source_ip).match(x) for x in log), log
+    _assert_connect_logged(mesh, source_ip)
 
     # Cleanup, as the page does it.
     for ns in ([], ["-n", "external"]):
