@@ -111,6 +111,8 @@ def _svc_ports(o: Obj) -> str:
 
 
 def _svc_external(o: Obj) -> str:
+    if dig(o, "spec.type") == "ExternalName":  # kubectl prints the name it aliases
+        return str(dig(o, "spec.externalName") or "<none>")
     ips = [i.get("ip") or i.get("hostname") for i in dig(o, "status.loadBalancer.ingress") or []]
     ips += dig(o, "spec.externalIPs") or []
     if not ips and dig(o, "spec.type") == "LoadBalancer":

@@ -70,11 +70,17 @@ def _admit(cp: ControlPlane, objects: list[dict[str, Any]]) -> list[dict[str, An
     objects = default_owner_uids(
         objects, lambda group, kind: (s.object for s in cp.store.list(group=group, kind=kind))
     )
+    # Istio's injector labels the pods it gives a sidecar (security.istio.io/tlsMode), and
+    # leaves out those of a namespace whose istio-injection label says so (one applied in
+    # the same call counts).
+    injection = wl.namespace_injection(s.object for s in cp.store.list(kind="Namespace"))
+    injection.update(wl.namespace_injection(objects))
     objects = [
-        wl.inject_labels(o) if o.get("kind") == "Pod" and o.get("apiVersion") == "v1" else o
+        wl.inject_labels(o, injection.get((o.get("metadata") or {}).get("namespace") or "default"))
+        if o.get("kind") == "Pod" and o.get("apiVersion") == "v1"
+        else o
         for o in objects
     ]
-    # Istio's injector labels the pods it gives a sidecar (security.istio.io/tlsMode).
     if not any(o.get("kind") == "Service" for o in objects):
         return objects
     return default_cluster_ips(objects, (s.object for s in cp.store.list(kind="Service")))

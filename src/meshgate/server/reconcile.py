@@ -271,10 +271,12 @@ class Reconciler:
 
     def _deployments(self, objs: list[Obj]) -> None:
         pods = [o for o in objs if o.get("kind") == "Pod"]
+        injection = wl.namespace_injection(objs)
         creates: list[Obj] = []
         deletes: list[ResourceKey] = []
         for dep in (o for o in objs if o.get("kind") == "Deployment"):
-            plan = wl.plan_pods(dep, pods)
+            namespace = (dep.get("metadata") or {}).get("namespace") or "default"
+            plan = wl.plan_pods(dep, pods, namespace_injection=injection.get(namespace))
             dep_ref = wl.uid_of(dep)
             if plan.create and dep_ref in self._deleted_by.values():
                 # Recreate: none of the old pods may still run when a new one starts.

@@ -22,6 +22,12 @@ Rules:
   (objects never stored: offline analysis); stored references all carry one (admission
   and ``fill_owner_uids`` give one to hand-written ones and those of older state).
 - Pod names are unique within their namespace; the same name may live in another.
+- Sidecar injection is decided once, when a pod is admitted, as Istio's webhook decides it:
+  the pod's own ``sidecar.istio.io/inject`` annotation or label, else its namespace's
+  ``istio-injection`` label (only ``enabled`` injects), else meshgate's default (inject).
+  A pod its namespace keeps out of the mesh is labelled ``sidecar.istio.io/inject: "false"``
+  so every later reader (runtime, ``describe``, ``analyze``) sees the same decision, and a
+  later change of the namespace's label leaves running pods as they are (as in Istio).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 
 ROUTER_ANNOTATION = "meshgate.io/proxy-type"
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
+NAMESPACE_INJECTION_LABEL = "istio-injection"
 PROXY_CONTAINER = "istio-proxy"
 PROXY_IMAGE = "meshgate/proxyv2:envoy-1.40"
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -326,9 +333,13 @@ def _deletion_order(pods: list[Obj]) -> list[Obj]:
 
 
 def plan_pods(
-    deployment: Obj, pods: list[Obj], suffix: Callable[[], str] = random_suffix
+    deployment: Obj,
+    pods: list[Obj],
+    suffix: Callable[[], str] = random_suffix,
+    namespace_injection: str | None = None,
 ) -> PodPlan:
-    """Pods to create and delete now, on the way to ``replicas`` current, Ready pods."""
+    """Pods to create and delete now, on the way to ``replicas`` current, Ready pods;
+    ``namespace_injection`` is the namespace's ``istio-injection`` label, if it has one."""
     spec = deployment.get("spec") or {}
     replicas = max(0, int(spec.get("replicas", 1)))
     thash = template_hash(deployment)
@@ -342,14 +353,16 @@ def plan_pods(
         plan.delete.extend(extra)
         new = [p for p in new if p not in extra]
     if not old:
-        plan.create = _new_pods(deployment, pods, replicas - len(new), suffix)
+        plan.create = _new_pods(deployment, pods, replicas - len(new), suffix, namespace_injection)
         return plan
     if (spec.get("strategy") or {}).get("type") == "Recreate":
         plan.delete.extend(old)
         return plan  # the new pods come on a later pass, once the old ones are gone
     surge, unavailable = rolling_limits(deployment)
     room = replicas + surge - len(new) - len(old)
-    plan.create = _new_pods(deployment, pods, min(replicas - len(new), room), suffix)
+    plan.create = _new_pods(
+        deployment, pods, min(replicas - len(new), room), suffix, namespace_injection
+    )
     min_available = replicas - unavailable
     new_unavailable = len(new) + len(plan.create) - sum(1 for p in new if pod_ready(p))
     # First old pods that are not Ready, as far as that keeps enough pods in the count...
@@ -364,7 +377,13 @@ def plan_pods(
     return plan
 
 
-def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[], str]) -> list[Obj]:
+def _new_pods(
+    deployment: Obj,
+    pods: list[Obj],
+    count: int,
+    suffix: Callable[[], str],
+    namespace_injection: str | None,
+) -> list[Obj]:
     meta = _meta(deployment)
     spec = deployment.get("spec") or {}
     thash = template_hash(deployment)
@@ -395,7 +414,7 @@ def _new_pods(deployment: Obj, pods: list[Obj], count: int, suffix: Callable[[],
             "metadata": pod_meta,
             "spec": json.loads(json.dumps(template.get("spec") or {})),
         }
-        created.append(inject_labels(pod))
+        created.append(inject_labels(pod, namespace_injection))
     return created
 
 
@@ -410,10 +429,27 @@ def wants_sidecar(pod: Obj) -> bool:
     return str(flag).lower() != "false" and not is_router(pod)
 
 
-def inject_labels(pod: Obj) -> Obj:
-    """``pod`` with the labels Istio's injector adds to a pod that gets a sidecar (a new
-    dict where changed; a label the user wrote is kept)."""
-    labels = _meta(pod).get("labels") or {}
+def namespace_injection(objs: Iterable[Obj]) -> dict[str, str]:
+    """Namespace name -> its ``istio-injection`` label, for the namespaces that have one."""
+    out: dict[str, str] = {}
+    for o in objs:
+        if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1":
+            value = (_meta(o).get("labels") or {}).get(NAMESPACE_INJECTION_LABEL)
+            if value is not None:
+                out[str(_meta(o).get("name"))] = str(value)
+    return out
+
+
+def inject_labels(pod: Obj, namespace_injection: str | None = None) -> Obj:
+    """``pod`` as the injector admits it (a new dict where changed; a label the user wrote
+    is kept): the labels Istio's injector adds to a pod that gets a sidecar, or, when its
+    namespace's ``istio-injection`` label (``namespace_injection``) is other than
+    ``enabled`` and the pod says nothing itself, ``sidecar.istio.io/inject: "false"``."""
+    meta = _meta(pod)
+    labels = meta.get("labels") or {}
+    said = INJECT_ANNOTATION in labels or INJECT_ANNOTATION in (meta.get("annotations") or {})
+    if not said and not is_router(pod) and namespace_injection not in (None, "enabled"):
+        return {**pod, "metadata": {**meta, "labels": {**labels, INJECT_ANNOTATION: "false"}}}
     if not wants_sidecar(pod) or TLS_MODE_LABEL in labels:
         return pod
     meta = {**_meta(pod), "labels": {**labels, TLS_MODE_LABEL: TLS_MODE_ISTIO}}

@@ -74,3 +74,13 @@ def test_network_policy_pod_selector_as_kubectl_shows_it() -> None:
 
 def test_unknown_kind_has_name_and_age() -> None:
     assert list(_row("x.io", "Thing", {})) == ["NAME", "AGE"]
+
+
+def test_external_name_service_shows_its_target_as_kubectl_does() -> None:
+    svc = {"spec": {"type": "ExternalName", "externalName": "httpbin.org", "ports": [{"port": 80}]}}
+    row = _row("", "Service", svc)
+    assert (row["TYPE"], row["CLUSTER-IP"], row["EXTERNAL-IP"]) == (
+        "ExternalName",
+        "<none>",
+        "httpbin.org",
+    )

@@ -251,3 +251,53 @@ def test_fill_owner_uids_from_the_owner_in_the_same_namespace() -> None:
     (line,) = fill.unresolved
     assert line.startswith(f"Pod gone/{pods[2]['metadata']['name']}: ")
     assert 'names Deployment "sleep" without a uid' in line and 'namespace "gone"' in line
+
+
+def _pod(namespace: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "p", "namespace": namespace, "labels": {"app": "a"}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}}
+
+
+def test_a_namespace_labelled_out_of_injection_keeps_its_pods_out_of_the_mesh() -> None:
+    objs = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+        for n, labels in (
+            ("without-istio", {"istio-injection": "disabled"}),
+            ("meshed", {"istio-injection": "enabled"}),
+            ("plain", {"team": "x"}),
+        )
+    ]
+    injection = wl.namespace_injection(objs)
+    assert injection == {"without-istio": "disabled", "meshed": "enabled"}
+
+    out = wl.inject_labels(_pod("without-istio"), injection.get("without-istio"))
+    assert out["metadata"]["labels"] == {"app": "a", "sidecar.istio.io/inject": "false"}
+    assert not wl.wants_sidecar(out)
+    # Enabled, or no label at all (meshgate's default): a sidecar and Istio's tlsMode label.
+    for ns in ("meshed", "plain"):
+        out = wl.inject_labels(_pod(ns), injection.get(ns))
+        assert wl.wants_sidecar(out)
+        assert out["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
+    # The pod's own word wins over its namespace's, as in Istio's injector.
+    asked = _pod("without-istio", {"sidecar.istio.io/inject": "true"})
+    out = wl.inject_labels(asked, "disabled")
+    assert wl.wants_sidecar(out) and "sidecar.istio.io/inject" not in out["metadata"]["labels"]
+
+
+def test_deployment_pods_follow_their_namespace_injection_label() -> None:
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "sleep", "namespace": "without-istio", "uid": "d1"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "sleep"}},
+            "template": {"metadata": {"labels": {"app": "sleep"}}, "spec": {}},
+        },
+    }
+    (pod,) = wl.plan_pods(dep, [], suffix=_counter(), namespace_injection="disabled").create
+    assert not wl.wants_sidecar(pod)
+    (pod,) = wl.plan_pods(dep, [], suffix=_counter()).create
+    assert wl.wants_sidecar(pod)
