@@ -7,16 +7,21 @@ Rules:
 - Every port is unprivileged inside a pod (``net.ipv4.ip_unprivileged_port_start=0``, a
   per-namespace sysctl), as container runtimes make a pod's namespace: a non-root app
   binds 80 or 443 there, and only there.
-- Recorded before created (namespace and veth in the manifest), forgotten after deleted, so a
-  crash at any point leaves `teardown` able to remove all of it.
-- IPs come from 10.34.0.0/16, never the bridge's, never one in use.
+- Recorded before created (namespace and veth in the manifest, by `reserve`, in the same
+  write as the pod's record and address), forgotten after deleted, so a crash at any point
+  leaves `teardown` able to remove all of it.
+- IPs come from 10.34.0.0/16, never the bridge's, never one in use. Pods start in several
+  threads (and a CLI may run a runtime beside the control plane), so an address is chosen
+  and recorded in one step under the manifest's lock (`reserve`): two pods starting at
+  once never get the same one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 from meshgate.runtime import manifest, names, netns
 from meshgate.runtime.podspec import PodError
@@ -39,17 +44,51 @@ def allocate_ip(asked: str | None, in_use: Collection[str]) -> str:
     raise PodError("pod network exhausted")
 
 
-def wire(man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ip: str) -> str:
-    """Make the pod's namespace and link it to the node; the namespace's name."""
+def reserve(
+    man: manifest.Manifest,
+    section: str,
+    key: str,
+    namespace: str,
+    name: str,
+    asked: str | None,
+    record: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Choose the pod's IP (`allocate_ip`, among the addresses the other records of the
+    manifest's `section` hold) and store `record(ip)` there under `key`, and record the
+    namespace and veth `wire` makes for the pod (`namespace`, `name`), in one edit under
+    the manifest's lock (every write costs the whole manifest); the record stored. A
+    record already under `key` is replaced (its address is free for it)."""
+    pid = names.pod_id(namespace, name)
+    ns = names.pod_netns(man.mesh_id, pid)
+    if not ns.startswith(names.netns_prefix(man.mesh_id)):
+        raise ValueError(f"refusing to record {ns}: not named after mesh {man.mesh_id}")
+    veth = [names.node_netns(man.mesh_id), names.pod_host_ifname(pid)]
+    with man.edit() as m:
+        records = m["sections"].setdefault(section, {})
+        ip = allocate_ip(asked, [r["ip"] for k, r in records.items() if k != key])
+        rec = record(ip)
+        records[key] = rec
+        for field, item in (("netns", ns), ("etc_netns", ns), ("veths", veth)):
+            if item not in m[field]:
+                m[field].append(item)
+    return rec
+
+
+def wire(
+    man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ip: str, recorded: bool = False
+) -> str:
+    """Make the pod's namespace and link it to the node; the namespace's name. Both are
+    recorded first: here, unless `reserve` has (`recorded`)."""
     pid = names.pod_id(namespace, name)
     ns = names.pod_netns(mesh_id, pid)
     node = names.node_netns(mesh_id)
     host_if = names.pod_host_ifname(pid)
-    man.record_netns(ns)
+    if not recorded:
+        man.record_netns(ns)
+        man.record_veth(node, host_if)
     if netns.exists(ns):  # left over from a crash between record and pod record update
         netns.delete(ns)
     netns.add(ns)
-    man.record_veth(node, host_if)
     netns.ip(node, "link", "del", host_if, check=False)
     netns.ip(
         node, "link", "add", host_if, "type", "veth",

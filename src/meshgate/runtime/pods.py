@@ -40,7 +40,14 @@ Rules:
   CreateContainerConfigError (env) or ContainerCreating (volumes), and is not retried: the
   control plane gives the pod a new spec once the object exists.
 - `pod_states()` only observes; it never starts or kills anything.
-- Public methods take one lock: the control plane may call them from several threads.
+- Thread-safe, per pod: the control plane starts pods in several threads at once (see
+  `server.reconcile`), so each pod has a lock of its own, held by whatever creates, stops,
+  restarts or enters it; pods never wait for each other. The manifest's flock keeps each
+  write whole, and every write of a pod record replaces that pod's entry alone, so writers
+  of different pods do not undo each other. An address is chosen and recorded in one
+  step (`podnet.reserve`). `reconcile()` passes over a pod another thread holds (the next
+  pass looks at it) and over one written since it read the manifest; looks
+  (`pod_states()`) take no lock: they read the manifest as last written.
 """
 
 from __future__ import annotations
@@ -157,7 +164,11 @@ class Runtime:
         self.state_dir = Path(os.path.realpath(state_dir))
         self.mesh_id = names.mesh_id(self.state_dir)
         self.manifest = manifest.Manifest(self.state_dir)
-        self._lock = threading.RLock()
+        # Per pod (namespace/name): held while it is created, stopped, supervised, entered.
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        # Per pod: how many times this runtime wrote its record (see reconcile()).
+        self._writes: dict[str, int] = {}
         self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
         self.launcher = containers.Launcher(self.state_dir, self.mesh_id, self.manifest)
 
@@ -170,13 +181,39 @@ class Runtime:
         """The pod records for a look that changes nothing (shared: never modify them)."""
         return self.manifest.peek_section("pods")
 
-    def _save_pod(self, key: str, rec: dict[str, Any] | None) -> None:
+    def _pod_lock(self, key: str) -> threading.RLock:
+        """The pod's own lock (made on first use; kept: a name comes back with its pod)."""
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.RLock()
+            return lock
+
+    def _save_pod(
+        self,
+        key: str,
+        rec: dict[str, Any] | None,
+        process: tuple[str, procs.ProcId, list[str]] | None = None,
+    ) -> None:
+        """Write the pod's record (None: remove it) and, in the same write, a `process` just
+        started (its manifest key, id, argv); the caller holds the pod's lock."""
         with self.manifest.edit() as m:
             pods = m["sections"].setdefault("pods", {})
             if rec is None:
                 pods.pop(key, None)
             else:
                 pods[key] = rec
+            if process is not None:
+                pkey, proc, argv = process
+                m["processes"][pkey] = {
+                    "pid": proc.pid,
+                    "start_time": proc.start_time,
+                    "argv": argv,
+                }
+        self._saved(key)
+
+    def _saved(self, key: str) -> None:
+        self._writes[key] = self._writes.get(key, 0) + 1
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -225,9 +262,10 @@ class Runtime:
     # -- public API --------------------------------------------------------------------------
 
     def start_pod(self, spec: PodSpec) -> PodState:
-        """Create the pod and start its containers; idempotent for an identical spec."""
-        with self._lock:
-            key = _key(spec.namespace, spec.name)
+        """Create the pod and start its containers; idempotent for an identical spec. Other
+        pods may start at the same time (in other threads)."""
+        key = _key(spec.namespace, spec.name)
+        with self._pod_lock(key):
             existing = self._pods().get(key)
             if existing is not None:
                 if spec_from_dict(existing["spec"]) == dataclasses.replace(
@@ -247,76 +285,86 @@ class Runtime:
             return self._state(self._pods()[key])
 
     def stop_pod(self, namespace: str, name: str) -> None:
-        with self._lock:
-            key = _key(namespace, name)
+        key = _key(namespace, name)
+        with self._pod_lock(key):
             rec = self._pods().get(key)
             if rec is not None:
                 self._stop(key, rec)
 
     def pod_states(self) -> list[PodState]:
-        with self._lock:
-            pods = self._pods_view()
-            return [self._state(pods[k]) for k in sorted(pods)]
+        pods = self._pods_view()
+        return [self._state(pods[k]) for k in sorted(pods)]
 
     def pod_state(self, namespace: str, name: str) -> PodState | None:
-        with self._lock:
-            rec = self._pods_view().get(_key(namespace, name))
-            return None if rec is None else self._state(rec)
+        rec = self._pods_view().get(_key(namespace, name))
+        return None if rec is None else self._state(rec)
 
     def running_processes(self) -> list[procs.ProcId]:
         """The processes of every running container, whose exit `reconcile()` should see
         at once (the control plane waits on them)."""
-        with self._lock:
-            return [p for rec in self._pods_view().values() for p in podstate.processes(rec)]
+        return [p for rec in self._pods_view().values() for p in podstate.processes(rec)]
 
     def starting(self, window: float) -> bool:
         """Whether a container with a readiness probe started less than `window` seconds
         ago and has not been ready yet."""
         now = time.time()
-        with self._lock:
-            return any(
-                podstate.starting(rec, self._container_specs(rec), now, window)
-                for rec in self._pods_view().values()
-            )
+        return any(
+            podstate.starting(rec, self._container_specs(rec), now, window)
+            for rec in self._pods_view().values()
+        )
 
     def reconcile(self) -> None:
-        """Notice dead containers, restart those whose back-off has passed, bound the logs."""
-        with self._lock:
-            now = time.time()
-            for key, rec in sorted(self._pods().items()):
-                held = rec.get("held_until")
-                if held is not None and (held <= now or self._proxy_listening(key, rec)):
-                    self._start_apps(key, rec)
-                changed = False
-                for c in self._container_specs(rec):
-                    crec = rec["containers"][c.name]
-                    if crec["reason"] == "ContainerCreating":
-                        continue
-                    if crec["state"] == "running" and not self._alive(key, c.name, crec):
-                        self._on_exit(key, rec, c.name, crec, now)
-                        changed = True
-                    elif (
-                        crec["state"] == "running"
-                        and not crec.get("ready_seen")
-                        and probes.verdict(c, crec)
-                    ):
-                        crec["ready_seen"] = True  # this run went fine (see restartpolicy)
-                        changed = True
-                    if (
-                        crec["state"] == "waiting"
-                        and crec.get("next_start_at") is not None
-                        and crec["next_start_at"] <= now
-                    ):
-                        self._start_container(key, rec, c)
-                        changed = True
-                    # The path itself: log_path() would read the manifest twice per container.
-                    launch.trim_log(self._log_file(rec["namespace"], rec["name"], c.name))
-                if self._apps_ended(rec) and self._stop_sidecar(key, rec):
-                    changed = True
-                if self._run_exec_probes(key, rec):
-                    changed = True
-                if changed:
-                    self._save_pod(key, rec)
+        """Notice dead containers, restart those whose back-off has passed, bound the logs.
+
+        A pod another thread holds (starting, stopping) is left for the next call, and so
+        is one whose record was written after the manifest was read here (the read would
+        be stale)."""
+        writes = dict(self._writes)  # before the read: a later write shows as a new count
+        for key, rec in sorted(self._pods().items()):
+            lock = self._pod_lock(key)
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                if self._writes.get(key, 0) == writes.get(key, 0):
+                    self._reconcile_pod(key, rec)
+            finally:
+                lock.release()
+
+    def _reconcile_pod(self, key: str, rec: dict[str, Any]) -> None:
+        now = time.time()
+        held = rec.get("held_until")
+        if held is not None and (held <= now or self._proxy_listening(key, rec)):
+            self._start_apps(key, rec)
+        changed = False
+        for c in self._container_specs(rec):
+            crec = rec["containers"][c.name]
+            if crec["reason"] == "ContainerCreating":
+                continue
+            if crec["state"] == "running" and not self._alive(key, c.name, crec):
+                self._on_exit(key, rec, c.name, crec, now)
+                changed = True
+            elif (
+                crec["state"] == "running"
+                and not crec.get("ready_seen")
+                and probes.verdict(c, crec)
+            ):
+                crec["ready_seen"] = True  # this run went fine (see restartpolicy)
+                changed = True
+            if (
+                crec["state"] == "waiting"
+                and crec.get("next_start_at") is not None
+                and crec["next_start_at"] <= now
+            ):
+                self._start_container(key, rec, c)
+                changed = True
+            # The path itself: log_path() would read the manifest twice per container.
+            launch.trim_log(self._log_file(rec["namespace"], rec["name"], c.name))
+        if self._apps_ended(rec) and self._stop_sidecar(key, rec):
+            changed = True
+        if self._run_exec_probes(key, rec):
+            changed = True
+        if changed:
+            self._save_pod(key, rec)
 
     @staticmethod
     def _apps_ended(rec: dict[str, Any]) -> bool:
@@ -365,7 +413,7 @@ class Runtime:
         paths only: the admin also has endpoints that stop or reconfigure the proxy."""
         if path.split("?")[0] not in {p.split("?")[0] for p in self.ADMIN_PATHS}:
             raise PodError(f"admin path {path!r} is not one of {', '.join(self.ADMIN_PATHS)}")
-        with self._lock:
+        with self._pod_lock(_key(namespace, name)):
             rec = self._pods().get(_key(namespace, name))
             if rec is None:
                 raise PodNotFound(f"pod {namespace}/{name} not found")
@@ -391,7 +439,7 @@ class Runtime:
     ) -> list[str]:
         """The argv that runs `command` inside the pod as the container's user (like kubectl
         exec); `ip netns exec` bind-mounts the pod's resolv.conf and hosts."""
-        with self._lock:
+        with self._pod_lock(_key(namespace, name)):
             c = self._default_container(namespace, name, container)
             rec = self._pods()[_key(namespace, name)]
             # As kubectl exec: the container's environment (never the caller's, which would
@@ -447,18 +495,25 @@ class Runtime:
     def _create(self, spec: PodSpec) -> dict[str, Any]:
         key = _key(spec.namespace, spec.name)
         ns = names.pod_netns(self.mesh_id, names.pod_id(spec.namespace, spec.name))
-        ip = podnet.allocate_ip(spec.ip, [r["ip"] for r in self._pods().values()])
         containers = ([PROXY_CONTAINER] if spec.proxy else []) + [c.name for c in spec.containers]
-        rec = podstate.new_record(spec, ns, ip, containers)
-        # Recorded first: a crash from here on leaves a manifest naming the namespace.
-        self._save_pod(key, rec)
-        podnet.wire(self.manifest, self.mesh_id, spec.namespace, spec.name, ip)
+        cgroup = self.launcher.proxy_cgroup() if spec.capture else None
+
+        def record(ip: str) -> dict[str, Any]:
+            rec = podstate.new_record(spec, ns, ip, containers)
+            if spec.capture:
+                rec["proxy_cgroup"] = None if cgroup is None else str(cgroup)
+            return rec
+
+        # Its address chosen and the pod, its namespace and veth recorded in one write
+        # (pods start in several threads; each write costs the whole manifest), and first:
+        # a crash from here on leaves a manifest naming the namespace.
+        rec = podnet.reserve(self.manifest, "pods", key, spec.namespace, spec.name, spec.ip, record)
+        self._saved(key)
+        ip = rec["ip"]
+        podnet.wire(self.manifest, self.mesh_id, spec.namespace, spec.name, ip, recorded=True)
         self.launcher.write_etc(spec, ns, ip)
         self.launcher.make_volumes(spec)
         if spec.capture:
-            cgroup = self.launcher.proxy_cgroup()
-            rec["proxy_cgroup"] = None if cgroup is None else str(cgroup)
-            self._save_pod(key, rec)
             inbound = None
             if spec.capture_inbound:
                 include = None if spec.inbound_include is None else tuple(spec.inbound_include)
@@ -472,9 +527,7 @@ class Runtime:
                 tuple(spec.outbound_exclude_ports),
             )
             capture.install(ns, cgroup, inbound, outbound)
-        if spec.proxy is not None:
-            if spec.proxy.mode == "router":
-                netns.sysctl(ns, "net.ipv4.ip_unprivileged_port_start", "0")
+        if spec.proxy is not None:  # (low ports: podnet makes every port unprivileged)
             self.launcher.write_bootstrap(spec)
         return rec
 
@@ -516,9 +569,11 @@ class Runtime:
         (pod Pending) and `reconcile()` starts them, at the latest after PROXY_HOLD_MAX."""
         specs = self._container_specs(rec)
         proxy = [c for c in specs if c.name == PROXY_CONTAINER]
+        saved = False
         for c in proxy:
-            self._start_container(key, rec, c)
-        self._save_pod(key, rec)
+            saved = self._start_container(key, rec, c)
+        if not saved:
+            self._save_pod(key, rec)
         if proxy and rec["spec"]["capture"]:
             deadline = time.monotonic() + PROXY_HOLD_INLINE
             while not self._proxy_listening(key, rec) and time.monotonic() < deadline:
@@ -531,32 +586,37 @@ class Runtime:
 
     def _start_apps(self, key: str, rec: dict[str, Any]) -> None:
         rec["held_until"] = None
+        saved = False  # whether the record as it is now has been written
         for c in self._container_specs(rec):
             if c.name != PROXY_CONTAINER:
-                self._start_container(key, rec, c)
-        self._save_pod(key, rec)
+                saved = self._start_container(key, rec, c)
+        if not saved:
+            self._save_pod(key, rec)
 
-    def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> None:
+    def _start_container(self, key: str, rec: dict[str, Any], c: ContainerSpec) -> bool:
+        """Start (or record why it cannot start) container `c`; True if the pod's record
+        was written since (a started process is recorded with it, in one write: each
+        write costs the whole manifest)."""
         crec = rec["containers"][c.name]
         env = _container_env(rec["name"], c)
         argv = c.argv
         layer: tuple[sandbox.Mount, ...] = ()
         if c.name != PROXY_CONTAINER:
             if self._not_created(rec, c):
-                return
+                return False
             if c.image:
                 try:
                     image = images.resolve(c.image, images.load_user_table(self.state_dir))
                 except images.ImageError as exc:
                     now = time.time()
                     restartpolicy.record_pull_error(rec, c.name, str(exc), now, self.backoff)
-                    return
+                    return False
                 argv = images.argv(image, c.command, c.args)
                 if not argv:
                     restartpolicy.record_config_error(
                         rec, c.name, f'image "{c.image}" has no ENTRYPOINT or CMD: give a command'
                     )
-                    return
+                    return False
                 layer = self.launcher.image_layer(rec, c, image)
         found = launch.resolve_command(argv[0], env.get("PATH", launch.DEFAULT_PATH))
         if found is None or (c.name != PROXY_CONTAINER and not sandbox.sees(found)):
@@ -566,7 +626,7 @@ class Runtime:
                 # As the kubelet: retried with back-off (the binary may appear), the
                 # reason visible while it waits.
                 restartpolicy.record_start_error(rec, c.name, not_found, time.time(), self.backoff)
-                return
+                return False
             crec.update(
                 state="terminated",
                 reason="StartError",
@@ -578,7 +638,7 @@ class Runtime:
             )
             msg = f"container {c.name}: {crec['message']}"
             rec["failed"] = {"reason": "StartError", "message": msg}
-            return
+            return False
         pidns = None
         if c.name != PROXY_CONTAINER and rec["spec"].get("share_process_namespace"):
             pidns = self._pidns(key, rec)
@@ -607,8 +667,10 @@ class Runtime:
             started_at=time.time(),
             next_start_at=None,
         )
-        if proc is not None:
-            self.manifest.record_process(_proc_key(key, c.name), proc, argv)
+        if proc is None:
+            return False
+        self._save_pod(key, rec, process=(_proc_key(key, c.name), proc, argv))
+        return True
 
     def _not_created(self, rec: dict[str, Any], c: ContainerSpec) -> bool:
         """Whether container `c` cannot be created from its spec (a ConfigMap or Secret its

@@ -68,7 +68,8 @@ def listening(pid: int, port: int) -> bool:
     found = _ask(pid, port)
     if found:
         if len(_seen_listening) > 4096:  # processes come and go: drop what has expired
-            for k in [k for k, until in _seen_listening.items() if until <= now]:
+            # A copy first: pods start in several threads, which add entries meanwhile.
+            for k in [k for k, until in list(_seen_listening.items()) if until <= now]:
                 _seen_listening.pop(k, None)
         _seen_listening[(pid, port)] = now + LISTEN_RECHECK
     else:

@@ -443,6 +443,7 @@ class ControlPlane:
             loop.call_soon_threadsafe(self.kick)
 
         self.store.watch(on_change)
+        self.reconciler.on_started = on_change  # a pod start ended: a pass takes it up
         self.store.watch(self.metrics.on_store_events)
         self._start_metrics_listener()
 
@@ -472,6 +473,7 @@ class ControlPlane:
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
         self._exits.close()
+        await asyncio.to_thread(self.reconciler.close)  # pod starts under way end first
         async with self._lock:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)

@@ -24,6 +24,14 @@ Rules:
 - A pod that fails to start (its network, capture rules...) stays Pending with reason
   StartError and the error, and is tried again with the kubelet's back-off (10 s doubling
   to 5 min); once it runs, its status is the runtime's, with no stale reason left.
+- Pods start in parallel (issue 14): a pass hands each pod to start to a pool of
+  ``pod_starts`` threads (``MESHGATE_POD_STARTS``, default min(8, 2 x CPUs)) and waits for
+  them only ``start_wait`` seconds, so it goes on to build the snapshot that names the new
+  pods, and their proxies are answered as soon as they ask, while the others still start.
+  A start that ends later is taken up by the next pass, which ``on_started`` wakes (its
+  status, or its failure and back-off, as above). A pod being started is not started,
+  re-specced, replaced or stopped again until its start has ended; the runtime keeps each
+  pod's operations serial and addresses unique (see ``runtime.pods``).
 - The node's filter rules (NetworkPolicy, MeshConfig ``egressEnforcement``: see
   ``nodefilter``) are brought up to date in every pass after new pods get their IPs and
   before they start, so no pod runs a moment without the rules that apply to it.
@@ -43,10 +51,12 @@ Rules:
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +94,24 @@ READY_PORT = 15021  # Istio's readiness port, /healthz/ready
 # Status fields the runtime reports for a running pod (others are kept: podIP...).
 _OBSERVED = frozenset({"reason", "message"})
 STOP_DELAY = 1.0  # seconds between a Pod's removal from the endpoints and its stop
+POD_STARTS_ENV = "MESHGATE_POD_STARTS"
+MAX_POD_STARTS = 64
+START_WAIT = 0.2  # seconds a pass waits for the pod starts it began (see the rules)
+
+
+def pod_starts(env: Mapping[str, str] = os.environ) -> int:
+    """How many pods start at once: ``MESHGATE_POD_STARTS``, else min(8, 2 x CPUs).
+    Starting a pod is mostly waiting (``ip``, ``iptables-restore``, the proxy coming up),
+    so a few per CPU keep the machine busy without starving the control plane."""
+    raw = env.get(POD_STARTS_ENV, "").strip()
+    if not raw:
+        return min(8, 2 * (os.cpu_count() or 1))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_POD_STARTS:
+        raise ValueError(
+            f"{POD_STARTS_ENV}={raw!r}: want how many pods may start at once,"
+            f" a whole number from 1 to {MAX_POD_STARTS}"
+        )
+    return int(raw)
 
 
 def capabilities(security_context: Obj) -> list[str] | None:
@@ -179,6 +207,9 @@ class Reconciler:
         concurrency: int = 1,
         proxy_credential: Callable[[str], tuple[str, str]] | None = None,
         start_backoff: Backoff | None = None,
+        starts: int | None = None,
+        start_wait: float = START_WAIT,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -204,6 +235,15 @@ class Reconciler:
         # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
         self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
         self.start_backoff = start_backoff or Backoff()
+        self.pod_starts = pod_starts() if starts is None else starts
+        self.start_wait = start_wait
+        # Called (in a start's thread) when a start ends after its pass: wake a pass.
+        self.on_started = on_started
+        self._start_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.pod_starts, thread_name_prefix="pod-start"
+        )
+        # (namespace, name) -> the start under way (or ended, not yet taken up by a pass).
+        self._starts: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}
         # The MeshConfig's outbound capture defaults, read in each pass before pods start.
         self._capture_defaults = pod_annotations.MeshCaptureDefaults()
         # Passes run, and those in which the controllers worked (the rest found nothing
@@ -452,9 +492,10 @@ class Reconciler:
         wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
         running = self._runtime_pods()
         now = time.monotonic()
+        self._take_up_starts(wanted, now)
         for ns_name in sorted(set(running) - set(wanted)):
             since = self._stopping.setdefault(ns_name, now)
-            if now - since >= STOP_DELAY:
+            if now - since >= STOP_DELAY and ns_name not in self._starts:
                 log.info("stopping pod %s/%s", *ns_name)
                 self.runtime.stop_pod(*ns_name)
                 del running[ns_name]
@@ -463,6 +504,8 @@ class Reconciler:
             self._deleted_by.pop(ns_name, None)
         starting: list[tuple[tuple[str, str], Obj]] = []
         for ns_name, pod in sorted(wanted.items()):
+            if ns_name in self._starts:
+                continue  # being started: looked at again once that has ended
             uid = (pod.get("metadata") or {}).get("uid", "")
             if ns_name in running and uid and running[ns_name].uid not in ("", uid):
                 log.info("replacing pod %s/%s (re-created)", *ns_name)
@@ -481,36 +524,22 @@ class Reconciler:
         self._node_filter.sync(objs)  # `objs` holds the pods' new IPs (same dicts)
         for gone in set(self._start_retry) - set(wanted):
             del self._start_retry[gone]
+        begun = []
         for ns_name, pod in starting:
-            failures, due = self._start_retry.get(ns_name, (0, 0.0))
+            _, due = self._start_retry.get(ns_name, (0, 0.0))
             if due > now:
                 continue  # backing off after a failed start
-            status = dict(pod.get("status") or {})
-            ip = status["podIP"]
+            ip = (pod.get("status") or {})["podIP"]
             log.info("starting pod %s/%s at %s", *ns_name, ip)
-            try:
-                self.runtime.start_pod(self._pod_spec(pod, ip))
-            except Exception as exc:  # one bad pod must not stop the others
-                log.exception("pod %s/%s failed to start", *ns_name)
-                again = restartpolicy.after_start_error(failures, self.start_backoff)
-                self._start_retry[ns_name] = (again.crashes, now + again.delay)
-                # Pending, as the kubelet leaves a pod whose sandbox it cannot create: it
-                # will be tried again, so it has not failed for good.
-                wait = restartpolicy.duration(again.window)
-                status.update(
-                    {
-                        "phase": "Pending",
-                        "reason": "StartError",
-                        "message": f"{exc} (back-off {wait} before the next try)",
-                    }
-                )
-                self.store.update_status(_key(pod), status)
-            else:
-                self._start_retry.pop(ns_name, None)
+            begun.append(self._begin_start(ns_name, pod, ip))
+        if begun:
+            # Quick starts are taken up in this pass; the others once they end.
+            concurrent.futures.wait(begun, timeout=self.start_wait)
+            self._take_up_starts(wanted, now)
         self.runtime.reconcile()
         states = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
         # A pod that did not start (it failed) is tried again in the next pass.
-        self._pending = bool(set(wanted) - set(states)) or bool(self._stopping)
+        self._pending = bool(set(wanted) - set(states)) or bool(self._stopping or self._starts)
         for ns_name, pod in wanted.items():
             state = states.get(ns_name)
             if state is None:
@@ -524,6 +553,62 @@ class Reconciler:
             }
             if merged != old:
                 self.store.update_status(_key(pod), merged)
+
+    def _begin_start(
+        self, ns_name: tuple[str, str], pod: Obj, ip: str
+    ) -> concurrent.futures.Future[Any]:
+        """Hand the pod's start to the pool (its spec is made here, in the pass: it reads
+        the store and the pass's state); a spec that cannot be made is a failed start."""
+        try:
+            spec = self._pod_spec(pod, ip)
+        except Exception as exc:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future.set_exception(exc)
+        else:
+            future = self._start_pool.submit(self.runtime.start_pod, spec)
+            future.add_done_callback(self._start_ended)
+        self._starts[ns_name] = future
+        return future
+
+    def _start_ended(self, _: concurrent.futures.Future[Any]) -> None:
+        if self.on_started is not None:
+            self.on_started()
+
+    def _take_up_starts(self, wanted: dict[tuple[str, str], Obj], now: float) -> None:
+        """Settle the starts that have ended: a failure is logged, backs off and shows in
+        the pod's status (Pending, StartError); a success clears the back-off."""
+        for ns_name, future in sorted(self._starts.items()):
+            if not future.done():
+                continue
+            del self._starts[ns_name]
+            exc = future.exception()
+            if exc is None:
+                self._start_retry.pop(ns_name, None)
+                continue
+            log.error("pod %s/%s failed to start", *ns_name, exc_info=exc)
+            failures, _ = self._start_retry.get(ns_name, (0, 0.0))
+            again = restartpolicy.after_start_error(failures, self.start_backoff)
+            self._start_retry[ns_name] = (again.crashes, now + again.delay)
+            pod = wanted.get(ns_name)
+            if pod is None:
+                continue  # gone from the store meanwhile: nothing to report on
+            # Pending, as the kubelet leaves a pod whose sandbox it cannot create: it
+            # will be tried again, so it has not failed for good.
+            wait = restartpolicy.duration(again.window)
+            status = dict(pod.get("status") or {})
+            status.update(
+                {
+                    "phase": "Pending",
+                    "reason": "StartError",
+                    "message": f"{exc} (back-off {wait} before the next try)",
+                }
+            )
+            pod["status"] = status
+            self.store.update_status(_key(pod), status)
+
+    def close(self) -> None:
+        """Wait for the pod starts under way (before shutdown or teardown)."""
+        self._start_pool.shutdown(wait=True)
 
     def _respec(self, ns_name: tuple[str, str], pod: Obj) -> None:
         """Give a pod that waits for a ConfigMap or Secret its spec from the store as it is
