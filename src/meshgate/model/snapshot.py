@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from meshgate.api.kinds.meshgate_kinds import DEFAULT_RETRY_ON
 from meshgate.model import hosts, servicemerge
 from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
@@ -101,7 +102,7 @@ class MeshSettings:
     root_namespace: str = ROOT_NAMESPACE
     trust_domain: str = "cluster.local"
     retry_attempts: int = 2
-    retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
+    retry_on: str = DEFAULT_RETRY_ON
     enable_auto_mtls: bool = True
     gateway_ssrf_guard: bool = True
     # MeshConfig's default exportTo per kind, for resources that set none (() means "*").
