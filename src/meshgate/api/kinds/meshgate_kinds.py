@@ -76,6 +76,11 @@ class MeshConfigSpec(IstioWire):
     default_service_export_to: list[str] | None = None
     default_virtual_service_export_to: list[str] | None = None
     default_destination_rule_export_to: list[str] | None = None
+    # Istio's field (default false there, true here): every proxy also streams its access
+    # log to the control plane's access-log service (docs/observability.md). Off, the
+    # mesh-wide log is filled from the local proxies' own log files alone (about a second
+    # later; proxies on other hosts are then not in it).
+    enable_envoy_access_log_service: bool | None = None
     # meshgate's own (Istio's ISTIO_DELTA_XDS proxy setting): state-of-the-world or
     # incremental ADS for proxies started after it is set (a running proxy keeps its own).
     xds_mode: XdsMode | None = None
@@ -96,6 +101,10 @@ class MeshConfigSpec(IstioWire):
     @property
     def access_log_enabled(self) -> bool:
         return bool(self.access_log_file)
+
+    @property
+    def effective_envoy_access_log_service(self) -> bool:
+        return self.enable_envoy_access_log_service is not False
 
     @property
     def effective_egress_enforcement(self) -> EgressEnforcement:
