@@ -30,6 +30,15 @@ all measured with ``wrk`` (one thread, keep-alive connections):
   both sides, as meshgate's ISTIO_MUTUAL sets no TLS parameters either: with Envoy's client
   default (at most TLS 1.2) both mTLS hops negotiate TLS 1.2, ECDHE-ECDSA-AES128-GCM-SHA256;
   each gateway's TLS counters are recorded (``setup.gateway_tls``) to show what was used.
+- ``mesh-noals``: the ``mesh`` chain with the access-log stream off (MeshConfig
+  ``enableEnvoyAccessLogService: false``, patched in before the run and back to on after;
+  the gateway is checked, through ``meshgate proxy-config listener -o json``, to serve its
+  listeners with no gRPC access logger, or with them again; the walkthrough's sidecar logs
+  nothing, as no ``accessLogFile`` is set). ``mesh`` against
+  ``mesh-noals`` in the same round is what the stream costs: requests/s, the proxies' CPU
+  per request, and the control plane's own CPU per request (it receives the stream; with
+  it off it still reads the proxies' log files, the backfill), reported as
+  ``cpu_ms_per_1k.control-plane`` of each run.
 - ``mesh-mtls``: meshgate's chain with Istio's "egress gateway with mutual TLS" recipe (as
   tests/e2e/test_mesh_mtls.py applies it: IstioGateway ports 80 and 443, a Gateway server
   443 HTTPS ISTIO_MUTUAL, a DestinationRule subset with ISTIO_MUTUAL, a VirtualService mesh:80
@@ -47,7 +56,9 @@ process under the sandbox's bwrap that the runtime records), and wrk's own CPU (
 from /proc/self/stat when it finishes). Variants are interleaved in rotating order over
 several rounds; ratios are taken within a round, then best and median over rounds.
 Targets (issue 4): mesh >= 90% of the floor's requests/s at <= 1.1x its proxy CPU/request;
-mesh-mtls >= 80% of the plaintext mesh's requests/s. mesh-mtls/floor-mtls is reported too.
+mesh-mtls >= 80% of the plaintext mesh's requests/s. mesh-mtls/floor-mtls is reported too,
+and the stream's cost (issue 16): ``mesh_over_mesh_noals_rps`` and
+``mesh_over_mesh_noals_cpu_per_request`` (plus its host-relative twin) per round.
 A table of the medians is printed on stderr at the end, the JSON summary on stdout.
 
 Everything runs in the mesh's own namespaces (a temporary MESHGATE_HOME); the extra Envoys,
@@ -75,9 +86,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshgate.home import pid_file
 from meshgate.runtime import capture, envoy
 from meshgate.runtime.manifest import Manifest
-from meshgate.translate.accesslog import ACCESS_LOG_FORMAT
+from meshgate.translate.accesslog import ACCESS_LOG_FORMAT, HTTP_GRPC_LOGGER
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -91,6 +103,7 @@ FLOOR_SIDECAR_PORT = 15101
 FLOOR_ADMIN_PORT = 15100
 PROXY_UID = 1337
 MESH_ADMIN_PORT = 15000  # meshgate's proxies' admin, 127.0.0.1 in the pod
+GRPC_LOGGER = HTTP_GRPC_LOGGER  # in a listener dump: the access-log stream is on
 HOP_EVIDENCE = ("authority", "requested_server_name", "protocol", "response_code")
 MTLS_HOST = "www.aliyun.com"  # the mesh-mtls chain's host: same world address and answer
 TARGET_MTLS_RPS_RATIO = 0.80
@@ -725,6 +738,7 @@ class Variant:
     proxies: dict[str, int]  # role -> PID whose CPU is charged per request
     headers: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None  # MESHGATE_HOME for `meshgate exec`
+    access_log_service: bool = True  # MeshConfig enableEnvoyAccessLogService for its runs
 
 
 def run_wrk(v: Variant, connections: int, duration: int, pids: dict[str, int]) -> dict[str, Any]:
@@ -771,6 +785,26 @@ def run_wrk(v: Variant, connections: int, duration: int, pids: dict[str, int]) -
     }
 
 
+def grpc_logging(mesh: Mesh, pods: list[PodRef]) -> list[bool]:
+    """Whether each pod's Envoy serves listeners with a gRPC access logger (its own dump)."""
+    out = []
+    for pod in pods:
+        dump = mesh.run("proxy-config", "listener", pod.name, "-n", pod.namespace, "-o", "json")
+        out.append(GRPC_LOGGER in dump)
+    return out
+
+
+def set_access_log_service(mesh: Mesh, pods: list[PodRef], on: bool) -> None:
+    """MeshConfig enableEnvoyAccessLogService, then wait until every proxy serves it."""
+    patch = json.dumps({"spec": {"enableEnvoyAccessLogService": on}})
+    mesh.run("patch", "meshconfig", "default", "--type", "merge", "-p", patch)
+    eventually(
+        lambda: grpc_logging(mesh, pods) == [on] * len(pods),
+        f"the proxies serving the access-log stream {'on' if on else 'off'}",
+    )
+    time.sleep(1.0)  # the listeners' drain after the update
+
+
 def check_path(v: Variant, expect_server: str) -> None:
     """One request along the variant's path must give the host's 301 with that server."""
     argv = [*v.argv_prefix, "curl", "-sS", "-I", "--max-time", "5"]
@@ -801,7 +835,16 @@ def round_ratios(this: dict[str, dict[str, Any]]) -> dict[str, float]:
 
     mesh, floor = this["mesh"], this["floor"]
     mtls, floor_mtls = this["mesh-mtls"], this["floor-mtls"]
+    noals = this["mesh-noals"]
     out = {
+        # What the access-log stream costs: the chain with it on over the chain with it off.
+        "mesh_over_mesh_noals_rps": mesh["rps"] / noals["rps"],
+        "mesh_over_mesh_noals_cpu_per_request": mesh["proxy_cpu_ms_per_1k"]
+        / noals["proxy_cpu_ms_per_1k"],
+        "mesh_over_mesh_noals_cpu_per_request_vs_host": host_relative(mesh) / host_relative(noals),
+        # The control plane's CPU per 1000 requests that the stream adds (receiving it).
+        "mesh_minus_mesh_noals_control_plane_cpu_ms_per_1k": mesh["cpu_ms_per_1k"]["control-plane"]
+        - noals["cpu_ms_per_1k"]["control-plane"],
         "mesh_over_floor_rps": mesh["rps"] / floor["rps"],
         "mesh_over_floor_cpu_per_request": mesh["proxy_cpu_ms_per_1k"]
         / floor["proxy_cpu_ms_per_1k"],
@@ -853,12 +896,15 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def table(figures: dict[str, Any]) -> str:
     """The medians per variant and the headline ratios, for the terminal."""
     lines = [
-        f"{'variant':>11}  {'req/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'proxy CPU-ms/1k':>15}",
+        f"{'variant':>11}  {'req/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'proxy CPU-ms/1k':>15}"
+        f"  {'control plane CPU-ms/1k':>23}",
     ]
     for name, v in figures["variants"].items():
+        cp = v["cpu_ms_per_1k_median"].get("control-plane")
         lines.append(
             f"{name:>11}  {v['rps']['median']:>9.1f}  {v['p50_ms']['median']:>7.3f}  "
             f"{v['p99_ms']['median']:>7.3f}  {v['proxy_cpu_ms_per_1k']['median']:>15.1f}"
+            f"  {'-' if cp is None else f'{cp:.1f}':>23}"
         )
     lines.append("ratios (median over rounds, best in brackets):")
     for key, r in figures["ratios"].items():
@@ -939,6 +985,7 @@ def bring_up(mesh: Mesh) -> tuple[PodRef, PodRef, dict[str, dict[str, Any]]]:
 def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
     sleep, gateway, hops = bring_up(mesh)
     world = world_envoy_pid(mesh)
+    control_plane = int(pid_file(mesh.home).read_text())
     floor = Floor(work)
     try:
         # The proxy container's sandbox and cgroup: capture lets its connections pass.
@@ -972,9 +1019,16 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
             pids = {"sidecar": fs.proc.pid, "gateway": fg.proc.pid}
             variants.append(Variant(name, in_pod, url, pids))
         variants.append(Variant("mesh", in_pod, f"http://{HOST}/", mesh_pids))
+        variants.append(
+            Variant("mesh-noals", in_pod, f"http://{HOST}/", mesh_pids, access_log_service=False)
+        )
         variants.append(Variant("mesh-mtls", in_pod, f"http://{MTLS_HOST}/", mesh_pids))
+        streaming = True
         for v in variants:
             v.env = mesh.env
+            if v.access_log_service != streaming:
+                streaming = v.access_log_service
+                set_access_log_service(mesh, [gateway], streaming)
             check_path(v, "Tengine" if v.name == "direct" else "envoy")
         # The floor-mtls request above crossed its gateway over TLS with SNI HOST.
         last = json.loads(gateway_logs["floor-mtls"].read_text().strip().splitlines()[-1])
@@ -989,7 +1043,12 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
             order = variants[shift:] + variants[:shift]  # rotate: no variant always first
             this: dict[str, dict[str, Any]] = {}
             for v in order:
-                pids = {**v.proxies, "world": world}
+                if v.access_log_service != streaming:
+                    streaming = v.access_log_service
+                    set_access_log_service(mesh, [gateway], streaming)
+                # The control plane receives the stream (its CPU is charged, not summed
+                # into the proxies').
+                pids = {**v.proxies, "world": world, "control-plane": control_plane}
                 run_wrk(v, args.connections, args.warmup, pids)  # warm pools, caches
                 res = run_wrk(v, args.connections, args.duration, pids)
                 # The gateway logs grow ~1 KB per request: start each run from empty files.
@@ -1005,6 +1064,8 @@ def measure(args: argparse.Namespace, mesh: Mesh, work: Path) -> dict[str, Any]:
                 )
             rounds.append(round_ratios(this))
         # What the two mTLS hops negotiated, from the gateways' own TLS statistics.
+        if not streaming:
+            set_access_log_service(mesh, [gateway], True)
         tls_seen = {
             "mesh-mtls": ssl_stats(gateway.netns, MESH_ADMIN_PORT, "_443."),
             "floor-mtls": ssl_stats(gateway.netns, MTLS.admin, f"_{MTLS.service}."),

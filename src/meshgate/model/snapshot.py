@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from meshgate.api.kinds.meshgate_kinds import DEFAULT_RETRY_ON
 from meshgate.model import hosts, servicemerge
 from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
@@ -101,8 +102,10 @@ class MeshSettings:
     root_namespace: str = ROOT_NAMESPACE
     trust_domain: str = "cluster.local"
     retry_attempts: int = 2
-    retry_on: str = "connect-failure,refused-stream,unavailable,cancelled"
+    retry_on: str = DEFAULT_RETRY_ON
     enable_auto_mtls: bool = True
+    # MeshConfig enableEnvoyAccessLogService: proxies stream their access log (ALS).
+    access_log_service: bool = True
     gateway_ssrf_guard: bool = True
     # MeshConfig's default exportTo per kind, for resources that set none (() means "*").
     default_service_export_to: tuple[str, ...] = ()
@@ -128,6 +131,7 @@ def _mesh_settings(mesh: Any | None) -> MeshSettings:
         else defaults.retry_attempts,
         retry_on=get_str(retry, "retry_on", defaults.retry_on),
         enable_auto_mtls=get(spec, "enable_auto_mtls", True) is not False,
+        access_log_service=get(spec, "enable_envoy_access_log_service", True) is not False,
         gateway_ssrf_guard=get(spec, "gateway_ssrf_guard", True) is not False,
         default_service_export_to=_strings(spec, "default_service_export_to"),
         default_virtual_service_export_to=_strings(spec, "default_virtual_service_export_to"),

@@ -13,7 +13,8 @@ Rules:
   (`sandbox.enter_argv`); a container with no live process cannot be entered.
 - The pod's /etc/hosts, resolv.conf, hostname and trust store are written to
   /etc/netns/<netns>/ (where `ip netns exec` finds them for the proxy) and bound into each
-  sandbox.
+  sandbox. resolv.conf is the kubelet's (the mesh DNS, the namespace's search path,
+  `ndots:5`) with `timeout:1 attempts:3` (`RESOLV_OPTIONS`).
 - emptyDir volumes belong to the pod, not to a container: made when the pod is created
   (mode 0777, as the kubelet makes them), kept across container restarts, shared by every
   container that mounts them, removed with the pod. Medium "Memory" lives in the runtime
@@ -76,6 +77,16 @@ def hostname(pod_name: str) -> str:
     return pod_name[:HOSTNAME_MAX].rstrip("-.")
 
 
+# The kubelet's ndots:5, and a resolver that asks again after 1 s (glibc's and c-ares'
+# default: 5 s). The mesh DNS is one process on the node: when it dies, the control plane
+# starts it again within about half a second. Meanwhile the first lookups fail at once (ICMP
+# port unreachable), but the kernel rate-limits those errors per peer (a burst of 6, then 1
+# a second: net.ipv4.icmp_ratelimit), so the next queries get no answer at all, and with
+# the default timeout each lookup caught so stalled 5 s. Three attempts of 1 s still wait
+# far less before giving up than the default's two of 5 s.
+RESOLV_OPTIONS = "ndots:5 timeout:1 attempts:3"
+
+
 class Launcher:
     """Builds the argv that start and enter the containers of one mesh's pods."""
 
@@ -96,7 +107,7 @@ class Launcher:
         d.mkdir(mode=0o755, exist_ok=True)
         search = f"{spec.namespace}.svc.cluster.local svc.cluster.local cluster.local"
         (d / "resolv.conf").write_text(
-            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions ndots:5\n"
+            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions {RESOLV_OPTIONS}\n"
         )
         (d / "hosts").write_text(
             f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{spec.name}\n"

@@ -207,11 +207,12 @@ class ControlPlane:
         else:
             config = translate(snap, proxy)
             # Its access-log stream authenticates as its xDS stream does (once per
-            # translation: the cached config keeps it).
-            als.authenticate_loggers(
+            # translation: the cached config keeps it), unless MeshConfig turns it off.
+            als.serve_loggers(
                 config,
                 proxy_credentials.HEADER,
                 proxy_credentials.credential(self._credential_key, node_id),
+                stream=snap.mesh.access_log_service,
             )
             self.translations += 1
             self._translated[node_id] = (proxy, config)

@@ -9,7 +9,10 @@ Rules of this module:
 - The handler only converts and hands entries to the sink (``Sink.offer``), which never
   blocks: when its queue is full the entry is dropped and counted.
 - ``authenticate_loggers`` puts a proxy's own credential on the gRPC loggers of the config
-  it is served (translate emits them without one, being pure).
+  it is served (translate emits them without one, being pure). ``serve_loggers`` does
+  that, or, with MeshConfig ``enableEnvoyAccessLogService: false``, removes them: the
+  control plane, which owns the service, decides whether proxies stream to it, and the
+  translation (pure, cached, compared in golden files) stays one and the same.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 
 from meshgate.telemetry import entries
-from meshgate.translate.accesslog import HTTP_GRPC_LOGGER, TCP_GRPC_LOGGER
+from meshgate.translate.accesslog import GRPC_LOGGERS, HTTP_GRPC_LOGGER, TCP_GRPC_LOGGER
 from meshgate.translate.output import ProxyConfig
 
 log = logging.getLogger(__name__)
@@ -86,7 +89,14 @@ def add_to_server(servicer: AccessLogServicer) -> Callable[[grpc.aio.Server], No
     return add
 
 
-def _with_credential(logs: Any, header: str, value: str) -> bool:
+def _with_credential(logs: Any, header: str, value: str | None) -> bool:
+    """Put the credential on the gRPC loggers of ``logs``; with ``value`` None, remove
+    those loggers. Whether anything changed."""
+    if value is None:
+        grpc_loggers = [entry for entry in logs if entry.name in GRPC_LOGGERS]
+        for logger in grpc_loggers:
+            logs.remove(logger)
+        return bool(grpc_loggers)
     changed = False
     for logger in logs:
         if logger.name == HTTP_GRPC_LOGGER:
@@ -104,8 +114,18 @@ def _with_credential(logs: Any, header: str, value: str) -> bool:
     return changed
 
 
+def serve_loggers(config: ProxyConfig, header: str, value: str, *, stream: bool) -> None:
+    """With ``stream``, ``authenticate_loggers``; without, remove every gRPC access logger
+    from ``config``'s listeners (the stdout loggers stay)."""
+    _each_logger_list(config, header, value if stream else None)
+
+
 def authenticate_loggers(config: ProxyConfig, header: str, value: str) -> None:
     """Give every gRPC access logger in ``config``'s listeners the proxy's credential."""
+    _each_logger_list(config, header, value)
+
+
+def _each_logger_list(config: ProxyConfig, header: str, value: str | None) -> None:
     for listener in config.listeners:
         _with_credential(listener.access_log, header, value)
         chains = [*listener.filter_chains]

@@ -172,13 +172,21 @@ def test_mesh_defaults_and_override() -> None:
     snap = build(PODS)
     assert snap.mesh.outbound_mode == "ALLOW_ANY"
     assert snap.mesh.connect_timeout == "10s"
+    # Istio's retry conditions and meshgate's reset-before-request; the access-log stream on.
+    assert snap.mesh.retry_on == (
+        "connect-failure,refused-stream,unavailable,cancelled,reset-before-request"
+    )
+    assert snap.mesh.access_log_service
     snap = build(
         PODS
         + "\n---\napiVersion: meshgate.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: default}\n"
-        "spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}, accessLogFile: /dev/stdout}"
+        "spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}, accessLogFile: /dev/stdout,"
+        " enableEnvoyAccessLogService: false, defaultHttpRetryPolicy: {retryOn: 5xx}}"
     )
     assert snap.mesh.outbound_mode == "REGISTRY_ONLY"
     assert snap.mesh.access_log_file == "/dev/stdout"
+    assert not snap.mesh.access_log_service
+    assert snap.mesh.retry_on == "5xx"  # the user's own conditions, nothing added
 
 
 def test_sidecar_scoping_and_mode() -> None:

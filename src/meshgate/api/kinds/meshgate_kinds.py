@@ -31,6 +31,13 @@ from meshgate.api.registry import KindInfo, register
 GROUP = "meshgate.io"
 VERSIONS = ("v1alpha1",)
 MESH_CONFIG_NAME = "default"
+# The retry conditions of the mesh's default HTTP retry policy: Istio's own, plus
+# ``reset-before-request`` (a departure from Istio; docs/services.md "Retries"). Envoy retries
+# on it only when the upstream connection was reset before the request's headers were sent,
+# so the request never reached the upstream and a retry cannot repeat it, whatever its
+# method. It is what makes a gateway replica killed under load invisible: a request
+# dispatched onto a pooled connection to the Envoy that just died goes to another replica.
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,reset-before-request"
 
 OutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
 AccessLogEncoding = Literal["JSON", "TEXT"]
@@ -69,6 +76,11 @@ class MeshConfigSpec(IstioWire):
     default_service_export_to: list[str] | None = None
     default_virtual_service_export_to: list[str] | None = None
     default_destination_rule_export_to: list[str] | None = None
+    # Istio's field (default false there, true here): every proxy also streams its access
+    # log to the control plane's access-log service (docs/observability.md). Off, the
+    # mesh-wide log is filled from the local proxies' own log files alone (about a second
+    # later; proxies on other hosts are then not in it).
+    enable_envoy_access_log_service: bool | None = None
     # meshgate's own (Istio's ISTIO_DELTA_XDS proxy setting): state-of-the-world or
     # incremental ADS for proxies started after it is set (a running proxy keeps its own).
     xds_mode: XdsMode | None = None
@@ -89,6 +101,10 @@ class MeshConfigSpec(IstioWire):
     @property
     def access_log_enabled(self) -> bool:
         return bool(self.access_log_file)
+
+    @property
+    def effective_envoy_access_log_service(self) -> bool:
+        return self.enable_envoy_access_log_service is not False
 
     @property
     def effective_egress_enforcement(self) -> EgressEnforcement:
@@ -118,12 +134,11 @@ class MeshConfigSpec(IstioWire):
 
     @property
     def effective_default_http_retry_policy(self) -> HTTPRetry:
-        """Istio's default when unset: 2 attempts on connection-level failures."""
+        """Istio's default when unset: 2 attempts on connection-level failures (and on
+        ``reset-before-request``: ``DEFAULT_RETRY_ON``)."""
         if self.default_http_retry_policy is not None:
             return self.default_http_retry_policy
-        return HTTPRetry(
-            attempts=2, retry_on="connect-failure,refused-stream,unavailable,cancelled"
-        )
+        return HTTPRetry(attempts=2, retry_on=DEFAULT_RETRY_ON)
 
 
 class MeshConfig(Resource):
