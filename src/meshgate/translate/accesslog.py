@@ -1,8 +1,9 @@
-"""The access-log contract: the seed's 24 JSON keys, written by Envoy's stdout logger.
+"""The access-log contract: the seed's 24 JSON keys (or the mesh's own format), written by
+Envoy's stdout logger, and the same entries streamed to the control plane.
 
 Rules of this module:
-- ``ACCESS_LOG_FORMAT`` is the single definition of the log line (key -> Envoy command
-  operator). Telemetry parses by key, never by order.
+- ``ACCESS_LOG_FORMAT`` is the single definition of the default log line (key -> Envoy
+  command operator) and of the stream's entries. Telemetry parses by key, never by order.
 - Envoy's typed ``json_format`` renders whole-value operators such as ``%RESPONSE_CODE%``
   and ``%DURATION%`` as JSON numbers and unavailable values as ``null`` (the seed's line).
 - The stdout logger is used, not a file path: ``/dev/stdout`` fails for uid 1337 when stdout

@@ -177,3 +177,12 @@ def test_a_json_access_log_format_that_is_not_an_object_changes_nothing(mg: Run)
     ok = mg("install", "--set", "meshConfig.accessLogFormat=[%START_TIME%] %PROTOCOL%", "-y")
     assert ok.exit_code == 0, ok.stderr
     assert meshconfig(mg)["accessLogFormat"] == "[%START_TIME%] %PROTOCOL%"
+    # Back to JSON: the text format goes too.
+    back = mg(
+        "install",
+        "--set", "meshConfig.accessLogEncoding=JSON",
+        "--set", "meshConfig.accessLogFormat=",
+        "-y",
+    )  # fmt: skip
+    assert back.exit_code == 0, back.stderr
+    assert meshconfig(mg).get("accessLogFormat") in (None, "")
