@@ -98,6 +98,7 @@ class MeshSettings:
     outbound_mode: str = "ALLOW_ANY"
     access_log_file: str = ""
     access_log_encoding: str = "JSON"
+    access_log_format: str = ""
     connect_timeout: str = "10s"
     root_namespace: str = ROOT_NAMESPACE
     trust_domain: str = "cluster.local"
@@ -123,6 +124,7 @@ def _mesh_settings(mesh: Any | None) -> MeshSettings:
         outbound_mode=get_str(get(spec, "outbound_traffic_policy"), "mode", "ALLOW_ANY"),
         access_log_file=get_str(spec, "access_log_file"),
         access_log_encoding=get_str(spec, "access_log_encoding", "JSON"),
+        access_log_format=get_str(spec, "access_log_format"),
         connect_timeout=get_str(spec, "connect_timeout", "10s"),
         root_namespace=get_str(spec, "root_namespace", ROOT_NAMESPACE),
         trust_domain=get_str(spec, "trust_domain", "cluster.local"),

@@ -13,6 +13,8 @@ Rules of this package:
   ``translate.automtls``) where no DestinationRule sets ``tls``.
 - AuthorizationPolicies (``security.authz``) guard the inbound side of a workload: every
   listener of a router, a sidecar's ``virtualInbound`` (never its outbound listeners).
+- The mesh's access-log encoding and format are applied last, to the finished listeners
+  (``translate.accesslog.apply_mesh_format``); every module builds the default JSON line.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.translate import dynamic_dns, filters, inbound
+from meshgate.translate import accesslog, dynamic_dns, filters, inbound
 from meshgate.translate.clusters import build_clusters
 from meshgate.translate.gateway import gateway_resources
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
@@ -60,6 +62,9 @@ def translate(snapshot: Snapshot, proxy: Proxy) -> ProxyConfig:
     if not proxy.is_router:
         clusters.extend(inbound.inbound_clusters(snapshot, proxy))
     dynamic_dns.finish(listeners, *dynamic_dns.upstream_ports(clusters, services))
+    accesslog.apply_mesh_format(
+        listeners, snapshot.mesh.access_log_encoding, snapshot.mesh.access_log_format
+    )
     secrets = build_secrets(snapshot, proxy, referenced(clusters, listeners))
     return ProxyConfig(
         listeners=_by_name(listeners),

@@ -6,6 +6,7 @@ these kinds are not Istio's, so the checks follow Kubernetes and the kinds' own 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -274,6 +275,9 @@ def _mesh_config(mc: mg.MeshConfig, out: Findings) -> None:
         out.check(
             "MG1001", hostname_problem(mc.spec.trust_domain, allow_ip=False), "spec", "trustDomain"
         )
+    log_format = mc.spec.access_log_format
+    if log_format and mc.spec.effective_access_log_encoding == "JSON":
+        out.check("MG1095", _json_log_format_problem(log_format), "spec", "accessLogFormat")
     outbound = (
         ("includeIPRanges", INCLUDE_OUTBOUND_RANGES, mc.spec.include_ip_ranges),
         ("excludeIPRanges", EXCLUDE_OUTBOUND_RANGES, mc.spec.exclude_ip_ranges),
@@ -286,6 +290,22 @@ def _mesh_config(mc: mg.MeshConfig, out: Findings) -> None:
                 check_outbound(syntax, value, field)
             except ValueError as exc:
                 out.error("MG1088", str(exc), "spec", field)
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def _json_log_format_problem(text: str) -> str | None:
+    """A JSON ``accessLogFormat`` is Envoy's format dictionary (key -> operators): Istio
+    reads it into a Struct, and silently logs the default line when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return f"with accessLogEncoding JSON it must be a JSON object: {exc}"
+    if not isinstance(data, dict):
+        kind = _JSON_TYPES.get(type(data), "true, false or null")
+        return f"with accessLogEncoding JSON it must be a JSON object, not {kind}"
+    return None
 
 
 @rule(ali.IstioGateway)

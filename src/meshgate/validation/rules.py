@@ -110,6 +110,7 @@ Rules of this module:
 | MG1092 | E/W  | Service type: ExternalName's name, no cluster IP; ``None`` only for ClusterIP |
 | MG1093 | E/W  | RequestAuthentication JWT rules as Istio has them (W: JWTs are not validated) |
 | MG1094 | E    | RBAC: rules have verbs, groups, resources; bindings a valid roleRef, subjects |
+| MG1095 | E    | MeshConfig ``accessLogFormat`` with JSON encoding: a JSON object |
 """
 
 from __future__ import annotations

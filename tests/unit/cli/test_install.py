@@ -155,3 +155,34 @@ def test_nothing_to_install(mg: Run) -> None:
     assert result.stderr == "error: nothing to install: give --set PATH=VALUE or -f FILE\n"
     bad = mg("install", "--set", "meshConfig.accessLogFile", "-y")
     assert "error: --set 'meshConfig.accessLogFile': expected PATH=VALUE" in bad.stderr
+
+
+def test_a_json_access_log_format_that_is_not_an_object_changes_nothing(mg: Run) -> None:
+    assert mg("install", "--set", "meshConfig.accessLogEncoding=TEXT", "-y").exit_code == 0
+    before = meshconfig(mg)
+    result = mg(
+        "install",
+        "--set", "meshConfig.accessLogEncoding=JSON",
+        "--set", "meshConfig.accessLogFormat=[%START_TIME%] %PROTOCOL%",
+        "-y",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: --set meshConfig.accessLogFormat: with accessLogEncoding JSON it must be a "
+        "JSON object: Expecting value: line 1 column 2 (char 1) [MG1095]",
+        "error: 1 error(s) found; nothing was changed",
+    ]
+    assert meshconfig(mg) == before
+    # The same text is a fine TEXT format.
+    ok = mg("install", "--set", "meshConfig.accessLogFormat=[%START_TIME%] %PROTOCOL%", "-y")
+    assert ok.exit_code == 0, ok.stderr
+    assert meshconfig(mg)["accessLogFormat"] == "[%START_TIME%] %PROTOCOL%"
+    # Back to JSON: the text format goes too.
+    back = mg(
+        "install",
+        "--set", "meshConfig.accessLogEncoding=JSON",
+        "--set", "meshConfig.accessLogFormat=",
+        "-y",
+    )  # fmt: skip
+    assert back.exit_code == 0, back.stderr
+    assert meshconfig(mg).get("accessLogFormat") in (None, "")

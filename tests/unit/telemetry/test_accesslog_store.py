@@ -75,3 +75,32 @@ def test_workload_is_the_pod_name_without_its_hashes() -> None:
         "istio-egressgateway"
     )
     assert entries.workload_of("outsider", {}) == "outsider"
+
+
+def test_backfill_keeps_the_seed_lines_and_skips_text_and_custom_formats(tmp_path: Path) -> None:
+    """Under accessLogEncoding TEXT (or a JSON format of other keys) the proxy's own lines
+    are not the seed's: the backfill passes them over, and the stream still brings them."""
+    import json
+
+    from meshgate.telemetry.sink import Sink
+
+    seed = dict(entries.from_http(_http(), GW).fields, request_id="rid-file")
+    text = (
+        '[2025-12-06T05:46:40.123Z] "GET / HTTP/1.1" 301 - via_upstream - "-" 0 0 3 1 "-" '
+        '"curl/8.5.0" "rid-text" "aliyun.com" "1.2.3.4:80" outbound|80||aliyun.com '
+        "10.34.0.10:40000 10.34.0.11:80 10.34.0.10:43396 - default"
+    )
+    log = tmp_path / "istio-proxy.log"
+    lines = [text, json.dumps({"code": 301, "host": "1.2.3.4:80"}), json.dumps(seed), "{not json"]
+    log.write_text("\n".join(lines) + "\n")
+    store = AccessLogStore(tmp_path / "a.db", max_bytes=10**8, max_age=3600)
+    sink = Sink(store, lambda: [(GW, log)])
+    sink.flush()
+    assert sink.counters.received_file == 1
+    rows = query(connect(tmp_path / "a.db"), Query(workload="istio-egressgateway"))
+    assert [r[1]["request_id"] for r in rows] == ["rid-file"]
+    sink.offer([entries.from_http(_http(), GW)])  # the text line's request, streamed
+    sink.flush()
+    rows = query(connect(tmp_path / "a.db"), Query(workload="istio-egressgateway"))
+    assert sorted(r[1]["request_id"] for r in rows) == ["rid-1", "rid-file"]
+    store.close()

@@ -325,3 +325,34 @@ def test_meshconfig_capture_ranges(spec: str, field: str | None, reason: str) ->
     else:
         assert [(c, f) for c, f, _ in got] == [("MG1088", field)]
         assert reason in got[0][2]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ('{accessLogFormat: \'{"code": "%RESPONSE_CODE%", "n": {"a": "%PROTOCOL%"}}\'}', None),
+        ('{accessLogEncoding: JSON, accessLogFormat: \'{"code": "%RESPONSE_CODE%"}\'}', None),
+        ("{accessLogEncoding: TEXT, accessLogFormat: '[%START_TIME%] %PROTOCOL%'}", None),
+        ("{accessLogEncoding: JSON, accessLogFormat: ''}", None),
+        (
+            "{accessLogEncoding: JSON, accessLogFormat: '[%START_TIME%] %PROTOCOL%'}",
+            "with accessLogEncoding JSON it must be a JSON object: Expecting value: line 1 column 2",
+        ),
+        (
+            "{accessLogFormat: '%PROTOCOL%'}",
+            "with accessLogEncoding JSON it must be a JSON object: Expecting value",
+        ),
+        (
+            "{accessLogFormat: '[\"%PROTOCOL%\"]'}",
+            "with accessLogEncoding JSON it must be a JSON object, not an array",
+        ),
+    ],
+)
+def test_meshconfig_json_access_log_format_is_an_object(spec: str, reason: str | None) -> None:
+    text = f"apiVersion: meshgate.io/v1alpha1\nkind: MeshConfig\nmetadata: {{name: default}}\nspec: {spec}\n"
+    got = errors(text)
+    if reason is None:
+        assert got == []
+    else:
+        assert [(c, f) for c, f, _ in got] == [("MG1095", "spec.accessLogFormat")]
+        assert got[0][2].startswith(reason)
