@@ -165,3 +165,32 @@ class RbacIndex:
         return Access(
             False, f"{service_account}/{namespace} is not authorized to read secrets: {reason}"
         )
+
+
+def _tls_settings(policy: Any) -> list[Any]:
+    found = [get(policy, "tls")]
+    found += [get(p, "tls") for p in get_list(policy, "port_level_settings")]
+    return [t for t in found if t is not None]
+
+
+def keyed_credentials(rule: Any) -> list[str]:
+    """The Secrets whose keys a DestinationRule with a workloadSelector makes the sidecars it
+    selects ask for: ``credentialName`` of every MUTUAL ``tls`` (top level, port level, in
+    subsets), as a plain name. SIMPLE asks only for the public CA bundle; a rule without a
+    workloadSelector gives sidecars no credentialName at all (Istio); ``kubernetes://NAME``
+    counts as NAME, other schemes (ConfigMaps) need no Secret."""
+    spec = get(rule, "spec")
+    if get(spec, "workload_selector") is None:
+        return []
+    policies = [get(spec, "traffic_policy")]
+    policies += [get(s, "traffic_policy") for s in get_list(spec, "subsets")]
+    names: list[str] = []
+    for policy in policies:
+        for tls in _tls_settings(policy):
+            name = get_str(tls, "credential_name")
+            if get_str(tls, "mode") != "MUTUAL" or not name:
+                continue
+            name = name.removeprefix("kubernetes://")
+            if "://" not in name and name not in names:
+                names.append(name)
+    return names
