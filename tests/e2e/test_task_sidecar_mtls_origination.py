@@ -280,6 +280,13 @@ def test_sidecar_originates_mutual_tls_once_rbac_lets_it_read_the_secret(
     (sds,) = [row.split() for row in status.splitlines() if row.startswith("SDS ")]
     assert sds[5] == "kubernetes://client-credential", status  # MISSING: the key, not the CA
 
+    # The control plane logs what it withheld, in istiod's words.
+    cp_log = (mesh.home / "control-plane.log").read_text()
+    assert (
+        f"proxy {pod}.default attempted to access unauthorized certificates client-credential: "
+        "sleep/default is not authorized to read secrets: "
+    ) in cp_log, mesh.log_tail()
+
     analyzed = mesh.meshgate("analyze", check=False)
     assert analyzed.returncode != 0
     assert (

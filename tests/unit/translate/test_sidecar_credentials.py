@@ -134,3 +134,21 @@ def test_gateways_are_not_asked() -> None:
     snap = Snapshot.build(step_resources(4) + decode(text, "task.yaml"))
     config = translate(snap, gateway_proxy(snap))
     assert "kubernetes://client-credential" in _names(config)
+
+
+def test_the_control_plane_can_say_what_it_withheld() -> None:
+    from meshgate.security.sds import withheld
+    from meshgate.translate.secrets import referenced
+
+    def check(extra: str) -> tuple[list[str], str]:
+        text = TASK.replace("MODE", "MUTUAL").replace("SELECTOR", SELECTOR) + extra
+        snap = Snapshot.build(step_resources(4) + decode(text, "task.yaml"))
+        proxy = sleep_proxy(snap)
+        config = translate(snap, proxy)
+        return withheld(snap, proxy, referenced(config.clusters, config.listeners))
+
+    assert check("") == (
+        ["client-credential"],
+        "sleep/default is not authorized to read secrets: ",
+    )
+    assert check(RBAC) == ([], "")
