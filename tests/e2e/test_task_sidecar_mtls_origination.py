@@ -189,7 +189,17 @@ WORLD = f"""hosts:
 """
 
 
-def _skip_reason() -> str | None:
+def write_world(work: Path) -> None:
+    """The page's certificates (its openssl commands), the nginx config and the world."""
+    for command in OPENSSL:
+        args = [a.replace("?", " ") for a in command.split()]
+        subprocess.run(["openssl", *args], cwd=work, check=True, capture_output=True)
+    (work / "nginx.conf").write_text(NGINX_CONF)
+    (work / "index.html").write_text(INDEX)
+    (work / "world.yaml").write_text(WORLD)
+
+
+def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root: pods and the world are network namespaces"
     for tool in ("nginx", "openssl", "curl", "bwrap", "iptables"):
@@ -200,18 +210,13 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture
 def task_mesh() -> Iterator[tuple[Mesh, Path]]:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     # Not under pytest's tmp_path: world files are read by programs running as nobody.
     work = Path(tempfile.mkdtemp(prefix="mg-sidecar-mtls-"))
     try:
-        for command in OPENSSL:
-            args = [a.replace("?", " ") for a in command.split()]
-            subprocess.run(["openssl", *args], cwd=work, check=True, capture_output=True)
-        (work / "nginx.conf").write_text(NGINX_CONF)
-        (work / "index.html").write_text(INDEX)
-        (work / "world.yaml").write_text(WORLD)
+        write_world(work)
         mesh = Mesh(work / "home")
         try:
             mesh.meshgate("up", "--world", str(work / "world.yaml"), timeout=180)
