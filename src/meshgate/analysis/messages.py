@@ -285,6 +285,17 @@ PEER_IDENTITY_WITH_MTLS_DISABLED = MessageType(
     "An AuthorizationPolicy on a sidecar matches peer identities (principals, namespaces, "
     "service accounts), and PeerAuthentication turns mutual TLS off for that workload.",
 )
+SIDECAR_CREDENTIAL_NOT_READABLE = MessageType(
+    "MG2005",
+    "SidecarCredentialNotReadable",
+    E,
+    "credentialName {} is not delivered to the sidecars of {}: service account {} may not list "
+    "Secrets in namespace {} (Kubernetes RBAC, checked as istiod checks it), so they get no "
+    "client certificate and their mutual TLS to {} fails. Bind the account to a Role "
+    "allowing get, list and watch on secrets.",
+    "A DestinationRule with a workloadSelector gives sidecars a MUTUAL credentialName, and "
+    "their service account may not read Secrets: the control plane withholds the key.",
+)
 
 CATALOG: tuple[MessageType, ...] = (
     DEPRECATED,
@@ -317,6 +328,7 @@ CATALOG: tuple[MessageType, ...] = (
     PEER_IDENTITY_ON_PLAINTEXT,
     EGRESS_GATEWAY_BYPASSABLE,
     PEER_IDENTITY_WITH_MTLS_DISABLED,
+    SIDECAR_CREDENTIAL_NOT_READABLE,
 )
 
 _LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

@@ -23,6 +23,7 @@ from meshgate.analysis import (
     egress,
     gateways,
     schema,
+    secretaccess,
     serviceentries,
     sidecars,
     virtualservices,
@@ -121,6 +122,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         "destinationrule.CaCertificateAnalyzer",
         "TLS origination verifies the server (caCertificates)",
         destinationrules.ca_certificates,
+    ),
+    Analyzer(
+        "destinationrule.SidecarCredentialAnalyzer",
+        "sidecars given a MUTUAL credentialName may read Secrets (RBAC)",
+        secretaccess.unreadable_credentials,
     ),
     Analyzer(
         "serviceentry.ProtocolAddressesAnalyzer",

@@ -71,6 +71,10 @@ def _mesh_objects() -> list[dict[str, Any]]:
             ("networking.istio.io", "VirtualService"),
             ("security.istio.io", "PeerAuthentication"),
             ("security.istio.io", "AuthorizationPolicy"),
+            # A sidecar's credentialName and who may read Secrets (Security: Secrets).
+            ("networking.istio.io", "DestinationRule"),
+            *(("rbac.authorization.k8s.io", k) for k in ("Role", "RoleBinding")),
+            *(("rbac.authorization.k8s.io", k) for k in ("ClusterRole", "ClusterRoleBinding")),
             ("", "Service"),
             ("", "Pod"),
             ("", "Namespace"),

@@ -9,6 +9,9 @@ Rules:
   PeerAuthentications that decided; said plainly when clients send plaintext (no sidecar
   label, PeerAuthentication ``DISABLE``).
 - AuthorizationPolicies: those that apply to the pod, by action.
+- Secrets (sidecars given a MUTUAL ``credentialName`` by a DestinationRule selecting them):
+  whether the service account may read them, by ``security.secretaccess`` (the control
+  plane's own check), and what is not delivered when it may not.
 - A pod without a sidecar gets one line saying none of this applies to it.
 """
 
@@ -19,10 +22,12 @@ from typing import Any
 from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 from meshgate.security import peerauth
 from meshgate.security.policies import applies_to
+from meshgate.security.secretaccess import RbacIndex, keyed_credentials
 from meshgate.server import workloads as wl
 
 Obj = dict[str, Any]
 ROOT_NAMESPACE = "istio-system"
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 
 def _mesh_spec(objs: list[Obj]) -> Obj:
@@ -49,6 +54,35 @@ def security_lines(pod: Obj, objs: list[Obj]) -> list[str]:
     if not wl.is_router(pod):
         lines += _mtls_lines(labels, namespace, root, objs)
     lines += _authz_lines(pod, namespace, labels, root, objs)
+    if not wl.is_router(pod):
+        lines += _secret_lines(namespace, labels, account, objs)
+    return lines
+
+
+def _secret_lines(
+    namespace: str, labels: dict[str, str], account: str, objs: list[Obj]
+) -> list[str]:
+    uses: list[tuple[str, str]] = []
+    for dr in sorted(objs, key=lambda o: str((o.get("metadata") or {}).get("name"))):
+        if dr.get("kind") != "DestinationRule" or wl.namespace_of(dr) != namespace:
+            continue
+        selector = ((dr.get("spec") or {}).get("workloadSelector") or {}).get("matchLabels") or {}
+        if dict(selector).items() <= labels.items():
+            name = str(dr["metadata"]["name"])
+            uses += [(credential, name) for credential in keyed_credentials(dr)]
+    if not uses:
+        return []
+    rbac = RbacIndex(o for o in objs if o.get("kind") in RBAC_KINDS)
+    access = rbac.may_list_secrets(namespace, account)
+    if access.allowed:
+        return [f"  Secrets:      readable: {access.reason}"]
+    lines = [f"  Secrets:      not readable: {access.reason.removesuffix(': ')}"]
+    for credential, rule in uses:
+        lines.append(
+            f"    credentialName {credential} (DestinationRule {rule}): not delivered, the "
+            f"sidecar gets no client certificate (bind {namespace}/{account} to a Role "
+            "allowing list on secrets)"
+        )
     return lines
 
 

@@ -59,6 +59,8 @@ SECURITY = "security.istio.io"
 MESHGATE = "meshgate.io"
 ALIBABA = "istio.alibabacloud.com"
 ROOT_NAMESPACE = "istio-system"
+RBAC = "rbac.authorization.k8s.io"
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 MESH_GATEWAY = "mesh"
 
@@ -185,6 +187,8 @@ class Snapshot:
     secrets: SecretIndex = field(repr=False)
     # concrete host -> ((namespace, alias host), ...) of the ExternalName Services naming it
     aliases: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False)
+    # Roles, ClusterRoles and their bindings: who may read Secrets (security.secretaccess)
+    rbac: tuple[Any, ...] = field(default=(), repr=False)
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------
@@ -293,6 +297,7 @@ class Snapshot:
             sidecars_by_namespace={k: tuple(v) for k, v in sidecars.items()},
             secrets=SecretIndex.build(by_kind[("", "Secret")]),
             aliases=resolve_aliases(services),
+            rbac=tuple(r for k in RBAC_KINDS for r in by_kind[(RBAC, k)]),
         )
 
     # ---- services -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Rules:
   exempts it from capture), in a sandbox of its own too: it sees the host's programs, its
   Envoy binary, its own pod directory (bootstrap with its xDS credential, 0640 root:1337 in
   a 0750 directory) and the xDS socket, and nothing of other proxies: no proxy can read
-  another's credential, /proc or files, though all run as uid 1337.
+  another's credential, /proc or files, though all run as uid 1337. A gateway's proxy also
+  sees its own volumes (its `istio-proxy` container's volumeMounts, read-only).
 - Every app container runs in a sandbox of its own (`sandbox.bwrap_argv`) inside the pod's
   network namespace, as its user with its capability bounding set (setpriv inside the
   sandbox). `exec` and exec probes enter a running container's namespaces
@@ -20,7 +21,7 @@ Rules:
   container that mounts them, removed with the pod. Medium "Memory" lives in the runtime
   directory (a tmpfs), anything else on disk in the state directory.
 - configMap and secret volumes are written when the pod is created (`podfiles`), in memory
-  and out of the proxy's sight, and are read-only in every container that mounts them.
+  and out of a sidecar's sight, and are read-only in every container that mounts them.
 - A container of an image runs on the image's layer (`images`, `podfiles.make_layer`),
   made anew for each run; its volumes are mounted over it.
 - With `shareProcessNamespace`, a pod-level holder (a sandbox running `sleep infinity`, the
@@ -300,7 +301,7 @@ class Launcher:
             files=self._files(rec),
             working_dir="/",
             hidden=(str(self.state_dir), str(names.RUN_ROOT)),
-            mounts=tuple(mounts),
+            mounts=tuple(mounts) + self._mounts(rec, c),  # a gateway's volumes
         )
 
     def enter_prefix(self, rec: dict[str, Any], c: ContainerSpec, pid: int | None) -> list[str]:

@@ -484,6 +484,16 @@ class Runtime:
                     raise PodError(
                         f"container {c.name!r}: subPath {m.sub_path!r} leaves the volume"
                     )
+        for m in spec.proxy.mounts if spec.proxy is not None else []:  # a gateway's volumes
+            parts = [*m.mount_path.split("/"), *m.sub_path.split("/")]
+            known = m.name in {v.name for v in spec.volumes}
+            if (
+                not known
+                or not m.mount_path.startswith("/")
+                or ".." in parts
+                or m.sub_path[:1] == "/"
+            ):
+                raise PodError(f"container {PROXY_CONTAINER!r}: bad volume mount {m.name!r}")
         if spec.containers and shutil.which(sandbox.BWRAP) is None:
             raise PodError(
                 f"{sandbox.BWRAP} is not installed: app containers run in bubblewrap sandboxes"
@@ -560,6 +570,7 @@ class Runtime:
             run_as_group=envoy.PROXY_GID,
             working_dir="/",
             readiness_port=ready,
+            mounts=list(spec.proxy.mounts),
         )
 
     def _start_all(self, key: str, rec: dict[str, Any]) -> None:
@@ -601,6 +612,8 @@ class Runtime:
         env = _container_env(rec["name"], c)
         argv = c.argv
         layer: tuple[sandbox.Mount, ...] = ()
+        if c.name == PROXY_CONTAINER and self._not_created(rec, c):
+            return  # a gateway's proxy waits for its volumes as an app does
         if c.name != PROXY_CONTAINER:
             if self._not_created(rec, c):
                 return False

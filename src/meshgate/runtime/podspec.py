@@ -118,6 +118,8 @@ class ProxySpec:
     mode: Literal["sidecar", "router"] = "sidecar"
     concurrency: int = 2
     log_level: str = "warn"
+    # A gateway's istio-proxy container's volumeMounts (a sidecar's proxy has none).
+    mounts: list[VolumeMountSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -283,7 +285,9 @@ def spec_from_dict(d: dict[str, Any]) -> PodSpec:
         volumes.append(VolumeSpec(**v))
     d["volumes"] = volumes
     if d.get("proxy") is not None:
-        d["proxy"] = ProxySpec(**d["proxy"])
+        p = dict(d["proxy"])
+        p["mounts"] = [VolumeMountSpec(**m) for m in p.get("mounts") or []]
+        d["proxy"] = ProxySpec(**p)
     return PodSpec(**d)
 
 

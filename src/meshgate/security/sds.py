@@ -6,6 +6,8 @@ Rules:
   references), and only from the proxy's own identity: no proxy is ever sent another's key.
 - Certificates and keys go inline in the Secret (over the proxy's authenticated ADS stream);
   they are never written where another process could read them.
+- ``withheld`` names the ``credentialName`` keys a sidecar asks for and may not read
+  (``security.secretaccess``), with istiod's reason, for the control plane's log.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
 from meshgate.model.proxy import Proxy
+from meshgate.model.secrets import CA_SUFFIX, KUBERNETES_PREFIX
+from meshgate.model.snapshot import Snapshot
 from meshgate.security.ca import MeshCA, spiffe_id
+from meshgate.security.secretaccess import RbacIndex
 from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
 
 
@@ -52,3 +57,17 @@ def identity_secrets(
             )
         )
     return out
+
+
+def withheld(snapshot: Snapshot, proxy: Proxy, referenced: Iterable[str]) -> tuple[list[str], str]:
+    """The Secrets (by name) whose keys ``proxy`` refers to and may not read, and why; empty
+    for gateways, CA bundles and proxies allowed to read Secrets."""
+    names = sorted(
+        n.removeprefix(KUBERNETES_PREFIX)
+        for n in set(referenced)
+        if n.startswith(KUBERNETES_PREFIX) and not n.endswith(CA_SUFFIX)
+    )
+    if proxy.is_router or not names:
+        return [], ""
+    access = RbacIndex(snapshot.rbac).may_list_secrets(proxy.namespace, proxy.service_account)
+    return ([], "") if access.allowed else (names, access.reason)

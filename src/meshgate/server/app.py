@@ -216,6 +216,12 @@ class ControlPlane:
             )
             self.translations += 1
             self._translated[node_id] = (proxy, config)
+            denied, why = sds.withheld(snap, proxy, referenced(config.clusters, config.listeners))
+            if denied:  # istiod's warning, word for word
+                log.warning(
+                    "proxy %s.%s attempted to access unauthorized certificates %s: %s",
+                    proxy.pod, proxy.namespace, ", ".join(denied), why,
+                )  # fmt: skip
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
         # issued now (it may have been renewed), beside the translation's own secrets.
         wanted = referenced(config.clusters, config.listeners)

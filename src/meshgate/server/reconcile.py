@@ -391,8 +391,10 @@ class Reconciler:
         pod_sc = spec.get("securityContext") or {}
         sources = podconfig.Sources.build(self._config_objects())
         volumes = pod_volumes(spec, namespace, sources)
+        proxy_mounts: list[VolumeMountSpec] = []
         for c in spec.get("containers") or []:
             if router and c.get("name") == wl.PROXY_CONTAINER:
+                proxy_mounts = volume_mounts(c, volumes)  # a gateway's Envoy reads them
                 continue
             sc = c.get("securityContext") or {}
             run = podconfig.container_run(c, pod, sources, ip)
@@ -429,7 +431,9 @@ class Reconciler:
                 ready_port=READY_PORT if router else None,
                 xds_mode=self._proxy_xds_mode(meta),
             )
-            proxy = ProxySpec(bootstrap=boot, mode=kind, concurrency=self.concurrency)
+            proxy = ProxySpec(
+                bootstrap=boot, mode=kind, concurrency=self.concurrency, mounts=proxy_mounts
+            )
         sidecar = proxy is not None and not router
         inbound = pod_annotations.InboundPorts()
         outbound = pod_annotations.OutboundCapture()

@@ -203,6 +203,30 @@ def gateway_labels(gw: Obj) -> dict[str, str]:
     return labels
 
 
+def _gateway_volumes(pod_spec: Obj, spec: Obj) -> None:
+    """``secretVolumes``/``configVolumes`` as Istio's gateway chart renders them: optional
+    volumes, mounted read-only on the proxy container (a config volume only with a
+    ``mountPath``). Nothing is added when there are none."""
+    volumes, mounts = [], []
+    for v in spec.get("secretVolumes") or []:
+        volumes.append(
+            {"name": v.get("name"), "secret": {"secretName": v.get("secretName"), "optional": True}}
+        )
+        mounts.append({"name": v.get("name"), "mountPath": v.get("mountPath"), "readOnly": True})
+    for v in spec.get("configVolumes") or []:
+        volumes.append(
+            {"name": v.get("name"), "configMap": {"name": v.get("configMapName"), "optional": True}}
+        )
+        if v.get("mountPath"):
+            mounts.append(
+                {"name": v.get("name"), "mountPath": v.get("mountPath"), "readOnly": True}
+            )
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if mounts:
+        pod_spec["containers"][0]["volumeMounts"] = mounts
+
+
 def gateway_objects(gw: Obj) -> list[Obj]:
     """The Deployment and Service an ``IstioGateway`` stands for."""
     spec = gw.get("spec") or {}
@@ -249,6 +273,7 @@ def gateway_objects(gw: Obj) -> list[Obj]:
             },
         },
     }
+    _gateway_volumes(deployment["spec"]["template"]["spec"], spec)
     service: Obj = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -7,7 +7,8 @@ Rules of this package:
 - Sidecars get ``virtualOutbound`` plus per-port outbound listeners; routers get listeners
   from the Gateways that select them. Both get clusters for every visible service.
 - Secrets (SDS) are only those the proxy's clusters and listeners refer to, from Kubernetes
-  Secrets in the proxy's namespace (``translate.secrets``).
+  Secrets in the proxy's namespace (``translate.secrets``); a sidecar's keys only when RBAC
+  lets its service account read Secrets (``security.secretaccess``).
 - Sidecars also get ``virtualInbound`` (``translate.inbound``): mTLS per PeerAuthentication
   and the hand-off to the app; clients send mesh mTLS to endpoints with a proxy (auto mTLS,
   ``translate.automtls``) where no DestinationRule sets ``tls``.

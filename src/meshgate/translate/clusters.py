@@ -20,7 +20,8 @@ Rules of this module:
   add up: subsets appended, the oldest top-level policy kept).
 - Traffic policy: subset policy fields override the rule's top-level fields; a matching
   ``portLevelSettings`` entry then replaces lb/connection pool/outlier/tls as a whole.
-- Client TLS is built by ``translate.tls``; ``credentialName`` counts on gateways only.
+- Client TLS is built by ``translate.tls``; ``credentialName`` counts on gateways, and on
+  sidecars from a DestinationRule with a workloadSelector (Istio's rule).
   Without a DestinationRule ``tls``, auto mTLS (``translate.automtls``) may add transport
   socket matches; endpoints of pods with a sidecar carry the metadata they match on.
 - Output is sorted by name by the caller; nothing here depends on input order.
@@ -39,6 +40,7 @@ from envoy.extensions.network.dns_resolver.cares.v3 import cares_dns_resolver_pb
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from meshgate.model import protocol
+from meshgate.model.destinationrules import selector_of
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Endpoint, Service, ServicePort
@@ -382,8 +384,10 @@ def service_cluster(
     if policy.outlier_detection is not None:
         _apply_outlier(cluster, policy.outlier_detection)
     if policy.tls is not None:
-        # credentialName only on gateways (Istio): a sidecar keeps the file fields.
-        socket = upstream_tls(policy.tls, service.hostname, credentials=proxy.is_router)
+        # credentialName on gateways, and on sidecars only from a DestinationRule with a
+        # workloadSelector (Istio); elsewhere a sidecar keeps the file fields.
+        credentials = proxy.is_router or selector_of(rule) is not None
+        socket = upstream_tls(policy.tls, service.hostname, credentials=credentials)
         if socket is not None:
             cluster.transport_socket.CopyFrom(socket)
     if protocol.is_http(port.protocol):

@@ -8,6 +8,9 @@ Rules of this module:
 - ``kubernetes://NAME`` is a TlsCertificate (certificate chain and key, inline);
   ``kubernetes://NAME-cacert`` a validation context (trusted CA, inline). How Secret keys map
   to them is ``model.secrets``'s business.
+- A sidecar gets a certificate and key (not a CA bundle) only when its service account may
+  list its namespace's Secrets, as istiod asks Kubernetes (``security.secretaccess``);
+  gateways are not asked.
 - A reference that cannot be served (no such Secret, missing keys, another scheme) is left
   out: Envoy keeps what needs it warming, and proxy-status lists it as missing.
 """
@@ -22,6 +25,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from meshgate.model.proxy import Proxy
 from meshgate.model.secrets import CA_SUFFIX, KUBERNETES_PREFIX
 from meshgate.model.snapshot import Snapshot
+from meshgate.security.secretaccess import RbacIndex
 from meshgate.translate.tls import sds_names
 
 
@@ -75,6 +79,10 @@ def secret(snapshot: Snapshot, proxy: Proxy, name: str) -> Any | None:
     pair = snapshot.secrets.key_and_cert(proxy.namespace, credential)
     if pair is None:
         return None
+    if not proxy.is_router:
+        access = RbacIndex(snapshot.rbac).may_list_secrets(proxy.namespace, proxy.service_account)
+        if not access.allowed:
+            return None  # Envoy keeps what needs it warming; analyze and describe say why
     out = secret_pb2.Secret(name=name)
     out.tls_certificate.certificate_chain.inline_bytes = pair.cert
     out.tls_certificate.private_key.inline_bytes = pair.key

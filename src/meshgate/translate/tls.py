@@ -5,9 +5,10 @@ Rules of this module:
   ``kubernetes://NAME`` (certificate and key) and ``kubernetes://NAME-cacert`` (CA bundle),
   the CA one inside a combined validation context whose default part keeps the
   subjectAltNames (Istio's ApplyCustomSDSToClient/ServerCommonTLSContext).
-- Client side, ``credentialName`` counts only where the caller allows it (gateways, as in
-  Istio): elsewhere it is ignored and the file fields apply, so a sidecar never waits for a
-  secret it may not read.
+- Client side, ``credentialName`` counts only where the caller allows it (gateways, and
+  sidecars under a DestinationRule with a workloadSelector, as in Istio): elsewhere it is
+  ignored and the file fields apply, so a sidecar that no rule picked out never waits for
+  a secret it may not read.
 - ISTIO_MUTUAL (client and server) is mutual TLS with the mesh's identities: the proxy's own
   certificate is SDS `default`, the mesh's trust bundle SDS `ROOTCA` (Istio's names), both
   served by the control plane from the mesh CA. A client checks the server's SPIFFE SANs
@@ -76,7 +77,7 @@ def socket(context: Any) -> Any:
 def upstream_tls(tls: Any, host: str, *, credentials: bool) -> Any | None:
     """The TLS transport socket for a ClientTLSSettings, or None when it originates nothing.
 
-    ``credentials``: whether ``credentialName`` may be used (gateways only).
+    ``credentials``: whether ``credentialName`` may be used (see the module's rules).
     """
     mode = get_str(tls, "mode", "DISABLE")
     if mode == "DISABLE":

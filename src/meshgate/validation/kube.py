@@ -325,6 +325,34 @@ def _istio_gateway(gw: ali.IstioGateway, out: Findings) -> None:
             at.check("MG1003", port_problem(p.target_port), i, "targetPort")
     _ports_unique(at, ports, "name", "MG1016", "port name", "name")
     _ports_unique(at, ports, "port", "MG1016", "port", "port")
+    _gateway_volumes(gw.spec, out)
+
+
+def _gateway_volumes(spec: ali.IstioGatewaySpec, out: Findings) -> None:
+    """secretVolumes/configVolumes become the gateway pod's volumes and mounts (MG1086)."""
+    names: set[str] = set()
+    lists: list[tuple[str, str, ali.SecretVolume | ali.ConfigVolume, str | None]] = [
+        ("secretVolumes", "secretName", v, v.secret_name) for v in spec.secret_volumes or []
+    ]
+    lists += [
+        ("configVolumes", "configMapName", v, v.config_map_name) for v in spec.config_volumes or []
+    ]
+    counts: dict[str, int] = {}
+    for field, source_field, vol, source in lists:
+        i = counts[field] = counts.get(field, -1) + 1
+        at = out.at("spec", field, i)
+        if not vol.name:
+            at.error("MG1086", "Required value", "name")
+        elif vol.name in names:
+            at.error("MG1086", f"Duplicate value: {vol.name!r}", "name")
+        names.add(vol.name or "")
+        if not source:
+            at.error("MG1086", "Required value", source_field)
+        path = vol.mount_path
+        if field == "secretVolumes" and not path:
+            at.error("MG1086", "Required value", "mountPath")
+        elif path and (not path.startswith("/") or ".." in path.split("/")):
+            at.error("MG1086", f"Invalid value: {path!r}: must be absolute", "mountPath")
 
 
 @rule(ali.ASMEgressTrafficPolicy)

@@ -101,7 +101,7 @@ Rules of this module:
 | MG1083 | E    | Kubernetes counts are not negative (replicas...); progress deadline > minReady |
 | MG1084 | E    | Secret/ConfigMap keys are config keys; ``data``/``binaryData`` are base64 |
 | MG1085 | E    | a Service's ports differ in port number or protocol |
-| MG1086 | E    | pod volumes: unique names; mounts name a volume, at a unique absolute path |
+| MG1086 | E    | pod (and IstioGateway) volumes: unique names; mounts name a volume, absolute |
 | MG1087 | E    | PeerAuthentication ``portLevelMtls`` only with a selector that has labels |
 | MG1088 | E    | capture annotations, MeshConfig capture ranges: ports, CIDRs, ``*`` if allowed |
 | MG1089 | E    | NetworkPolicy: selectors, peers, ports and ipBlocks as kube-apiserver has them |
