@@ -612,11 +612,9 @@ class Runtime:
         env = _container_env(rec["name"], c)
         argv = c.argv
         layer: tuple[sandbox.Mount, ...] = ()
-        if c.name == PROXY_CONTAINER and self._not_created(rec, c):
-            return  # a gateway's proxy waits for its volumes as an app does
+        if self._not_created(rec, c):  # a gateway's proxy waits for its volumes as apps do
+            return False
         if c.name != PROXY_CONTAINER:
-            if self._not_created(rec, c):
-                return False
             if c.image:
                 try:
                     image = images.resolve(c.image, images.load_user_table(self.state_dir))
