@@ -17,6 +17,8 @@ Rules of this module:
   ``generateVirtualHostDomains``), so ``Host: alias`` reaches the concrete service. A
   headless Kubernetes Service's domains also match as ``*.<domain>`` (pod DNS names under
   it), as Istio's do.
+- Every route configuration adds Istio's peer metadata headers to the requests it sends
+  (``translate.peer_metadata``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Service, ServicePort
 from meshgate.model.snapshot import MESH_GATEWAY, Snapshot
-from meshgate.translate import filters, naming, refusals
+from meshgate.translate import filters, naming, peer_metadata, refusals
 from meshgate.translate.outbound_l4 import WILDCARD, l4_listeners
 from meshgate.translate.pb import boolean, socket_address, uint32
 from meshgate.translate.routes import (
@@ -147,6 +149,7 @@ def http_route_config(
         ignore_port_in_host_matching=True,
         # Only meshgate's own refusals carry it (``translate.refusals``), never a server's.
         response_headers_to_remove=[refusals.REFUSED_HEADER],
+        request_headers_to_add=peer_metadata.request_headers(proxy),
         # ...removed before the block_all route adds its own (global level first).
         most_specific_header_mutations_wins=True,
     )
