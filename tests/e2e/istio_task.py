@@ -52,11 +52,17 @@ def header_value(out: str, name: str) -> list[str]:
     ]
 
 
+# `kubectl logs -l istio=egressgateway -c istio-proxy -n istio-system | tail`
+GATEWAY = "-l istio=egressgateway"
+
+
 def access_log(
     mesh: Mesh, target: str, namespace: str = "default", container: str = "istio-proxy"
 ) -> list[dict[str, object]]:
-    """`kubectl logs TARGET -c istio-proxy`: the proxy's JSON access-log lines."""
-    out = mesh.meshgate("logs", target, "-n", namespace, "-c", container, check=False).stdout
+    """`kubectl logs TARGET -c istio-proxy` (TARGET a pod, or `-l SELECTOR`): the proxy's
+    JSON access-log lines."""
+    which = target.split(" ", 1) if target.startswith("-l ") else [target]
+    out = mesh.meshgate("logs", *which, "-n", namespace, "-c", container, check=False).stdout
     entries = []
     for line in out.splitlines():
         if line.startswith("{"):

@@ -6,8 +6,7 @@ commands and outputs from snips.sh at commit a8ddb0d0da3d550f1490999736fb4e396cd
 `istioctl pc secret` -> `meshgate pc secret`; the Istio-API tab's YAML verbatim; the sleep
 sample as Istio's; edition.cnn.com is the demo world's (docs/world.md). Differences (README
 "Istio task compatibility"): access logs are JSON (the test reads the page's fields by
-name); `kubectl logs -l istio=egressgateway` is `meshgate logs deploy/istio-egressgateway`
-(no `-l` for logs); `pc secret -o json` prints meshgate's summary (the SANs read), not
+name); `pc secret -o json` prints meshgate's summary (the SANs read), not
 Envoy's config dump that the page's jq reads; the Gateway API tab is not replayed; the
 "Apply Kubernetes network policies" section is skipped (meshgate injects every pod: no
 namespace without injection for its first half).
@@ -20,6 +19,7 @@ import json
 import pytest
 
 from tests.e2e.istio_task import (
+    GATEWAY,
     SLEEP_YAML,
     apply_yaml,
     header_value,
@@ -32,7 +32,6 @@ from tests.e2e.meshctl import Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
-GW_DEPLOY = "deploy/istio-egressgateway"
 GW_SA = "spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account"
 
 SE_CNN_HTTP = """apiVersion: networking.istio.io/v1alpha3
@@ -237,7 +236,7 @@ def test_egress_gateways(mesh: Mesh) -> None:
     assert header_value(out, "location") == ["https://edition.cnn.com/politics"]
     # The gateway's log has the request: it went out through the gateway.
     entry = wait_log(
-        mesh, GW_DEPLOY, {"path": "/politics", "response_code": 301}, namespace="istio-system"
+        mesh, GATEWAY, {"path": "/politics", "response_code": 301}, namespace="istio-system"
     )
     assert entry["method"] == "GET" and entry["authority"] == "edition.cnn.com"
     assert entry["upstream_cluster"] == "outbound|80||edition.cnn.com"
@@ -248,9 +247,11 @@ def test_egress_gateways(mesh: Mesh) -> None:
     side = wait_log(mesh, pod, {"path": "/politics", "upstream_cluster": to_gateway})
     assert side["response_code"] == 301
 
-    # The gateway's mesh identity (istioctl pc secret ... | openssl x509 ... SAN).
+    # The gateway's mesh identity: istioctl pc secret -n istio-system "$(kubectl get pod -l
+    # istio=egressgateway -n istio-system -o jsonpath='{.items[0].metadata.name}')" ...
+    gw_pod = mesh.meshgate(*sel, "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
     secrets = json.loads(
-        mesh.meshgate("pc", "secret", "-n", "istio-system", GW_DEPLOY, "-o", "json").stdout
+        mesh.meshgate("pc", "secret", "-n", "istio-system", gw_pod, "-o", "json").stdout
     )
     default = next(s for s in secrets if s["name"] == "default")
     assert default["sans"] == [GW_SA], default
@@ -272,7 +273,7 @@ def test_egress_gateways(mesh: Mesh) -> None:
     # The gateway's log: a TCP entry ("- - -" 0) to the site, by SNI.
     entry = wait_log(
         mesh,
-        GW_DEPLOY,
+        GATEWAY,
         {"upstream_cluster": "outbound|443||edition.cnn.com"},
         namespace="istio-system",
     )

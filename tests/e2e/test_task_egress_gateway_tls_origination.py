@@ -8,8 +8,7 @@ tls|generic` and `create configmap --from-file` included), the YAML and nginx.co
 `openssl` run as the page runs it in a scratch directory, the sleep sample as Istio's,
 edition.cnn.com the demo world's; `my-nginx` runs Debian's nginx for the `nginx` image
 (docs/pods.md). Differences (README "Istio task compatibility"): access logs are JSON (the
-test reads the page's fields by name); `kubectl logs -l istio=egressgateway` is `meshgate
-logs deploy/istio-egressgateway`; meshgate gives `my-nginx` a sidecar (Istio's page runs it
+test reads the page's fields by name); meshgate gives `my-nginx` a sidecar (Istio's page runs it
 in a namespace without injection), which passes its TLS port through untouched.
 """
 
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.istio_task import (
+    GATEWAY,
     SLEEP_YAML,
     access_log,
     apply_yaml,
@@ -35,7 +35,6 @@ from tests.e2e.meshctl import Mesh, retry
 
 pytestmark = pytest.mark.e2e
 
-GW_DEPLOY = "deploy/istio-egressgateway"
 NGINX = "my-nginx.mesh-external.svc.cluster.local"
 
 SE_CNN = """apiVersion: networking.istio.io/v1alpha3
@@ -372,7 +371,7 @@ def test_tls_origination_with_an_egress_gateway(mesh: Mesh) -> None:
     # The gateway's log: the request, sent on to the site's port 443 (TLS originated).
     entry = wait_log(
         mesh,
-        GW_DEPLOY,
+        GATEWAY,
         {"path": "/politics", "upstream_cluster": "outbound|443||edition.cnn.com"},
         namespace="istio-system",
     )
@@ -473,7 +472,7 @@ def test_mutual_tls_origination_with_an_egress_gateway(mesh: Mesh, tmp_path: Pat
         [
             proc.stdout + proc.stderr,
             json.dumps(access_log(mesh, pod)[-1:]),
-            json.dumps(access_log(mesh, GW_DEPLOY, "istio-system")[-1:]),
+            json.dumps(access_log(mesh, GATEWAY, "istio-system")[-1:]),
             mesh.meshgate("logs", "deploy/my-nginx", "-n", "mesh-external", check=False).stdout,
         ]
     )
@@ -483,7 +482,7 @@ def test_mutual_tls_origination_with_an_egress_gateway(mesh: Mesh, tmp_path: Pat
     # The gateway's log: GET / to my-nginx, 200.
     entry = wait_log(
         mesh,
-        GW_DEPLOY,
+        GATEWAY,
         {"authority": NGINX, "upstream_cluster": f"outbound|443||{NGINX}"},
         namespace="istio-system",
     )
