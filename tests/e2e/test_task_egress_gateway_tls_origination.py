@@ -31,7 +31,7 @@ from tests.e2e.istio_task import (
     status_lines,
     wait_log,
 )
-from tests.e2e.meshctl import Mesh, retry
+from tests.e2e.meshctl import Mesh, meshgate_argv, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -427,9 +427,9 @@ def test_mutual_tls_origination_with_an_egress_gateway(mesh: Mesh, tmp_path: Pat
 
     # Deploy a mutual TLS server.
     def mg(*args: str) -> str:
-        env_cwd = Mesh(mesh.home)
+        """A meshgate command run where the page's files are (its ./nginx.conf...)."""
         proc = subprocess.run(
-            [*env_cwd.prefix, *_argv(), *args],
+            [*mesh.prefix, *meshgate_argv(), *args],
             env=mesh.env,
             cwd=work,
             capture_output=True,
@@ -510,9 +510,3 @@ def test_mutual_tls_origination_with_an_egress_gateway(mesh: Mesh, tmp_path: Pat
     mg("delete", "destinationrule", "egressgateway-for-nginx")
     mg("delete", "service", "sleep")
     mg("delete", "deployment", "sleep")
-
-
-def _argv() -> list[str]:
-    from tests.e2e.meshctl import meshgate_argv
-
-    return meshgate_argv()
