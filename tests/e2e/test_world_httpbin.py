@@ -64,9 +64,8 @@ def test_httpbin_echoes_what_the_sidecar_sent(mesh: Mesh) -> None:
     assert headers["Host"] == "httpbin.org"
     assert headers["X-Test"] == "meshgate"
     assert headers["User-Agent"].startswith("curl/")
-    # Added by the sidecar on its way out (its router counts attempts, as Istio's does).
-    # Istio's page also shows X-Envoy-Decorator-Operation and X-Envoy-Peer-Metadata*: the
-    # sidecar does not add those yet (the translator's part, not the world's).
+    # Added by the sidecar on its way out (its router counts attempts, as Istio's does;
+    # the decorator and peer metadata headers: tests/e2e/test_task_egress_control.py).
     assert headers["X-Envoy-Attempt-Count"] == "1"
 
     anything = _json(mesh, sleep, "http://httpbin.org/anything/x?y=1")

@@ -55,6 +55,18 @@ app = typer.Typer(
     epilog=EXAMPLES,
 )
 
+
+def _group_namespace(namespace: Namespace = None) -> None:
+    """kubectl takes ``-n`` anywhere: ``create -n NS secret tls ...``,
+    ``create secret -n NS generic ...``."""
+    if namespace:
+        from meshgate.cli.context import set_global_namespace
+
+        set_global_namespace(namespace)
+
+
+app.callback()(_group_namespace)
+
 Output = Annotated[
     str,
     typer.Option("--output", "-o", metavar="FORMAT", help="Print the object: yaml, json or name."),
@@ -360,6 +372,7 @@ secret_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+secret_app.callback()(_group_namespace)
 
 
 def secret_generic_cmd(

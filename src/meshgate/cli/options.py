@@ -56,8 +56,14 @@ Container = Annotated[
 DRY_RUN_MODES = ("none", "client", "server")
 
 
+# kubectl's boolean flags that also take ``=true``/``=false`` (``--ignore-not-found=true``
+# in Istio's pages); click flags take no value, so the spelling is rewritten.
+BOOL_FLAGS = ("--ignore-not-found", "--overwrite", "--all-namespaces", "--no-headers")
+
+
 def bare_flags_with_values(args: list[str]) -> list[str]:
-    """kubectl's bare ``--dry-run`` as ``--dry-run=client``; arguments after ``--`` untouched.
+    """kubectl's bare ``--dry-run`` as ``--dry-run=client``, ``--FLAG=true`` as ``--FLAG`` and
+    ``--FLAG=false`` as nothing (``BOOL_FLAGS``); arguments after ``--`` untouched.
 
     Click options take a value or none, never an optional one, so the bare spelling is
     rewritten before parsing; ``--dry-run client`` stays a flag and an argument, as kubectl.
@@ -65,7 +71,15 @@ def bare_flags_with_values(args: list[str]) -> list[str]:
     if "--" in args:
         cut = args.index("--")
         return bare_flags_with_values(args[:cut]) + args[cut:]
-    return ["--dry-run=client" if a == "--dry-run" else a for a in args]
+    out = []
+    for a in args:
+        flag, eq, value = a.partition("=")
+        if eq and flag in BOOL_FLAGS and value.lower() in ("true", "false"):
+            if value.lower() == "true":
+                out.append(flag)
+            continue
+        out.append("--dry-run=client" if a == "--dry-run" else a)
+    return out
 
 
 def split_files(values: list[str] | None) -> list[str]:

@@ -99,6 +99,7 @@ LOGS_EXAMPLES = """Examples:
   meshgate logs deploy/sleep
   meshgate -n istio-system logs deploy/istio-egressgateway -c istio-proxy --tail 20
   meshgate logs sleep-5d8f7c9b6-abcde -c istio-proxy -f
+  meshgate logs -l istio=egressgateway -c istio-proxy -n istio-system   # last 10 lines of each
 
 The whole mesh's access log, every replica of a gateway at once (docs/observability.md):
 
@@ -166,6 +167,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         namespace: Namespace = None,
         container: Container = None,
+        selector: Annotated[
+            str | None,
+            typer.Option(
+                "-l",
+                "--selector",
+                metavar="SELECTOR",
+                help="Every pod with these labels, one after the other (then --tail defaults "
+                "to 10, as kubectl's).",
+            ),
+        ] = None,
         follow: Annotated[
             bool,
             typer.Option("-f", "--follow", help="Keep printing new output until interrupted."),
@@ -223,50 +234,81 @@ def register(app: typer.Typer) -> None:
         if gateway is not None:
             from meshgate.cli.accesslog import print_gateway_log
 
-            if pod is not None or container or previous:
-                typer.echo("error: --gateway takes no POD, -c or -p", err=True)
+            if pod is not None or container or previous or selector is not None:
+                typer.echo("error: --gateway takes no POD, -l, -c or -p", err=True)
                 raise typer.Exit(1)
             print_gateway_log(
                 call_api, gateway=gateway, namespace=ns, host=host, status=status,
                 since=since, tail=tail, output=output, follow=follow,
             )  # fmt: skip
             return
-        if pod is None:
-            typer.echo("error: a POD is required (or --gateway NAME)", err=True)
-            raise typer.Exit(1)
         if host or status or since or output:
             typer.echo("error: --host, --status, --since and -o go with --gateway", err=True)
             raise typer.Exit(1)
-        name = pod_name(pod, ns)
-        from urllib.parse import urlencode
+        if selector is not None:
+            if pod is not None or follow:
+                typer.echo("error: -l takes no POD and no -f", err=True)
+                raise typer.Exit(1)
+            names = _pods_by_selector(ns, selector)
+            if not names:
+                typer.echo(f"No resources found in {ns} namespace.", err=True)
+            for name in names:
+                _print_log(ns, name, name, container, previous, 10 if tail == -1 else tail, False)
+            return
+        if pod is None:
+            typer.echo("error: a POD is required (or -l SELECTOR, or --gateway NAME)", err=True)
+            raise typer.Exit(1)
+        _print_log(ns, pod_name(pod, ns), pod, container, previous, tail, follow)
 
-        params = {"namespace": ns, "name": name, "container": container or ""}
+
+def _pods_by_selector(namespace: str, selector: str) -> list[str]:
+    from meshgate.cli.context import backend_errors, get_backend
+    from meshgate.cli.kindargs import resolve_kind
+
+    with backend_errors():
+        pods = get_backend().get(resolve_kind("pod"), namespace, None, selector)
+    return sorted(str(p["metadata"]["name"]) for p in pods)
+
+
+def _print_log(
+    ns: str,
+    name: str,
+    pod: str,
+    container: str | None,
+    previous: bool,
+    tail: int,
+    follow: bool,
+) -> None:
+    """One container's output; ``pod`` as the user named it, for messages."""
+    from urllib.parse import urlencode
+
+    params = {"namespace": ns, "name": name, "container": container or ""}
+    if previous:
+        params["previous"] = "1"
+    data = call_api("GET", f"/v1/log?{urlencode(params)}", client_checks=True)
+    path = str(data["path"])
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - kept open while following
+    except FileNotFoundError:
         if previous:
-            params["previous"] = "1"
-        data = call_api("GET", f"/v1/log?{urlencode(params)}", client_checks=True)
-        path = str(data["path"])
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - kept open while following
-        except FileNotFoundError:
-            if previous:
-                shown = os.path.basename(path).removesuffix(".previous.log")
-                msg = f'previous terminated container "{shown}" in pod "{name}" not found'
-                typer.echo(f"error: {msg}", err=True)
+            shown = os.path.basename(path).removesuffix(".previous.log")
+            msg = f'previous terminated container "{shown}" in pod "{name}" not found'
+            typer.echo(f"error: {msg}", err=True)
+        else:
+            typer.echo(f"error: no logs yet for {ns}/{pod} ({path})", err=True)
+        raise typer.Exit(1) from None
+    with fh:
+        content = fh.read()
+        lines = content.splitlines(keepends=True)
+        if tail >= 0:
+            lines = lines[-tail:] if tail else []
+        out = sys.stdout.buffer
+        out.writelines(lines)
+        out.flush()
+        while follow:
+            chunk = fh.read()
+            if chunk:
+                out.write(chunk)
+                out.flush()
             else:
-                typer.echo(f"error: no logs yet for {ns}/{pod} ({path})", err=True)
-            raise typer.Exit(1) from None
-        with fh:
-            content = fh.read()
-            lines = content.splitlines(keepends=True)
-            if tail >= 0:
-                lines = lines[-tail:] if tail else []
-            out = sys.stdout.buffer
-            out.writelines(lines)
-            out.flush()
-            while follow:
-                chunk = fh.read()
-                if chunk:
-                    out.write(chunk)
-                    out.flush()
-                else:
-                    time.sleep(0.2)
+                time.sleep(0.2)

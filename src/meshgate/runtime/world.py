@@ -279,6 +279,28 @@ ALIYUN_BODY = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
 </html>
 """
 
+# Istio's egress tasks fetch http://edition.cnn.com/politics: a redirect to the same path
+# over HTTPS, then the page (as the real site answers them).
+CNN_POLITICS_REDIRECT: dict[str, Any] = {
+    "prefix": "/politics",
+    "response": {
+        "status": 301,
+        "headers": {
+            "server": "Varnish",
+            "location": "https://edition.cnn.com/politics",
+            "content-type": "text/plain",
+        },
+    },
+}
+CNN_POLITICS_PAGE: dict[str, Any] = {
+    "prefix": "/politics",
+    "response": {
+        "status": 200,
+        "headers": {"server": "Varnish", "content-type": "text/html; charset=utf-8"},
+        "body": "<html><title>Politics - CNN (meshgate demo world)</title></html>\n",
+    },
+}
+
 DEMO: dict[str, Any] = {
     "hosts": [
         {
@@ -331,6 +353,7 @@ DEMO: dict[str, Any] = {
                         },
                         "body": "",
                     },
+                    "paths": [CNN_POLITICS_REDIRECT],
                 },
                 {
                     "port": 443,
@@ -339,6 +362,33 @@ DEMO: dict[str, Any] = {
                         "status": 200,
                         "headers": {"server": "Varnish", "content-type": "text/html"},
                         "body": "<html><title>CNN (meshgate demo world)</title></html>\n",
+                    },
+                    "paths": [CNN_POLITICS_PAGE],
+                },
+            ],
+        },
+        {
+            # Istio's "Accessing External Services" task asks it over HTTPS.
+            "names": ["www.google.com"],
+            "address": "198.51.100.40",
+            "ports": [
+                {
+                    "port": 80,
+                    "response": {
+                        "status": 301,
+                        "headers": {"server": "gws", "location": "https://www.google.com/"},
+                    },
+                },
+                {
+                    "port": 443,
+                    "protocol": "https",
+                    "response": {
+                        "status": 200,
+                        "headers": {
+                            "server": "gws",
+                            "content-type": "text/html; charset=ISO-8859-1",
+                        },
+                        "body": "<html><title>Google (meshgate demo world)</title></html>\n",
                     },
                 },
             ],

@@ -12,6 +12,11 @@ Rules of this module:
   HTTP RBAC filters first in every HCM (after the refusal logger), the network RBAC filters
   just before every tcp_proxy. Done on the finished listener, not where each chain is
   built, so that every chain a gateway serves gets them, whichever module made it.
+- Tracing is on in sidecar and gateway HCMs, as in Istio's, with no provider (Envoy's null
+  tracer: no spans, no trace headers) and nothing sampled: it is there so that Envoy sends
+  the route's decorator upstream as ``x-envoy-decorator-operation`` (the listeners are
+  OUTBOUND, so Envoy propagates it on requests and strips it from responses). Unsampled,
+  Envoy marks the x-request-id's trace reason (its 15th character is ``9``), as Istio's do.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.type.v3 import percent_pb2
 
 from meshgate.translate import refusals
 from meshgate.translate.accesslog import ACCESS_LOG_FORMAT, access_log_config
@@ -65,6 +71,11 @@ def http_connection_manager(
         normalize_path=boolean(True),
         path_with_escaped_slashes_action=HttpConnectionManager.KEEP_UNCHANGED,
         upgrade_configs=[HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
+        tracing=HttpConnectionManager.Tracing(
+            client_sampling=percent_pb2.Percent(value=100),
+            random_sampling=percent_pb2.Percent(value=0),
+            overall_sampling=percent_pb2.Percent(value=100),
+        ),
     )
     if gateway:
         hcm.server_name = "istio-envoy"

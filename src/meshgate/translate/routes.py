@@ -8,7 +8,12 @@ Rules of this module:
   or equals the listener's port. A route with match blocks none of which applies is skipped.
 - Route names: ``http.name`` or ``http.name.match.name``; unnamed routes log ``-``.
 - Defaults follow Istio: route timeout 0 (disabled) unless set; the mesh default retry
-  policy (2 attempts) unless ``retries`` is set; decorator ``host:port/path*``.
+  policy (2 attempts) unless ``retries`` is set.
+- Decorator operations as Istio's ``getRouteOperation``: ``HOST:PORT`` of the route's one
+  cluster (from its ``outbound|PORT|SUBSET|HOST`` name), else ``VS-NAME:LISTENER-PORT``
+  (weighted, redirect, direct response); then the path: ``PREFIX*``, the exact path, the
+  regex, or ``/*``. With tracing on in the HCM (``translate.filters``) Envoy sends it
+  upstream as ``x-envoy-decorator-operation``.
 - Destination hosts are expanded relative to the VirtualService's namespace; a missing
   port takes the service's only port, else the listener's port.
 - Every route made from a VirtualService carries Istio's config metadata,
@@ -75,7 +80,7 @@ class RouteContext:
 
     target: str  # "mesh" or "ns/gateway"
     port: int  # the listener (sidecar) or server (gateway) port
-    vhost_host: str  # for the decorator
+    vhost_host: str  # the virtual host's service
     mesh: MeshSettings
     single_port: PortOf
 
@@ -180,15 +185,6 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if extra:
         return dict(extra)
     return {}
-
-
-def _path_for_decorator(match: Any | None) -> str:
-    uri = get(match, "uri")
-    if uri is not None and get(uri, "exact") is not None:
-        return get_str(uri, "exact")
-    if uri is not None and get(uri, "prefix") is not None:
-        return get_str(uri, "prefix") + "*"
-    return "/*"
 
 
 def header_options(ops: Any) -> tuple[list[Any], list[str]]:
@@ -406,13 +402,14 @@ def http_routes(vs: Any, ctx: RouteContext) -> list[Any]:
             continue
         if metadata is None:
             metadata = config_metadata(vs)
+        name = get_str(get(vs, "metadata"), "name")
         for match in matches:
-            result.append(_one_route(http, match, namespace, ctx, metadata))
+            result.append(_one_route(http, match, namespace, name, ctx, metadata))
     return result
 
 
 def _one_route(
-    http: Any, match: Any | None, namespace: str, ctx: RouteContext, metadata: Any
+    http: Any, match: Any | None, namespace: str, vs_name: str, ctx: RouteContext, metadata: Any
 ) -> Any:
     route = rc.Route(
         name=naming.http_route_name(get_str(http, "name"), get_str(match, "name")),
@@ -436,8 +433,25 @@ def _one_route(
     fault = get(http, "fault")
     if fault is not None:
         route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault_config(fault)))
-    route.decorator.operation = f"{ctx.vhost_host}:{ctx.port}{_path_for_decorator(match)}"
+    route.decorator.operation = _operation(route, vs_name, ctx.port)
     return route
+
+
+def _operation(route: Any, vs_name: str, port: int) -> str:
+    """Istio's getRouteOperation: the span (and x-envoy-decorator-operation) name."""
+    m = route.match
+    which = m.WhichOneof("path_specifier")
+    path = "/*"
+    if which == "prefix":
+        path = m.prefix + "*"
+    elif which == "path":
+        path = m.path
+    elif which == "safe_regex":
+        path = m.safe_regex.regex
+    parts = route.route.cluster.split("|") if route.HasField("route") else []
+    if len(parts) == 4 and parts[1].isdigit():
+        return f"{parts[3]}:{parts[1]}{path}"
+    return f"{vs_name}:{port}{path}"
 
 
 def default_route(cluster: str, host: str, port: int, mesh: MeshSettings) -> Any:

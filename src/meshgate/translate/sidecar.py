@@ -10,6 +10,9 @@ Rules of this module:
 - TCP, TLS and HTTPS ports follow Istio's rule (``translate.outbound_l4``): a listener
   ``<vip>_<port>`` per service address, matched by destination address with no SNI needed;
   only services without addresses share ``0.0.0.0_<port>`` (TLS by SNI).
+- A service without an HTTP port ``<port>`` still gets a virtual host in route ``"<port>"``
+  when its mesh VirtualService has routes for that port (Istio builds VirtualService
+  virtual hosts per listener port).
 - Domains are unique within one route configuration: the first (sorted) service keeps a
   contested domain.
 - ExternalName Services (aliases) get no listener and no virtual host of their own: the
@@ -17,6 +20,8 @@ Rules of this module:
   ``generateVirtualHostDomains``), so ``Host: alias`` reaches the concrete service. A
   headless Kubernetes Service's domains also match as ``*.<domain>`` (pod DNS names under
   it), as Istio's do.
+- Every route configuration adds Istio's peer metadata headers to the requests it sends
+  (``translate.peer_metadata``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.proxy import Proxy
 from meshgate.model.services import Service, ServicePort
 from meshgate.model.snapshot import MESH_GATEWAY, Snapshot
-from meshgate.translate import filters, naming, refusals
+from meshgate.translate import filters, naming, peer_metadata, refusals
 from meshgate.translate.outbound_l4 import WILDCARD, l4_listeners
 from meshgate.translate.pb import boolean, socket_address, uint32
 from meshgate.translate.routes import (
@@ -139,6 +144,7 @@ def http_route_config(
                 include_request_attempt_count=True,
             )
         )
+    vhosts.extend(_vs_only_vhosts(snapshot, proxy, port, services, used, single))
     vhosts.append(catch_all_vhost(mode, f"{proxy.namespace}/{proxy.pod}"))
     return route_pb2.RouteConfiguration(
         name=naming.sidecar_route_name(port),
@@ -147,9 +153,48 @@ def http_route_config(
         ignore_port_in_host_matching=True,
         # Only meshgate's own refusals carry it (``translate.refusals``), never a server's.
         response_headers_to_remove=[refusals.REFUSED_HEADER],
+        request_headers_to_add=peer_metadata.request_headers(proxy),
         # ...removed before the block_all route adds its own (global level first).
         most_specific_header_mutations_wins=True,
     )
+
+
+def _vs_only_vhosts(
+    snapshot: Snapshot,
+    proxy: Proxy,
+    port: int,
+    on_port: list[Service],
+    used: set[str],
+    single: Any,
+) -> list[Any]:
+    """Virtual hosts for services that have no HTTP port ``port`` but a mesh VirtualService
+    with routes for it (Istio's buildSidecarVirtualHostsForVirtualService builds them for
+    the listener's port): ``curl http://svc`` on port 80 follows a ``port: 80`` match even
+    when the service itself listens on 443 only (Istio's egress TLS origination tasks)."""
+    listed = {svc.hostname for svc in on_port}
+    out = []
+    for svc in sorted(snapshot.visible_services(proxy), key=lambda s: s.hostname):
+        if svc.hostname in listed or svc.is_alias:
+            continue
+        vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
+        if vs is None:
+            continue
+        routes = http_routes(
+            vs, RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
+        )
+        domains = [d for d in _domains(svc, port, proxy.namespace) if d not in used]
+        if not routes or not domains:
+            continue
+        used.update(domains)
+        out.append(
+            rc.VirtualHost(
+                name=naming.vhost_name(svc.hostname, port),
+                domains=domains,
+                routes=routes,
+                include_request_attempt_count=True,
+            )
+        )
+    return out
 
 
 def sidecar_resources(

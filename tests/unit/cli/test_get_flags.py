@@ -145,3 +145,23 @@ def test_wide_pod_node_is_the_mesh_node_once_placed() -> None:
     assert _node(placed) == "meshgate-node"
     assert _node({"metadata": {"name": "p"}, "spec": {}, "status": {}}) == "<none>"
     assert _node({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}}) == "n1"
+
+
+def test_boolean_flags_take_kubectls_true_and_false() -> None:
+    from meshgate.cli.options import bare_flags_with_values
+
+    args = ["delete", "vs", "x", "--ignore-not-found=true", "--overwrite=false", "--dry-run"]
+    assert bare_flags_with_values(args) == [
+        "delete",
+        "vs",
+        "x",
+        "--ignore-not-found",
+        "--dry-run=client",
+    ]
+    # Not a boolean flag, or after "--": untouched.
+    assert bare_flags_with_values(["--set", "a=true", "--", "--overwrite=true"]) == [
+        "--set",
+        "a=true",
+        "--",
+        "--overwrite=true",
+    ]

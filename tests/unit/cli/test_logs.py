@@ -85,3 +85,12 @@ def test_logs_previous_prints_the_run_before(mg: Run, served: Any) -> None:
     served.runtime.log_path("default", "sleep-1").write_text("second run\n")
     assert mg("logs", "sleep-1", "--previous").stdout == "first run\n"
     assert mg("logs", "sleep-1").stdout == "second run\n"
+
+
+def test_logs_by_selector_as_kubectl(mg: Run, served: Any) -> None:
+    both = mg("logs", "sleep-1", "-l", "app=sleep")
+    assert both.exit_code == 1
+    assert both.stderr == "error: -l takes no POD and no -f\n"
+    none = mg("logs", "-l", "app=nothing-has-this")
+    assert none.exit_code == 0
+    assert none.stderr == "No resources found in default namespace.\n"
