@@ -614,21 +614,20 @@ class Runtime:
         layer: tuple[sandbox.Mount, ...] = ()
         if self._not_created(rec, c):  # a gateway's proxy waits for its volumes as apps do
             return False
-        if c.name != PROXY_CONTAINER:
-            if c.image:
-                try:
-                    image = images.resolve(c.image, images.load_user_table(self.state_dir))
-                except images.ImageError as exc:
-                    now = time.time()
-                    restartpolicy.record_pull_error(rec, c.name, str(exc), now, self.backoff)
-                    return False
-                argv = images.argv(image, c.command, c.args)
-                if not argv:
-                    restartpolicy.record_config_error(
-                        rec, c.name, f'image "{c.image}" has no ENTRYPOINT or CMD: give a command'
-                    )
-                    return False
-                layer = self.launcher.image_layer(rec, c, image)
+        if c.name != PROXY_CONTAINER and c.image:
+            try:
+                image = images.resolve(c.image, images.load_user_table(self.state_dir))
+            except images.ImageError as exc:
+                now = time.time()
+                restartpolicy.record_pull_error(rec, c.name, str(exc), now, self.backoff)
+                return False
+            argv = images.argv(image, c.command, c.args)
+            if not argv:
+                restartpolicy.record_config_error(
+                    rec, c.name, f'image "{c.image}" has no ENTRYPOINT or CMD: give a command'
+                )
+                return False
+            layer = self.launcher.image_layer(rec, c, image)
         found = launch.resolve_command(argv[0], env.get("PATH", launch.DEFAULT_PATH))
         if found is None or (c.name != PROXY_CONTAINER and not sandbox.sees(found)):
             not_found = f'exec: "{argv[0]}": executable file not found in $PATH'
