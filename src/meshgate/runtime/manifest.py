@@ -198,6 +198,12 @@ class Manifest:
             raise ValueError(f"refusing to record {name}: not named after mesh {self.mesh_id}")
 
 
+def private_copy(value: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of part of a `peek()` view, for a caller that will change it."""
+    copied: dict[str, Any] = json.loads(json.dumps(value))
+    return copied
+
+
 def _add_unique(items: list[Any], item: Any) -> None:
     if item not in items:
         items.append(item)

@@ -48,6 +48,10 @@ Rules:
   step (`podnet.reserve`). `reconcile()` passes over a pod another thread holds (the next
   pass looks at it) and over one written since it read the manifest; looks
   (`pod_states()`) take no lock: they read the manifest as last written.
+- At rest a supervision pass costs little: it looks at the manifest as last written
+  (shared, parsed once per write) and copies a pod's record only when something is to be
+  done for it (a dead or newly ready container, a start due, a held pod, exec probes, a
+  sidecar to stop); decoded pod specs are kept while their record is unchanged.
 """
 
 from __future__ import annotations
@@ -170,6 +174,9 @@ class Runtime:
         # Per pod: how many times this runtime wrote its record (see reconcile()).
         self._writes: dict[str, int] = {}
         self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        # Decoded specs by the record dict they came from (kept alive here, so its id is
+        # not reused while cached): the shared manifest view keeps unchanged dicts.
+        self._specs: dict[int, tuple[dict[str, Any], PodSpec]] = {}
         self.launcher = containers.Launcher(self.state_dir, self.mesh_id, self.manifest)
 
     # -- records -----------------------------------------------------------------------------
@@ -320,15 +327,42 @@ class Runtime:
         is one whose record was written after the manifest was read here (the read would
         be stale)."""
         writes = dict(self._writes)  # before the read: a later write shows as a new count
-        for key, rec in sorted(self._pods().items()):
+        now = time.time()
+        for key, shared in sorted(self._pods_view().items()):
             lock = self._pod_lock(key)
             if not lock.acquire(blocking=False):
                 continue
             try:
-                if self._writes.get(key, 0) == writes.get(key, 0):
-                    self._reconcile_pod(key, rec)
+                if self._writes.get(key, 0) != writes.get(key, 0):
+                    continue
+                for c in self._container_specs(shared):
+                    # The path itself: log_path() would read the manifest per container.
+                    launch.trim_log(self._log_file(shared["namespace"], shared["name"], c.name))
+                if self._wants_attention(key, shared, now):
+                    self._reconcile_pod(key, manifest.private_copy(shared))
             finally:
                 lock.release()
+
+    def _wants_attention(self, key: str, rec: dict[str, Any], now: float) -> bool:
+        """Whether `_reconcile_pod` has anything to do for the pod (read-only: `rec` is
+        the shared view)."""
+        if rec.get("held_until") is not None:
+            return True
+        for c in self._container_specs(rec):
+            crec = rec["containers"][c.name]
+            if crec["reason"] == "ContainerCreating":
+                continue
+            if crec["state"] == "running" and (
+                c.readiness_command
+                or not self._alive(key, c.name, crec)
+                or (not crec.get("ready_seen") and probes.verdict(c, crec))
+            ):
+                return True
+            due = crec.get("next_start_at")
+            if crec["state"] == "waiting" and due is not None and due <= now:
+                return True
+        proxy = rec["containers"].get(PROXY_CONTAINER)
+        return self._apps_ended(rec) and proxy is not None and proxy["state"] != "terminated"
 
     def _reconcile_pod(self, key: str, rec: dict[str, Any]) -> None:
         now = time.time()
@@ -357,8 +391,6 @@ class Runtime:
             ):
                 self._start_container(key, rec, c)
                 changed = True
-            # The path itself: log_path() would read the manifest twice per container.
-            launch.trim_log(self._log_file(rec["namespace"], rec["name"], c.name))
         if self._apps_ended(rec) and self._stop_sidecar(key, rec):
             changed = True
         if self._run_exec_probes(key, rec):
@@ -545,7 +577,15 @@ class Runtime:
 
     def _container_specs(self, rec: dict[str, Any]) -> list[ContainerSpec]:
         """The pod's containers in start order: the proxy first, so capture has a listener."""
-        spec = spec_from_dict(rec["spec"])
+        raw = rec["spec"]
+        cached = self._specs.get(id(raw))
+        if cached is not None and cached[0] is raw:
+            spec = cached[1]
+        else:
+            spec = spec_from_dict(raw)
+            if len(self._specs) > 4096:  # records come and go: start afresh
+                self._specs.clear()
+            self._specs[id(raw)] = (raw, spec)
         out = []
         if spec.proxy is not None:
             out.append(self._proxy_container(spec))

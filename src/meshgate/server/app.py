@@ -253,17 +253,13 @@ class ControlPlane:
     def _forget_gone_proxies(self) -> None:
         """A proxy whose pod is gone for good leaves proxy-status once its stream has
         closed; the time a closed stream stays listed is for proxies that restart."""
-        closed = [
-            st
-            for st in self.xds.statuses(names=False)
-            if not st.connected and st.metadata.get("POD_NAME")
-        ]
+        closed = [(node, meta) for node, meta in self.xds.closed() if meta.get("POD_NAME")]
         if not closed:  # the usual case at rest: nothing to look up
             return
         live = {(s.namespace, s.name) for s in self.runtime.pod_states()}
-        for st in closed:
-            if (st.metadata.get("NAMESPACE"), st.metadata.get("POD_NAME")) not in live:
-                self.xds.forget(st.node_id)
+        for node, meta in closed:
+            if (meta.get("NAMESPACE"), meta.get("POD_NAME")) not in live:
+                self.xds.forget(node)
 
     def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
         """Every proxy, compact (no subscribed names); or those ``pod`` names, in full."""

@@ -248,6 +248,12 @@ class XdsServer:
         self._drop_expired()
         return [self._latest[node].status(names) for node in sorted(self._latest)]
 
+    def closed(self) -> list[tuple[str, dict[str, Any]]]:
+        """(node id, metadata) of every listed proxy whose stream has closed: what
+        forgetting gone proxies needs, without building every proxy's status."""
+        self._drop_expired()
+        return [(n, s.metadata) for n, s in sorted(self._latest.items()) if not s.connected]
+
     def forget(self, node_id: str) -> None:
         """Drop a disconnected proxy from statuses() (its pod is gone for good)."""
         stream = self._latest.get(node_id)
