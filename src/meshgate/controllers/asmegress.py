@@ -20,7 +20,9 @@ Rules of this module:
   ``meshgate.io/owner-uid`` annotation (Kubernetes ownerReferences cannot cross
   namespaces; ``server.asmegress`` deletes them with the policy): a DestinationRule
   ``<policy>`` whose subset ``<policy>`` sets ISTIO_MUTUAL on every gateway port the policy
-  uses (the mesh routes name that subset), and an AuthorizationPolicy ``<policy>`` (DENY)
+  uses, with the SNI ``hosts[0]`` of the port's first entry (the gateway's server picks
+  its filter chain by SNI among its hosts, as in Istio's egress-gateway tasks; the mesh
+  routes name that subset), and an AuthorizationPolicy ``<policy>`` (DENY)
   that refuses, per ``to`` entry, its gateway port (and, for HTTP, its hosts) to every
   peer identity other than those of the ``from`` workloads: the service accounts of the
   pods and Deployment templates in ``from.namespace`` matching ``workloadSelector``, or
@@ -223,9 +225,7 @@ def _entries(policy: Obj) -> tuple[list[_Entry], dict[str, int], list[str]]:
                 gw_port, next_port = next_port, next_port + 1
             allocated[key] = int(gw_port)
         upgrade = to.get("httpsUpgrade") or {}
-        upgrade_port = (
-            int(upgrade.get("port") or UPGRADE_PORT) if upgrade.get("enabled") else None
-        )
+        upgrade_port = int(upgrade.get("port") or UPGRADE_PORT) if upgrade.get("enabled") else None
         if upgrade_port is not None and protocol not in HTTP_FAMILY:
             problems.append(
                 f"{base}: httpsUpgrade needs an HTTP port (this one is {protocol}): "
@@ -340,22 +340,24 @@ def _resources(policy: Obj, gw: Obj, entries: list[_Entry], objects: list[Obj]) 
         to_gateway = [
             {"destination": {"host": gw_host, "subset": pname, "port": {"number": e.gw_port}}}
         ]
-        upstream = [
-            {"destination": {"host": e.hosts[0], "port": {"number": e.upgrade or e.port}}}
-        ]
+        upstream = [{"destination": {"host": e.hosts[0], "port": {"number": e.upgrade or e.port}}}]
         vs: Obj = {"hosts": list(e.hosts), "gateways": [pname, "mesh"], "exportTo": export}
         at_gateway = {"gateways": [pname], "port": e.gw_port}
         if e.http:
             vs["http"] = [
-                {"name": "to-egress-gateway", "match": [{"gateways": ["mesh"], "port": e.port}],
-                 "route": to_gateway},
+                {
+                    "name": "to-egress-gateway",
+                    "match": [{"gateways": ["mesh"], "port": e.port}],
+                    "route": to_gateway,
+                },
                 {"name": "to-external-host", "match": [at_gateway], "route": upstream},
             ]
         else:
             mesh_match: Obj = {"gateways": ["mesh"], "port": e.port}
             if _family(e.protocol) == "TLS":
-                vs["tls"] = [{"match": [{**mesh_match, "sniHosts": list(e.hosts)}],
-                              "route": to_gateway}]
+                vs["tls"] = [
+                    {"match": [{**mesh_match, "sniHosts": list(e.hosts)}], "route": to_gateway}
+                ]
             else:
                 vs["tcp"] = [{"match": [mesh_match], "route": to_gateway}]
             vs["tcp"] = [*vs.get("tcp", []), {"match": [at_gateway], "route": upstream}]
@@ -370,8 +372,7 @@ def _resources(policy: Obj, gw: Obj, entries: list[_Entry], objects: list[Obj]) 
                     {
                         "hosts": [e.hosts[0]],
                         "ports": [
-                            {"number": e.upgrade, "name": f"https-{e.upgrade}",
-                             "protocol": "HTTPS"}
+                            {"number": e.upgrade, "name": f"https-{e.upgrade}", "protocol": "HTTPS"}
                         ],
                         "resolution": "DNS",
                         "location": "MESH_EXTERNAL",
@@ -389,8 +390,10 @@ def _resources(policy: Obj, gw: Obj, entries: list[_Entry], objects: list[Obj]) 
                         "exportTo": ["."],
                         "trafficPolicy": {
                             "portLevelSettings": [
-                                {"port": {"number": e.upgrade},
-                                 "tls": {"mode": "SIMPLE", "sni": e.hosts[0]}}
+                                {
+                                    "port": {"number": e.upgrade},
+                                    "tls": {"mode": "SIMPLE", "sni": e.hosts[0]},
+                                }
                             ]
                         },
                     },
@@ -402,7 +405,11 @@ def _resources(policy: Obj, gw: Obj, entries: list[_Entry], objects: list[Obj]) 
         protocol = "HTTPS" if http else "TLS"
         gw_servers.append(
             {
-                "port": {"number": port, "name": f"{protocol.lower()}-{port}", "protocol": protocol},
+                "port": {
+                    "number": port,
+                    "name": f"{protocol.lower()}-{port}",
+                    "protocol": protocol,
+                },
                 "hosts": sorted({h for u in users for h in u.hosts}),
                 "tls": {"mode": "ISTIO_MUTUAL"},
             }
@@ -429,8 +436,11 @@ def _resources(policy: Obj, gw: Obj, entries: list[_Entry], objects: list[Obj]) 
                         "name": pname,
                         "trafficPolicy": {
                             "portLevelSettings": [
-                                {"port": {"number": p}, "tls": {"mode": "ISTIO_MUTUAL"}}
-                                for p in sorted(servers)
+                                {
+                                    "port": {"number": p},
+                                    "tls": {"mode": "ISTIO_MUTUAL", "sni": users[0].hosts[0]},
+                                }
+                                for p, users in sorted(servers.items())
                             ]
                         },
                     }
@@ -492,17 +502,28 @@ def _conflicts(policy: Obj, gw: Obj, desired: list[Obj], objects: list[Obj]) -> 
                 gateways = ospec.get("gateways") or ["mesh"]
                 both = _hosts_overlap(spec["hosts"], ospec.get("hosts") or [])
                 if "mesh" in gateways and both:
-                    out.append(Conflict(*where, f"also routes host {both[0]} in the mesh, "
-                                        f"which Istio would merge with {_name(d)}"))
+                    out.append(
+                        Conflict(
+                            *where,
+                            f"also routes host {both[0]} in the mesh, "
+                            f"which Istio would merge with {_name(d)}",
+                        )
+                    )
             elif d["kind"] == "DestinationRule" and _ns(o) == _ns(d):
                 if ospec.get("host") == spec["host"]:
-                    out.append(Conflict(*where, f"is a DestinationRule for {spec['host']} in "
-                                        f"the same namespace, which Istio would merge with "
-                                        f"{_name(d)}"))
+                    out.append(
+                        Conflict(
+                            *where,
+                            f"is a DestinationRule for {spec['host']} in "
+                            f"the same namespace, which Istio would merge with "
+                            f"{_name(d)}",
+                        )
+                    )
             elif d["kind"] == "Gateway":
                 selector = ospec.get("selector") or {}
-                if not selector or any(gateway_selector(gw).get(k) != v
-                                       for k, v in selector.items()):
+                if not selector or any(
+                    gateway_selector(gw).get(k) != v for k, v in selector.items()
+                ):
                     continue
                 for s in spec["servers"]:
                     for os_ in ospec.get("servers") or []:
@@ -510,8 +531,13 @@ def _conflicts(policy: Obj, gw: Obj, desired: list[Obj], objects: list[Obj]) -> 
                             continue
                         both = _hosts_overlap(s["hosts"], os_.get("hosts") or [])
                         if both:
-                            out.append(Conflict(*where, f"serves host {both[0]} on gateway port "
-                                                f"{s['port']['number']} of the same pods"))
+                            out.append(
+                                Conflict(
+                                    *where,
+                                    f"serves host {both[0]} on gateway port "
+                                    f"{s['port']['number']} of the same pods",
+                                )
+                            )
     return sorted(set(out), key=lambda c: (c.kind, c.namespace, c.name, c.reason))
 
 
@@ -555,8 +581,12 @@ def compile_policy(policy: Obj, objects: list[Obj]) -> Compiled:
     exposed = {p.get("port") for p in (gw.get("spec") or {}).get("ports") or []}
     families = {e.gw_port: _family(e.protocol) for e in entries}
     result.service_ports = [
-        {"name": f"{'http' if fam == 'HTTP' else 'tls'}-{port}", "port": port,
-         "protocol": "TCP", "targetPort": port}
+        {
+            "name": f"{'http' if fam == 'HTTP' else 'tls'}-{port}",
+            "port": port,
+            "protocol": "TCP",
+            "targetPort": port,
+        }
         for port, fam in sorted(families.items())
         if port not in exposed
     ]

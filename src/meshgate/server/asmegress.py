@@ -57,14 +57,16 @@ def sync(
     """One pass of the controller over ``objects`` (the store's, listed this pass)."""
     compiled = compiler.compile_all(objects)
     policies = {
-        (str((o.get("metadata") or {}).get("namespace") or ""),
-         str((o.get("metadata") or {}).get("name") or "")): o
+        (
+            str((o.get("metadata") or {}).get("namespace") or ""),
+            str((o.get("metadata") or {}).get("name") or ""),
+        ): o
         for o in objects
         if o.get("kind") == compiler.KIND
     }
     desired: list[Obj] = []
     keep: set[ResourceKey] = set()
-    for key, result in sorted(compiled.items()):
+    for _, result in sorted(compiled.items()):
         if result.status.get("status") == compiler.APPLIED:
             desired.extend(result.objects)
             keep.update(_key(o) for o in result.objects)
@@ -82,8 +84,8 @@ def sync(
         if not alive or (applied and _key(obj) not in keep):
             stale.append(_key(obj))
     if stale:
-        for key in stale:
-            log.info("%s: no longer made by its ASMEgressTrafficPolicy; deleting it", key)
+        for gone in stale:
+            log.info("%s: no longer made by its ASMEgressTrafficPolicy; deleting it", gone)
         store.delete(sorted(stale), missing_ok=True)
     if desired:
         for change in store.apply(canonical(desired)):

@@ -74,7 +74,8 @@ MESH = [GATEWAY, deployment("sleep-a", "sleep-a"), deployment("sleep-b", "sleep-
 
 def by(objs: list[Obj], kind: str, ns: str, name: str) -> Obj:
     found = [
-        o for o in objs
+        o
+        for o in objs
         if o["kind"] == kind and o["metadata"]["namespace"] == ns and o["metadata"]["name"] == name
     ]
     assert len(found) == 1, [(o["kind"], o["metadata"]["name"]) for o in objs]
@@ -82,14 +83,16 @@ def by(objs: list[Obj], kind: str, ns: str, name: str) -> Obj:
 
 
 def test_example_compiles_to_the_istio_egress_gateway_shape() -> None:
-    out = c.compile_policy(EXAMPLE, MESH + [EXAMPLE])
+    out = c.compile_policy(EXAMPLE, [*MESH, EXAMPLE])
     assert out.status == {
         "observedGeneration": 1,
         "status": "Applied",
         "message": "applied: 5 resources; 1 destination(s) through IstioGateway "
         "istio-system/egressgateway-a port(s) 80, mTLS to the gateway",
     }
-    kinds = sorted((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in out.objects)
+    kinds = sorted(
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in out.objects
+    )
     base = "egress-by-egressgateway-a"
     assert kinds == [
         ("AuthorizationPolicy", "istio-system", base),
@@ -131,7 +134,7 @@ def test_example_compiles_to_the_istio_egress_gateway_shape() -> None:
     dr = by(out.objects, "DestinationRule", "istio-system", base)
     assert dr["spec"]["host"] == gw_host
     assert dr["spec"]["subsets"][0]["trafficPolicy"]["portLevelSettings"] == [
-        {"port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL"}}
+        {"port": {"number": 80}, "tls": {"mode": "ISTIO_MUTUAL", "sni": "www.httpbin.org"}}
     ]
     ap = by(out.objects, "AuthorizationPolicy", "istio-system", base)
     assert ap["spec"]["action"] == "DENY"
@@ -141,8 +144,12 @@ def test_example_compiles_to_the_istio_egress_gateway_shape() -> None:
                 {
                     "operation": {
                         "ports": ["80"],
-                        "hosts": ["httpbin.org", "httpbin.org:*", "www.httpbin.org",
-                                  "www.httpbin.org:*"],
+                        "hosts": [
+                            "httpbin.org",
+                            "httpbin.org:*",
+                            "www.httpbin.org",
+                            "www.httpbin.org:*",
+                        ],
                     }
                 }
             ],
@@ -180,12 +187,27 @@ def test_auto_allocated_ports_reported_and_added_to_the_gateway_service() -> Non
     policy = copy.deepcopy(EXAMPLE)
     to = policy["spec"]["egressRules"][0]["to"]
     del to[0]["byEgressGateway"]
-    to.append({"name": "tls", "hosts": ["www.aliyun.com"],
-               "port": {"number": 443, "name": "https", "protocol": "HTTPS"}})
-    to.append({"name": "grpc", "hosts": ["grpc.example.com"],
-               "port": {"number": 9000, "name": "grpc", "protocol": "GRPC"}})
-    to.append({"name": "db", "hosts": ["db.example.com"],
-               "port": {"number": 5432, "name": "tcp", "protocol": "TCP"}})
+    to.append(
+        {
+            "name": "tls",
+            "hosts": ["www.aliyun.com"],
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+        }
+    )
+    to.append(
+        {
+            "name": "grpc",
+            "hosts": ["grpc.example.com"],
+            "port": {"number": 9000, "name": "grpc", "protocol": "GRPC"},
+        }
+    )
+    to.append(
+        {
+            "name": "db",
+            "hosts": ["db.example.com"],
+            "port": {"number": 5432, "name": "tcp", "protocol": "TCP"},
+        }
+    )
     out = c.compile_policy(policy, MESH)
     assert out.status["status"] == "Applied", out.status
     assert out.status["autoAllocatedGatewayPorts"] == {
@@ -196,18 +218,24 @@ def test_auto_allocated_ports_reported_and_added_to_the_gateway_service() -> Non
     }
     assert [p["port"] for p in out.service_ports] == [10000, 10001, 10002, 50051]
     gw = by(out.objects, "Gateway", "istio-egress", "egress-by-egressgateway-a")
-    assert [(s["port"]["number"], s["port"]["protocol"], s["tls"]["mode"])
-            for s in gw["spec"]["servers"]] == [
-        (10000, "HTTPS", "ISTIO_MUTUAL"), (10001, "TLS", "ISTIO_MUTUAL"),
-        (10002, "TLS", "ISTIO_MUTUAL"), (50051, "HTTPS", "ISTIO_MUTUAL"),
+    assert [
+        (s["port"]["number"], s["port"]["protocol"], s["tls"]["mode"])
+        for s in gw["spec"]["servers"]
+    ] == [
+        (10000, "HTTPS", "ISTIO_MUTUAL"),
+        (10001, "TLS", "ISTIO_MUTUAL"),
+        (10002, "TLS", "ISTIO_MUTUAL"),
+        (50051, "HTTPS", "ISTIO_MUTUAL"),
     ]
     tls_vs = by(out.objects, "VirtualService", "istio-egress", "egress-by-egressgateway-a-tls")
     assert tls_vs["spec"]["tls"][0]["match"] == [
         {"gateways": ["mesh"], "port": 443, "sniHosts": ["www.aliyun.com"]}
     ]
     assert tls_vs["spec"]["tcp"] == [
-        {"match": [{"gateways": ["egress-by-egressgateway-a"], "port": 10001}],
-         "route": [{"destination": {"host": "www.aliyun.com", "port": {"number": 443}}}]}
+        {
+            "match": [{"gateways": ["egress-by-egressgateway-a"], "port": 10001}],
+            "route": [{"destination": {"host": "www.aliyun.com", "port": {"number": 443}}}],
+        }
     ]
     ap = by(out.objects, "AuthorizationPolicy", "istio-system", "egress-by-egressgateway-a")
     # TCP/TLS rules carry no hosts (a DENY with HTTP-only fields would refuse everything).
@@ -224,19 +252,29 @@ def test_https_upgrade_originates_tls_at_the_gateway_only() -> None:
     assert dr["spec"] == {
         "host": "www.httpbin.org",
         "exportTo": ["."],
-        "trafficPolicy": {"portLevelSettings": [
-            {"port": {"number": 443}, "tls": {"mode": "SIMPLE", "sni": "www.httpbin.org"}}
-        ]},
+        "trafficPolicy": {
+            "portLevelSettings": [
+                {"port": {"number": 443}, "tls": {"mode": "SIMPLE", "sni": "www.httpbin.org"}}
+            ]
+        },
     }
     se = by(out.objects, "ServiceEntry", "istio-system", name)
     assert se["spec"]["ports"] == [{"number": 443, "name": "https-443", "protocol": "HTTPS"}]
     assert se["spec"]["exportTo"] == ["."]
-    vs = by(out.objects, "VirtualService", "istio-egress",
-            "egress-by-egressgateway-a-httpbin-service-http")
+    vs = by(
+        out.objects,
+        "VirtualService",
+        "istio-egress",
+        "egress-by-egressgateway-a-httpbin-service-http",
+    )
     assert vs["spec"]["http"][1]["route"][0]["destination"]["port"] == {"number": 443}
     # The mesh-facing entry is not exported to the gateway: it sees the 443 one alone.
-    main = by(out.objects, "ServiceEntry", "istio-egress",
-              "egress-by-egressgateway-a-httpbin-service-http")
+    main = by(
+        out.objects,
+        "ServiceEntry",
+        "istio-egress",
+        "egress-by-egressgateway-a-httpbin-service-http",
+    )
     assert main["spec"]["exportTo"] == [".", "mytest"]
 
 
@@ -257,8 +295,12 @@ def test_missing_gateway_fails_with_the_exact_reason() -> None:
 def test_one_gateway_port_for_two_protocol_families_fails() -> None:
     policy = copy.deepcopy(EXAMPLE)
     policy["spec"]["egressRules"][0]["to"].append(
-        {"name": "tls", "hosts": ["www.aliyun.com"], "byEgressGateway": {"port": 80},
-         "port": {"number": 443, "name": "https", "protocol": "HTTPS"}}
+        {
+            "name": "tls",
+            "hosts": ["www.aliyun.com"],
+            "byEgressGateway": {"port": 80},
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+        }
     )
     out = c.compile_policy(policy, MESH)
     assert out.status["status"] == "Failed"
@@ -267,41 +309,49 @@ def test_one_gateway_port_for_two_protocol_families_fails() -> None:
 
 def test_hand_written_conflicts_are_reported_not_overwritten() -> None:
     same_name = {
-        "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
         "metadata": {"name": "egress-by-egressgateway-a", "namespace": "istio-egress"},
         "spec": {"selector": {"istio": "other"}, "servers": []},
     }
-    out = c.compile_policy(EXAMPLE, MESH + [same_name])
+    out = c.compile_policy(EXAMPLE, [*MESH, same_name])
     assert out.objects == [] and out.status["status"] == "Conflict"
     assert out.status["message"] == (
         "not applied: Gateway istio-egress/egress-by-egressgateway-a already exists and was "
         "not made by this policy"
     )
     mesh_vs = {
-        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
         "metadata": {"name": "mine", "namespace": "default"},
         "spec": {"hosts": ["httpbin.org"], "http": [{"route": []}]},
     }
-    out = c.compile_policy(EXAMPLE, MESH + [mesh_vs])
+    out = c.compile_policy(EXAMPLE, [*MESH, mesh_vs])
     assert out.status["status"] == "Conflict"
-    assert "VirtualService default/mine also routes host httpbin.org in the mesh" in (
-        out.status["message"]
+    assert (
+        "VirtualService default/mine also routes host httpbin.org in the mesh"
+        in (out.status["message"])
     )
     gw_dr = {
-        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
         "metadata": {"name": "gw", "namespace": "istio-system"},
         "spec": {"host": "egressgateway-a.istio-system.svc.cluster.local"},
     }
-    out = c.compile_policy(EXAMPLE, MESH + [gw_dr])
+    out = c.compile_policy(EXAMPLE, [*MESH, gw_dr])
     assert "DestinationRule istio-system/gw is a DestinationRule for" in out.status["message"]
     gw_server = {
-        "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
         "metadata": {"name": "by-hand", "namespace": "default"},
-        "spec": {"selector": {"istio": "egressgateway-a"},
-                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                              "hosts": ["*"]}]},
+        "spec": {
+            "selector": {"istio": "egressgateway-a"},
+            "servers": [
+                {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
+            ],
+        },
     }
-    out = c.compile_policy(EXAMPLE, MESH + [gw_server])
+    out = c.compile_policy(EXAMPLE, [*MESH, gw_server])
     assert "Gateway default/by-hand serves host" in out.status["message"]
     # What this policy made itself (its labels) is no conflict: it is updated in place.
     made = c.compile_policy(EXAMPLE, MESH).objects
@@ -314,16 +364,24 @@ def test_namespace_wide_source_and_no_workload_yet() -> None:
         {"namespace": "mytest", "workloadSelector": {"app": "nobody"}},
         {"namespace": "other"},
     ]
-    ap = by(c.compile_policy(policy, MESH).objects, "AuthorizationPolicy", "istio-system",
-            "egress-by-egressgateway-a")
+    ap = by(
+        c.compile_policy(policy, MESH).objects,
+        "AuthorizationPolicy",
+        "istio-system",
+        "egress-by-egressgateway-a",
+    )
     assert ap["spec"]["rules"][0]["from"] == [
         {"source": {"notPrincipals": ["cluster.local/ns/other/sa/*"]}}
     ]
     policy["spec"]["egressRules"][0]["from"] = [
         {"namespace": "mytest", "workloadSelector": {"app": "nobody"}}
     ]
-    ap = by(c.compile_policy(policy, MESH).objects, "AuthorizationPolicy", "istio-system",
-            "egress-by-egressgateway-a")
+    ap = by(
+        c.compile_policy(policy, MESH).objects,
+        "AuthorizationPolicy",
+        "istio-system",
+        "egress-by-egressgateway-a",
+    )
     assert "from" not in ap["spec"]["rules"][0]  # nobody matches: everyone is refused
 
 
@@ -333,7 +391,7 @@ def test_two_policies_making_the_same_object_the_later_conflicts() -> None:
     twin = copy.deepcopy(EXAMPLE)
     twin["metadata"]["name"] = "egress-by-egressgateway-a"
     twin["metadata"]["namespace"] = "zz"
-    results = c.compile_all(MESH + [EXAMPLE, twin])
+    results = c.compile_all([*MESH, EXAMPLE, twin])
     assert results[("istio-egress", "egress-by-egressgateway-a")].status["status"] == "Applied"
     late = results[("zz", "egress-by-egressgateway-a")]
     assert late.status["status"] == "Conflict"
