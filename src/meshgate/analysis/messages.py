@@ -296,6 +296,16 @@ SIDECAR_CREDENTIAL_NOT_READABLE = MessageType(
     "A DestinationRule with a workloadSelector gives sidecars a MUTUAL credentialName, and "
     "their service account may not read Secrets: the control plane withholds the key.",
 )
+ASM_EGRESS_POLICY_NOT_APPLIED = MessageType(
+    "MG2010",
+    "EgressTrafficPolicyNotApplied",
+    E,
+    "ASMEgressTrafficPolicy is not applied ({}): {}",
+    "An ASMEgressTrafficPolicy cannot be compiled to the mesh: its egress gateway is missing, "
+    "its ports clash, or a resource it would generate conflicts with one written by hand "
+    "(same kind, namespace and name, or one Istio would merge with it). Nothing is "
+    "overwritten or merged; rename or remove the other resource, or change the policy.",
+)
 
 CATALOG: tuple[MessageType, ...] = (
     DEPRECATED,
@@ -329,6 +339,7 @@ CATALOG: tuple[MessageType, ...] = (
     EGRESS_GATEWAY_BYPASSABLE,
     PEER_IDENTITY_WITH_MTLS_DISABLED,
     SIDECAR_CREDENTIAL_NOT_READABLE,
+    ASM_EGRESS_POLICY_NOT_APPLIED,
 )
 
 _LEVEL_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshgate.analysis import (
+    asmegress,
     authz,
     deprecation,
     destinationrules,
@@ -153,6 +154,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
         "auth.SidecarPeerIdentityAnalyzer",
         "AuthorizationPolicies on a sidecar match peer identities only where mTLS is on",
         authz.peer_identity_sidecars,
+    ),
+    Analyzer(
+        "asm.EgressTrafficPolicyAnalyzer",
+        "ASMEgressTrafficPolicies compile: gateway found, ports consistent, no conflict",
+        asmegress.policies_compile,
     ),
     Analyzer(
         "egress.EnforcementAnalyzer",

@@ -334,7 +334,7 @@ DEMO: dict[str, Any] = {
         },
         {
             # The real httpbin (PyPI's, under gunicorn) on 80 and 443: it echoes what arrives.
-            "names": ["httpbin.org"],
+            "names": ["httpbin.org", "www.httpbin.org"],
             "address": "198.51.100.20",
             "backend": {"kind": "httpbin"},
         },

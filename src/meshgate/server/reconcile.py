@@ -78,7 +78,7 @@ from meshgate.runtime.pods import (
     VolumeMountSpec,
     VolumeSpec,
 )
-from meshgate.server import podconfig
+from meshgate.server import asmegress, podconfig
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
 from meshgate.server.ssrfguard import SsrfGuard
@@ -284,6 +284,7 @@ class Reconciler:
             from meshgate.server.admission import default_cluster_ips
 
             desired = default_cluster_ips(desired, (o for o in objs if o.get("kind") == "Service"))
+            desired = asmegress.expose_ports(desired, objs)  # ASMEgressTrafficPolicy ports
             changes = self.store.apply(_canonical(desired))
             for c in changes:
                 if c.action != "unchanged":
@@ -675,6 +676,7 @@ class Reconciler:
             return self.snapshot
         self.controller_passes += 1
         try:
+            asmegress.sync(self.store, self._objects(), _canonical)
             self._gateways(self._objects())
             self._garbage_collect(self._objects())
             self._deployments(self._objects())
