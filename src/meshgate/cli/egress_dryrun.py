@@ -42,8 +42,11 @@ def parse_since(text: str) -> float:
 def command(
     mode: Annotated[
         str,
-        typer.Option("--mode", metavar="MODE", help="The outbound traffic policy to try: "
-                     "REGISTRY_ONLY or ALLOW_ANY."),
+        typer.Option(
+            "--mode",
+            metavar="MODE",
+            help="The outbound traffic policy to try: REGISTRY_ONLY or ALLOW_ANY.",
+        ),
     ] = "REGISTRY_ONLY",
     namespace: Annotated[
         str | None,

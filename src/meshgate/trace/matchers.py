@@ -74,14 +74,14 @@ def header_match(h: Any, headers: Mapping[str, str]) -> bool:
         ok = True  # no specifier: presence
     if value is None and getattr(h, "treat_missing_header_as_empty", False):
         ok = string_match(h.string_match, "") if kind == "string_match" else ok
-    return ok != h.invert_match
+    return bool(ok != h.invert_match)
 
 
 def query_match(q: Any, query: Mapping[str, str]) -> bool:
     value = query.get(q.name)
     kind = q.WhichOneof("query_parameter_match_specifier")
     if kind == "present_match":
-        return (value is not None) == q.present_match
+        return bool((value is not None) == q.present_match)
     if kind == "string_match":
         return string_match(q.string_match, value)
     return value is not None

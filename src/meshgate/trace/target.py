@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from meshgate.trace.result import Request
 
-SCHEMES = {"http": ("http", 80), "https": ("tls", 443), "tls": ("tls", 443), "tcp": ("tcp", 0)}
+SCHEMES: dict[str, tuple[str, int]] = {"http": ("http", 80), "https": ("tls", 443), "tls": ("tls", 443), "tcp": ("tcp", 0)}
 
 
 def parse_target(
@@ -24,20 +24,17 @@ def parse_target(
     if not text:
         raise ValueError("the target is empty: give a URL, host:port or IP:port")
     if "://" not in text:
-        host, colon, port = text.partition("/")[0].rpartition(":")
-        if colon and port.isdigit() and "/" not in text:
-            text = "tcp://" + text
-        else:
-            text = "http://" + text
+        _, colon, tail = text.partition("/")[0].rpartition(":")
+        text = "tcp://" + text if colon and tail.isdigit() and "/" not in text else "http://" + text
     parts = urlsplit(text)
     if parts.scheme not in SCHEMES:
         raise ValueError(f"{target}: scheme {parts.scheme!r} is not one of http, https, tls, tcp")
-    protocol, default = SCHEMES[parts.scheme]
+    protocol, default_port = SCHEMES[parts.scheme]
     host = parts.hostname or ""
     if not host:
         raise ValueError(f"{target}: no host")
     try:
-        port = parts.port or default
+        port = parts.port or int(default_port)
     except ValueError as exc:
         raise ValueError(f"{target}: {exc}") from None
     if not port:

@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,10 +114,8 @@ class Walker:
         tls = self.req.protocol == "tls"
         conn = Connection(ip, self.req.port, self.req.sni, tls, ("http/1.1",) if tls else ())
         self.first = _Leg(label, view, False, conn, None, src.ip)
-        try:
+        with contextlib.suppress(_Stop):
             self.leg(self.first, depth=0)
-        except _Stop:
-            pass
         return self.result
 
     def leg(self, leg: _Leg, depth: int) -> None:
@@ -143,12 +142,12 @@ class Walker:
             hcm = hcm or unpack_any(f.typed_config, HCM)
             tcp = tcp or unpack_any(f.typed_config, TCP_PROXY)
         if hcm is not None:
-            if self.req.protocol != "http" and not (leg.router and leg.principal):
-                if not _terminates_tls(chain):
-                    raise self.closed(
-                        leg,
-                        f"{listener.name} on {leg.label} expects HTTP; it gets {self.req.protocol.upper()} bytes",
-                    )
+            if self.req.protocol != "http" and not _terminates_tls(chain):
+                raise self.closed(
+                    leg,
+                    f"{listener.name} on {leg.label} expects HTTP; "
+                    f"it gets {self.req.protocol.upper()} bytes",
+                )
             self.http(leg, hcm, depth)
         elif tcp is not None:
             cluster = tcp.cluster or _heaviest(tcp.weighted_clusters.clusters)
@@ -217,7 +216,8 @@ class Walker:
             self.result.notes.append(f"traffic is split ({split}); the trace follows the heaviest")
         if cluster == "PassthroughCluster" and route.name == "allow_any":
             self.result.notes.append(
-                f"{self.req.host} is not registered; {self.mesh.mode_origin.text()} is ALLOW_ANY, so the "
+                f"{self.req.host} is not registered; {self.mesh.mode_origin.text()} is ALLOW_ANY, "
+                "so the"
                 "sidecar sends it to the address the app resolved"
             )
         self.cluster(leg, cluster, depth, origin)
@@ -258,13 +258,26 @@ class Walker:
             )
         if d.allowed:
             return
-        who = f"{leg.principal and 'spiffe://' + leg.principal or 'no mTLS identity'}, address {leg.peer_ip}"
+        ident = f"spiffe://{leg.principal}" if leg.principal else "no mTLS identity"
+        who = f"{ident}, address {leg.peer_ip}"
         if d.action == "DENY" and origin is not None:
-            reason = f"denied by AuthorizationPolicy {origin.namespace}/{origin.name} {origin.detail} on {leg.label} (peer {who})"
-            fix = f"change or delete AuthorizationPolicy {origin.namespace}/{origin.name} (see `meshgate get authorizationpolicy -n {origin.namespace}`)"
+            ap = f"{origin.namespace}/{origin.name}"
+            reason = (
+                f"denied by AuthorizationPolicy {ap} {origin.detail} on {leg.label} (peer {who})"
+            )
+            fix = (
+                f"change or delete AuthorizationPolicy {ap} "
+                f"(see `meshgate get authorizationpolicy -n {origin.namespace}`)"
+            )
         else:
-            reason = f"denied on {leg.label}: AuthorizationPolicies with action ALLOW select it and none matches this request (peer {who})"
-            fix = "add a rule for this source to an ALLOW AuthorizationPolicy on that proxy (see `meshgate get authorizationpolicy -A`)"
+            reason = (
+                f"denied on {leg.label}: AuthorizationPolicies with action ALLOW select it and "
+                f"none matches this request (peer {who})"
+            )
+            fix = (
+                "add a rule for this source to an ALLOW AuthorizationPolicy on that proxy "
+                "(see `meshgate get authorizationpolicy -A`)"
+            )
         if http:
             raise self.stop("denied", 403, reason, fix, origin)
         raise self.closed(leg, reason, fix, origin)
@@ -279,9 +292,11 @@ class Walker:
         return self.stop(
             "blocked",
             502,
-            f"blocked: the outbound traffic policy ({o.text()}) is REGISTRY_ONLY and no ServiceEntry "
+            f"blocked: the outbound traffic policy ({o.text()}) is REGISTRY_ONLY and no "
+            "ServiceEntry "
             f"registers {host} (route block_all on {leg.label} answers 502 Bad Gateway)",
-            f"add a ServiceEntry for {host} port {self.req.port} (see `meshgate get se -A`), or set "
+            f"add a ServiceEntry for {host} port {self.req.port} (see `meshgate get se -A`), or "
+            "set "
             "outboundTrafficPolicy.mode: ALLOW_ANY",
             o,
         )
@@ -290,16 +305,21 @@ class Walker:
         where = f"virtual host {vh}" if vh else f"route configuration {rc}"
         if leg.router:
             reason = (
-                f"no route on the gateway {leg.label}: {where} has no route for Host {self.req.host_header} "
+                f"no route on the gateway {leg.label}: {where} has no route for Host "
+                f"{self.req.host_header} "
                 f"{self.req.path} (404 Not Found, NR)"
             )
             fix = (
-                f"bind a VirtualService for {self.req.host} to the Gateway (its `gateways` and a route "
+                f"bind a VirtualService for {self.req.host} to the Gateway (its `gateways` and a "
+                "route "
                 f"matching gateway port), and list {self.req.host} in the Gateway's server hosts "
                 "(see `meshgate get gw,vs -A`)"
             )
         else:
-            reason = f"no route on {leg.label}: {where} has no route for {self.req.host_header}{self.req.path} (404 NR)"
+            reason = (
+                f"no route on {leg.label}: {where} has no route for "
+                f"{self.req.host_header}{self.req.path} (404 NR)"
+            )
             fix = (
                 f"check the VirtualService for {self.req.host}: no HTTP route matches this request"
             )
@@ -320,7 +340,8 @@ class Walker:
                 raise self.stop(
                     "reset",
                     "reset",
-                    f"reset: {req.host}:{req.port} matches no registered service and the outbound traffic "
+                    f"reset: {req.host}:{req.port} matches no registered service and the outbound "
+                    "traffic "
                     f"policy ({o.text()}) is REGISTRY_ONLY, so the sidecar {leg.label} closes the "
                     "connection (BlackHoleCluster, UH)",
                     f"add a ServiceEntry for {req.host} port {req.port} protocol "
@@ -340,7 +361,8 @@ class Walker:
                     "no-cluster",
                     503,
                     f"{leg.label} routes to cluster {name}, which it does not have (503 NC)",
-                    "check the route's destination host, port and subset: a DestinationRule must define the "
+                    "check the route's destination host, port and subset: a DestinationRule must "
+                    "define the "
                     "subset, and a ServiceEntry or Service the host and port",
                     origin,
                 )
@@ -444,13 +466,15 @@ class Walker:
         if self.result.timeout:
             t = self.result.timeout
             self.result.notes.append(
-                f"times out after {t['seconds']:g}s (504 Gateway Timeout) if the upstream is slower "
-                f"(timeout from {t['origin']['kind'] + ' ' + t['origin']['namespace'] + '/' + t['origin']['name'] if t['origin'] else 'a route'})"
+                f"times out after {t['seconds']:g}s (504 Gateway Timeout) if the upstream is "
+                "slower "
+                f"(timeout from {_origin_text(t['origin'])})"
             )
         raise self.stop(
             "allowed",
             None,
-            f"{why}: {self.req.host}:{self.req.port} is reached at {address}:{port} from {leg.label}; "
+            f"{why}: {self.req.host}:{self.req.port} is reached at {address}:{port} from "
+            f"{leg.label}; "
             "the client gets the upstream's own answer",
         )
 
@@ -476,10 +500,12 @@ class Walker:
             raise self.stop(
                 "refused",
                 status,
-                f"refused at the node: MeshConfig egressEnforcement is GATEWAY_ONLY and {leg.label} "
+                "refused at the node: MeshConfig egressEnforcement is GATEWAY_ONLY and "
+                f"{leg.label} "
                 f"connects to {address}:{port} directly, not through an egress gateway "
                 "(unless a NetworkPolicy isolates the pod for egress and allows it)",
-                f"route {self.req.host} through the egress gateway (Gateway + VirtualService), or allow "
+                f"route {self.req.host} through the egress gateway (Gateway + VirtualService), or "
+                "allow "
                 "it with a NetworkPolicy egress rule",
                 Origin("MeshConfig", "", "mesh", "egressEnforcement"),
             )
@@ -503,6 +529,10 @@ def _principal_of(label: str, trust_domain: str) -> str | None:
     return None  # a gateway's own identity is not known here; RBAC then sees none
 
 
+def _origin_text(o: dict[str, str] | None) -> str:
+    return "a route" if not o else f"{o['kind']} {o['namespace']}/{o['name']}"
+
+
 def _heaviest(clusters: Any) -> str:
     best = max(clusters, key=lambda c: c.weight.value, default=None)
     return "" if best is None else str(best.name)
@@ -510,7 +540,7 @@ def _heaviest(clusters: Any) -> str:
 
 def _cluster_type(cluster: Any) -> str:
     if cluster.HasField("cluster_type"):
-        return cluster.cluster_type.name
+        return str(cluster.cluster_type.name)
     from envoy.config.cluster.v3.cluster_pb2 import Cluster
 
     return str(Cluster.DiscoveryType.Name(cluster.type))

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.golden.seedworld import (
+    SLEEP_IP,
+    decode,
+    gateway_proxy,
+    sleep_proxy,
+    step_resources,
+)
+
 from meshgate.model.snapshot import Snapshot
 from meshgate.trace.config import ProxyView
 from meshgate.trace.result import Request, Result, Source
@@ -12,14 +20,6 @@ from meshgate.trace.service import build_mesh
 from meshgate.trace.target import parse_target
 from meshgate.trace.walk import Walker
 from meshgate.translate import translate
-from tests.golden.seedworld import (
-    GATEWAY_IP,
-    SLEEP_IP,
-    decode,
-    gateway_proxy,
-    sleep_proxy,
-    step_resources,
-)
 
 ALIYUN = "198.51.100.10"
 
