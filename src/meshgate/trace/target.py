@@ -14,7 +14,12 @@ from urllib.parse import urlsplit
 
 from meshgate.trace.result import Request
 
-SCHEMES: dict[str, tuple[str, int]] = {"http": ("http", 80), "https": ("tls", 443), "tls": ("tls", 443), "tcp": ("tcp", 0)}
+SCHEMES: dict[str, tuple[str, int]] = {
+    "http": ("http", 80),
+    "https": ("tls", 443),
+    "tls": ("tls", 443),
+    "tcp": ("tcp", 0),
+}
 
 
 def parse_target(
