@@ -24,6 +24,7 @@ from meshgate.cli import (
     create,
     delete,
     describe,
+    egress_dryrun,
     get,
     history,
     install,
@@ -36,6 +37,7 @@ from meshgate.cli import (
     rollout,
     scale,
     top,
+    trace,
     validate,
     version,
     wait,
@@ -92,6 +94,11 @@ cp.register(app)
 top.register(app)
 console.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
+trace.register(app)
+# The egress group: `dry-run` here; `discover` joins it (cli/egress.py).
+egress_app = typer.Typer(help="What leaves the mesh, and what a policy change would refuse.")
+egress_dryrun.add_to(egress_app)
+app.add_typer(egress_app, name="egress", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.
 app.command(

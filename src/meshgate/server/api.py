@@ -256,6 +256,33 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
             raise ValueError(str(exc)) from None
         return JSONResponse({"body": body})
 
+    async def trace(request: Request) -> JSONResponse:
+        from meshgate.trace.service import for_control_plane
+
+        # On the event loop: the ACKed configs are the xDS sessions' state (a quick walk).
+        b = await request.json()
+        result = for_control_plane(cp).trace(
+            str(b.get("namespace") or "default"),
+            str(b["pod"]),
+            str(b["target"]),
+            str(b.get("method") or "GET"),
+            list(b.get("headers") or []),
+        )
+        return JSONResponse(result)
+
+    async def egress_dry_run(request: Request) -> JSONResponse:
+        from meshgate.trace.service import for_control_plane
+
+        b = await request.json()
+        service = for_control_plane(cp)
+        result = await asyncio.to_thread(
+            service.dry_run,
+            str(b.get("mode") or "REGISTRY_ONLY"),
+            float(b.get("sinceSeconds") or 3600),
+            b.get("namespace") or None,
+        )
+        return JSONResponse(result)
+
     async def status(request: Request) -> JSONResponse:
         return JSONResponse(cp.status())
 
@@ -310,6 +337,8 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         ),
         Route("/v1/proxy-admin", guard(proxy_admin), methods=["GET"]),
         Route("/v1/status", guard(status), methods=["GET"]),
+        Route("/v1/trace", guard(trace), methods=["POST"]),
+        Route("/v1/egress/dry-run", guard(egress_dry_run), methods=["POST"]),
         Route("/v1/console", guard(console_login(lambda: cp.console)), methods=["POST"]),
         Route("/v1/ca", guard(ca_status), methods=["GET"]),
         Route("/v1/ca/rotate", guard(ca_rotate), methods=["POST"]),

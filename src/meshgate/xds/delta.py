@@ -73,6 +73,8 @@ class _TypeState:
     acked_nonce: str | None = None
     nack_error: str | None = None
     nacked_version: str | None = None
+    # name -> resource (packed) as the proxy ACKed it: what it runs (`meshgate trace`).
+    acked_items: dict[str, any_pb2.Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class _Sent:
     type_url: str
     system_version: str
     versions: Mapping[str, str]
+    items: Mapping[str, any_pb2.Any] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
 
 
 class DeltaSession:
@@ -159,6 +163,14 @@ class DeltaSession:
 
     # -- status ------------------------------------------------------------------------
 
+    def acked_resources(self) -> dict[str, tuple[any_pb2.Any, ...]]:
+        """Per type URL, the resources (packed) the proxy holds by its ACKs, by name."""
+        return {
+            url: tuple(s.acked_items[n] for n in sorted(s.acked_items))
+            for url, s in self._types.items()
+            if s.acked_nonce
+        }
+
     def type_statuses(self, names: bool = True) -> dict[str, TypeStatus]:
         """Per subscribed type: what was sent, acknowledged, rejected; explicit names only
         with ``names`` (a listing needs their count)."""
@@ -204,6 +216,9 @@ class DeltaSession:
         state.nacked_version = None
         for name in sent.versions:
             state.rejected.pop(name, None)
+        state.acked_items.update(sent.items)
+        for name in sent.removed:
+            state.acked_items.pop(name, None)
 
     def _sync(self, type_url: str, *, defer_removals: bool) -> list[DeltaDiscoveryResponse]:
         """One type's changes (its removals unless deferred); clusters bring endpoints."""
@@ -267,7 +282,13 @@ class DeltaSession:
         system = _system_version(type_url, self._desired_versions(type_url))
         state.sent_version = system
         state.sent_nonce = nonce
-        self._in_flight[nonce] = _Sent(type_url, system, {n: v for n, v, _ in upserts})
+        self._in_flight[nonce] = _Sent(
+            type_url,
+            system,
+            {n: v for n, v, _ in upserts},
+            {n: item for n, _, item in upserts},
+            tuple(removed),
+        )
         while len(self._in_flight) > MAX_IN_FLIGHT:
             del self._in_flight[next(iter(self._in_flight))]
         return DeltaDiscoveryResponse(

@@ -254,6 +254,12 @@ class XdsServer:
         self._drop_expired()
         return [(n, s.metadata) for n, s in sorted(self._latest.items()) if not s.connected]
 
+    def acked_resources(self, node_id: str) -> dict[str, tuple[Any, ...]] | None:
+        """Per type URL, the packed resources the latest stream of ``node_id`` ACKed (what
+        that Envoy runs); None when no stream of that node is known."""
+        stream = self._latest.get(node_id)
+        return None if stream is None else stream.session.acked_resources()
+
     def forget(self, node_id: str) -> None:
         """Drop a disconnected proxy from statuses() (its pod is gone for good)."""
         stream = self._latest.get(node_id)

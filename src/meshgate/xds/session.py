@@ -69,6 +69,10 @@ class _TypeState:
     acked_nonce: str | None = None
     nack_error: str | None = None
     nacked_version: str | None = None
+    # The resources of the last response sent, and of the last one the proxy ACKed:
+    # what it runs (`meshgate trace` reads it, never a second model of the config).
+    sent_items: tuple[Any, ...] = ()
+    acked_items: tuple[Any, ...] = ()
 
 
 class UnknownTypeError(ValueError):
@@ -124,6 +128,7 @@ class AdsSession:
             return self._send(type_url, force=True)
         state.acked_version = request.version_info
         state.acked_nonce = nonce
+        state.acked_items = state.sent_items
         state.nack_error = None
         state.nacked_version = None
         if names_changed or request.version_info != state.sent_version:
@@ -143,6 +148,10 @@ class AdsSession:
                 continue  # sent by _send(CLUSTER), right after CDS, forced if CDS re-warms
             out.extend(self._send(type_url, force=False))
         return out
+
+    def acked_resources(self) -> dict[str, tuple[Any, ...]]:
+        """Per type URL, the resources (packed) of the last response the proxy ACKed."""
+        return {url: s.acked_items for url, s in self._types.items() if s.acked_nonce}
 
     def type_statuses(self, names: bool = True) -> dict[str, TypeStatus]:
         """Per subscribed type: what was sent, acknowledged, rejected; the subscribed
@@ -202,6 +211,7 @@ class AdsSession:
         state.sent_nonce = nonce
         state.sent_count = len(rendered.resources)
         state.sent_names = frozenset(rendered.names)
+        state.sent_items = rendered.resources
         return DiscoveryResponse(
             version_info=rendered.version,
             resources=list(rendered.resources),
