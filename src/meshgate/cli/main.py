@@ -24,6 +24,7 @@ from meshgate.cli import (
     create,
     delete,
     describe,
+    egress,
     get,
     history,
     install,
@@ -92,6 +93,7 @@ cp.register(app)
 top.register(app)
 console.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
+app.add_typer(egress.app, name="egress", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.
 app.command(
