@@ -188,6 +188,9 @@ def run_discover(
     typer.echo(format_table([HEADER, *rows]))
 
 
+# Subcommands: one line each. ``dry-run`` (cli/egress_dryrun.py) registers as
+#   app.command("dry-run", epilog=egress_dryrun.EXAMPLES)(egress_dryrun.command)
+# with ``from meshgate.cli import egress_dryrun`` at the top (it must import only typer).
 @app.command("discover", epilog=DISCOVER_EXAMPLES)
 def discover(
     namespace: Annotated[
@@ -229,7 +232,7 @@ def discover(
         typer.Option(
             "--egress-gateway",
             metavar="NAME",
-            help="The egress gateway the policy names (default istio-egressgateway).",
+            help="The egress gateway the policy names.",
         ),
     ] = "istio-egressgateway",
 ) -> None:
