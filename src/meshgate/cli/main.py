@@ -24,6 +24,7 @@ from meshgate.cli import (
     create,
     delete,
     describe,
+    egress,
     egress_dryrun,
     get,
     history,
@@ -95,10 +96,8 @@ top.register(app)
 console.register(app)
 app.add_typer(ca.app, name="ca", rich_help_panel="Mesh")
 trace.register(app)
-# The egress group: `dry-run` here; `discover` joins it (cli/egress.py).
-egress_app = typer.Typer(help="What leaves the mesh, and what a policy change would refuse.")
-egress_dryrun.add_to(egress_app)
-app.add_typer(egress_app, name="egress", rich_help_panel="Mesh")
+egress_dryrun.add_to(egress.app)  # egress discover (cli/egress.py) beside dry-run
+app.add_typer(egress.app, name="egress", rich_help_panel="Mesh")
 # One verb under two names, as istioctl has it; the alias is named in the listing instead
 # of being listed twice.
 app.command(
