@@ -20,7 +20,8 @@ Rules:
   certificate reaching its renewal time (``MeshCA.next_change``). A pass that changes
   nothing requests nothing, so an idle mesh translates and sends nothing.
 - Each proxy's translation is kept for the snapshot it was made from: a push for
-  certificates alone re-issues secrets without translating again.
+  certificates alone re-issues secrets without translating again. Proxies that would
+  receive the same resources share one translation (``translate.cache``).
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
@@ -71,6 +72,7 @@ from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
 from meshgate.telemetry.store import Query
 from meshgate.translate import translate
+from meshgate.translate.cache import SharedTranslations, source_marker
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
 from meshgate.xds.server import XdsServer
@@ -180,6 +182,7 @@ class ControlPlane:
         # only the current snapshot's (used by the xDS worker thread alone).
         self._translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self._translated_for: Snapshot | None = None
+        self._shared = SharedTranslations(self._translate, self._personal)
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
@@ -205,21 +208,33 @@ class ControlPlane:
         if held is not None and held[0] == proxy:
             config = held[1]
         else:
-            config = translate(snap, proxy)
-            # Its access-log stream authenticates as its xDS stream does (once per
-            # translation: the cached config keeps it).
-            als.authenticate_loggers(
-                config,
-                proxy_credentials.HEADER,
-                proxy_credentials.credential(self._credential_key, node_id),
-            )
-            self.translations += 1
+            # Proxies that would receive the same resources share one translation
+            # (translate.cache), byte-identical to each one's own.
+            config = self._shared.config(snap, proxy, node_id)
+            self.translations = self._shared.translations
             self._translated[node_id] = (proxy, config)
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
         # issued now (it may have been renewed), beside the translation's own secrets.
         wanted = referenced(config.clusters, config.listeners)
         identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
+
+    def _translate(self, snap: Snapshot, proxy: Proxy, node_id: str) -> ProxyConfig:
+        config = translate(snap, proxy)
+        # Its access-log stream authenticates as its xDS stream does.
+        als.authenticate_loggers(
+            config,
+            proxy_credentials.HEADER,
+            proxy_credentials.credential(self._credential_key, node_id),
+        )
+        return config
+
+    def _personal(self, proxy: Proxy, node_id: str) -> tuple[str, ...]:
+        """The strings of a translation that are the proxy's own (see translate.cache)."""
+        return (
+            source_marker(proxy),
+            proxy_credentials.credential(self._credential_key, node_id),
+        )
 
     def _node_processes(self) -> dict[str, procs.ProcId]:
         recorded = self.node.manifest.peek()["processes"]

@@ -1,0 +1,190 @@
+"""One translation per group of proxies that would receive the same resources (Istio's push
+context idea): the others get it with their own few personal strings put in.
+
+Rules of this module:
+- Output is byte-identical to translating each proxy on its own; sharing is a shortcut,
+  never a change. A sidecar's translation depends on its pod name and IP only through a
+  few personal strings (the refusals' ``(from ns/pod)``, and what the caller adds, e.g. the
+  access-log credential), on its IP only when it is an endpoint of a headless service, and
+  on its pod only through the ports it is dialled on: ``share_key`` holds everything else
+  translation reads of a proxy, so proxies with one key differ only in those strings.
+- The strings are substituted in the serialized bytes, only in resources that hold the
+  template's; a proxy joins a group only when its strings have the template's lengths, so
+  every length prefix stays right. Resources without them are the template's very
+  message objects (packed once per push by ``xds.resources.Packer``).
+- Trust, but verify: the first proxy derived in a group is also translated on its own and
+  compared byte for byte; on any difference (say a user's config that contains the
+  template's pod name) the group is marked unshared and its proxies are translated one by
+  one. So a derivation is only ever made from a template whose personal strings were shown
+  to occur where the translator put them and nowhere else.
+- Routers (gateways: few, and their listeners depend on the pod's ports) are never shared.
+- Everything is kept for one snapshot (an immutable value): a new snapshot starts afresh.
+  Not thread-safe: one worker thread uses it (the xDS server's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meshgate.model.proxy import Proxy
+from meshgate.model.snapshot import Snapshot
+from meshgate.translate.output import ProxyConfig
+
+log = logging.getLogger(__name__)
+
+# (snapshot, proxy, the node id its stream uses) -> its config
+Translate = Callable[[Snapshot, Proxy, str], ProxyConfig]
+# (proxy, node id) -> the strings of its translation that are its own (each proxy's distinct)
+Personal = Callable[[Proxy, str], Sequence[str]]
+
+_FIELDS = ("listeners", "routes", "clusters", "endpoints", "secrets")
+
+
+def source_marker(proxy: Proxy) -> str:
+    """How a sidecar names itself in its refusals (``translate.refusals``: ``(from ns/pod)``)."""
+    return f"(from {proxy.namespace}/{proxy.pod})"
+
+
+def _headless_addresses(snapshot: Snapshot) -> frozenset[str]:
+    """Endpoint addresses of headless services: a sidecar that is one binds the others."""
+    return frozenset(
+        e.address
+        for svc in snapshot.services
+        if svc.is_headless
+        for endpoints in svc.endpoints.values()
+        for e in endpoints
+    )
+
+
+@dataclass
+class _Group:
+    template: tuple[Proxy, str]
+    personal: tuple[bytes, ...]
+    config: ProxyConfig
+    # Per field, per resource: its bytes when they hold a personal string, else None.
+    marked: dict[str, list[bytes | None]]
+    verified: bool = False
+    unshared: bool = False
+
+
+class SharedTranslations:
+    """Translations of one snapshot, shared between proxies as the module rules say."""
+
+    def __init__(
+        self, translate: Translate | None = None, personal: Personal | None = None
+    ) -> None:
+        self._translate = translate or _plain
+        self._personal = personal or (lambda p, _node: (source_marker(p),))
+        self._snapshot: Snapshot | None = None
+        self._groups: dict[Hashable, _Group] = {}
+        self._headless: frozenset[str] = frozenset()
+        self.translations = 0  # translate() calls (verification ones included)
+        self.derivations = 0  # configs made from a group's template instead
+
+    def config(self, snapshot: Snapshot, proxy: Proxy, node_id: str = "") -> ProxyConfig:
+        """``proxy``'s config under ``snapshot``, as ``translate`` would make it."""
+        node_id = node_id or proxy.node_id
+        if snapshot is not self._snapshot:
+            self._snapshot, self._groups = snapshot, {}
+            self._headless = _headless_addresses(snapshot)
+        personal = tuple(s.encode() for s in self._personal(proxy, node_id))
+        key = self.share_key(snapshot, proxy, personal)
+        if key is None:
+            return self._own(snapshot, proxy, node_id)
+        group = self._groups.get(key)
+        if group is None or group.template == (proxy, node_id):
+            if group is None:
+                config = self._own(snapshot, proxy, node_id)
+                self._groups[key] = _Group(
+                    (proxy, node_id), personal, config, _marked(config, personal)
+                )
+                return config
+            return group.config
+        if group.unshared:
+            return self._own(snapshot, proxy, node_id)
+        derived = _derive(group, personal)
+        if not group.verified:
+            own = self._own(snapshot, proxy, node_id)
+            if _serialized(own) != _serialized(derived):
+                group.unshared = True
+                log.info(
+                    "translation of %s/%s differs from its group's; not shared",
+                    proxy.namespace,
+                    proxy.pod,
+                )
+                return own
+            group.verified = True
+        self.derivations += 1
+        return derived
+
+    def share_key(
+        self, snapshot: Snapshot, proxy: Proxy, personal: tuple[bytes, ...]
+    ) -> Hashable | None:
+        """What of ``proxy`` its translation reads, but for its personal strings (None:
+        not shared)."""
+        if proxy.is_router:
+            return None
+        # Imported here: inbound imports the snapshot's helpers this module's callers use.
+        from meshgate.translate.inbound import pod_ports
+
+        ports = pod_ports(snapshot).get(f"{proxy.namespace}/{proxy.pod}", {})
+        return (
+            proxy.kind,
+            proxy.namespace,
+            tuple(sorted(proxy.labels.items())),
+            proxy.service_account,
+            tuple(len(s) for s in personal),
+            tuple(sorted(ports.items())),
+            proxy.ip if proxy.ip in self._headless else "",
+        )
+
+    def _own(self, snapshot: Snapshot, proxy: Proxy, node_id: str) -> ProxyConfig:
+        self.translations += 1
+        return self._translate(snapshot, proxy, node_id)
+
+
+def _plain(snapshot: Snapshot, proxy: Proxy, _node_id: str) -> ProxyConfig:
+    from meshgate.translate import translate
+
+    return translate(snapshot, proxy)
+
+
+def _marked(config: ProxyConfig, personal: tuple[bytes, ...]) -> dict[str, list[bytes | None]]:
+    out: dict[str, list[bytes | None]] = {}
+    for name in _FIELDS:
+        items: list[bytes | None] = []
+        for message in getattr(config, name):
+            data = message.SerializeToString(deterministic=True)
+            items.append(data if any(p in data for p in personal) else None)
+        out[name] = items
+    return out
+
+
+def _derive(group: _Group, personal: tuple[bytes, ...]) -> ProxyConfig:
+    """The template's config with ``personal`` strings in place of its own."""
+    fields: dict[str, list[Any]] = {}
+    for name in _FIELDS:
+        originals = getattr(group.config, name)
+        marked = group.marked[name]
+        if not any(data is not None for data in marked):
+            fields[name] = originals  # the very list: nothing in it is personal
+            continue
+        out = []
+        for message, data in zip(originals, marked, strict=True):
+            if data is None:
+                out.append(message)
+                continue
+            for old, new in zip(group.personal, personal, strict=True):
+                data = data.replace(old, new)
+            out.append(type(message).FromString(data))
+        fields[name] = out
+    return ProxyConfig(**fields)
+
+
+def _serialized(config: ProxyConfig) -> list[list[bytes]]:
+    return [
+        [m.SerializeToString(deterministic=True) for m in getattr(config, name)] for name in _FIELDS
+    ]
