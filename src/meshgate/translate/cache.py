@@ -10,8 +10,10 @@ Rules of this module:
   translation reads of a proxy, so proxies with one key differ only in those strings.
 - The strings are substituted in the serialized bytes, only in resources that hold the
   template's; a proxy joins a group only when its strings have the template's lengths, so
-  every length prefix stays right. Resources without them are the template's very
-  message objects (packed once per push by ``xds.resources.Packer``).
+  every length prefix stays right. Such a resource stays bytes (``Serialized``: parsed
+  only if something reads it; the xDS packer sends the bytes as they are). Resources
+  without personal strings are the template's very message objects (packed once per push
+  by ``xds.resources.Packer``).
 - Trust, but verify: the first proxy derived in a group is also translated on its own and
   compared byte for byte; on any difference (say a user's config that contains the
   template's pod name) the group is marked unshared and its proxies are translated one by
@@ -57,6 +59,35 @@ def _headless_addresses(snapshot: Snapshot) -> frozenset[str]:
         for endpoints in svc.endpoints.values()
         for e in endpoints
     )
+
+
+class Serialized:
+    """A resource held as its deterministic bytes; reading any field parses it (once)."""
+
+    __slots__ = ("_message", "data", "message_type", "name")
+
+    def __init__(self, message_type: Any, data: bytes, name: str) -> None:
+        self.message_type = message_type
+        self.data = data
+        self.name = name  # the xDS name (a ClusterLoadAssignment's cluster name)
+        self._message: Any = None
+
+    def message(self) -> Any:
+        if self._message is None:
+            self._message = self.message_type.FromString(self.data)
+        return self._message
+
+    def SerializeToString(self, deterministic: bool = False) -> bytes:
+        return self.data
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.message(), attr)
+
+
+def _xds_name(message: Any) -> str:
+    if message.DESCRIPTOR.name == "ClusterLoadAssignment":
+        return str(message.cluster_name)
+    return str(message.name)
 
 
 @dataclass
@@ -177,9 +208,11 @@ def _derive(group: _Group, personal: tuple[bytes, ...]) -> ProxyConfig:
             if data is None:
                 out.append(message)
                 continue
+            xds_name = _xds_name(message)
             for old, new in zip(group.personal, personal, strict=True):
                 data = data.replace(old, new)
-            out.append(type(message).FromString(data))
+                xds_name = xds_name.replace(old.decode(), new.decode())
+            out.append(Serialized(type(message), data, xds_name))
         fields[name] = out
     return ProxyConfig(**fields)
 

@@ -18,6 +18,7 @@ from typing import Any
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from google.protobuf import any_pb2
 
+from meshgate.translate.cache import Serialized
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
 
 # Envoy's ADS guidance ("eventual consistency considerations"): clusters before the
@@ -49,7 +50,10 @@ def resource_name(resource: Any) -> str:
 
 
 def pack(resource: Any) -> any_pb2.Any:
-    """Wrap a message in Any with deterministic bytes."""
+    """Wrap a message in Any with deterministic bytes (a ``Serialized`` one's as kept)."""
+    if isinstance(resource, Serialized):
+        full_name = resource.message_type.DESCRIPTOR.full_name
+        return any_pb2.Any(type_url=f"type.googleapis.com/{full_name}", value=resource.data)
     packed = any_pb2.Any()
     packed.Pack(resource, deterministic=True)
     return packed
@@ -101,14 +105,29 @@ class PackedConfig:
     # Per type URL, each resource's version (resource_version), in by_type's order; may be
     # left empty (the delta session then hashes itself). Hashed once per packed object.
     versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per type URL, name -> version and name -> position in by_type: one shared (read-only)
+    # mapping for every proxy given the same resources (Packer), so a push to many proxies
+    # builds them once; may be left empty (then made here, per call).
+    version_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    positions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
-    def versions_of(self, type_url: str) -> dict[str, str]:
-        """Name -> version of one type's resources."""
+    def versions_of(self, type_url: str) -> Mapping[str, str]:
+        """Name -> version of one type's resources (do not modify: it may be shared)."""
+        shared = self.version_maps.get(type_url)
+        if shared is not None:
+            return shared
         named = self.by_type.get(type_url, ())
         known = self.versions.get(type_url)
         if known is None or len(known) != len(named):
             known = tuple(resource_version(item) for _, item in named)
         return {name: version for (name, _), version in zip(named, known, strict=True)}
+
+    def positions_of(self, type_url: str) -> Mapping[str, int]:
+        """Name -> position in ``by_type[type_url]`` (do not modify: it may be shared)."""
+        shared = self.positions.get(type_url)
+        if shared is not None:
+            return shared
+        return {name: k for k, (name, _) in enumerate(self.by_type.get(type_url, ()))}
 
 
 class Packer:
@@ -119,6 +138,8 @@ class Packer:
     def __init__(self) -> None:
         self._seen: dict[int, tuple[Any, any_pb2.Any]] = {}
         self._versions: dict[int, tuple[any_pb2.Any, str]] = {}
+        # One config list (the same list object: a shared translation's) packed once.
+        self._lists: dict[int, tuple[list[Any], _PackedList]] = {}
 
     def pack(self, message: Any) -> any_pb2.Any:
         hit = self._seen.get(id(message))
@@ -145,12 +166,42 @@ class Packer:
             out.append((resource_name(resource), self.pack(resource)))
         return tuple(out)
 
+    def pack_list(self, type_url: str, items: list[Any]) -> _PackedList:
+        """One type's resources packed, with their versions and name maps; a list packed
+        before in this push (the very object) is not walked again."""
+        hit = self._lists.get(id(items))
+        if hit is not None and hit[0] is items and hit[1].type_url == type_url:
+            return hit[1]
+        named = self.named(type_url, items)
+        versions = tuple(self.version(item) for _, item in named)
+        names = [name for name, _ in named]
+        packed = _PackedList(
+            type_url,
+            named,
+            versions,
+            dict(zip(names, versions, strict=True)),
+            {name: k for k, name in enumerate(names)},
+        )
+        self._lists[id(items)] = (items, packed)
+        return packed
+
     def pack_config(self, config: ProxyConfig) -> PackedConfig:
-        by_type = {url: self.named(url, items) for url, items in config.by_type().items()}
-        versions = {
-            url: tuple(self.version(item) for _, item in named) for url, named in by_type.items()
-        }
-        return PackedConfig(by_type, versions)
+        lists = {url: self.pack_list(url, items) for url, items in config.by_type().items()}
+        return PackedConfig(
+            {url: p.named for url, p in lists.items()},
+            {url: p.versions for url, p in lists.items()},
+            {url: p.version_map for url, p in lists.items()},
+            {url: p.positions for url, p in lists.items()},
+        )
+
+
+@dataclass(frozen=True)
+class _PackedList:
+    type_url: str
+    named: Named
+    versions: tuple[str, ...]
+    version_map: Mapping[str, str]
+    positions: Mapping[str, int]
 
 
 def render(type_url: str, resources: Iterable[Any], wanted: frozenset[str] | None) -> Rendered:
