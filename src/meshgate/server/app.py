@@ -75,6 +75,7 @@ from meshgate.translate import translate
 from meshgate.translate.cache import SharedTranslations, source_marker
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
+from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
 from meshgate.xds.server import XdsServer
 
 log = logging.getLogger("meshgate.server")
@@ -180,9 +181,15 @@ class ControlPlane:
         self.translations = 0  # how many times a proxy's config was translated
         # node id -> the snapshot and proxy a translation was made for, and the result;
         # only the current snapshot's (used by the xDS worker thread alone).
-        self._translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
+        self._translated: dict[str, tuple[Proxy, ProxyConfig, frozenset[str]]] = {}
         self._translated_for: Snapshot | None = None
         self._shared = SharedTranslations(self._translate, self._personal)
+        # SDS names a clusters list refers to, per list object (shared translations share
+        # it), and identity secrets per (identity, names): the same objects while the
+        # certificate and trust bundle are, so a push packs them once for all its proxies.
+        self._cluster_refs: dict[int, tuple[list[Any], set[str]]] = {}
+        self._identities: dict[tuple[str, frozenset[str]], tuple[Any, bytes | None, list[Any]]]
+        self._identities = {}
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
@@ -204,20 +211,45 @@ class ControlPlane:
             return None
         if self._translated_for is not snap:
             self._translated, self._translated_for = {}, snap
+            self._cluster_refs = {}
         held = self._translated.get(node_id)
         if held is not None and held[0] == proxy:
-            config = held[1]
+            config, wanted = held[1], held[2]
         else:
             # Proxies that would receive the same resources share one translation
             # (translate.cache), byte-identical to each one's own.
             config = self._shared.config(snap, proxy, node_id)
             self.translations = self._shared.translations
-            self._translated[node_id] = (proxy, config)
+            wanted = self._references(config)
+            self._translated[node_id] = (proxy, config, wanted)
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
         # issued now (it may have been renewed), beside the translation's own secrets.
-        wanted = referenced(config.clusters, config.listeners)
-        identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
+        identity = self._identity_secrets(proxy, snap.mesh.trust_domain, wanted)
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
+
+    def _references(self, config: ProxyConfig) -> frozenset[str]:
+        """SDS names the config refers to; its clusters' part once per list object."""
+        held = self._cluster_refs.get(id(config.clusters))
+        if held is None or held[0] is not config.clusters:
+            held = (config.clusters, referenced(config.clusters, ()))
+            self._cluster_refs[id(config.clusters)] = held
+        return frozenset(held[1] | referenced((), config.listeners))
+
+    def _identity_secrets(
+        self, proxy: Proxy, trust_domain: str, wanted: frozenset[str]
+    ) -> list[Any]:
+        names = wanted & {WORKLOAD_CERT, ROOT_CA}
+        if not names:
+            return []
+        key = (sds.identity(proxy, trust_domain), names)
+        issued = self.ca.workload(key[0]) if WORKLOAD_CERT in names else None
+        bundle = self.ca.trust_bundle() if ROOT_CA in names else None
+        held = self._identities.get(key)
+        if held is not None and held[0] is issued and held[1] == bundle:
+            return held[2]
+        secrets = sds.identity_secrets(self.ca, proxy, trust_domain, names)
+        self._identities[key] = (issued, bundle, secrets)
+        return secrets
 
     def _translate(self, snap: Snapshot, proxy: Proxy, node_id: str) -> ProxyConfig:
         config = translate(snap, proxy)

@@ -95,8 +95,9 @@ class _Group:
     template: tuple[Proxy, str]
     personal: tuple[bytes, ...]
     config: ProxyConfig
-    # Per field, per resource: its bytes when they hold a personal string, else None.
-    marked: dict[str, list[bytes | None]]
+    # Per field, per resource: its bytes, and whether they hold a personal string.
+    data: dict[str, list[bytes]]
+    marked: dict[str, list[bool]]
     verified: bool = False
     unshared: bool = False
 
@@ -129,17 +130,20 @@ class SharedTranslations:
         if group is None or group.template == (proxy, node_id):
             if group is None:
                 config = self._own(snapshot, proxy, node_id)
-                self._groups[key] = _Group(
-                    (proxy, node_id), personal, config, _marked(config, personal)
-                )
+                data = _serialized(config)
+                marked = {
+                    name: [any(p in item for p in personal) for item in items]
+                    for name, items in data.items()
+                }
+                self._groups[key] = _Group((proxy, node_id), personal, config, data, marked)
                 return config
             return group.config
         if group.unshared:
             return self._own(snapshot, proxy, node_id)
-        derived = _derive(group, personal)
+        derived, derived_data = _derive(group, personal)
         if not group.verified:
             own = self._own(snapshot, proxy, node_id)
-            if _serialized(own) != _serialized(derived):
+            if _serialized(own) != derived_data:
                 group.unshared = True
                 log.info(
                     "translation of %s/%s differs from its group's; not shared",
@@ -183,41 +187,39 @@ def _plain(snapshot: Snapshot, proxy: Proxy, _node_id: str) -> ProxyConfig:
     return translate(snapshot, proxy)
 
 
-def _marked(config: ProxyConfig, personal: tuple[bytes, ...]) -> dict[str, list[bytes | None]]:
-    out: dict[str, list[bytes | None]] = {}
-    for name in _FIELDS:
-        items: list[bytes | None] = []
-        for message in getattr(config, name):
-            data = message.SerializeToString(deterministic=True)
-            items.append(data if any(p in data for p in personal) else None)
-        out[name] = items
-    return out
-
-
-def _derive(group: _Group, personal: tuple[bytes, ...]) -> ProxyConfig:
-    """The template's config with ``personal`` strings in place of its own."""
+def _derive(
+    group: _Group, personal: tuple[bytes, ...]
+) -> tuple[ProxyConfig, dict[str, list[bytes]]]:
+    """The template's config with ``personal`` strings in place of its own, and its bytes."""
     fields: dict[str, list[Any]] = {}
+    data: dict[str, list[bytes]] = {}
     for name in _FIELDS:
         originals = getattr(group.config, name)
         marked = group.marked[name]
-        if not any(data is not None for data in marked):
+        if not any(marked):
             fields[name] = originals  # the very list: nothing in it is personal
+            data[name] = group.data[name]
             continue
         out = []
-        for message, data in zip(originals, marked, strict=True):
-            if data is None:
+        out_data = []
+        for message, item, personal_here in zip(originals, group.data[name], marked, strict=True):
+            if not personal_here:
                 out.append(message)
+                out_data.append(item)
                 continue
             xds_name = _xds_name(message)
             for old, new in zip(group.personal, personal, strict=True):
-                data = data.replace(old, new)
+                item = item.replace(old, new)
                 xds_name = xds_name.replace(old.decode(), new.decode())
-            out.append(Serialized(type(message), data, xds_name))
+            out.append(Serialized(type(message), item, xds_name))
+            out_data.append(item)
         fields[name] = out
-    return ProxyConfig(**fields)
+        data[name] = out_data
+    return ProxyConfig(**fields), data
 
 
-def _serialized(config: ProxyConfig) -> list[list[bytes]]:
-    return [
-        [m.SerializeToString(deterministic=True) for m in getattr(config, name)] for name in _FIELDS
-    ]
+def _serialized(config: ProxyConfig) -> dict[str, list[bytes]]:
+    return {
+        name: [m.SerializeToString(deterministic=True) for m in getattr(config, name)]
+        for name in _FIELDS
+    }
