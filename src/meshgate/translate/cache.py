@@ -8,6 +8,8 @@ Rules of this module:
   access-log credential), on its IP only when it is an endpoint of a headless service, and
   on its pod only through the ports it is dialled on: ``share_key`` holds everything else
   translation reads of a proxy, so proxies with one key differ only in those strings.
+- A shared config (``SharedConfig``) carries its messages' bytes, so they are serialized
+  once per snapshot, not again when packed.
 - The strings are substituted in the serialized bytes, only in resources that hold the
   template's; a proxy joins a group only when its strings have the template's lengths, so
   every length prefix stays right. Such a resource stays bytes (``Serialized``: parsed
@@ -27,8 +29,8 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshgate.model.proxy import Proxy
@@ -59,6 +61,19 @@ def _headless_addresses(snapshot: Snapshot) -> frozenset[str]:
         for endpoints in svc.endpoints.values()
         for e in endpoints
     )
+
+
+@dataclass
+class SharedConfig(ProxyConfig):
+    """A shared translation's config, with the deterministic bytes of its messages
+    (``id`` -> the message, held so the id stays its own, and its bytes): the xDS packer
+    sends those rather than serializing the same messages again."""
+
+    known: Mapping[int, tuple[Any, bytes]] = field(default_factory=dict)
+
+    def serialized(self, message: Any) -> bytes | None:
+        held = self.known.get(id(message))
+        return held[1] if held is not None and held[0] is message else None
 
 
 class Serialized:
@@ -129,12 +144,18 @@ class SharedTranslations:
         group = self._groups.get(key)
         if group is None or group.template == (proxy, node_id):
             if group is None:
-                config = self._own(snapshot, proxy, node_id)
-                data = _serialized(config)
+                own = self._own(snapshot, proxy, node_id)
+                data = _serialized(own)
                 marked = {
                     name: [any(p in item for p in personal) for item in items]
                     for name, items in data.items()
                 }
+                known = {
+                    id(m): (m, item)
+                    for name in _FIELDS
+                    for m, item in zip(getattr(own, name), data[name], strict=True)
+                }
+                config = SharedConfig(**{name: getattr(own, name) for name in _FIELDS}, known=known)
                 self._groups[key] = _Group((proxy, node_id), personal, config, data, marked)
                 return config
             return group.config
@@ -215,7 +236,8 @@ def _derive(
             out_data.append(item)
         fields[name] = out
         data[name] = out_data
-    return ProxyConfig(**fields), data
+    assert isinstance(group.config, SharedConfig)
+    return SharedConfig(**fields, known=group.config.known), data
 
 
 def _serialized(config: ProxyConfig) -> dict[str, list[bytes]]:

@@ -167,8 +167,13 @@ class DeltaSession:
             if not s.subscribed:
                 continue
             explicit = None if s.wildcard and not s.explicit else s.explicit
-            available = self._desired_versions(url) if self._config is not None else {}
-            missing = () if self._config is None else tuple(sorted(s.explicit - set(available)))
+            missing: tuple[str, ...] = ()
+            if self._config is not None and s.explicit:
+                # Against the config's own (shared) mapping: a listing of many proxies
+                # with thousands of names each copies nothing.
+                if url not in self._versions:
+                    self._versions[url] = self._config.versions_of(url)
+                missing = tuple(sorted(s.explicit.difference(self._versions[url])))
             out[url] = TypeStatus(
                 type_url=url,
                 sent_version=s.sent_version,

@@ -18,7 +18,7 @@ from typing import Any
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from google.protobuf import any_pb2
 
-from meshgate.translate.cache import Serialized
+from meshgate.translate.cache import Serialized, SharedConfig
 from meshgate.translate.output import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyConfig
 
 # Envoy's ADS guidance ("eventual consistency considerations"): clusters before the
@@ -141,11 +141,16 @@ class Packer:
         # One config list (the same list object: a shared translation's) packed once.
         self._lists: dict[int, tuple[list[Any], _PackedList]] = {}
 
-    def pack(self, message: Any) -> any_pb2.Any:
+    def pack(self, message: Any, known: SharedConfig | None = None) -> any_pb2.Any:
         hit = self._seen.get(id(message))
         if hit is not None and hit[0] is message:
             return hit[1]
-        packed = pack(message)
+        data = None if known is None else known.serialized(message)
+        if data is not None:
+            full_name = message.DESCRIPTOR.full_name
+            packed = any_pb2.Any(type_url=f"type.googleapis.com/{full_name}", value=data)
+        else:
+            packed = pack(message)
         self._seen[id(message)] = (message, packed)
         return packed
 
@@ -158,21 +163,25 @@ class Packer:
         self._versions[id(packed)] = (packed, version)
         return version
 
-    def named(self, type_url: str, resources: Iterable[Any]) -> Named:
+    def named(
+        self, type_url: str, resources: Iterable[Any], known: SharedConfig | None = None
+    ) -> Named:
         out = []
         for resource in resources:
             if isinstance(resource, any_pb2.Any):
                 raise TypeError(f"{type_url}: pass messages, not Any, so names can be read")
-            out.append((resource_name(resource), self.pack(resource)))
+            out.append((resource_name(resource), self.pack(resource, known)))
         return tuple(out)
 
-    def pack_list(self, type_url: str, items: list[Any]) -> _PackedList:
+    def pack_list(
+        self, type_url: str, items: list[Any], known: SharedConfig | None = None
+    ) -> _PackedList:
         """One type's resources packed, with their versions and name maps; a list packed
         before in this push (the very object) is not walked again."""
         hit = self._lists.get(id(items))
         if hit is not None and hit[0] is items and hit[1].type_url == type_url:
             return hit[1]
-        named = self.named(type_url, items)
+        named = self.named(type_url, items, known)
         versions = tuple(self.version(item) for _, item in named)
         names = [name for name, _ in named]
         packed = _PackedList(
@@ -186,7 +195,8 @@ class Packer:
         return packed
 
     def pack_config(self, config: ProxyConfig) -> PackedConfig:
-        lists = {url: self.pack_list(url, items) for url, items in config.by_type().items()}
+        known = config if isinstance(config, SharedConfig) else None
+        lists = {url: self.pack_list(url, items, known) for url, items in config.by_type().items()}
         return PackedConfig(
             {url: p.named for url, p in lists.items()},
             {url: p.versions for url, p in lists.items()},

@@ -181,3 +181,21 @@ def test_a_new_snapshot_starts_afresh() -> None:
             proxy = _proxy(snap, name, ip)
             assert _bytes(shared.config(snap, proxy)) == _bytes(translate(snap, proxy))
     assert shared.translations == 4 and shared.derivations == 6
+
+
+def test_packed_for_xds_as_the_per_proxy_translation_is() -> None:
+    """What the xDS server sends (one packer for a whole push, the shared bytes reused):
+    the same Any messages, names and versions as packing each proxy's own translation."""
+    from meshgate.xds.resources import Packer
+
+    snap = Snapshot.build(_replicas(step_resources(4)))
+    shared, push = SharedTranslations(), Packer()
+    for proxy in _all_proxies(snap):
+        got = push.pack_config(shared.config(snap, proxy))
+        want = Packer().pack_config(translate(snap, proxy))
+        for url, named in want.by_type.items():
+            assert [(n, a.SerializeToString()) for n, a in got.by_type[url]] == [
+                (n, a.SerializeToString()) for n, a in named
+            ], (proxy.pod, url)
+            assert got.versions_of(url) == want.versions_of(url)
+    assert shared.derivations == 4
