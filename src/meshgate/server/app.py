@@ -42,7 +42,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ class ControlPlane:
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
-        self._log_paths_for: Snapshot | None = None
+        self._log_paths_for: Mapping[tuple[str, str], Any] | None = None  # the pods they're of
 
     # -- API hooks ---------------------------------------------------------------------
 
@@ -333,10 +333,12 @@ class ControlPlane:
 
     def _log_path_of(self, namespace: str, name: str, container: str) -> Path:
         """A container's log file for the access-log backfill (every second, every pod):
-        looked up once per snapshot, as the runtime reads its manifest for each lookup."""
-        snap = self.reconciler.snapshot
-        if self._log_paths_for is not snap:
-            self._log_paths, self._log_paths_for = {}, snap
+        looked up again only when the pods changed, as the runtime reads its manifest for
+        each lookup (a config change, e.g. a ServiceEntry, leaves every path as it was)."""
+        pods = self.reconciler.snapshot.pods
+        if self._log_paths_for is not pods and self._log_paths_for != pods:
+            self._log_paths = {}
+        self._log_paths_for = pods
         key = (namespace, name, container)
         if key not in self._log_paths:
             try:

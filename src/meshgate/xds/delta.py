@@ -65,6 +65,7 @@ class _TypeState:
     subscribed: bool = False  # a request for this type arrived on this stream
     wildcard: bool = False
     explicit: set[str] = field(default_factory=set)
+    explicit_changes: int = 0  # bumped whenever ``explicit`` changes (memo key)
     held: dict[str, str] = field(default_factory=dict)  # name -> version the proxy has
     rejected: dict[str, str] = field(default_factory=dict)  # name -> version it NACKed
     sent_version: str | None = None
@@ -95,6 +96,9 @@ class DeltaSession:
         self._config: PackedConfig | None = None
         self._versions: dict[str, Mapping[str, str]] = {}  # per type, of self._config
         self._in_flight: dict[str, _Sent] = {}
+        # Per type: (config, explicit_changes, missing names) of the last status asked for:
+        # a listing polled often recomputes nothing while neither changed.
+        self._missing: dict[str, tuple[PackedConfig, int, tuple[str, ...]]] = {}
 
     @property
     def has_config(self) -> bool:
@@ -116,6 +120,7 @@ class DeltaSession:
         if not first and not subscribe and not unsubscribe:
             return []  # an ACK or NACK alone
         state.subscribed = True
+        state.explicit_changes += 1
         if first:
             state.wildcard = not subscribe and not unsubscribe
             state.held = dict(request.initial_resource_versions)
@@ -167,13 +172,7 @@ class DeltaSession:
             if not s.subscribed:
                 continue
             explicit = None if s.wildcard and not s.explicit else s.explicit
-            missing: tuple[str, ...] = ()
-            if self._config is not None and s.explicit:
-                # Against the config's own (shared) mapping: a listing of many proxies
-                # with thousands of names each copies nothing.
-                if url not in self._versions:
-                    self._versions[url] = self._config.versions_of(url)
-                missing = tuple(sorted(s.explicit.difference(self._versions[url])))
+            missing = self._missing_names(url, s)
             out[url] = TypeStatus(
                 type_url=url,
                 sent_version=s.sent_version,
@@ -190,6 +189,20 @@ class DeltaSession:
         return out
 
     # -- internals ---------------------------------------------------------------------
+
+    def _missing_names(self, type_url: str, state: _TypeState) -> tuple[str, ...]:
+        """Subscribed names the config does not have (once per config and subscription)."""
+        if self._config is None or not state.explicit:
+            return ()
+        memo = self._missing.get(type_url)
+        if memo is not None and memo[0] is self._config and memo[1] == state.explicit_changes:
+            return memo[2]
+        if type_url not in self._versions:
+            self._versions[type_url] = self._config.versions_of(type_url)
+        # Against the config's own (shared) mapping: nothing is copied.
+        missing = tuple(sorted(state.explicit.difference(self._versions[type_url])))
+        self._missing[type_url] = (self._config, state.explicit_changes, missing)
+        return missing
 
     def _answered(self, state: _TypeState, request: DeltaDiscoveryRequest) -> None:
         sent = self._in_flight.pop(request.response_nonce, None)
