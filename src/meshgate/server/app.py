@@ -397,6 +397,8 @@ class ControlPlane:
             "xds": {
                 **self.xds.counters(),
                 "translations": self.translations,
+                # Configs made from another proxy's translation (translate.cache).
+                "sharedTranslations": self._shared.derivations,
                 "snapshots": self.reconciler.snapshot_builds,
             },
             # Reconcile passes, and those in which controllers worked (none at rest).
