@@ -218,8 +218,11 @@ class ControlPlane:
         else:
             # Proxies that would receive the same resources share one translation
             # (translate.cache), byte-identical to each one's own.
+            unshared = self._shared.unshared_groups
             config = self._shared.config(snap, proxy, node_id)
             self.translations = self._shared.translations
+            if self._shared.unshared_groups != unshared:
+                log.info("xDS: %s differs from its group's translation: not shared", node_id)
             wanted = self._references(config)
             self._translated[node_id] = (proxy, config, wanted)
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):

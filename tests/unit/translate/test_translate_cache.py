@@ -170,6 +170,7 @@ spec:
         assert _bytes(shared.config(snap, proxy)) == _bytes(translate(snap, proxy)), name
     assert shared.derivations == 0
     assert shared.translations == 5
+    assert shared.unshared_groups == 1
 
 
 def test_a_new_snapshot_starts_afresh() -> None:
