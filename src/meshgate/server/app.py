@@ -20,7 +20,8 @@ Rules:
   certificate reaching its renewal time (``MeshCA.next_change``). A pass that changes
   nothing requests nothing, so an idle mesh translates and sends nothing.
 - Each proxy's translation is kept for the snapshot it was made from: a push for
-  certificates alone re-issues secrets without translating again.
+  certificates alone re-issues secrets without translating again. Proxies that would
+  receive the same resources share one translation (``translate.cache``).
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
@@ -41,7 +42,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
 from meshgate.telemetry.store import Query
 from meshgate.translate import translate
+from meshgate.translate.cache import SharedTranslations, source_marker
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
+from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
 from meshgate.xds.server import XdsServer
 
 log = logging.getLogger("meshgate.server")
@@ -178,12 +181,19 @@ class ControlPlane:
         self.translations = 0  # how many times a proxy's config was translated
         # node id -> the snapshot and proxy a translation was made for, and the result;
         # only the current snapshot's (used by the xDS worker thread alone).
-        self._translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
+        self._translated: dict[str, tuple[Proxy, ProxyConfig, frozenset[str]]] = {}
         self._translated_for: Snapshot | None = None
+        self._shared = SharedTranslations(self._translate, self._personal)
+        # SDS names a clusters list refers to, per list object (shared translations share
+        # it), and identity secrets per (identity, names): the same objects while the
+        # certificate and trust bundle are, so a push packs them once for all its proxies.
+        self._cluster_refs: dict[int, tuple[list[Any], set[str]]] = {}
+        self._identities: dict[tuple[str, frozenset[str]], tuple[Any, bytes | None, list[Any]]]
+        self._identities = {}
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
-        self._log_paths_for: Snapshot | None = None
+        self._log_paths_for: Mapping[tuple[str, str], Any] | None = None  # the pods they're of
 
     # -- API hooks ---------------------------------------------------------------------
 
@@ -201,22 +211,21 @@ class ControlPlane:
             return None
         if self._translated_for is not snap:
             self._translated, self._translated_for = {}, snap
+            self._cluster_refs = {}
         held = self._translated.get(node_id)
         if held is not None and held[0] == proxy:
-            config = held[1]
+            config, wanted = held[1], held[2]
         else:
-            config = translate(snap, proxy)
-            # Its access-log stream authenticates as its xDS stream does (once per
-            # translation: the cached config keeps it), unless MeshConfig turns it off.
-            als.serve_loggers(
-                config,
-                proxy_credentials.HEADER,
-                proxy_credentials.credential(self._credential_key, node_id),
-                stream=snap.mesh.access_log_service,
-            )
-            self.translations += 1
-            self._translated[node_id] = (proxy, config)
-            denied, why = sds.withheld(snap, proxy, referenced(config.clusters, config.listeners))
+            # Proxies that would receive the same resources share one translation
+            # (translate.cache), byte-identical to each one's own.
+            unshared = self._shared.unshared_groups
+            config = self._shared.config(snap, proxy, node_id)
+            self.translations = self._shared.translations
+            if self._shared.unshared_groups != unshared:
+                log.info("xDS: %s differs from its group's translation: not shared", node_id)
+            wanted = self._references(config)
+            self._translated[node_id] = (proxy, config, wanted)
+            denied, why = sds.withheld(snap, proxy, wanted)
             if denied:  # istiod's warning, word for word
                 log.warning(
                     "proxy %s.%s attempted to access unauthorized certificates %s: %s",
@@ -224,9 +233,51 @@ class ControlPlane:
                 )  # fmt: skip
         # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
         # issued now (it may have been renewed), beside the translation's own secrets.
-        wanted = referenced(config.clusters, config.listeners)
-        identity = sds.identity_secrets(self.ca, proxy, snap.mesh.trust_domain, wanted)
+        identity = self._identity_secrets(proxy, snap.mesh.trust_domain, wanted)
         return dataclasses.replace(config, secrets=[*config.secrets, *identity])
+
+    def _references(self, config: ProxyConfig) -> frozenset[str]:
+        """SDS names the config refers to; its clusters' part once per list object."""
+        held = self._cluster_refs.get(id(config.clusters))
+        if held is None or held[0] is not config.clusters:
+            held = (config.clusters, referenced(config.clusters, ()))
+            self._cluster_refs[id(config.clusters)] = held
+        return frozenset(held[1] | referenced((), config.listeners))
+
+    def _identity_secrets(
+        self, proxy: Proxy, trust_domain: str, wanted: frozenset[str]
+    ) -> list[Any]:
+        names = wanted & {WORKLOAD_CERT, ROOT_CA}
+        if not names:
+            return []
+        key = (sds.identity(proxy, trust_domain), names)
+        issued = self.ca.workload(key[0]) if WORKLOAD_CERT in names else None
+        bundle = self.ca.trust_bundle() if ROOT_CA in names else None
+        held = self._identities.get(key)
+        if held is not None and held[0] is issued and held[1] == bundle:
+            return held[2]
+        secrets = sds.identity_secrets(self.ca, proxy, trust_domain, names)
+        self._identities[key] = (issued, bundle, secrets)
+        return secrets
+
+    def _translate(self, snap: Snapshot, proxy: Proxy, node_id: str) -> ProxyConfig:
+        config = translate(snap, proxy)
+        # Its access-log stream authenticates as its xDS stream does, unless MeshConfig
+        # turns the stream off.
+        als.serve_loggers(
+            config,
+            proxy_credentials.HEADER,
+            proxy_credentials.credential(self._credential_key, node_id),
+            stream=snap.mesh.access_log_service,
+        )
+        return config
+
+    def _personal(self, proxy: Proxy, node_id: str) -> tuple[str, ...]:
+        """The strings of a translation that are the proxy's own (see translate.cache)."""
+        return (
+            source_marker(proxy),
+            proxy_credentials.credential(self._credential_key, node_id),
+        )
 
     def _node_processes(self) -> dict[str, procs.ProcId]:
         recorded = self.node.manifest.peek()["processes"]
@@ -289,10 +340,12 @@ class ControlPlane:
 
     def _log_path_of(self, namespace: str, name: str, container: str) -> Path:
         """A container's log file for the access-log backfill (every second, every pod):
-        looked up once per snapshot, as the runtime reads its manifest for each lookup."""
-        snap = self.reconciler.snapshot
-        if self._log_paths_for is not snap:
-            self._log_paths, self._log_paths_for = {}, snap
+        looked up again only when the pods changed, as the runtime reads its manifest for
+        each lookup (a config change, e.g. a ServiceEntry, leaves every path as it was)."""
+        pods = self.reconciler.snapshot.pods
+        if self._log_paths_for is not pods and self._log_paths_for != pods:
+            self._log_paths = {}
+        self._log_paths_for = pods
         key = (namespace, name, container)
         if key not in self._log_paths:
             try:
@@ -351,6 +404,8 @@ class ControlPlane:
             "xds": {
                 **self.xds.counters(),
                 "translations": self.translations,
+                # Configs made from another proxy's translation (translate.cache).
+                "sharedTranslations": self._shared.derivations,
                 "snapshots": self.reconciler.snapshot_builds,
             },
             # Reconcile passes, and those in which controllers worked (none at rest).

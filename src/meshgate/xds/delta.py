@@ -65,6 +65,7 @@ class _TypeState:
     subscribed: bool = False  # a request for this type arrived on this stream
     wildcard: bool = False
     explicit: set[str] = field(default_factory=set)
+    explicit_changes: int = 0  # bumped whenever ``explicit`` changes (memo key)
     held: dict[str, str] = field(default_factory=dict)  # name -> version the proxy has
     rejected: dict[str, str] = field(default_factory=dict)  # name -> version it NACKed
     sent_version: str | None = None
@@ -97,8 +98,11 @@ class DeltaSession:
         self._control_plane = ControlPlane(identifier=control_plane_id)
         self._types: dict[str, _TypeState] = {url: _TypeState() for url in PUSH_ORDER}
         self._config: PackedConfig | None = None
-        self._versions: dict[str, dict[str, str]] = {}  # per type, of self._config
+        self._versions: dict[str, Mapping[str, str]] = {}  # per type, of self._config
         self._in_flight: dict[str, _Sent] = {}
+        # Per type: (config, explicit_changes, missing names) of the last status asked for:
+        # a listing polled often recomputes nothing while neither changed.
+        self._missing: dict[str, tuple[PackedConfig, int, tuple[str, ...]]] = {}
 
     @property
     def has_config(self) -> bool:
@@ -120,6 +124,7 @@ class DeltaSession:
         if not first and not subscribe and not unsubscribe:
             return []  # an ACK or NACK alone
         state.subscribed = True
+        state.explicit_changes += 1
         if first:
             state.wildcard = not subscribe and not unsubscribe
             state.held = dict(request.initial_resource_versions)
@@ -179,8 +184,7 @@ class DeltaSession:
             if not s.subscribed:
                 continue
             explicit = None if s.wildcard and not s.explicit else s.explicit
-            available = self._desired_versions(url) if self._config is not None else {}
-            missing = () if self._config is None else tuple(sorted(s.explicit - set(available)))
+            missing = self._missing_names(url, s)
             out[url] = TypeStatus(
                 type_url=url,
                 sent_version=s.sent_version,
@@ -197,6 +201,20 @@ class DeltaSession:
         return out
 
     # -- internals ---------------------------------------------------------------------
+
+    def _missing_names(self, type_url: str, state: _TypeState) -> tuple[str, ...]:
+        """Subscribed names the config does not have (once per config and subscription)."""
+        if self._config is None or not state.explicit:
+            return ()
+        memo = self._missing.get(type_url)
+        if memo is not None and memo[0] is self._config and memo[1] == state.explicit_changes:
+            return memo[2]
+        if type_url not in self._versions:
+            self._versions[type_url] = self._config.versions_of(type_url)
+        # Against the config's own (shared) mapping: nothing is copied.
+        missing = tuple(sorted(state.explicit.difference(self._versions[type_url])))
+        self._missing[type_url] = (self._config, state.explicit_changes, missing)
+        return missing
 
     def _answered(self, state: _TypeState, request: DeltaDiscoveryRequest) -> None:
         sent = self._in_flight.pop(request.response_nonce, None)
@@ -238,36 +256,44 @@ class DeltaSession:
                 out.append(self._response(ENDPOINT, eds_upserts, eds_removed))
         return out
 
-    def _wanted(self, state: _TypeState, name: str) -> bool:
-        return state.wildcard or name in state.explicit
-
-    def _desired_versions(self, type_url: str) -> dict[str, str]:
-        """Name -> version of what the proxy should hold of this type."""
+    def _desired_versions(self, type_url: str) -> Mapping[str, str]:
+        """Name -> version of what the proxy should hold of this type (read-only: when
+        the proxy wants every resource it is the config's own mapping, shared by every
+        proxy given the same resources, so that a push to many costs one walk)."""
         assert self._config is not None
         if type_url not in self._versions:
             self._versions[type_url] = self._config.versions_of(type_url)
+        every = self._versions[type_url]
         state = self._types[type_url]
-        return {n: v for n, v in self._versions[type_url].items() if self._wanted(state, n)}
+        if state.wildcard or state.explicit.issuperset(every.keys()):
+            return every
+        return {n: v for n, v in every.items() if n in state.explicit}
 
     def _upserts(self, type_url: str, force: Iterable[str] = ()) -> list[Upsert]:
+        """Resources to send, in the config's order: wanted ones whose version the proxy
+        does not hold (or ``force``d), never one at a version it rejected."""
         assert self._config is not None
         state = self._types[type_url]
-        forced = set(force)
         versions = self._desired_versions(type_url)
+        # Set arithmetic on dict views (in C): what a push sends grows with the change.
+        names = {name for name, _ in versions.items() - state.held.items()}
+        names.update(n for n in force if n in versions)
+        names = {n for n in names if state.rejected.get(n) != versions[n]}
+        if not names:
+            return []
+        named = self._config.by_type.get(type_url, ())
+        positions = self._config.positions_of(type_url)
         out = []
-        for name, item in self._config.by_type.get(type_url, ()):
-            version = versions.get(name)
-            if version is None or state.rejected.get(name) == version:
-                continue
-            if state.held.get(name) != version or name in forced:
-                out.append((name, version, item))
+        for k in sorted(positions[n] for n in names):
+            name, item = named[k]
+            out.append((name, versions[name], item))
         return out
 
     def _removed(self, type_url: str) -> list[str]:
         if type_url == SECRET:
             return []
         versions = self._desired_versions(type_url)
-        return sorted(name for name in self._types[type_url].held if name not in versions)
+        return sorted(self._types[type_url].held.keys() - versions.keys())
 
     def _response(
         self, type_url: str, upserts: list[Upsert], removed: list[str]
@@ -301,8 +327,27 @@ class DeltaSession:
         )
 
 
+_SYSTEM_MEMO: dict[tuple[str, int], tuple[Mapping[str, str], str]] = {}
+_SYSTEM_MEMO_SIZE = 64
+
+
 def _system_version(type_url: str, versions: Mapping[str, str]) -> str:
-    """A short hash of every (name, version) the proxy should hold of one type."""
+    """A short hash of every (name, version) the proxy should hold of one type; once per
+    mapping object for the shared (read-only) ones every proxy of a push is given."""
+    if not isinstance(versions, dict) or len(versions) < 64:
+        return _hash_versions(type_url, versions)
+    key = (type_url, id(versions))
+    hit = _SYSTEM_MEMO.get(key)
+    if hit is not None and hit[0] is versions:
+        return hit[1]
+    version = _hash_versions(type_url, versions)
+    _SYSTEM_MEMO[key] = (versions, version)  # holding it keeps its id from being reused
+    while len(_SYSTEM_MEMO) > _SYSTEM_MEMO_SIZE:
+        del _SYSTEM_MEMO[next(iter(_SYSTEM_MEMO))]
+    return version
+
+
+def _hash_versions(type_url: str, versions: Mapping[str, str]) -> str:
     digest = hashlib.sha256(type_url.encode())
     for name in sorted(versions):
         digest.update(f"{name}\0{versions[name]}\n".encode())

@@ -12,7 +12,12 @@ Rules:
   known yet": the stream stays open and the next push tries again.
 - `request_push` is debounced (see debounce.py) and may be called from any thread. The
   caller asks for a push only when what a proxy would receive can have changed; this
-  server never pushes on a timer of its own, so an idle mesh costs nothing.
+  server never pushes on a timer of its own, so an idle mesh costs nothing. The quiet
+  period is short (30 ms): the control plane asks once per reconcile pass, and a pass
+  already batches every store change made while it ran (passes take longer than the
+  quiet period), so a longer wait would add latency to every change and coalesce
+  nothing more; a burst still ends in one push per ``max_delay`` at most, and a push
+  requested while one runs waits for it (pushes never overlap).
 - `generate` (translation) and packing run in one worker thread, never on the event loop,
   so the API and the xDS streams keep answering while a push is computed; one worker
   keeps `generate` single-threaded (the CA's certificate cache is not shared state to
@@ -135,7 +140,7 @@ class XdsServer:
         self,
         generate: Generate,
         *,
-        debounce: float = 0.1,
+        debounce: float = 0.03,
         max_delay: float = 1.0,
         control_plane_id: str = "meshgate",
         retain_disconnected: float = 30.0,
