@@ -31,6 +31,36 @@ def retry(
         time.sleep(interval)
 
 
+def proxy_certificates(dump_json: str) -> dict[str, list[tuple[str, list[str]]]]:
+    """``pc secret -o json`` (Envoy's SecretsConfigDump, istioctl's names) read as the Istio
+    task reads it (``.dynamicActiveSecrets[].secret.tlsCertificate.certificateChain``):
+    per secret name, each certificate's (serial in hex, URI and DNS SANs)."""
+    import base64
+    import json
+
+    from cryptography import x509
+
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for item in json.loads(dump_json).get("dynamicActiveSecrets") or []:
+        secret = item.get("secret") or {}
+        source = (
+            (secret.get("tlsCertificate") or {}).get("certificateChain")
+            or (secret.get("validationContext") or {}).get("trustedCa")
+            or {}
+        )
+        certs = x509.load_pem_x509_certificates(base64.b64decode(source["inlineBytes"]))
+        found = out.setdefault(str(item.get("name")), [])
+        for cert in certs[:1]:  # the leaf (or the first root), as istioctl's table shows
+            try:
+                sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                names = [str(v) for v in sans.get_values_for_type(x509.UniformResourceIdentifier)]
+                names += sans.get_values_for_type(x509.DNSName)
+            except x509.ExtensionNotFound:
+                names = []
+            found.append((format(cert.serial_number, "x"), names))
+    return out
+
+
 def meshgate_argv() -> list[str]:
     exe = Path(sys.executable).parent / "meshgate"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "meshgate.cli.main"]

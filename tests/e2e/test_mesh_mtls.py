@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh, meshgate_argv, retry
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, meshgate_argv, proxy_certificates, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -109,10 +109,10 @@ def test_sidecar_to_gateway_mutual_tls(mesh: Mesh) -> None:
     # The gateway's own identity, from the mesh CA.
     out = mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw).stdout
     assert "default" in out and "ROOTCA" in out, out
-    detail = json.loads(
+    detail = proxy_certificates(
         mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
     )
-    sans = {san for s in detail if s["name"] == "default" for san in s["sans"]}
+    sans = {san for _, names in detail["default"] for san in names}
     assert sans == {"spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account"}
 
     # Without a mesh certificate the gateway's 443 lets nobody in.
@@ -133,7 +133,7 @@ LOOP = (
 
 def _serials(mesh: Mesh, gw: str) -> set[str]:
     out = mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
-    return {s["serialNumber"] for s in json.loads(out) if s["name"] == "default"}
+    return {serial for serial, _ in proxy_certificates(out)["default"]}
 
 
 def test_workload_certificates_rotate_under_load(tmp_path: Path) -> None:
@@ -172,10 +172,10 @@ def test_workload_certificates_rotate_under_load(tmp_path: Path) -> None:
         assert before and after and before != after, (before, after)  # re-issued meanwhile
         status = mesh.meshgate("ca", "status").stdout.splitlines()
         assert status == [status[0]] and new_root in status[0] and "signing" in status[0], status
-        roots = json.loads(
+        roots = proxy_certificates(
             mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
         )
-        assert [r["serialNumber"] for r in roots if r["name"] == "ROOTCA"] == [new_root]
+        assert [serial for serial, _ in roots["ROOTCA"]] == [new_root]
         entry = _last_log(mesh, gw, "aliyun.com")
         assert entry is not None and entry["requested_server_name"] == "aliyun.com"
     finally:
@@ -299,9 +299,9 @@ def test_a_users_own_ca_signs_the_mesh(tmp_path: Path) -> None:
 
         ok, entry = retry(through_gateway, lambda e: e is not None, 30, 0.3)
         assert ok and entry is not None and entry["requested_server_name"] == "aliyun.com"
-        roots = json.loads(
+        roots = proxy_certificates(
             mesh.meshgate("-n", "istio-system", "proxy-config", "secret", gw, "-o", "json").stdout
         )
-        assert [r["serialNumber"] for r in roots if r["name"] == "ROOTCA"] == [serial]
+        assert [serial for serial, _ in roots["ROOTCA"]] == [serial]
     finally:
         mesh.meshgate("down", "--force", check=False)

@@ -6,15 +6,13 @@ commands and outputs from snips.sh at commit a8ddb0d0da3d550f1490999736fb4e396cd
 `istioctl pc secret` -> `meshgate pc secret`; the Istio-API tab's YAML verbatim; the sleep
 sample as Istio's; edition.cnn.com is the demo world's (docs/world.md). Differences (README
 "Istio task compatibility"): access logs are JSON (the test reads the page's fields by
-name); `pc secret -o json` prints meshgate's summary (the SANs read), not
-Envoy's config dump that the page's jq reads; the Gateway API tab is not replayed; the
+name); the page's jq over `pc secret -o json` (Envoy's SecretsConfigDump, in istioctl's
+JSON names) is read in Python; the Gateway API tab is not replayed; the
 "Apply Kubernetes network policies" section is skipped (meshgate injects every pod: no
 namespace without injection for its first half).
 """
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -28,7 +26,7 @@ from tests.e2e.istio_task import (
     status_lines,
     wait_log,
 )
-from tests.e2e.meshctl import Mesh, retry
+from tests.e2e.meshctl import Mesh, proxy_certificates, retry
 
 pytestmark = pytest.mark.e2e
 
@@ -250,11 +248,13 @@ def test_egress_gateways(mesh: Mesh) -> None:
     # The gateway's mesh identity: istioctl pc secret -n istio-system "$(kubectl get pod -l
     # istio=egressgateway -n istio-system -o jsonpath='{.items[0].metadata.name}')" ...
     gw_pod = mesh.meshgate(*sel, "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
-    secrets = json.loads(
+    # | jq '[.dynamicActiveSecrets[] | select(.name == "default")][0].secret.tlsCertificate
+    # .certificateChain.inlineBytes' -r | base64 -d | openssl x509 -text -noout
+    secrets = proxy_certificates(
         mesh.meshgate("pc", "secret", "-n", "istio-system", gw_pod, "-o", "json").stdout
     )
-    default = next(s for s in secrets if s["name"] == "default")
-    assert default["sans"] == [GW_SA], default
+    ((_, sans),) = secrets["default"]
+    assert sans == [GW_SA], secrets
 
     _cleanup(mesh)
 

@@ -4,8 +4,10 @@ Rules: ``describe KIND NAME...`` describes those objects, ``describe KIND`` ever
 the kind in the namespace; descriptions are separated by a blank line; missing names
 print kubectl's NotFound line and exit 1. A Pod's page has an ``Egress:`` section
 (``describe_egress``): how it reaches external hosts, and whether it can go around the
-egress gateway; and a ``Security:`` section (``describe_security``): its mesh identity, the
-mTLS its inbound side enforces and the AuthorizationPolicies that apply.
+egress gateway, then its outbound mode and each external host it sees, through which
+gateway and under which AuthorizationPolicies (``describe_hosts``); and a ``Security:``
+section (``describe_security``): its mesh identity, the mTLS its inbound side enforces and
+the AuthorizationPolicies that apply.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def _mesh_objects() -> list[dict[str, Any]]:
             ("meshgate.io", "MeshConfig"),
             ("networking.k8s.io", "NetworkPolicy"),
             ("networking.istio.io", "VirtualService"),
+            # The pod's effective egress (describe_hosts): hosts, scoping, the gateway path.
+            ("networking.istio.io", "ServiceEntry"),
+            ("networking.istio.io", "Sidecar"),
+            ("networking.istio.io", "Gateway"),
+            ("istio.alibabacloud.com", "IstioGateway"),
             ("security.istio.io", "PeerAuthentication"),
             ("security.istio.io", "AuthorizationPolicy"),
             # A sidecar's credentialName and who may read Secrets (Security: Secrets).

@@ -7,12 +7,15 @@ Rules:
   gateway; otherwise (``OFF``) it reaches external hosts directly, and when some
   VirtualService routes to an egress gateway the section says plainly that this pod can
   go around that gateway, and the one line that closes it.
+- Then, for a pod with a sidecar, its outbound mode and each external host it can reach,
+  on which port and through which gateway (``describe_hosts``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from meshgate.cli.describe_hosts import effective_egress_lines
 from meshgate.runtime import netpolicy
 from meshgate.server import nodefilter
 from meshgate.server import workloads as wl
@@ -76,6 +79,7 @@ def egress_lines(pod: Obj, objs: list[Obj]) -> list[str]:
         exit_line = "direct: this pod can reach external hosts without any gateway"
     lines = ["Egress:", f"  Enforcement:  {mode} (MeshConfig egressEnforcement)"]
     lines.append(f"  Exit:         {exit_line}")
+    lines += effective_egress_lines(pod, objs)
     routes = _routes_to_gateways(objs)
     if mode == "OFF" and not policies and not nodefilter.is_gateway(pod) and routes:
         vs, host = routes[0]

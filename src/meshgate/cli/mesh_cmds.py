@@ -269,17 +269,21 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Each proxy's xDS state: ADS mode, versions sent and acknowledged, rejected config.
+        """Each proxy's xDS sync state, as istioctl shows it: CDS, LDS, EDS, RDS, ECDS.
 
-        MODE: sotw (state of the world: every response holds the whole type) or delta
-        (incremental: only changed resources and removals; MeshConfig xdsMode or the pod's
-        meshgate.io/xds-mode annotation). With POD, -o json also lists the last responses
-        sent (recentSends: type, bytes, and in delta the names carried and removed).
+        Columns: NAME CLUSTER CDS LDS EDS RDS ECDS ISTIOD VERSION (istioctl's), then MODE
+        and ERRORS. ISTIOD is the control plane serving the proxy (meshgate-<mesh id>),
+        VERSION its release. MODE: sotw (state of the world: every response holds the
+        whole type) or delta (incremental: only changed resources and removals; MeshConfig
+        xdsMode or the pod's meshgate.io/xds-mode annotation). With POD, -o json also lists
+        the last responses sent (recentSends: type, bytes, and in delta the names carried
+        and removed).
 
         SYNCED: the proxy acknowledged the last version sent. STALE: sent, not yet
-        acknowledged. NACKED: the proxy rejected it and keeps serving its previous version
-        (the ERRORS column says why). DISCONNECTED: the proxy's stream closed (its pod went
-        away or is restarting); it is dropped from the list 30 s later.
+        acknowledged. NOT SENT: nothing of that type was sent (meshgate sends no ECDS).
+        NACKED: the proxy rejected it and keeps serving its previous version (the ERRORS
+        column says why). DISCONNECTED: the proxy's stream closed (its pod went away or is
+        restarting); it is dropped from the list 30 s later.
         Example: meshgate proxy-status sleep-xxx.default
         """
         from urllib.parse import urlencode
@@ -295,9 +299,14 @@ def register(app: typer.Typer) -> None:
         except NotRunning as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        from meshgate import __version__
+        from meshgate.cli import proxy_status as ps
+        from meshgate.home import mesh_id
+
+        istiod = ps.control_plane_id(mesh_id(state_dir()))
         proxies = data.get("proxies", [])
         if pod is not None:
-            proxies = [p for p in proxies if _proxy_matches(p, pod)]
+            proxies = [p for p in proxies if ps.matches(p, pod)]
             if not proxies:
                 typer.echo(f"error: no proxy {pod!r} is connected", err=True)
                 raise typer.Exit(1)
@@ -305,31 +314,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(proxies, indent=2))
             return
         if pod is not None:
-            _proxy_detail(proxies[0])
+            typer.echo("\n".join(ps.detail_lines(proxies[0], istiod, __version__)))
             return
-        rows = [["NAME", "CONNECTED", "MODE", "CDS", "LDS", "EDS", "RDS", "VERSION", "ERRORS"]]
-        for p in proxies:
-            cells: dict[str, str] = {}
-            errors = []
-            version = "-"
-            for url, t in (p.get("types") or {}).items():
-                label = _SHORT.get(url.rsplit(".", 1)[-1], url)
-                cells[label] = str(t.get("state") or "-")
-                if t.get("nackError"):
-                    errors.append(f"{label}: {t['nackError']}")
-                if label == "LDS" and t.get("ackedVersion"):
-                    version = str(t["ackedVersion"])
-            rows.append(
-                [
-                    _proxy_name(p),
-                    "yes" if p.get("connected") else "no",
-                    str(p.get("mode") or "sotw"),
-                    *(cells.get(x, "-") for x in ("CDS", "LDS", "EDS", "RDS")),
-                    version,
-                    "; ".join(errors) or "<none>",
-                ]
-            )
-        _table(rows)
+        typer.echo("\n".join(ps.format_rows(ps.status_rows(proxies, istiod, __version__))))
 
 
 def _check_output(output: str | None) -> None:
@@ -341,64 +328,3 @@ def _check_output(output: str | None) -> None:
             err=True,
         )
         raise typer.Exit(1)
-
-
-_SHORT = {
-    "Listener": "LDS",
-    "RouteConfiguration": "RDS",
-    "Cluster": "CDS",
-    "ClusterLoadAssignment": "EDS",
-    "Secret": "SDS",
-}
-
-
-def _proxy_name(p: dict[str, object]) -> str:
-    node = str(p.get("nodeId", ""))
-    parts = node.split("~")
-    return parts[2] if len(parts) > 2 else node
-
-
-def _proxy_matches(p: dict[str, object], wanted: str) -> bool:
-    name = _proxy_name(p)
-    return wanted in (name, name.split(".", 1)[0])
-
-
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-def _proxy_detail(p: dict[str, object]) -> None:
-    typer.echo(f"Proxy:      {_proxy_name(p)}")
-    typer.echo(f"Node ID:    {p.get('nodeId')}")
-    typer.echo(
-        f"Connected:  {'yes' if p.get('connected') else 'no'} (since {p.get('connectedSince')})"
-    )
-    sent = p.get("sent") or {}
-    assert isinstance(sent, dict)
-    typer.echo(
-        f"xDS mode:   {p.get('mode') or 'sotw'} "
-        f"({sent.get('responses', 0)} responses, {sent.get('bytes', 0)} bytes sent)"
-    )
-    rows = [["TYPE", "STATE", "SENT", "ACKED", "RESOURCES", "MISSING", "REJECTED"]]
-    types = p.get("types") or {}
-    assert isinstance(types, dict)
-    for url, t in sorted(types.items(), key=lambda kv: _SHORT.get(kv[0].rsplit(".", 1)[-1], "")):
-        rejected = "-"
-        if t.get("nackError"):
-            rejected = f"version {t.get('nackedVersion')}: {t['nackError']}"
-        rows.append(
-            [
-                _SHORT.get(str(url).rsplit(".", 1)[-1], str(url)),
-                str(t.get("state") or "-"),
-                str(t.get("sentVersion") or "-"),
-                str(t.get("ackedVersion") or "-"),
-                str(t.get("resourceCount", 0)),
-                # Names the proxy waits for that the configuration lacks (a credentialName
-                # Secret not created yet, say): the usual cause of a type stuck STALE.
-                ",".join(t.get("missingNames") or []) or "-",
-                rejected,
-            ]
-        )
-    _table(rows)

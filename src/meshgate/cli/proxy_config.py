@@ -8,9 +8,10 @@ Rules:
   DIRECTION, TYPE; listeners by ADDRESSES, PORT, MATCH, DESTINATION; routes by NAME,
   VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE; endpoints by ENDPOINT, STATUS, CLUSTER.
   ``-o json`` prints the matching raw Envoy objects instead. Secrets by RESOURCE NAME, TYPE,
-  STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE (their ``-o json``: the same, with
-  each certificate's SANs); a private key is never printed (Envoy redacts it), nor is the
-  proxy's xDS credential in its bootstrap.
+  STATUS (ACTIVE, or WARMING: asked for, not delivered), VALID CERT, SERIAL NUMBER, NOT
+  AFTER, NOT BEFORE, as istioctl; their ``-o json`` is Envoy's ``SecretsConfigDump`` in
+  istioctl's proto3 JSON names. A private key is never printed (Envoy redacts it), nor is
+  the proxy's xDS credential in its bootstrap.
 - The table builders are pure functions of the dumps, so they are tested without Envoy.
 """
 
@@ -253,6 +254,11 @@ def secrets(dump: Obj) -> list[Obj]:
 
     out = []
     sec = _section(dump, "SecretsConfigDump")
+    for item in sec.get("dynamic_warming_secrets") or []:
+        # Asked for, never delivered (a credentialName Secret that does not exist yet).
+        raw = item.get("secret") or {}
+        name = str(raw.get("name") or item.get("name") or "")
+        out.append({"name": name, "type": "", "status": "WARMING"})
     for item in sec.get("dynamic_active_secrets") or []:
         raw = item.get("secret") or {}
         name = str(raw.get("name") or item.get("name") or "")
@@ -280,7 +286,24 @@ def secrets(dump: Obj) -> list[Obj]:
             except x509.ExtensionNotFound:
                 entry["sans"] = []
         out.append(entry)
-    return sorted(out, key=lambda e: (e["type"] == "CA", e["name"]))
+    return sorted(out, key=lambda e: (e["status"] != "WARMING", e["type"] == "CA", e["name"]))
+
+
+def secrets_dump(dump: Obj) -> Obj:
+    """Envoy's ``SecretsConfigDump`` section as ``istioctl proxy-config secret -o json``
+    prints it: proto3 JSON names (``dynamicActiveSecrets``, ``tlsCertificate``...), so
+    the Istio tasks' ``jq`` lines work unchanged. Fields these protos do not know are left
+    out, as istioctl (which reads the dump into the same message) leaves them out."""
+    from envoy.admin.v3 import config_dump_pb2
+    from envoy.extensions.transport_sockets.tls.v3 import secret_pb2  # noqa: F401 (Any type)
+    from google.protobuf import json_format
+
+    section = {k: v for k, v in _section(dump, "SecretsConfigDump").items() if k != "@type"}
+    message = json_format.ParseDict(
+        section, config_dump_pb2.SecretsConfigDump(), ignore_unknown_fields=True
+    )
+    converted: Obj = json_format.MessageToDict(message)
+    return converted
 
 
 def secret_rows(dump: Obj) -> Rows:
@@ -380,7 +403,7 @@ def command(
     redact_credential(_section(dump, "BootstrapConfigDump").get("bootstrap") or {})
     if which == "secret":
         if output == "json":
-            typer.echo(json.dumps(secrets(dump), indent=2))
+            typer.echo(json.dumps(secrets_dump(dump), indent=2))
         else:
             typer.echo(format_rows(secret_rows(dump)))
         return
