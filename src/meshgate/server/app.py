@@ -72,7 +72,7 @@ from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
 from meshgate.telemetry.store import Query
 from meshgate.translate import translate
-from meshgate.translate.cache import SharedTranslations, source_marker
+from meshgate.translate.cache import SharedTranslations, own_strings
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
 from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
@@ -275,7 +275,7 @@ class ControlPlane:
     def _personal(self, proxy: Proxy, node_id: str) -> tuple[str, ...]:
         """The strings of a translation that are the proxy's own (see translate.cache)."""
         return (
-            source_marker(proxy),
+            *own_strings(proxy),
             proxy_credentials.credential(self._credential_key, node_id),
         )
 

@@ -4,9 +4,10 @@ context idea): the others get it with their own few personal strings put in.
 Rules of this module:
 - Output is byte-identical to translating each proxy on its own; sharing is a shortcut,
   never a change. A sidecar's translation depends on its pod name and IP only through a
-  few personal strings (the refusals' ``(from ns/pod)``, and what the caller adds, e.g. the
-  access-log credential), on its IP only when it is an endpoint of a headless service, and
-  on its pod only through the ports it is dialled on: ``share_key`` holds everything else
+  few personal strings (``own_strings``: the refusals' ``(from ns/pod)`` and the
+  metadata-exchange headers; and what the caller adds, e.g. the access-log credential),
+  on its IP only when it is an endpoint of a headless service, and on its pod only
+  through the ports it is dialled on: ``share_key`` holds everything else
   translation reads of a proxy, so proxies with one key differ only in those strings.
 - A shared config (``SharedConfig``) carries its messages' bytes, so they are serialized
   once per snapshot, not again when packed.
@@ -35,6 +36,7 @@ from typing import Any
 
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
+from meshgate.translate import peer_metadata
 from meshgate.translate.output import ProxyConfig
 
 # (snapshot, proxy, the node id its stream uses) -> its config
@@ -48,6 +50,14 @@ _FIELDS = ("listeners", "routes", "clusters", "endpoints", "secrets")
 def source_marker(proxy: Proxy) -> str:
     """How a sidecar names itself in its refusals (``translate.refusals``: ``(from ns/pod)``)."""
     return f"(from {proxy.namespace}/{proxy.pod})"
+
+
+def own_strings(proxy: Proxy) -> tuple[str, ...]:
+    """The strings a sidecar's translation holds that are its own: its refusals' source
+    marker and its metadata-exchange headers (``translate.peer_metadata``: the encoded
+    node metadata and the node id). Replicas' values have equal lengths when their pod
+    names and IPs do, so they share."""
+    return (source_marker(proxy), peer_metadata.encoded(proxy), proxy.node_id)
 
 
 def _headless_addresses(snapshot: Snapshot) -> frozenset[str]:
@@ -122,7 +132,7 @@ class SharedTranslations:
         self, translate: Translate | None = None, personal: Personal | None = None
     ) -> None:
         self._translate = translate or _plain
-        self._personal = personal or (lambda p, _node: (source_marker(p),))
+        self._personal = personal or (lambda p, _node: own_strings(p))
         self._snapshot: Snapshot | None = None
         self._groups: dict[Hashable, _Group] = {}
         self._headless: frozenset[str] = frozenset()

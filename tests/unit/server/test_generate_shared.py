@@ -19,7 +19,7 @@ from meshgate.translate import translate
 from meshgate.translate.output import ProxyConfig
 from meshgate.translate.secrets import referenced
 
-REPLICAS = [(f"sleep-6f8cb8f5d4-r{k}abc", f"10.34.0.{20 + k}") for k in range(4)]
+REPLICAS = [(f"sleep-6f8cb8f5d4-r{k}abc", f"10.34.1.{1 + k}") for k in range(4)]
 EXTRA = """apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: istio-system}

@@ -29,8 +29,9 @@ from meshgate.translate.cache import SharedTranslations
 from meshgate.translate.output import ProxyConfig
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
-# Replicas of the sleep Deployment: same labels and service account, names of its length.
-REPLICAS = [(f"sleep-6f8cb8f5d4-r{k}abc", f"10.34.0.{20 + k}") for k in range(4)]
+# Replicas of the sleep Deployment: same labels and service account, names and IPs of its
+# lengths (the metadata-exchange headers carry both).
+REPLICAS = [(f"sleep-6f8cb8f5d4-r{k}abc", f"10.34.1.{1 + k}") for k in range(4)]
 
 
 def _replicas(resources: list[Any], phase: str = "Running") -> list[Any]:
