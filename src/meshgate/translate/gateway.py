@@ -322,6 +322,8 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
             listener.filter_chains.extend(chains)
             listener.default_filter_chain.CopyFrom(_unknown_sni_chain())
             routes.extend(https_routes)
+        elif first.protocol == "UDP":
+            continue  # no gateway listens for UDP (Istio's neither)
         else:
             # TCP, MONGO, MYSQL, REDIS...: the bytes go where the ``tcp`` routes say.
             listener.filter_chains.append(gateway_tcp.plain_chain(snapshot, port, servers))

@@ -121,6 +121,22 @@ spec:
     assert tcp_proxy(chain).cluster == "outbound|80||tcp.example.com"
 
 
+def test_udp_server_gets_no_listener() -> None:
+    extra = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: udp, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 9300, name: udp-9300, protocol: UDP}
+    hosts: [tcp.example.com]
+"""
+    snap = Snapshot.build(step_resources(4) + decode(TCP_WORLD + "---" + extra, "x.yaml"))
+    names = [m.name for m in translate(snap, gateway_proxy(snap)).listeners]
+    assert "0.0.0.0_9300" not in names and "0.0.0.0_9000" in names
+
+
 @pytest.mark.skipif(envoy_path() is None, reason="no envoy binary (pip package envoy)")
 def test_envoy_accepts_the_tcp_gateway() -> None:
     snap = tcp_snapshot()
