@@ -2,8 +2,9 @@
 
 The policy in `istio-egress`, the IstioGateway `egressgateway-a` in `istio-system`, the mesh in
 REGISTRY_ONLY: sleep-a (namespace `mytest`) reaches httpbin.org and www.httpbin.org on port 80
-through the gateway over mutual TLS; sleep-b, matched by no rule, is refused at the gateway;
-deleting the policy removes every resource it made.
+and https://edition.cnn.com (an HTTPS entry: gateway port 10001, a TLS server ending the mesh's
+mTLS, then a tcp route) through the gateway over mutual TLS; sleep-b, matched by no rule, is
+refused at the gateway on both; deleting the policy removes every resource it made.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ spec:
 """
     for app in ("sleep-a", "sleep-b")
 )
-# Verbatim from the reference (ASM's doc), httpbin.org added beside www.httpbin.org.
+# Verbatim from the reference (ASM's doc), httpbin.org added beside www.httpbin.org, and an
+# HTTPS entry (TLS from the app, carried as TCP by the gateway after the mesh's mTLS).
 POLICY_YAML = f"""apiVersion: istio.alibabacloud.com/v1beta1
 kind: ASMEgressTrafficPolicy
 metadata:
@@ -90,10 +92,19 @@ spec:
         protocol: HTTP
       byEgressGateway:
         port: 80          # Sidecar -> 80 Gateway -> 80 Service (httpbin.org)
+    - name: cnn-https
+      hosts:
+      - edition.cnn.com
+      port:
+        name: https
+        number: 443
+        protocol: HTTPS   # Sidecar -> 10001 (allocated) Gateway -> 443 Service
 """
 GENERATED = [
     ("serviceentries", "istio-egress", f"{POLICY}-httpbin-service-http"),
     ("virtualservices", "istio-egress", f"{POLICY}-httpbin-service-http"),
+    ("serviceentries", "istio-egress", f"{POLICY}-cnn-https"),
+    ("virtualservices", "istio-egress", f"{POLICY}-cnn-https"),
     ("gateways", "istio-egress", POLICY),
     ("destinationrules", "istio-system", POLICY),
     ("authorizationpolicies", "istio-system", POLICY),
@@ -140,9 +151,10 @@ def test_asm_egress_policy_example(mesh: Mesh) -> None:
     apply_yaml(mesh, POLICY_YAML)
     ok, status = retry(lambda: _status(mesh), lambda s: s.get("status") == "Applied", 30)
     assert ok, status
-    assert "IstioGateway istio-system/egressgateway-a port(s) 80" in str(status["message"])
+    assert "IstioGateway istio-system/egressgateway-a port(s) 80, 10001" in str(status["message"])
+    assert status["autoAllocatedGatewayPorts"] == {"edition.cnn.com-443": 10001}, status
     table = mesh.meshgate("get", "asmegresstrafficpolicy", "-n", "istio-egress").stdout
-    assert "egressgateway-a" in table and "applied: 5 resources" in table, table
+    assert "egressgateway-a" in table and "applied: 7 resources" in table, table
 
     # Every generated resource is visible with `get`, labelled with its owner.
     for plural, ns, name in GENERATED:
@@ -185,7 +197,36 @@ def test_asm_egress_policy_example(mesh: Mesh) -> None:
     # The sidecar -> gateway hop is mutual TLS, with the SNI the DestinationRule sets.
     assert line["requested_server_name"] == "www.httpbin.org", line
 
+    # The HTTPS entry: the app's TLS inside the mesh's mTLS to the gateway's TLS server on
+    # 10001, which ends the mTLS and carries the bytes to edition.cnn.com:443 (tcp route).
+    ok, code = retry(
+        lambda: _code(mesh, sleep_a, "https://edition.cnn.com/"),
+        lambda c: c == "200",
+        30,
+        interval=0.5,
+    )
+    assert ok, f"sleep-a -> https://edition.cnn.com: {code}\n{mesh.log_tail()}"
+    tcp_line = wait_log(
+        mesh,
+        "-l istio=egressgateway-a",
+        {"upstream_cluster": "outbound|443||edition.cnn.com", "method": None},
+        namespace="istio-system",
+    )
+    assert tcp_line["requested_server_name"] == "edition.cnn.com", tcp_line  # the mTLS hop's SNI
+    assert tcp_line["upstream_host"] == "198.51.100.30:443", tcp_line
+    assert tcp_line["response_code"] == 0, tcp_line
+
     # sleep-b: matched by no rule, refused at the gateway on its mTLS identity.
+    assert _code(mesh, sleep_b, "https://edition.cnn.com/") == "000"
+    # Network RBAC closes the connection on its first bytes: nothing comes back.
+    denied = "rbac_access_denied_matched_policy[ns[istio-system]-policy[egress-by-egressgateway-a]"
+    tcp_refused = wait_log(
+        mesh,
+        "-l istio=egressgateway-a",
+        {"istio_policy_status": denied + "-rule[1]]", "requested_server_name": "edition.cnn.com"},
+        namespace="istio-system",
+    )
+    assert tcp_refused["bytes_sent"] == 0, tcp_refused
     refusal = mesh.meshgate(
         "exec",
         "-n",

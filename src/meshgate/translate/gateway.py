@@ -23,6 +23,10 @@ Rules of this module:
 - HTTPS with ISTIO_MUTUAL ends mutual TLS with the mesh's identities (SDS `default` and
   `ROOTCA`), like SIMPLE/MUTUAL servers otherwise; the peer's SPIFFE identity is passed on in
   `x-forwarded-client-cert`.
+- TCP servers (TCP, MONGO, MYSQL, REDIS...) and TLS servers that terminate TLS (SIMPLE,
+  MUTUAL, ISTIO_MUTUAL...) route by VirtualService ``tcp`` routes (``translate.gateway_tcp``):
+  a plain TCP port gets one chain for everything (a logged refusal when no route applies),
+  a terminating TLS server a chain on its SNI hosts among the port's other TLS chains.
 - Routers always write access logs; what their SSRF guard and their TLS handshakes refuse is
   logged with its reason (``translate.ssrf``).
 """
@@ -43,7 +47,7 @@ from meshgate.model import hosts, protocol
 from meshgate.model.fields import get, get_int, get_list, get_str
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot, gateway_key, qualify_gateway, vs_gateways
-from meshgate.translate import filters, naming, refusals, ssrf
+from meshgate.translate import filters, gateway_tcp, naming, refusals, ssrf
 from meshgate.translate.pb import boolean, socket_address
 from meshgate.translate.routes import RouteContext, http_routes, single_port_lookup
 from meshgate.translate.tls import downstream_tls, terminates
@@ -64,7 +68,14 @@ class BoundServer:
 
     @property
     def terminates_tls(self) -> bool:
+        """An HTTPS server that ends TLS and routes HTTP."""
         return self.protocol == "HTTPS" and terminates(self.tls)
+
+    @property
+    def terminates_tcp(self) -> bool:
+        """A TLS (or TCP) server that ends TLS and routes the bytes by ``tcp`` routes."""
+        plain = not protocol.is_http(self.protocol) and self.protocol != "HTTPS"
+        return plain and terminates(self.tls)
 
 
 def bound_servers(snapshot: Snapshot, proxy: Proxy) -> list[BoundServer]:
@@ -211,7 +222,8 @@ def _sni_hosts(server: BoundServer) -> list[str]:
 def _https_chains(
     snapshot: Snapshot, proxy: Proxy, port: int, listener: str, servers: list[BoundServer]
 ) -> tuple[list[Any], list[Any], set[str]]:
-    """(chains, route configurations, SNI names claimed) of the TLS-terminating servers."""
+    """(chains, route configurations, SNI names claimed) of the TLS-terminating servers, in
+    order: HTTPS ones route HTTP, TLS ones their ``tcp`` routes (``translate.gateway_tcp``)."""
     chains = []
     by_route: dict[str, list[BoundServer]] = defaultdict(list)
     claimed: set[str] = set()
@@ -224,6 +236,17 @@ def _https_chains(
                 continue
             catch_all = True
         elif not snis:
+            continue
+        if server.terminates_tcp:
+            chain = gateway_tcp.terminating_chain(
+                snapshot, server, snis, downstream_tls(server.tls)
+            )
+            if chain is None:
+                if not wanted:
+                    catch_all = False
+                continue
+            claimed.update(snis)
+            chains.append(chain)
             continue
         claimed.update(snis)
         gw_ns, gw_name = server.gateway.split("/", 1)
@@ -286,11 +309,11 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
             )
             listener.filter_chains.append(lc.FilterChain(filters=[hcm]))
             routes.append(http_route_config(snapshot, proxy, port, servers))
-        elif first.protocol == "HTTPS" or protocol.is_tls(first.protocol):
+        elif first.protocol == "HTTPS" or protocol.is_tls(first.protocol) or first.terminates_tcp:
             listener.listener_filters.append(filters.tls_inspector_filter())
-            terminating = [s for s in servers if s.terminates_tls]
+            terminating = [s for s in servers if s.terminates_tls or s.terminates_tcp]
             chains, https_routes, claimed = _https_chains(snapshot, proxy, port, name, terminating)
-            passthrough = [s for s in servers if not s.terminates_tls]
+            passthrough = [s for s in servers if not (s.terminates_tls or s.terminates_tcp)]
             for chain in _tls_chains(snapshot, port, passthrough):
                 if chain.name not in claimed:
                     chains.append(chain)
@@ -299,8 +322,11 @@ def gateway_resources(snapshot: Snapshot, proxy: Proxy) -> tuple[list[Any], list
             listener.filter_chains.extend(chains)
             listener.default_filter_chain.CopyFrom(_unknown_sni_chain())
             routes.extend(https_routes)
+        elif first.protocol == "UDP":
+            continue  # no gateway listens for UDP (Istio's neither)
         else:
-            continue  # TODO: TCP servers (VirtualService tcp routes)
+            # TCP, MONGO, MYSQL, REDIS...: the bytes go where the ``tcp`` routes say.
+            listener.filter_chains.append(gateway_tcp.plain_chain(snapshot, port, servers))
         listeners.append(listener)
     ssrf.guard_gateway(listeners)
     return listeners, routes

@@ -93,7 +93,8 @@ class _Entry:
         self.chains.append(chain)
 
 
-def _destinations(route: Any, vs_ns: str, port: int) -> Target | None:
+def destinations(route: Any, vs_ns: str, port: int) -> Target | None:
+    """A ``tcp``/``tls`` route's destinations: one cluster, or ``[(cluster, weight)]``."""
     targets = []
     for d in get_list(route, "route"):
         dest = get(d, "destination")
@@ -124,7 +125,7 @@ def tls_routes(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> lis
     result: list[L4Route] = []
     seen: set[tuple[str, ...]] = set()
     for route in get_list(get(vs, "spec"), "tls"):
-        target = _destinations(route, vs_ns, port)
+        target = destinations(route, vs_ns, port)
         if target is None:
             continue
         for m in get_list(route, "match"):
@@ -151,7 +152,7 @@ def tcp_target(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> Tar
         applicable = [m for m in matches if _applies(m, top, vs_ns, port)]
         if matches and not any(not get_list(m, "destination_subnets") for m in applicable):
             continue
-        target = _destinations(route, vs_ns, port)
+        target = destinations(route, vs_ns, port)
         if target is not None:
             return target
     return None

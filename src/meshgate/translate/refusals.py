@@ -20,9 +20,10 @@ Rules of this module:
   Every route configuration strips that header from upstream responses first (its own
   level applied first), so a server out in the world cannot write into a proxy's log.
 - TCP and TLS: a connection refused by a catch-all chain (REGISTRY_ONLY's BlackHoleCluster, a
-  gateway's unknown SNI) is logged by that chain's tcp_proxy, whose ``istio_policy_status``
-  is the reason written into its log format (the original destination and SNI filled in by
-  Envoy). A connection closed by network RBAC logs Envoy's connection termination details
+  gateway's unknown SNI, a gateway TCP server no ``tcp`` route applies to) is logged by
+  that chain's tcp_proxy, whose ``istio_policy_status`` is the reason written into its log
+  format (the original destination and SNI filled in by Envoy). A connection closed by
+  network RBAC logs Envoy's connection termination details
   (``rbac_access_denied_matched_policy[ns[NS]-policy[NAME]-rule[i]]``).
 - The source is the refusing sidecar's own pod (``ns/name``), or on gateways and inbound
   sides the peer's address.
@@ -144,3 +145,8 @@ def registry_only_tcp(source: str) -> str:
 NO_GATEWAY_ROUTE_TCP = (
     "no route on gateway for SNI %REQUESTED_SERVER_NAME% (from %DOWNSTREAM_REMOTE_ADDRESS%)"
 )
+
+
+def no_gateway_route_tcp_port(port: int) -> str:
+    """A plain TCP gateway server with no ``tcp`` route for it."""
+    return f"no tcp route on gateway for port {port} (from %DOWNSTREAM_REMOTE_ADDRESS%)"
