@@ -17,7 +17,8 @@ meshgate differs, the step says so and docs/istio-tasks.md lists it:
   (198.51.100.96, 192.0.2.224) instead of Wikipedia's real 198.35.26.96 and
   208.80.153.224: nothing leaves the machine, and world hosts live in documentation ranges.
 - The sidecar's request to the ExternalName Service carries no ``X-Envoy-Decorator-
-  Operation`` / ``X-Envoy-Peer-Metadata``: the test ends as an xfail naming that step,
+  Operation`` (the alias takes the passthrough route): the test ends as an xfail naming
+  that step,
   after every other step has passed (and passes once the sidecar adds them).
 """
 
@@ -378,8 +379,8 @@ def test_kubernetes_services_for_egress_traffic(task_mesh: Mesh) -> None:
     if missing:
         pytest.xfail(
             "step 'ExternalName service 5' (kubectl exec $SOURCE_POD -- curl my-httpbin...): "
-            f"meshgate's sidecar adds no {', '.join(missing)}: no tracing (hence no decorator) "
-            "on its HTTP connection managers, no Istio metadata-exchange filter; and the "
-            "ExternalName Service is an alias (Istio 1.21+), so the request takes the "
-            "allow_any route, not a my-httpbin virtual host"
+            f"meshgate's sidecar adds no {', '.join(missing)}: the ExternalName Service is "
+            "an alias (Istio 1.21+), so the request takes the allow_any route to "
+            "PassthroughCluster, not the my-httpbin virtual host (and its decorator) of the "
+            "page's older Istio"
         )
