@@ -69,9 +69,11 @@ def render(result: dict[str, Any]) -> str:
 
 def render_dry_run(data: dict[str, Any]) -> str:
     refused = data.get("refused") or []
+    resources = data.get("resources") or []
     lines = [
-        f"Dry run: outboundTrafficPolicy.mode {data['mode']}, "
-        f"{data.get('requests', 0)} recent request(s) looked at."
+        f"Dry run: outboundTrafficPolicy.mode {data['mode']}"
+        + (f" with {len(resources)} resource(s) applied" if resources else "")
+        + f", {data.get('requests', 0)} recent request(s) looked at."
     ]
     if not refused:
         lines.append("No recent request would be refused.")
@@ -94,4 +96,8 @@ def render_dry_run(data: dict[str, Any]) -> str:
     kept = data.get("unchanged") or []
     if kept:
         lines.append(f"{len(kept)} kind(s) of recent request keep their verdict.")
+    skipped = data.get("skipped") or []
+    if skipped:
+        pods = ", ".join(f"{s['namespace']}/{s['pod']} x{s['count']}" for s in skipped)
+        lines.append("Not traced (the pod is gone and no pod of its Deployment runs now): " + pods)
     return "\n".join(lines)
