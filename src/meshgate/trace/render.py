@@ -72,7 +72,7 @@ def render_dry_run(data: dict[str, Any]) -> str:
     resources = data.get("resources") or []
     lines = [
         f"Dry run: outboundTrafficPolicy.mode {data['mode']}"
-        + (f" with {len(resources)} resource(s) applied" if resources else "")
+        + (f" with the {len(resources)} given resource(s)" if resources else "")
         + f", {data.get('requests', 0)} recent request(s) looked at."
     ]
     if not refused:
@@ -88,11 +88,15 @@ def render_dry_run(data: dict[str, Any]) -> str:
             after = g["after"]
             lines.append(
                 f"  {g['namespace']}/{g['workload']}: {target} x{g['count']} -> "
-                f"{after['verdict']} ({status_words(after.get('status'))})"
+                f"{after['verdict']}, {status_words(after.get('status'))}"
             )
             lines.append(f"      why: {after.get('reason', '')}")
             if after.get("fix"):
                 lines.append(f"      fix: {after['fix']}")
+        lines.append(
+            "To keep them: `meshgate egress discover --emit yaml > egress.yaml`, then the same "
+            "dry run with `-f egress.yaml`."
+        )
     kept = data.get("unchanged") or []
     if kept:
         lines.append(f"{len(kept)} kind(s) of recent request keep their verdict.")

@@ -181,10 +181,22 @@ def test_registry_only_refuses_http_tls_and_tcp_with_the_trace_s_reason(world: W
         assert (g["after"]["verdict"], g["after"]["status"]) == ("reset", "reset"), g
         assert "BlackHoleCluster" in g["after"]["reason"], g
         assert g["method"] is None and g["path"] is None
+    assert refused[("tls", "aliyun.com", 443)]["after"]["fix"].startswith(
+        "add a ServiceEntry for aliyun.com port 443 protocol TLS"
+    )
+    # An address is no host name: the fix says how its entry registers it.
+    assert refused[("tcp", TCP_IP, 9000)]["after"]["fix"].startswith(
+        f"add a ServiceEntry with addresses: [{TCP_IP}] for port 9000 protocol TCP (resolution "
+        "STATIC, as `meshgate egress discover --emit yaml` writes"
+    )
     text = render_dry_run(result)
     assert "3 kind(s) of recent request would now be refused:" in text
-    assert f"  default/{SLEEP_POD}: GET http://aliyun.com:80/get x2 -> blocked (HTTP 502)" in text
-    assert f"  default/{SLEEP_POD}: TCP {TCP_IP}:9000 x1 -> reset (the connection is reset" in text
+    assert f"  default/{SLEEP_POD}: GET http://aliyun.com:80/get x2 -> blocked, HTTP 502" in text
+    assert f"  default/{SLEEP_POD}: TCP {TCP_IP}:9000 x1 -> reset, the connection is reset" in text
+    assert text.splitlines()[-1] == (
+        "To keep them: `meshgate egress discover --emit yaml > egress.yaml`, then the same dry "
+        "run with `-f egress.yaml`."
+    )
 
 
 def test_changed_resources_keep_what_they_register(world: World) -> None:
@@ -199,7 +211,7 @@ def test_changed_resources_keep_what_they_register(world: World) -> None:
         "ServiceEntry default/aliyun", "ServiceEntry default/ip-198-51-100-50"
     ]  # fmt: skip
     assert render_dry_run(result).splitlines()[:2] == [
-        "Dry run: outboundTrafficPolicy.mode REGISTRY_ONLY with 2 resource(s) applied, "
+        "Dry run: outboundTrafficPolicy.mode REGISTRY_ONLY with the 2 given resource(s), "
         "3 recent request(s) looked at.",
         "No recent request would be refused.",
     ]
