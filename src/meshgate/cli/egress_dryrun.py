@@ -28,7 +28,7 @@ EXAMPLES = """Examples:
   meshgate egress dry-run --mode REGISTRY_ONLY -n default --since 10m
   meshgate egress dry-run --mode REGISTRY_ONLY -o json
   meshgate egress discover --emit yaml > egress.yaml
-  meshgate egress dry-run --mode REGISTRY_ONLY -f egress.yaml   # with those entries applied
+  meshgate egress dry-run --mode REGISTRY_ONLY -f egress.yaml   # as if they were applied
 """
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
