@@ -75,6 +75,8 @@ def render_dry_run(data: dict[str, Any]) -> str:
         + (f" with the {len(resources)} given resource(s)" if resources else "")
         + f", {data.get('requests', 0)} recent request(s) looked at."
     ]
+    if data.get("limited"):
+        lines.append("Only the newest records were looked at: narrow with -n or --since.")
     if not refused:
         lines.append("No recent request would be refused.")
     else:

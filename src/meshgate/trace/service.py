@@ -324,6 +324,8 @@ class TraceService:
             "mode": changed.mesh.outbound_mode,
             "resources": [_key_text(o) for o in objects],
             "requests": seen,
+            # The store had more records in the window than were looked at (the newest).
+            "limited": len(rows) >= limit,
             "refused": refused,
             "unchanged": kept,
             # Requests of pods that are gone, with no pod of their workload left to stand in.
@@ -344,6 +346,9 @@ def changed_snapshot(
     extra: dict[ResourceKey, Resource] = {}
     problems: list[str] = []
     for obj in objects:
+        if not isinstance(obj, Mapping):
+            problems.append(f"{obj!r}: not an object (a mapping with apiVersion and kind)")
+            continue
         if obj.get("kind") == "ASMEgressTrafficPolicy":
             problems.append(
                 f"{_key_text(obj)}: an ASMEgressTrafficPolicy is compiled by a controller, "

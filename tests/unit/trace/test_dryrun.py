@@ -289,6 +289,17 @@ def test_bad_resources_are_refused_with_kind_name_and_reason(world: World) -> No
            "spec": {"byEgressGateway": {"name": "egressgateway-a"}}}  # fmt: skip
     with pytest.raises(TraceError, match="compiled by a controller, which a dry run"):
         world.dry_run(objects=[asm])
+    with pytest.raises(TraceError, match=r"'se\.yaml': not an object"):
+        world.dry_run(objects=["se.yaml"])  # type: ignore[list-item]
+
+
+def test_only_the_newest_records_when_there_are_too_many(world: World) -> None:
+    world.log(*(http(path=f"/{i}", remote_port=i, ago=10 - i) for i in range(5)))
+    result = world.dry_run(limit=3)
+    assert result["limited"] and result["requests"] == 3
+    assert sorted(g["path"] for g in result["refused"]) == ["/2", "/3", "/4"]
+    assert "Only the newest records were looked at" in render_dry_run(result)
+    assert not world.dry_run()["limited"]
 
 
 def test_cli_checks_the_files_before_asking_the_control_plane(tmp_path: Path) -> None:
