@@ -321,3 +321,29 @@ def test_cli_checks_the_files_before_asking_the_control_plane(tmp_path: Path) ->
         app, ["egress", "dry-run", "-f", str(empty)], env={"MESHGATE_HOME": str(home)}
     )
     assert result.exit_code == 1 and f"no objects in {empty}" in result.stderr
+
+
+SIDECAR = """\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: MODE}
+"""
+
+
+def test_a_sidecar_s_own_mode_wins_over_the_mesh_s(world: World) -> None:
+    world.log(http())
+    # The namespace's Sidecar keeps ALLOW_ANY: switching the mesh refuses nothing there.
+    allow = to_wire_all(decode(SIDECAR.replace("MODE", "ALLOW_ANY")))
+    assert world.dry_run(objects=allow)["refused"] == []
+    # A Sidecar alone, the mesh left ALLOW_ANY, refuses it; the reason names the Sidecar.
+    result = world.dry_run(
+        None, objects=to_wire_all(decode(SIDECAR.replace("MODE", "REGISTRY_ONLY")))
+    )
+    assert result["mode"] == "ALLOW_ANY"
+    (g,) = result["refused"]
+    assert (g["after"]["verdict"], g["after"]["status"]) == ("blocked", 502)
+    assert (
+        "(Sidecar default/default outboundTrafficPolicy) is REGISTRY_ONLY" in g["after"]["reason"]
+    )
