@@ -108,8 +108,8 @@ def tcp(**kw: Any) -> entries.Entry:
 class World:
     """The step-1 store's resources, its snapshot, and a real access-log store."""
 
-    def __init__(self, tmp: Path, extra_pods: list[Any]) -> None:
-        self.resources = step_resources(1) + extra_pods
+    def __init__(self, tmp: Path, extra_pods: list[Any], step: int = 1) -> None:
+        self.resources = step_resources(step) + extra_pods
         self.store = AccessLogStore(tmp / "log.db", max_bytes=10**8, max_age=3600)
         self._reader = connect(tmp / "log.db")
         snap = Snapshot.build(self.resources)
@@ -347,3 +347,46 @@ def test_a_sidecar_s_own_mode_wins_over_the_mesh_s(world: World) -> None:
     assert (
         "(Sidecar default/default outboundTrafficPolicy) is REGISTRY_ONLY" in g["after"]["reason"]
     )
+
+
+DENY_ADMIN = """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+"""
+
+
+def test_requests_through_the_egress_gateway_and_a_changed_policy(tmp_path: Path) -> None:
+    # The seed's step 4: REGISTRY_ONLY, aliyun.com routed through the egress gateway.
+    w = World(tmp_path, [], step=4)
+    try:
+        gw_cluster = "outbound|80||istio-egressgateway.istio-system.svc.cluster.local"
+        w.log(
+            http(path="/admin/x", cluster=gw_cluster, remote_port=1),
+            http(path="/public", cluster=gw_cluster, remote_port=2),
+            # the gateway's own entries of the same requests: not traced twice
+            record(pod_name="istio-egressgateway-7c9d5f6b8-q4wzt", ns="istio-system",
+                   kind="gateway", authority="aliyun.com", method="GET", path="/admin/x",
+                   cluster="outbound|80||aliyun.com", remote_port=3),
+        )  # fmt: skip
+        result = w.dry_run(objects=to_wire_all(decode(DENY_ADMIN)))
+        assert result["requests"] == 2
+        (g,) = result["refused"]
+        assert (g["path"], g["after"]["verdict"], g["after"]["status"]) == (
+            "/admin/x",
+            "denied",
+            403,
+        )
+        assert "AuthorizationPolicy istio-system/deny-admin rule 0" in g["after"]["reason"]
+        hops = {h["proxy"] for h in g["after"]["hops"]}
+        assert any(p.startswith("istio-system/istio-egressgateway") for p in hops), hops
+        (kept,) = result["unchanged"]
+        assert (kept["path"], kept["now"]["verdict"]) == ("/public", "allowed")
+        assert kept["after"]["verdict"] == "allowed"
+    finally:
+        w.close()
