@@ -5,7 +5,10 @@ over HTTPS, and tcp.example.org on port 9000, a port no service declares, so the
 no listener of its own for it and tcp_proxies the connection as raw TCP (Istio's catch-all
 chain). ``egress discover --emit yaml`` writes ServiceEntries that pass ``meshgate validate``;
 applied with REGISTRY_ONLY they keep those three working while never.example.org, never
-reached before, is refused: 502 over HTTP, a reset over TLS.
+reached before, is refused: 502 over HTTP, a reset over TLS. Before the switch,
+``egress dry-run --mode REGISTRY_ONLY`` predicts the three refused (502, reset, reset), and
+with the emitted file as ``-f`` none; ``trace`` predicts the never-seen host's 502 and reset
+under the new config, as curl then gets them.
 """
 
 from __future__ import annotations
@@ -106,6 +109,35 @@ def _discovered(mesh: Mesh) -> dict[tuple[str, int, str], dict[str, Any]]:
     return {(r["host"], r["port"], r["protocol"]): r for r in json.loads(out)["destinations"]}
 
 
+class DryRun(subprocess.CompletedProcess[str]):
+    data: dict[str, Any]
+
+
+def _dry_run(mesh: Mesh, *args: str) -> DryRun:
+    proc = mesh.meshgate(
+        "egress", "dry-run", "--mode", "REGISTRY_ONLY", "-n", "default", "-o", "json", *args,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 3), proc
+    out = DryRun(proc.args, proc.returncode, proc.stdout, proc.stderr)
+    out.data = json.loads(proc.stdout)
+    return out
+
+
+def _verdicts(groups: list[dict[str, Any]]) -> dict[tuple[str, str, int], tuple[str, Any]]:
+    """Dry-run groups as (protocol, host, port) -> the changed config's (verdict, status)."""
+    return {
+        (g["protocol"], g["host"], g["port"]): (g["after"]["verdict"], g["after"]["status"])
+        for g in groups
+    }
+
+
+def _trace(mesh: Mesh, pod: str, target: str) -> tuple[str, Any, str]:
+    """trace's verdict, status and reason for one request of ``pod``."""
+    data = json.loads(mesh.meshgate("trace", pod, target, "-o", "json").stdout)
+    return data["verdict"], data["status"], data["reason"]
+
+
 def test_discovered_service_entries_keep_seen_traffic_under_registry_only(
     world_mesh: Mesh, tmp_path: Path
 ) -> None:
@@ -168,6 +200,35 @@ def test_discovered_service_entries_keep_seen_traffic_under_registry_only(
         ["httpbin.org"],
     ], emitted.stdout
     mesh.meshgate("validate", "-f", str(path))
+
+    # Before the switch, dry-run predicts it: REGISTRY_ONLY alone refuses all three ...
+    alone = _dry_run(mesh)
+    assert alone.returncode == 3, alone
+    by_http, by_https = ("http", "httpbin.org", 80), ("tcp", "198.51.100.40", 443)
+    by_tcp = ("tcp", "198.51.100.50", 9000)
+    assert _verdicts(alone.data["refused"]) == {
+        by_http: ("blocked", 502), by_https: ("reset", "reset"), by_tcp: ("reset", "reset")
+    }, alone.data  # fmt: skip
+    assert alone.data["unchanged"] == [], alone.data
+    text = mesh.meshgate("egress", "dry-run", "--mode", "REGISTRY_ONLY", check=False).stdout
+    assert "3 kind(s) of recent request would now be refused:" in text, text
+    assert "GET http://httpbin.org:80/get x" in text and "-> blocked, HTTP 502" in text, text
+    assert "why: blocked: the outbound traffic policy" in text, text
+    assert "no ServiceEntry registers httpbin.org" in text, text
+    assert "TCP 198.51.100.50:9000 x" in text and "-> reset, the connection is reset" in text
+    # ... and with the discovered entries (not applied yet) it refuses none of them.
+    kept = _dry_run(mesh, "-f", str(path))
+    assert kept.returncode == 0 and kept.data["refused"] == [], kept
+    assert _verdicts(kept.data["unchanged"]) == {
+        by_http: ("allowed", None), by_https: ("allowed", None), by_tcp: ("allowed", None)
+    }, kept.data  # fmt: skip
+    text = mesh.meshgate("egress", "dry-run", "--mode", "REGISTRY_ONLY", "-f", str(path)).stdout
+    assert "with the 3 given resource(s)" in text and "No recent request would be refused." in text
+    nothing = json.loads(mesh.meshgate("get", "se", "-A", "-o", "json").stdout)
+    assert nothing["items"] == [], "dry-run -f applied something"
+    # The never-seen host has no record to dry-run: trace it (under ALLOW_ANY it goes out).
+    assert _trace(mesh, sleep, NEVER)[:2] == ("allowed", None)
+
     mesh.meshgate("apply", "-f", str(path))
     mesh.meshgate("apply", "-f", "-", input=_mesh("/dev/stdout", "REGISTRY_ONLY"))
 
@@ -185,5 +246,14 @@ def test_discovered_service_entries_keep_seen_traffic_under_registry_only(
     assert _three(mesh, sleep) == EXPECTED
     reset = mesh.curl(sleep, "https://never.example.org/")
     assert reset.returncode == 35, reset  # SSL connect error: the connection was reset
+    # What trace predicts for the never-seen host under the new config is what curl got.
+    assert _trace(mesh, sleep, NEVER)[:2] == ("blocked", 502)
+    verdict, status, reason = _trace(mesh, sleep, "https://never.example.org/")
+    assert (verdict, status) == ("reset", "reset") and "BlackHoleCluster" in reason
+    # The three discovered ones: allowed, as dry-run said.
+    for url in ("http://httpbin.org/get", "https://www.google.com/", "tcp.example.org:9000"):
+        assert _trace(mesh, sleep, url)[:2] == ("allowed", None), url
+    # The switch is done: the same dry-run now finds nothing more to refuse.
+    assert _dry_run(mesh).data["refused"] == []
     after = _discovered(mesh)
     assert not any(k[0] == "never.example.org" for k in after), after

@@ -277,9 +277,10 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         service = for_control_plane(cp)
         result = await asyncio.to_thread(
             service.dry_run,
-            str(b.get("mode") or "REGISTRY_ONLY"),
+            str(b["mode"]) if b.get("mode") else None,
             float(b.get("sinceSeconds") or 3600),
             b.get("namespace") or None,
+            list(b.get("objects") or []),
         )
         return JSONResponse(result)
 

@@ -69,10 +69,14 @@ def render(result: dict[str, Any]) -> str:
 
 def render_dry_run(data: dict[str, Any]) -> str:
     refused = data.get("refused") or []
+    resources = data.get("resources") or []
     lines = [
-        f"Dry run: outboundTrafficPolicy.mode {data['mode']}, "
-        f"{data.get('requests', 0)} recent request(s) looked at."
+        f"Dry run: outboundTrafficPolicy.mode {data['mode']}"
+        + (f" with the {len(resources)} given resource(s)" if resources else "")
+        + f", {data.get('requests', 0)} recent request(s) looked at."
     ]
+    if data.get("limited"):
+        lines.append("Only the newest records were looked at: narrow with -n or --since.")
     if not refused:
         lines.append("No recent request would be refused.")
     else:
@@ -86,12 +90,20 @@ def render_dry_run(data: dict[str, Any]) -> str:
             after = g["after"]
             lines.append(
                 f"  {g['namespace']}/{g['workload']}: {target} x{g['count']} -> "
-                f"{after['verdict']} ({status_words(after.get('status'))})"
+                f"{after['verdict']}, {status_words(after.get('status'))}"
             )
             lines.append(f"      why: {after.get('reason', '')}")
             if after.get("fix"):
                 lines.append(f"      fix: {after['fix']}")
+        lines.append(
+            "To keep them: `meshgate egress discover --emit yaml > egress.yaml`, then the same "
+            "dry run with `-f egress.yaml`."
+        )
     kept = data.get("unchanged") or []
     if kept:
         lines.append(f"{len(kept)} kind(s) of recent request keep their verdict.")
+    skipped = data.get("skipped") or []
+    if skipped:
+        pods = ", ".join(f"{s['namespace']}/{s['pod']} x{s['count']}" for s in skipped)
+        lines.append("Not traced (the pod is gone and no pod of its Deployment runs now): " + pods)
     return "\n".join(lines)

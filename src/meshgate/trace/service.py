@@ -10,15 +10,23 @@ Rules:
   and the gateways, and each recent request of the mesh-wide access log is traced through
   both the current translation and the changed one; those the change would refuse are
   reported with the trace's reason, grouped by source workload, host, port and protocol.
+  With resources given (``-f``) the changed snapshot is the store's resources with those
+  applied on top (same key replaces), built as the reconciler builds its own; controllers
+  do not run, so an ASMEgressTrafficPolicy among them is refused with a reason.
+- Only sidecars' outbound entries are traced (a gateway's entry continues a sidecar's
+  request, whose trace walks the gateway). A record whose pod is gone is traced from a
+  running replica of its Deployment; with none left it is counted under ``skipped``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.hosts import DOMAIN_SUFFIX
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, Proxy, node_id
 from meshgate.model.services import PodInfo
@@ -33,6 +41,8 @@ from meshgate.translate import translate
 
 REFUSING = {"blocked", "reset", "denied", "no-route", "refused", "no-cluster", "no-endpoint"}
 MODES = ("ALLOW_ANY", "REGISTRY_ONLY")
+# A Deployment's pod: NAME-<template hash>-<suffix> (telemetry.discover reads gone pods so)
+_POD_HASHES = re.compile(r"^(.+)-[0-9a-f]{6,10}-[0-9a-z]{5}$")
 
 
 class TraceError(ValueError):
@@ -197,12 +207,14 @@ class TraceService:
         zone: Callable[[], Mapping[str, list[str]]],
         objects: Callable[[str], list[dict[str, Any]]],
         access_log: Callable[[Query], list[tuple[int, dict[str, Any]]]],
+        resources: Callable[[], list[Resource]] = list,
     ) -> None:
         self._snapshot = snapshot
         self._acked = acked
         self._zone = zone
         self._objects = objects
         self._access_log = access_log
+        self._resources = resources  # the store's resources decoded (for ``dry_run -f``)
 
     def gateway_only(self) -> bool:
         for obj in self._objects("MeshConfig"):
@@ -226,14 +238,25 @@ class TraceService:
         return run_trace(snap, self.acked_view, self._zone(), source, request, self.gateway_only())
 
     def dry_run(
-        self, mode: str, since_seconds: float, namespace: str | None, limit: int = 2000
+        self,
+        mode: str | None,
+        since_seconds: float,
+        namespace: str | None,
+        objects: Sequence[Mapping[str, Any]] = (),
+        limit: int = 2000,
     ) -> dict[str, Any]:
-        if mode not in MODES:
+        """Which recent requests ``mode`` and/or ``objects`` (resources applied on top of
+        the store's: same key replaces) would refuse. ``mode`` None keeps the changed
+        snapshot's own mode (the MeshConfig among ``objects``, else the current one)."""
+        if mode is not None and mode not in MODES:
             raise TraceError(f"--mode {mode}: must be one of {', '.join(MODES)}")
+        if mode is None and not objects:
+            raise TraceError("nothing to try: give --mode, or -f with the changed resources")
         snap = self._snapshot()
-        changed = dataclasses.replace(
-            snap, mesh=dataclasses.replace(snap.mesh, outbound_mode=mode), _memo={}
-        )
+        changed = changed_snapshot(self._resources, objects) if objects else snap
+        if mode is not None:
+            mesh = dataclasses.replace(changed.mesh, outbound_mode=mode)
+            changed = dataclasses.replace(changed, mesh=mesh, _memo={})
         cache: dict[tuple[int, str], ProxyView] = {}
 
         def views_of(s: Snapshot) -> Views:
@@ -247,17 +270,22 @@ class TraceService:
             return view
 
         since_ms = int((time.time() - since_seconds) * 1000)
-        rows = self._access_log(Query(namespace=namespace, reporter="sidecar", since_ms=since_ms))
+        # Sidecars only: a gateway's entry continues a sidecar's request, whose trace walks
+        # through the gateway already (counting both would count the request twice).
+        query = Query(namespace=namespace, reporter="sidecar", since_ms=since_ms, tail=limit)
+        rows = self._access_log(query)
         zone, gw_only = self._zone(), self.gateway_only()
         groups: dict[tuple[str, ...], dict[str, Any]] = {}
+        gone: dict[tuple[str, str], int] = {}
         seen = 0
-        for _, entry in rows[-limit:]:
+        for _, entry in rows:
             found = _recorded_request(entry)
             if found is None:
                 continue
             request, ns, pod_name = found
-            source = snap.pods.get((ns, pod_name))
+            source = snap.pods.get((ns, pod_name)) or _sibling(snap, ns, pod_name)
             if source is None:
+                gone[(ns, pod_name)] = gone.get((ns, pod_name), 0) + 1
                 continue
             seen += 1
             workload = workload_of(source.name, dict(source.labels))
@@ -293,11 +321,69 @@ class TraceService:
         refused = [g for g in groups.values() if g["refused"]]
         kept = [g for g in groups.values() if not g["refused"]]
         return {
-            "mode": mode,
+            "mode": changed.mesh.outbound_mode,
+            "resources": [_key_text(o) for o in objects],
             "requests": seen,
+            # The store had more records in the window than were looked at (the newest).
+            "limited": len(rows) >= limit,
             "refused": refused,
             "unchanged": kept,
+            # Requests of pods that are gone, with no pod of their workload left to stand in.
+            "skipped": [
+                {"namespace": ns, "pod": pod, "count": n} for (ns, pod), n in sorted(gone.items())
+            ],
         }
+
+
+def changed_snapshot(
+    resources: Callable[[], list[Resource]], objects: Sequence[Mapping[str, Any]]
+) -> Snapshot:
+    """The store's resources with ``objects`` applied on top (same key replaces), built as
+    the reconciler builds its snapshot. Bad objects raise TraceError naming each problem;
+    controllers do not run (an ASMEgressTrafficPolicy is not compiled)."""
+    from meshgate.api.decode import decode_object
+
+    extra: dict[ResourceKey, Resource] = {}
+    problems: list[str] = []
+    for obj in objects:
+        if not isinstance(obj, Mapping):
+            problems.append(f"{obj!r}: not an object (a mapping with apiVersion and kind)")
+            continue
+        if obj.get("kind") == "ASMEgressTrafficPolicy":
+            problems.append(
+                f"{_key_text(obj)}: an ASMEgressTrafficPolicy is compiled by a controller, "
+                "which a dry run does not run; give the resources it makes (`meshgate get "
+                "se,gw,vs,dr,sidecar,authorizationpolicy -A -o yaml` after applying it)"
+            )
+            continue
+        res, probs = decode_object(dict(obj))
+        if res is None:  # each problem names the object, its field and the reason
+            problems += [str(p) for p in probs] or [f"{_key_text(obj)}: cannot be decoded"]
+            continue
+        extra[res.key] = res
+    if problems:
+        raise TraceError("cannot use the given resources: " + "; ".join(problems))
+    merged = [r for r in resources() if r.key not in extra] + list(extra.values())
+    return Snapshot.build(merged)
+
+
+def _key_text(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def _sibling(snap: Snapshot, namespace: str, pod: str) -> PodInfo | None:
+    """A running pod of the same Deployment as ``pod``, gone (its name NAME-<hash>-<suffix>):
+    the replica that now makes the requests the gone one made. None for a bare pod."""
+    m = _POD_HASHES.match(pod)
+    if m is None:
+        return None
+    for (ns, _), p in sorted(snap.pods.items()):
+        if ns == namespace and workload_of(p.name, dict(p.labels)) == m.group(1):
+            return p
+    return None
 
 
 def _recorded_request(entry: Mapping[str, Any]) -> tuple[Request, str, str] | None:
@@ -331,4 +417,18 @@ def for_control_plane(cp: Any) -> TraceService:
         zone=cp._zone_for,  # the zone the node's DNS serves (world + mesh layers)
         objects=lambda kind: [o.object for o in cp.store.list(kind=kind)],
         access_log=cp.access_log,
+        resources=lambda: _decoded(o.object for o in cp.store.list()),
     )
+
+
+def _decoded(objects: Iterable[dict[str, Any]]) -> list[Resource]:
+    """Stored objects as the reconciler decodes them for its snapshot (undecodable skipped,
+    as it skips them)."""
+    from meshgate.api.decode import decode_object
+
+    out = []
+    for obj in objects:
+        res, _ = decode_object(obj)
+        if res is not None:
+            out.append(res)
+    return out

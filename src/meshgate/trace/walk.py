@@ -344,8 +344,7 @@ class Walker:
                     "traffic "
                     f"policy ({o.text()}) is REGISTRY_ONLY, so the sidecar {leg.label} closes the "
                     "connection (BlackHoleCluster, UH)",
-                    f"add a ServiceEntry for {req.host} port {req.port} protocol "
-                    f"{'TLS' if req.protocol == 'tls' else 'TCP'} (see `meshgate get se -A`)",
+                    _unregistered_fix(req),
                     o,
                 )
             raise self.closed(
@@ -578,3 +577,18 @@ def _route_match(match: Any) -> str:
     if match.query_parameters:
         text += " and query " + ",".join(q.name for q in match.query_parameters)
     return text
+
+
+def _unregistered_fix(req: Request) -> str:
+    """What registers a TLS/TCP destination: an address is no host name, so its entry
+    needs ``addresses`` (the sidecar then builds the ``<IP>_<port>`` listener it dials)."""
+    protocol = "TLS" if req.protocol == "tls" else "TCP"
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(req.host)
+        return (
+            f"add a ServiceEntry with addresses: [{req.host}] for port {req.port} protocol "
+            f"{protocol} (resolution STATIC, as `meshgate egress discover --emit yaml` writes; "
+            "see `meshgate get se -A`)"
+        )
+    where = f"{req.host} port {req.port} protocol {protocol}"
+    return f"add a ServiceEntry for {where} (see `meshgate get se -A`)"
