@@ -5,8 +5,9 @@ Rules of this module:
   so the same set of resources always gives the same snapshot, whatever the input order.
 - A snapshot is never mutated after ``build``; a new revision builds a new snapshot.
 - Indexes answer the translator's questions in (amortised) constant time: services by host,
-  VirtualServices by host (sidecars) and by gateway (routers), DestinationRules by
-  namespace, Sidecars by namespace, Gateways by selector, pods by name.
+  VirtualServices by host (sidecars; ordered per client by ``model.meshvs``) and by
+  gateway (routers), DestinationRules by namespace, Sidecars by namespace, Gateways by
+  selector, pods by name.
 - Istio's lookup rules live here: DestinationRule path client ns -> service ns -> root ns,
   over rules merged per host (``model.destinationrules``); ``exportTo`` visibility; Sidecar
   selection (workload selector > namespace-wide > root ns); several services for one host
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshgate.api.kinds.meshgate_kinds import DEFAULT_RETRY_ON
-from meshgate.model import hosts, servicemerge
+from meshgate.model import hosts, meshvs, servicemerge
 from meshgate.model.destinationrules import DestinationRuleIndex, build_index
 from meshgate.model.fields import get, get_int, get_list, get_str, str_map
 from meshgate.model.kubeendpoints import records_by_service
@@ -425,20 +426,32 @@ class Snapshot:
         )
 
     def mesh_virtual_service(self, hostname: str, client_namespace: str) -> Any | None:
-        """The sidecar-scoped VirtualService for a host (exact host first, then wildcards)."""
-        default = self.mesh.default_virtual_service_export_to
-        for vs in self.mesh_vs_by_host.get(hostname, ()):
-            if _vs_visible(vs, client_namespace, default):
-                return vs
-        best: tuple[str, Any] | None = None
-        for pattern, vs in self.mesh_vs_wildcards:
-            if not (
-                hosts.subset_of(hostname, pattern) and _vs_visible(vs, client_namespace, default)
-            ):
-                continue
-            if best is None or hosts.specificity_key(pattern) < hosts.specificity_key(best[0]):
-                best = (pattern, vs)
-        return best[1] if best else None
+        """The first HTTP candidate of ``mesh_http_virtual_services`` (exact host first)."""
+        found = self.mesh_http_virtual_services(hostname, client_namespace)
+        return found[0] if found else None
+
+    def mesh_http_virtual_services(self, hostname: str, client_namespace: str) -> tuple[Any, ...]:
+        """Candidates for a host's HTTP routes, in Istio's preference (``model.meshvs``)."""
+        return self._mesh_vs("http", hostname, client_namespace)
+
+    def mesh_virtual_services(self, hostname: str, client_namespace: str) -> tuple[Any, ...]:
+        """Every sidecar-scoped VirtualService for a host, in Istio's order: TLS/TCP filter
+        chains are built from all of them (``model.meshvs``)."""
+        return self._mesh_vs("l4", hostname, client_namespace)
+
+    def _mesh_vs(self, kind: str, hostname: str, client_namespace: str) -> tuple[Any, ...]:
+        key = ("mesh_vs", kind, hostname, client_namespace)
+        if key not in self._memo:
+            pick = meshvs.for_http if kind == "http" else meshvs.for_l4
+            self._memo[key] = pick(
+                self.mesh_vs_by_host.get(hostname, ()),
+                self.mesh_vs_wildcards,
+                hostname,
+                client_namespace,
+                self.mesh.default_virtual_service_export_to,
+            )
+        result: tuple[Any, ...] = self._memo[key]
+        return result
 
     def sidecar_for(self, proxy: Proxy) -> Any | None:
         """Workload-selected Sidecar in the proxy's ns, else namespace-wide, else root ns."""
@@ -511,17 +524,6 @@ class Snapshot:
                 continue
             return sp.target_port or sp.number
         return port
-
-
-def _export(values: list[Any], namespace: str) -> frozenset[str]:
-    items = [namespace if str(v) == "." else str(v) for v in values]
-    return frozenset(items) if items else frozenset({"*"})
-
-
-def _vs_visible(vs: Any, namespace: str, default: tuple[str, ...] = ()) -> bool:
-    """exportTo as written, else MeshConfig's defaultVirtualServiceExportTo, else all."""
-    export = _export(get_list(get(vs, "spec"), "export_to") or list(default), _ns(vs))
-    return "*" in export or namespace in export
 
 
 def _sidecar_imports(sidecar: Any) -> list[hosts.NamespacedHost] | None:

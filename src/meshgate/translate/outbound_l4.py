@@ -14,7 +14,9 @@ Rules of this module:
 - A headless Kubernetes Service has no address: as Istio, each of its endpoints gets a
   listener ``<endpoint ip>_<port>`` instead (not the proxy's own address), and a headless
   Service without endpoints gets none. ExternalName Services (aliases) get no listener.
-- Mesh VirtualService routes pick the destination: on a VIP listener every matching ``tls``
+- Mesh VirtualService routes pick the destination, from every mesh VirtualService for the
+  host in Istio's order (``Snapshot.mesh_virtual_services``: an ``http`` VirtualService
+  and a ``tls`` one for one host both count): on a VIP listener every matching ``tls``
   match becomes a chain on its ``sniHosts`` (empty = any SNI); on the shared listener each
   match with ``sniHosts`` becomes a chain on them too (as Istio's), and the host's own
   chain goes where the first match that covers the host says. ``tcp`` routes: the first
@@ -115,46 +117,44 @@ def _applies(m: Any, top: list[str], vs_ns: str, port: int) -> bool:
 
 
 def tls_routes(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> list[L4Route]:
-    """The mesh VirtualService's ``tls`` matches that apply to this sidecar on ``port``, in
-    order, without repeated SNI sets."""
-    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
-    if vs is None:
-        return []
-    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
-    top = vs_gateways(vs)
+    """The ``tls`` matches of every mesh VirtualService for the host that apply to this
+    sidecar on ``port``, VirtualServices in Istio's order, without repeated SNI sets (the
+    first wins, as Istio's matchHasBeenHandled)."""
     result: list[L4Route] = []
     seen: set[tuple[str, ...]] = set()
-    for route in get_list(get(vs, "spec"), "tls"):
-        target = destinations(route, vs_ns, port)
-        if target is None:
-            continue
-        for m in get_list(route, "match"):
-            if not _applies(m, top, vs_ns, port):
+    for vs in snapshot.mesh_virtual_services(svc.hostname, proxy.namespace):
+        vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
+        top = vs_gateways(vs)
+        for route in get_list(get(vs, "spec"), "tls"):
+            target = destinations(route, vs_ns, port)
+            if target is None:
                 continue
-            snis = tuple(hosts.normalize(str(h)) for h in get_list(m, "sni_hosts"))
-            if snis in seen:
-                continue
-            seen.add(snis)
-            result.append(L4Route(snis, target))
+            for m in get_list(route, "match"):
+                if not _applies(m, top, vs_ns, port):
+                    continue
+                snis = tuple(hosts.normalize(str(h)) for h in get_list(m, "sni_hosts"))
+                if snis in seen:
+                    continue
+                seen.add(snis)
+                result.append(L4Route(snis, target))
     return result
 
 
 def tcp_target(snapshot: Snapshot, proxy: Proxy, svc: Service, port: int) -> Target | None:
     """The first mesh ``tcp`` route that applies on ``port`` (no match, or a match without
-    destination subnets), else None."""
-    vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
-    if vs is None:
-        return None
-    vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
-    top = vs_gateways(vs)
-    for route in get_list(get(vs, "spec"), "tcp"):
-        matches = get_list(route, "match")
-        applicable = [m for m in matches if _applies(m, top, vs_ns, port)]
-        if matches and not any(not get_list(m, "destination_subnets") for m in applicable):
-            continue
-        target = destinations(route, vs_ns, port)
-        if target is not None:
-            return target
+    destination subnets) over every mesh VirtualService for the host in Istio's order,
+    else None."""
+    for vs in snapshot.mesh_virtual_services(svc.hostname, proxy.namespace):
+        vs_ns = get_str(get(vs, "metadata"), "namespace") or "default"
+        top = vs_gateways(vs)
+        for route in get_list(get(vs, "spec"), "tcp"):
+            matches = get_list(route, "match")
+            applicable = [m for m in matches if _applies(m, top, vs_ns, port)]
+            if matches and not any(not get_list(m, "destination_subnets") for m in applicable):
+                continue
+            target = destinations(route, vs_ns, port)
+            if target is not None:
+                return target
     return None
 
 

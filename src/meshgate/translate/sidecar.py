@@ -12,7 +12,8 @@ Rules of this module:
   only services without addresses share ``0.0.0.0_<port>`` (TLS by SNI).
 - A service without an HTTP port ``<port>`` still gets a virtual host in route ``"<port>"``
   when its mesh VirtualService has routes for that port (Istio builds VirtualService
-  virtual hosts per listener port).
+  virtual hosts per listener port). A host's routes come from the first of its mesh
+  VirtualServices with HTTP routes for the port (``model.meshvs``).
 - Domains are unique within one route configuration: the first (sorted) service keeps a
   contested domain.
 - ExternalName Services (aliases) get no listener and no virtual host of their own: the
@@ -128,11 +129,8 @@ def http_route_config(
         if not domains:
             continue
         used.update(domains)
-        routes: list[Any] = []
-        vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
-        if vs is not None:
-            ctx = RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
-            routes = http_routes(vs, ctx)
+        ctx = RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
+        routes = _mesh_http_routes(snapshot, proxy, svc, ctx)
         if not routes:
             cluster = naming.cluster_name(port, "", svc.hostname)
             routes = [default_route(cluster, svc.hostname, port, snapshot.mesh)]
@@ -159,6 +157,19 @@ def http_route_config(
     )
 
 
+def _mesh_http_routes(
+    snapshot: Snapshot, proxy: Proxy, svc: Service, ctx: RouteContext
+) -> list[Any]:
+    """The routes of the first mesh VirtualService for the host with HTTP routes on the
+    port (Istio's: one without builds no virtual host, so a ``tls``-only VirtualService for
+    the host does not hide an ``http`` one)."""
+    for vs in snapshot.mesh_http_virtual_services(svc.hostname, proxy.namespace):
+        routes = http_routes(vs, ctx)
+        if routes:
+            return list(routes)
+    return []
+
+
 def _vs_only_vhosts(
     snapshot: Snapshot,
     proxy: Proxy,
@@ -176,12 +187,8 @@ def _vs_only_vhosts(
     for svc in sorted(snapshot.visible_services(proxy), key=lambda s: s.hostname):
         if svc.hostname in listed or svc.is_alias:
             continue
-        vs = snapshot.mesh_virtual_service(svc.hostname, proxy.namespace)
-        if vs is None:
-            continue
-        routes = http_routes(
-            vs, RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
-        )
+        ctx = RouteContext(MESH_GATEWAY, port, svc.hostname, snapshot.mesh, single)
+        routes = _mesh_http_routes(snapshot, proxy, svc, ctx)
         domains = [d for d in _domains(svc, port, proxy.namespace) if d not in used]
         if not routes or not domains:
             continue
