@@ -51,7 +51,7 @@ Rules:
 - At rest a supervision pass costs little: it looks at the manifest as last written
   (shared, parsed once per write) and copies a pod's record only when something is to be
   done for it (a dead or newly ready container, a start due, a held pod, exec probes, a
-  sidecar to stop); decoded pod specs are kept while their record is unchanged.
+  sidecar to stop); a pod's decoded container specs are kept while its record is unchanged.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ from meshgate.runtime.podspec import (
     spec_from_dict,
 )
 from meshgate.xds.bootstrap import ready_port_of
+
+TRIM_EVERY = 10.0  # seconds between two bounds of the containers' logs
 
 # The pod types are re-exported: callers import them from here, beside the Runtime.
 __all__ = [
@@ -176,7 +178,8 @@ class Runtime:
         self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
         # Decoded specs by the record dict they came from (kept alive here, so its id is
         # not reused while cached): the shared manifest view keeps unchanged dicts.
-        self._specs: dict[int, tuple[dict[str, Any], PodSpec]] = {}
+        self._specs: dict[int, tuple[dict[str, Any], tuple[ContainerSpec, ...]]] = {}
+        self._trimmed_at = 0.0  # monotonic time logs were last bounded (reconcile())
         self.launcher = containers.Launcher(self.state_dir, self.mesh_id, self.manifest)
 
     # -- records -----------------------------------------------------------------------------
@@ -328,6 +331,11 @@ class Runtime:
         be stale)."""
         writes = dict(self._writes)  # before the read: a later write shows as a new count
         now = time.time()
+        # Logs are bounded every few seconds, not every pass: a stat per container per
+        # pass is most of a calm mesh's cost, and a log outgrows its limit in minutes.
+        trim = time.monotonic() - self._trimmed_at >= TRIM_EVERY
+        if trim:
+            self._trimmed_at = time.monotonic()
         for key, shared in sorted(self._pods_view().items()):
             lock = self._pod_lock(key)
             if not lock.acquire(blocking=False):
@@ -335,9 +343,11 @@ class Runtime:
             try:
                 if self._writes.get(key, 0) != writes.get(key, 0):
                     continue
-                for c in self._container_specs(shared):
-                    # The path itself: log_path() would read the manifest per container.
-                    launch.trim_log(self._log_file(shared["namespace"], shared["name"], c.name))
+                if trim:
+                    for c in self._container_specs(shared):
+                        # The path itself: log_path() would read the manifest per container.
+                        path = self._log_file(shared["namespace"], shared["name"], c.name)
+                        launch.trim_log(path)
                 if self._wants_attention(key, shared, now):
                     self._reconcile_pod(key, manifest.private_copy(shared))
             finally:
@@ -580,16 +590,15 @@ class Runtime:
         raw = rec["spec"]
         cached = self._specs.get(id(raw))
         if cached is not None and cached[0] is raw:
-            spec = cached[1]
-        else:
-            spec = spec_from_dict(raw)
-            if len(self._specs) > 4096:  # records come and go: start afresh
-                self._specs.clear()
-            self._specs[id(raw)] = (raw, spec)
-        out = []
-        if spec.proxy is not None:
-            out.append(self._proxy_container(spec))
-        return out + spec.containers
+            return list(cached[1])
+        spec = spec_from_dict(raw)
+        specs = ([self._proxy_container(spec)] if spec.proxy is not None else []) + [
+            *spec.containers
+        ]
+        if len(self._specs) > 4096:  # records come and go: start afresh
+            self._specs.clear()
+        self._specs[id(raw)] = (raw, tuple(specs))
+        return specs
 
     def _proxy_container(self, spec: PodSpec) -> ContainerSpec:
         assert spec.proxy is not None
