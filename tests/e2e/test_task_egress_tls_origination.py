@@ -6,8 +6,7 @@ istio/istio.io at commit c71712c34d1ec9d110896b1fa872b6b59d66864e (the ServiceEn
 45d3718b2b3029f7ea414be2281b998982f56800). `kubectl` -> `meshgate`, the YAML verbatim, the
 sleep sample as Istio's, edition.cnn.com the demo world's (docs/world.md). The section
 "Mutual TLS origination for egress traffic" (credentialName at the sidecar, with its Role
-and RoleBinding) is skipped here: another change covers it (README "Istio task
-compatibility").
+and RoleBinding) is replayed in test_task_sidecar_mtls_origination.py.
 """
 
 from __future__ import annotations
@@ -124,10 +123,6 @@ def test_egress_tls_origination(mesh: Mesh) -> None:
     mesh.meshgate("delete", "deployment", "sleep")
 
 
-@pytest.mark.skip(
-    reason="egress-tls-origination page, 'Mutual TLS origination for egress traffic' "
-    "(credentialName at the sidecar, readable through the page's Role and RoleBinding): "
-    "covered by the change that gives sidecars Secrets by RBAC, not replayed here"
-)
-def test_mutual_tls_origination_at_the_sidecar() -> None:
-    """The page's mutual TLS section (see the skip reason)."""
+# The page's 'Mutual TLS origination for egress traffic' section (credentialName at the
+# sidecar, readable through the page's Role and RoleBinding) is replayed in
+# test_task_sidecar_mtls_origination.py.
