@@ -344,12 +344,21 @@ def test_egress_using_wildcard_hosts(mesh: Mesh) -> None:
     head = mesh.curl(source_pod, "-I", "http://de.wikipedia.org/").stdout
     assert head.startswith("HTTP/1.1 301"), head
     assert "location: https://de.wikipedia.org/" in head
-    entries = gateway_log(mesh, gw)
-    tls = [e for e in entries if e.get("upstream_cluster") == "outbound|443||*.wikipedia.org"]
-    assert {str(e["requested_server_name"]) for e in tls} >= {
-        "en.wikipedia.org",
-        "de.wikipedia.org",
-    }
+
+    # The gateway's logger flushes on a one-second timer: read until the lines are there.
+    def wildcard_tls() -> list[dict[str, object]]:
+        return [
+            e
+            for e in gateway_log(mesh, gw)
+            if e.get("upstream_cluster") == "outbound|443||*.wikipedia.org"
+        ]
+
+    def snis(tls: list[dict[str, object]]) -> set[str]:
+        return {str(e["requested_server_name"]) for e in tls}
+
+    wanted = {"en.wikipedia.org", "de.wikipedia.org"}
+    ok, tls = retry(wildcard_tls, lambda es: snis(es) >= wanted, 15)
+    assert ok, snis(tls)
     assert {str(e["upstream_host"]) for e in tls} == {f"{WIKIPEDIA_IP}:443"}
 
     def http_seen(es: list[dict[str, object]]) -> list[tuple[str, str]]:
