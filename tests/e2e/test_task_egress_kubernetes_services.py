@@ -38,57 +38,8 @@ from tests.e2e.meshctl import Mesh, retry
 pytestmark = pytest.mark.e2e
 
 # istio/istio samples/sleep/sleep.yaml @ 09f1475faa933eab8d3404afc545ee3da1cbc7ac
-SLEEP_YAML = """\
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: sleep
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: sleep
-  labels:
-    app: sleep
-    service: sleep
-spec:
-  ports:
-  - port: 80
-    name: http
-  selector:
-    app: sleep
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: sleep
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: sleep
-  template:
-    metadata:
-      labels:
-        app: sleep
-    spec:
-      terminationGracePeriodSeconds: 0
-      serviceAccountName: sleep
-      containers:
-      - name: sleep
-        image: curlimages/curl:8.16.0
-        command: ["/bin/sleep", "infinity"]
-        imagePullPolicy: IfNotPresent
-        volumeMounts:
-        - mountPath: /etc/sleep/tls
-          name: secret-volume
-      volumes:
-      - name: secret-volume
-        secret:
-          secretName: sleep-secret
-          optional: true
----
-"""
+# The same file as the other task pages replay (tests/e2e/data/istio-sleep.yaml).
+SLEEP_YAML = (Path(__file__).parent / "data" / "istio-sleep.yaml").read_text()
 
 # The page's hosts: httpbin.org as the real httpbin, en.wikipedia.org over HTTPS at two
 # addresses (the page's Endpoints name two of Wikipedia's), answering its Main_Page.
