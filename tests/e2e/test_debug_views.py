@@ -64,7 +64,7 @@ def test_describe_proxy_status_and_secrets_on_the_seed_mesh(mesh: Mesh) -> None:
     row = table[f"{sleep}.default"]
     # NOT SENT (no ECDS) is two words when the row is split on spaces.
     assert row == [f"{sleep}.default", "Kubernetes", "SYNCED", "SYNCED", "SYNCED", "SYNCED",
-                   "NOT", "SENT", istiod, __version__, "sotw", "<none>"]  # fmt: skip
+                   "NOT", "SENT", istiod, __version__, "delta", "<none>"]  # fmt: skip
     detail = mesh.meshgate("proxy-status", sleep).stdout.splitlines()
     assert f"Istiod:     {istiod} (meshgate {__version__})" in detail, detail
 

@@ -1,6 +1,7 @@
 """Incremental xDS (issue 14 part 3) with real Envoys: the seed walkthrough's mesh with
-``xdsMode: DELTA`` serves the same traffic, a new or changed ServiceEntry sends each proxy
-only that ServiceEntry's resources, and a removed one is removed from Envoy."""
+``xdsMode: DELTA`` (the default, written out) serves the same traffic, a new or changed
+ServiceEntry sends each proxy only that ServiceEntry's resources, and a removed one is
+removed from Envoy. ``xdsMode: SOTW`` (the opt-out) serves the walkthrough too."""
 
 from __future__ import annotations
 
@@ -144,3 +145,17 @@ def test_delta_proxies_serve_the_walkthrough_and_receive_only_what_changed(mesh:
         assert PROBE not in dump and "aliyun.com" in dump, pod
     # Still serving the walkthrough's host.
     assert " 301 " in mesh.curl(sleep, "-I", "aliyun.com").stdout
+
+
+def test_sotw_opt_out_serves_the_walkthrough(mesh: Mesh) -> None:
+    mesh.meshgate("apply", "-f", "-", input=MESH_CONFIG.replace("DELTA", "SOTW"))
+    for step in sorted(WALKTHROUGH.glob("*.yaml")):
+        if step.name != "2-registry-only.yaml":  # its MeshConfig is the one above
+            mesh.meshgate("apply", "-f", str(step))
+    sleep = mesh.wait_pod("default", "sleep-")
+    mesh.wait_pod("istio-system", "istio-egressgateway-")
+    ok, proxies = retry(lambda: _proxies(mesh), _all_synced, 60)
+    assert ok, f"proxies never all SYNCED: {json.dumps(proxies)[:2000]}\n{mesh.log_tail()}"
+    assert {p["mode"] for p in proxies} == {"sotw"}, [p["mode"] for p in proxies]
+    ok, out = retry(lambda: mesh.curl(sleep, "-I", "aliyun.com").stdout, lambda o: " 301 " in o, 30)
+    assert ok, f"no 301 through the gateway in SotW mode: {out}\n{mesh.log_tail()}"

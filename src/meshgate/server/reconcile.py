@@ -255,7 +255,7 @@ class Reconciler:
         # (store revision, pods observed) at the end of the last full pass.
         self._settled: tuple[int, list[PodState]] | None = None
         self._pending = True  # a pod wanted but not running, or a sync to retry
-        self._xds_mode = "sotw"  # MeshConfig xdsMode, for proxies started from now on
+        self._xds_mode = "delta"  # MeshConfig xdsMode, for proxies started from now on
 
     # -- controllers -------------------------------------------------------------------
 
@@ -491,8 +491,9 @@ class Reconciler:
             if o.get("kind") == "MeshConfig"
             and (o.get("metadata") or {}).get("name") == MESH_CONFIG_NAME
         ]
-        mode = ((meshes[0].get("spec") or {}).get("xdsMode") if meshes else None) or "SOTW"
-        self._xds_mode = "delta" if mode == "DELTA" else "sotw"  # validated on apply
+        mode = ((meshes[0].get("spec") or {}).get("xdsMode") if meshes else None) or "DELTA"
+        # Delta by default, as Istio since 1.22; SOTW is the opt-out (validated on apply).
+        self._xds_mode = "sotw" if mode == "SOTW" else "delta"
         self._capture_defaults = pod_annotations.mesh_capture_defaults(objs)
         wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
         running = self._runtime_pods()

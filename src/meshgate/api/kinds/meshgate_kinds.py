@@ -7,8 +7,9 @@ Rules of this module:
   trust domain, connect timeout) and one of meshgate's own: ``egressEnforcement``
   (``OFF`` or ``GATEWAY_ONLY``: whether the node lets only gateway pods out of the mesh),
   and ``gatewaySsrfGuard`` (true by default: gateways may not reach the mesh's insides),
-  and ``xdsMode`` (``SOTW``, the default, or ``DELTA``: which ADS flavour proxies started
-  from then on speak; a pod's ``meshgate.io/xds-mode`` annotation overrides it).
+  and ``xdsMode`` (``DELTA``, the default as in Istio since 1.22, or ``SOTW``: which ADS
+  flavour proxies started from then on speak; a pod's ``meshgate.io/xds-mode`` annotation
+  overrides it).
   It also holds the mesh-wide outbound capture Istio sets at install time
   (``includeIPRanges``, ``excludeIPRanges``, ``includeOutboundPorts``,
   ``excludeOutboundPorts``: see ``meshgate.api.annotations``).
@@ -118,7 +119,7 @@ class MeshConfigSpec(IstioWire):
 
     @property
     def effective_xds_mode(self) -> XdsMode:
-        return self.xds_mode or "SOTW"
+        return self.xds_mode or "DELTA"
 
     @property
     def effective_root_namespace(self) -> str:
