@@ -215,3 +215,37 @@ def test_restart_policies(mesh: Mesh, tmp_path: Path) -> None:
     # Nothing more happens to an ended pod.
     time.sleep(3)
     assert rows(mesh) == table
+
+
+PROBED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "sleep 3600"]
+    readinessProbe:
+      exec: {command: ["cat", "/tmp/ready"]}
+      periodSeconds: 2
+"""
+
+
+def test_exec_readiness_probe_decides_readiness(mesh: Mesh) -> None:
+    """An exec probe decides readiness, asked once per periodSeconds as the kubelet asks:
+    not ready until the file it reads exists, ready after, not ready once it is gone."""
+    mesh.meshgate("apply", "-f", "-", input=PROBED)
+
+    def ready(want: str) -> Callable[[], str | None]:
+        def check() -> str | None:
+            row = rows(mesh).get("probed")
+            return want if row is not None and row[:2] == [want, "Running"] else None
+
+        return check
+
+    wait_for(ready("1/2"), "probed running, its app not ready", mesh)
+    mesh.meshgate("exec", "probed", "-c", "main", "--", "touch", "/tmp/ready")
+    wait_for(ready("2/2"), "probed ready once /tmp/ready exists", mesh, deadline=30)
+    mesh.meshgate("exec", "probed", "-c", "main", "--", "rm", "/tmp/ready")
+    wait_for(ready("1/2"), "probed not ready once /tmp/ready is gone", mesh, deadline=30)

@@ -176,6 +176,9 @@ class Runtime:
         # Per pod: how many times this runtime wrote its record (see reconcile()).
         self._writes: dict[str, int] = {}
         self._children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        # (pod key, container) -> when its exec readiness probe is next due (time.time();
+        # in memory: after a restart every probe is simply due at once)
+        self._probe_due: dict[tuple[str, str], float] = {}
         # Decoded specs by the record dict they came from (kept alive here, so its id is
         # not reused while cached): the shared manifest view keeps unchanged dicts.
         self._specs: dict[int, tuple[dict[str, Any], tuple[ContainerSpec, ...]]] = {}
@@ -363,7 +366,7 @@ class Runtime:
             if crec["reason"] == "ContainerCreating":
                 continue
             if crec["state"] == "running" and (
-                c.readiness_command
+                (c.readiness_command and self._probe_due.get((key, c.name), 0.0) <= now)
                 or not self._alive(key, c.name, crec)
                 or (not crec.get("ready_seen") and probes.verdict(c, crec))
             ):
@@ -706,8 +709,9 @@ class Runtime:
         with contextlib.suppress(OSError):
             if log.stat().st_size:  # each run has its own log; the last one stays for -p
                 os.replace(log, self._log_file(rec["namespace"], rec["name"], c.name, True))
-        # A new run is not ready until its probe says so.
+        # A new run is not ready until its probe says so, which it is asked at once.
         crec.pop("probe_ok", None)
+        self._probe_due.pop((key, c.name), None)
         crec.pop("ready_seen", None)
         try:
             fds = () if pidns is None else (pidns,)
@@ -816,10 +820,14 @@ class Runtime:
     def _run_exec_probes(self, key: str, rec: dict[str, Any]) -> bool:
         """Run the exec readiness probes of running containers; True if a verdict changed."""
         changed = False
+        now = time.time()
         for c in self._container_specs(rec):
             crec = rec["containers"][c.name]
             if not c.readiness_command or crec["state"] != "running":
                 continue
+            if self._probe_due.get((key, c.name), 0.0) > now:  # once per periodSeconds
+                continue
+            self._probe_due[(key, c.name)] = now + c.readiness_period
             try:
                 argv = [*self._enter(key, rec, c), *c.readiness_command]
             except ContainerNotRunning:
@@ -862,6 +870,7 @@ class Runtime:
         ]
         procs.terminate(strays, grace=0.5, group=False)
         for cname in [*rec["containers"], containers.PAUSE]:
+            self._probe_due.pop((key, cname), None)
             child = self._children.pop((key, cname), None)
             if child is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):

@@ -103,6 +103,9 @@ class ContainerSpec:
     # both map to it), or once this command exits 0 (exec probes); None: ready when running.
     readiness_port: int | None = None
     readiness_command: list[str] | None = None
+    # The probe's periodSeconds (Kubernetes' default 10): an exec probe runs once per period,
+    # and a port seen listening is believed that long before it is asked again.
+    readiness_period: float = 10.0
     mounts: list[VolumeMountSpec] = field(default_factory=list)
     image: str = ""
     command: list[str] | None = None

@@ -5,13 +5,16 @@ Rules:
   namespace, asked of the kernel over sock_diag (`sockdiag`: only the listening hash is
   walked, so it is cheap enough for every look); /proc/PID/net/tcp, which walks every
   connection of the host, is the fallback where sock_diag is refused.
-- A port once seen listening is believed for `LISTEN_RECHECK` seconds before it is asked
-  again (per process and port): the control plane looks at every pod twice a pass, and a
-  kubelet re-probes only every periodSeconds (10 by default) and needs three misses
-  before it calls a container unready, so this is still quicker to notice. A port not
-  listening yet is asked at every look, so a starting pod becomes ready without delay.
-- An exec probe runs a command in the container (its sandbox, as `exec` does) with a timeout;
-  a probe still running then fails, and everything it started is killed with it.
+- A port once seen listening is believed for the probe's periodSeconds (10 by default;
+  ``LISTEN_RECHECK`` where no probe says, e.g. the proxy's own readiness) before it is
+  asked again (per process and port): the control plane looks at every pod twice a pass,
+  and a kubelet re-probes only every periodSeconds and needs failureThreshold (3) misses
+  before it calls a container unready, so one miss after a period is still quicker to
+  notice. A port not listening yet is asked at every look, so a starting pod becomes ready
+  without delay.
+- An exec probe runs a command in the container (its sandbox, as `exec` does) with a timeout,
+  once per periodSeconds (the runtime keeps when it is next due); a probe still running
+  then fails, and everything it started is killed with it.
 - Nothing here changes a pod: callers record verdicts.
 """
 
@@ -36,7 +39,7 @@ def verdict(spec: ContainerSpec | None, crec: dict[str, Any]) -> bool | None:
         return None
     if spec.readiness_port is not None:
         pid = crec.get("pid")
-        return pid is not None and listening(int(pid), spec.readiness_port)
+        return pid is not None and listening(int(pid), spec.readiness_port, spec.readiness_period)
     return bool(crec.get("probe_ok"))
 
 
@@ -56,12 +59,13 @@ def run(argv: list[str], timeout: float) -> bool:
         return False
 
 
-LISTEN_RECHECK = 5.0
+LISTEN_RECHECK = 10.0  # Kubernetes' default periodSeconds
 _seen_listening: dict[tuple[int, int], float] = {}  # (pid, port) -> believed until (monotonic)
 
 
-def listening(pid: int, port: int) -> bool:
-    """Whether the network namespace of `pid` has a TCP socket listening on `port`."""
+def listening(pid: int, port: int, believe: float = LISTEN_RECHECK) -> bool:
+    """Whether the network namespace of `pid` has a TCP socket listening on `port` (a
+    yes is believed for `believe` seconds)."""
     now = time.monotonic()
     if _seen_listening.get((pid, port), 0.0) > now:
         return True
@@ -71,7 +75,7 @@ def listening(pid: int, port: int) -> bool:
             # A copy first: pods start in several threads, which add entries meanwhile.
             for k in [k for k, until in list(_seen_listening.items()) if until <= now]:
                 _seen_listening.pop(k, None)
-        _seen_listening[(pid, port)] = now + LISTEN_RECHECK
+        _seen_listening[(pid, port)] = now + believe
     else:
         _seen_listening.pop((pid, port), None)
     return found

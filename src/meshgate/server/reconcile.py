@@ -143,6 +143,12 @@ def readiness_port(container: Obj) -> int | None:
     return int(port) if port is not None else None
 
 
+def readiness_period(container: Obj) -> float:
+    """The readinessProbe's periodSeconds (Kubernetes' default 10; at least 1)."""
+    period = (container.get("readinessProbe") or {}).get("periodSeconds")
+    return max(1.0, float(period)) if isinstance(period, int | float) else 10.0
+
+
 def readiness_command(container: Obj) -> list[str] | None:
     command = ((container.get("readinessProbe") or {}).get("exec") or {}).get("command")
     return [str(a) for a in command] if command else None
@@ -414,6 +420,7 @@ class Reconciler:
                     capabilities=capabilities(sc),
                     readiness_port=readiness_port(c),
                     readiness_command=readiness_command(c),
+                    readiness_period=readiness_period(c),
                     mounts=volume_mounts(c, volumes),
                 )
             )

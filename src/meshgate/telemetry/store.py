@@ -75,13 +75,17 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class AccessLogStore:
-    """The writer's side: add entries, prune, keep the file tailers' offsets."""
+    """The writer's side: add entries, prune, keep the file tailers' offsets.
+
+    Offsets are also kept in memory (this is their only writer), so the backfill's check of
+    every proxy's log file each second asks SQLite nothing when no file grew."""
 
     def __init__(self, path: Path, *, max_bytes: int, max_age: float) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.max_age = max_age
         self._conn = connect(path)
+        self._offsets: dict[str, tuple[int, int]] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -139,10 +143,15 @@ class AccessLogStore:
         return int((pages - free) * size)
 
     def offset(self, path: str) -> tuple[int, int]:
+        known = self._offsets.get(path)
+        if known is not None:
+            return known
         row = self._conn.execute(
             "SELECT inode, offset FROM offsets WHERE path = ?", (path,)
         ).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        found = (int(row[0]), int(row[1])) if row else (0, 0)
+        self._offsets[path] = found
+        return found
 
     def set_offset(self, path: str, inode: int, offset: int) -> None:
         with self._conn:
@@ -150,6 +159,7 @@ class AccessLogStore:
                 "INSERT OR REPLACE INTO offsets (path, inode, offset) VALUES (?,?,?)",
                 (path, inode, offset),
             )
+        self._offsets[path] = (inode, offset)
 
 
 def _int(value: Any) -> int | None:

@@ -267,7 +267,7 @@ def test_load_world_errors_name_file_line_and_field(tmp_path: Path) -> None:
 
 
 def test_readiness_probes_map_to_a_port_or_a_command() -> None:
-    from meshgate.server.reconcile import readiness_command, readiness_port
+    from meshgate.server.reconcile import readiness_command, readiness_period, readiness_port
 
     ports = [{"name": "http-web", "containerPort": 8080}]
     assert (
@@ -280,6 +280,10 @@ def test_readiness_probes_map_to_a_port_or_a_command() -> None:
     probe = {"readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}}}
     assert readiness_command(probe) == ["cat", "/tmp/ready"]
     assert readiness_command({}) is None
+    # periodSeconds: Kubernetes' default 10, at least 1.
+    assert readiness_period(probe) == 10.0
+    assert readiness_period({"readinessProbe": {"periodSeconds": 3}}) == 3.0
+    assert readiness_period({"readinessProbe": {"periodSeconds": 0}}) == 1.0
 
 
 def test_not_ready_pods_are_not_endpoints() -> None:
