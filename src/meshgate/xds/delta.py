@@ -24,7 +24,8 @@ Rules:
   subscribed under a wildcard). Never for secrets: Envoy unsubscribes a secret once nothing
   refers to it (SotW has no removal for them either). A name subscribed but never provided
   is left waiting and listed as missing in proxy-status, as in SotW, rather than announced
-  absent.
+  absent. A wildcard type gets a first response even when empty (as SotW's empty list):
+  Envoy's initialization waits for one.
 - Order as in SotW (``PUSH_ORDER``: clusters, endpoints, listeners, routes, secrets), make
   before break: clusters and endpoints that go away are removed last, after the listeners
   and routes that stopped using them. A response adding or changing a cluster whose
@@ -245,7 +246,12 @@ class DeltaSession:
         out: list[DeltaDiscoveryResponse] = []
         upserts = self._upserts(type_url)
         removed = [] if defer_removals else self._removed(type_url)
-        if upserts or removed:
+        state = self._types[type_url]
+        # A wildcard type is answered once even when the config has none of it (a gateway
+        # before its Gateway exists has no listener): Envoy's initialization waits for a
+        # first response per type, and would sit out its initial-fetch timeout (15 s).
+        first_wildcard = state.wildcard and state.sent_nonce is None
+        if upserts or removed or first_wildcard:
             out.append(self._response(type_url, upserts, removed))
         eds = self._types[ENDPOINT]
         if type_url == CLUSTER and eds.subscribed:

@@ -115,6 +115,21 @@ def test_wildcard_and_named_subscriptions_get_what_they_cover() -> None:
     assert session.type_statuses()[ENDPOINT].acked_version == eds.system_version_info
 
 
+def test_a_wildcard_type_with_nothing_in_it_is_answered_once_empty() -> None:
+    """A gateway before its Gateway exists has no listener: Envoy still needs a first LDS
+    response to finish initializing (else it waits out its 15 s initial-fetch timeout)."""
+    session = DeltaSession("s")
+    no_listeners = ProxyConfig(listeners=[], routes=[], clusters=[], endpoints=[], secrets=[])
+    assert session.handle_request(req(LISTENER)) == []  # no config yet: nothing to say
+    (first,) = session.set_config(no_listeners)
+    assert (first.type_url, names(first), list(first.removed_resources)) == (LISTENER, [], [])
+    session.handle_request(ack(first))
+    assert session.type_statuses()[LISTENER].state == SyncState.SYNCED
+    assert session.set_config(no_listeners) == []  # once: later pushes send only changes
+    # A named subscription to something absent still waits (listed as missing), unanswered.
+    assert session.handle_request(req(ENDPOINT, sub=["outbound|80||x.example"])) == []
+
+
 def test_ack_alone_gets_no_response_and_unchanged_config_sends_nothing() -> None:
     session = envoy_like(DeltaSession("s"), mesh(BASE))
     assert all(t.state == SyncState.SYNCED for t in session.type_statuses().values())
