@@ -67,7 +67,7 @@ from meshgate.store.etcd_watch import (
     unstamped,
 )
 from meshgate.store.sqlite import HISTORY_BYTES, ObjectTooLarge
-from meshgate.validation.limits import too_large
+from meshgate.validation.limits import MAX_OBJECT_BYTES, too_large
 
 log = logging.getLogger("meshgate.store.etcd")
 
@@ -140,12 +140,14 @@ def _new_uid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _body(obj: dict[str, Any], where: str) -> str:
+def _body(obj: dict[str, Any], where: str, key: ResourceKey) -> str:
+    """The stored text of ``obj``; ObjectTooLarge (naming ``key``) as SQLite's store says."""
     body = to_json(unstamped(obj), where)
-    if len(body) * 4 > 1_500_000:
+    # len(body) bounds the UTF-8 size from below and by a quarter from above.
+    if len(body) * 4 > MAX_OBJECT_BYTES:
         problem = too_large(len(body.encode()))
         if problem is not None:
-            raise ObjectTooLarge(f"{where}: {problem}")
+            raise ObjectTooLarge(f"{key}: {problem}")
     return body
 
 
@@ -253,7 +255,7 @@ class EtcdStore:
         return [
             StoredObject(
                 key,
-                stamped(json.loads(body), meta["r"]),
+                stamped(json.loads(body), meta.get("v", meta["r"])),
                 meta["r"],
                 meta["g"],
                 bool(meta["d"]),
@@ -263,8 +265,10 @@ class EtcdStore:
         ]
 
     def revision(self) -> int:
+        """The revision of the store's last commit; before the first, etcd's current one
+        (other keys on the same etcd move it: it is only ever a lower bound to poll from)."""
         resp = self.conn.run(self._range(self._revkey))
-        return int(resp.kvs[0].mod_revision) if resp.kvs else 0
+        return int(resp.kvs[0].mod_revision if resp.kvs else resp.header.revision)
 
     def events_since(self, revision: int) -> builtins.list[Event]:
         return self.conn.run(self._events_since(revision), timeout=60)
@@ -429,7 +433,7 @@ class EtcdStore:
         if planned.action == "unchanged":
             p.changes.append((Change(key, "unchanged", planned.object), False))
             return
-        body = _body(planned.object, where)
+        body = _body(planned.object, where, key)
         p.puts[key] = body
         p.deletes.discard(key)
         p.history(key, {"g": planned.generation, "d": 0, "c": int(current is None)}, body)
@@ -445,7 +449,7 @@ class EtcdStore:
                 p.changes.append((Change(key, "unchanged", current.object), False))
                 return
             new = with_status(current.object, status, revision=0)
-            p.puts[key] = _body(new, f"status of {key}")
+            p.puts[key] = _body(new, f"status of {key}", key)
             p.changes.append((Change(key, "configured", new), True))
 
         p = self._write([key], plan)
@@ -475,10 +479,12 @@ class EtcdStore:
             current = p.pending[key]
             if current is None:
                 continue
-            body = _body(current.object, str(key))
+            body = _body(current.object, str(key), key)
             p.puts.pop(key, None)
             p.deletes.add(key)
-            p.history(key, {"g": current.generation, "d": 1, "c": 0}, body)
+            # A deletion's version is the object it removed, with that object's revision.
+            rv = int(current.object["metadata"]["resourceVersion"])
+            p.history(key, {"g": current.generation, "d": 1, "c": 0, "v": rv}, body)
             p.pending[key] = None
             # The last state, as stored (its own resourceVersion), as SQLite reports it.
             p.changes.append((Change(key, "deleted", current.object), False))

@@ -1,0 +1,180 @@
+"""What only the etcd store does: watches across processes, resuming after a lost member,
+resyncing after compaction, and the choice of store remembered by a state directory."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.etcd_cluster import EtcdCluster
+from tests.unit.store.conftest import etcd_store
+from tests.unit.store.test_store_contract import key, se
+
+from meshgate.store import ConfigStore, StoreError, open_store
+from meshgate.store.base import Event
+
+
+def compact(store: Any) -> None:
+    """Compact the store's etcd up to its current revision (physically, so it is done)."""
+    store.conn.run(store.conn.client.compact(store.revision(), physical=True))
+
+
+def wait_for(what: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def member_url(cluster: EtcdCluster, index: int, prefix: str) -> str:
+    return f"etcd://127.0.0.1:{cluster.members[index].client_port}{prefix}"
+
+
+def names(batches: list[list[Event]]) -> list[tuple[str, str]]:
+    return [(e.type, e.key.name) for batch in batches for e in batch]
+
+
+def test_watch_hears_commits_of_another_process(etcd1: EtcdCluster, tmp_path: Path) -> None:
+    url = f"{etcd1.store_url}/meshgate-test/other-process-{time.time_ns()}"
+    heard: list[list[Event]] = []
+    with etcd_store(url) as watcher:
+        watcher.watch(heard.append)
+        writer = textwrap.dedent(
+            f"""
+            from meshgate.store.etcd import EtcdStore
+            from meshgate.store.etcd_conn import parse_store_url
+            from tests.unit.store.test_store_contract import key, se
+            with EtcdStore(parse_store_url({url!r})) as s:
+                s.apply([se("a"), se("b")])
+                s.delete([key("a")])
+            """
+        )
+        subprocess.run([sys.executable, "-c", writer], check=True, timeout=60, cwd=Path.cwd())
+        wait_for(lambda: len(heard) == 2)
+        assert [[(e.type, e.key.name) for e in b] for b in heard] == [
+            [("ADDED", "a"), ("ADDED", "b")],
+            [("DELETED", "a")],
+        ]
+        assert heard[1][0].object["spec"]["hosts"] == ["aliyun.com"]
+
+
+def test_watch_resumes_after_its_member_restarts_missing_and_repeating_nothing(
+    etcd3: EtcdCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"/meshgate-test/resume-{time.time_ns()}"
+    heard: list[list[Event]] = []
+    # The watcher talks to member 0 only; the writer to member 1.
+    with (
+        etcd_store(member_url(etcd3, 0, prefix)) as watcher,
+        etcd_store(member_url(etcd3, 1, prefix)) as writer,
+    ):
+        watcher.watch(heard.append)
+        writer.apply([se("a")])
+        wait_for(lambda: len(heard) == 1)
+        caplog.set_level(logging.WARNING, logger="meshgate.store.etcd")
+        etcd3.stop(0)
+        writer.apply([se("b"), se("c")])
+        writer.delete([key("a")])
+        etcd3.start(0)
+        writer.apply([se("d")])
+        wait_for(lambda: len(heard) == 4)
+        time.sleep(0.5)  # nothing repeated after the last
+        assert names(heard) == [
+            ("ADDED", "a"),
+            ("ADDED", "b"),
+            ("ADDED", "c"),
+            ("DELETED", "a"),
+            ("ADDED", "d"),
+        ]
+        assert "etcd watch on" in caplog.text and "resuming from revision" in caplog.text
+
+
+def test_watch_resyncs_when_etcd_compacted_past_it(
+    etcd3: EtcdCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"/meshgate-test/compact-{time.time_ns()}"
+    heard: list[list[Event]] = []
+    with (
+        etcd_store(member_url(etcd3, 0, prefix)) as watcher,
+        etcd_store(member_url(etcd3, 1, prefix)) as writer,
+    ):
+        writer.apply([se("a"), se("b")])
+        watcher.watch(heard.append)
+        writer.apply([se("c")])
+        wait_for(lambda: len(heard) == 1)
+        seen = writer.revision()
+        caplog.set_level(logging.WARNING, logger="meshgate.store.etcd")
+        etcd3.stop(0)
+        writer.apply([se("a", host="changed.com")])
+        writer.delete([key("b")])
+        writer.apply([se("e")])
+        compact(writer)
+        etcd3.start(0)
+        wait_for(lambda: len(heard) == 2)
+        # One batch of differences: the changed, the deleted (identity only), the new.
+        assert sorted(names(heard[1:])) == [("ADDED", "e"), ("DELETED", "b"), ("MODIFIED", "a")]
+        deleted = next(e for e in heard[1] if e.type == "DELETED")
+        assert deleted.object["metadata"]["name"] == "b"
+        assert deleted.object["apiVersion"] == "networking.istio.io/v1"
+        assert "compacted its history" in caplog.text and "full resync" in caplog.text
+        with pytest.raises(StoreError, match="no longer kept"):
+            watcher.events_since(seen)
+        # And the watch goes on after the resync.
+        writer.apply([se("f")])
+        wait_for(lambda: len(heard) == 3)
+        assert names(heard[2:]) == [("ADDED", "f")]
+
+
+def test_open_store_remembers_etcd_for_later_commands(etcd1: EtcdCluster, tmp_path: Path) -> None:
+    url = f"{etcd1.store_url}/meshgate-test/remember-{time.time_ns()}"
+    home = tmp_path / "home"
+    first: ConfigStore = open_store(home, url)
+    try:
+        first.apply([se("a")])
+    finally:
+        first.close()
+    assert (home / "store.json").stat().st_mode & 0o777 == 0o600
+    assert not (home / "store.db").exists()
+    again = open_store(home)
+    try:
+        assert [s.key.name for s in again.list()] == ["a"]
+    finally:
+        again.close()
+    # A fresh state directory on the same etcd sees the same objects.
+    other = open_store(tmp_path / "other", url)
+    try:
+        assert [s.key.name for s in other.list()] == ["a"]
+    finally:
+        other.close()
+    back = open_store(home, "sqlite")
+    try:
+        assert back.list() == [] and (home / "store.db").exists()
+    finally:
+        back.close()
+
+
+def test_unreachable_etcd_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"etcd at etcd://127\.0\.0\.1:1 is unreachable"):
+        open_store(tmp_path / "home", "etcd://127.0.0.1:1")
+    assert not (tmp_path / "home" / "store.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("etcd://", "expected etcd://HOST:PORT"),
+        ("etcd://host", "is not HOST:PORT"),
+        ("etcd://host:99999", "is not HOST:PORT"),
+        ("postgres://x:1", "expected sqlite or etcd://"),
+    ],
+)
+def test_malformed_store_urls(tmp_path: Path, url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        open_store(tmp_path / "home", url)
