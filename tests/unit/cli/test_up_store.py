@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from meshgate.store import open_store
 from tests.etcd_cluster import etcd_cluster
 from tests.unit.cli.conftest import Run
+
+from meshgate.store import open_store
 
 SE = """\
 apiVersion: networking.istio.io/v1
