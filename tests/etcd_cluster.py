@@ -42,7 +42,7 @@ import pytest
 ETCD = os.environ.get("MESHGATE_ETCD_BINARY", "/usr/bin/etcd")
 # Large enough for one apply of thousands of objects in one transaction (etcd's defaults:
 # 128 operations, 1.5 MiB per request); the store's docs tell operators the same.
-MAX_TXN_OPS = 20_000
+MAX_TXN_OPS = 100_000
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
