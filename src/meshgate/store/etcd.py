@@ -33,6 +33,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
@@ -234,7 +235,7 @@ class EtcdStore:
         for part in parts:
             if part is None:
                 break
-            start += part.encode() + b"/"
+            start += quote(part, safe="").encode() + b"/"
         resp = self.conn.run(self._range(start, prefix_range_end(start)))
         out = []
         for m in resp.kvs:

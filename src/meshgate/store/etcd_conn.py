@@ -140,10 +140,19 @@ class _Client(aetcd.Client):  # type: ignore[misc]
             },
         )
         self.config = config
+        self._connect_lock: asyncio.Lock | None = None
 
     async def connect(self) -> None:
         if self._connected.is_set():
             return
+        # Coroutines of one loop may all find it unconnected: one of them connects.
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if not self._connected.is_set():
+                await self._open()
+
+    async def _open(self) -> None:
         config = self.config
         target = _target(config)
         options = list(self._options.items())
