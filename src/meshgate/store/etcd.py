@@ -57,7 +57,7 @@ from meshgate.store.canonical import (
     user_view,
     with_status,
 )
-from meshgate.store.etcd_conn import CALL_TIMEOUT, Connection, EtcdConfig
+from meshgate.store.etcd_conn import Connection, EtcdConfig
 from meshgate.store.etcd_watch import (
     WatchHub,
     batches,
@@ -212,11 +212,8 @@ class EtcdStore:
     # reads
 
     async def _range(self, key: bytes, end: bytes = b"", revision: int = 0) -> Any:
-        kv = await self.conn.kv()
-        return await kv.Range(
-            rpc.RangeRequest(key=key, range_end=end, revision=revision),
-            timeout=CALL_TIMEOUT,
-            metadata=self.conn.metadata,
+        return await self.conn.kv(
+            "Range", rpc.RangeRequest(key=key, range_end=end, revision=revision)
         )
 
     def get(self, key: ResourceKey) -> StoredObject | None:
@@ -312,7 +309,6 @@ class EtcdStore:
 
     async def _read(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, _Read]:
         """Objects and history of ``keys``, a read-only transaction per chunk of keys."""
-        kv = await self.conn.kv()
         out: dict[ResourceKey, _Read] = {}
         for start in range(0, len(keys), _READ_CHUNK):
             chunk = keys[start : start + _READ_CHUNK]
@@ -322,9 +318,7 @@ class EtcdStore:
                     ops.append(
                         rpc.RequestOp(request_range=rpc.RangeRequest(key=key_path(base, key)))
                     )
-            resp = await kv.Txn(
-                rpc.TxnRequest(success=ops), timeout=CALL_TIMEOUT, metadata=self.conn.metadata
-            )
+            resp = await self.conn.kv("Txn", rpc.TxnRequest(success=ops))
             ranges = [r.response_range for r in resp.responses]
             for i, key in enumerate(chunk):
                 obj, hist = ranges[2 * i].kvs, ranges[2 * i + 1].kvs
@@ -393,12 +387,7 @@ class EtcdStore:
                 )
             )
         ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=self._revkey, value=b"")))
-        kv = await self.conn.kv()
-        resp = await kv.Txn(
-            rpc.TxnRequest(compare=compare, success=ops),
-            timeout=CALL_TIMEOUT,
-            metadata=self.conn.metadata,
-        )
+        resp = await self.conn.kv("Txn", rpc.TxnRequest(compare=compare, success=ops))
         return int(resp.header.revision) if resp.succeeded else 0
 
     def _stamp(self, p: _Plan, revision: int) -> None:

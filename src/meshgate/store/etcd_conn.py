@@ -170,18 +170,22 @@ class _Client(aetcd.Client):  # type: ignore[misc]
         # "hasleader": a member cut off from the others refuses watches instead of going quiet.
         self.metadata: tuple[tuple[str, str], ...] = (("hasleader", "true"),)
         if config.user:
-            self.auth_stub = rpc.AuthStub(self.channel)
-            resp = await self.auth_stub.Authenticate(
-                rpc.AuthenticateRequest(name=config.user, password=config.password or ""),
-                timeout=self._timeout,
-            )
-            self.metadata = (*self.metadata, ("token", resp.token))
+            await self.authenticate()
         self.kvstub = rpc.KVStub(self.channel)
         self.clusterstub = rpc.ClusterStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
         self.maintenancestub = rpc.MaintenanceStub(self.channel)
         self.watchstub = rpc.WatchStub(self.channel)
         self._connected.set()
+
+    async def authenticate(self) -> None:
+        """A (new) auth token for ``user``, sent with every call from now on."""
+        self.auth_stub = rpc.AuthStub(self.channel)
+        resp = await self.auth_stub.Authenticate(
+            rpc.AuthenticateRequest(name=self.config.user, password=self.config.password or ""),
+            timeout=self._timeout,
+        )
+        self.metadata = (("hasleader", "true"), ("token", resp.token))
 
 
 def _read(path: str | None) -> bytes | None:
@@ -237,10 +241,24 @@ class Connection:
         except aetcd.exceptions.ClientError as exc:
             raise describe(exc.__cause__ or exc, self.config) from None
 
-    async def kv(self) -> Any:
-        """The KV stub (connecting first)."""
+    async def kv(self, method: str, request: Any, timeout: float = CALL_TIMEOUT) -> Any:
+        """One KV call (``Range``, ``Txn``), connecting first. etcd's auth tokens expire
+        (``--auth-token-ttl``): a call refused for its token authenticates again, once."""
         await self.client.connect()
-        return self.client.kvstub
+        for attempt in (1, 2):
+            try:
+                return await getattr(self.client.kvstub, method)(
+                    request, timeout=timeout, metadata=self.client.metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                if (
+                    attempt == 2
+                    or not self.config.user
+                    or "auth token" not in (exc.details() or "")
+                ):
+                    raise
+                await self.client.authenticate()
+        raise AssertionError("unreachable")
 
     @property
     def metadata(self) -> Any:

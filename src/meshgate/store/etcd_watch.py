@@ -181,11 +181,8 @@ class WatchHub:
     # on the connection's loop
 
     async def _list(self) -> tuple[int, list[Any]]:
-        kv = await self.conn.kv()
-        resp = await kv.Range(
-            rpc.RangeRequest(key=self.prefix, range_end=prefix_range_end(self.prefix)),
-            timeout=30,
-            metadata=self.conn.metadata,
+        resp = await self.conn.kv(
+            "Range", rpc.RangeRequest(key=self.prefix, range_end=prefix_range_end(self.prefix))
         )
         self._known = {
             m.key: (m.mod_revision, json.loads(m.value).get("apiVersion", "")) for m in resp.kvs

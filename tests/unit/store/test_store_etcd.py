@@ -206,3 +206,34 @@ def test_etcd_over_mutual_tls(tmp_path: Path) -> None:
         # Without a client certificate etcd refuses: an error naming the URL, nothing else.
         with pytest.raises(StoreError, match=f"etcd at {url}"):
             open_store(tmp_path / "other", url, cacert=files["ca"])
+
+
+def _enable_auth(endpoint: str, password: str) -> None:
+    """etcd's root user and role, then auth on (what `etcdctl user add root` ... does)."""
+    import grpc
+    from aetcd import rpc
+
+    with grpc.insecure_channel(endpoint) as channel:
+        auth = rpc.AuthStub(channel)
+        auth.RoleAdd(rpc.AuthRoleAddRequest(name="root"), timeout=10)
+        auth.UserAdd(rpc.AuthUserAddRequest(name="root", password=password), timeout=10)
+        auth.UserGrantRole(rpc.AuthUserGrantRoleRequest(user="root", role="root"), timeout=10)
+        auth.AuthEnable(rpc.AuthEnableRequest(), timeout=10)
+
+
+def test_etcd_with_user_and_password(tmp_path: Path) -> None:
+    from tests.etcd_cluster import etcd_cluster
+
+    with etcd_cluster(1) as cluster:
+        _enable_auth(cluster.endpoints, "s3cret")
+        url = f"{cluster.store_url}/meshgate-test/auth"
+        store = open_store(tmp_path / "home", url, user="root:s3cret")
+        try:
+            store.apply([se("a")])
+        finally:
+            store.close()
+        assert "s3cret" in (tmp_path / "home" / "store.json").read_text()
+        with pytest.raises(StoreError, match=f"etcd at {url}.*authentication failed"):
+            open_store(tmp_path / "other", url, user="root:wrong")
+        with pytest.raises(ValueError, match="needs a password"):
+            open_store(tmp_path / "other", url, user="root")
