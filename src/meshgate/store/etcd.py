@@ -57,7 +57,7 @@ from meshgate.store.canonical import (
     user_view,
     with_status,
 )
-from meshgate.store.etcd_conn import Connection, EtcdConfig
+from meshgate.store.etcd_conn import FAILOVER_WINDOW, Connection, EtcdConfig
 from meshgate.store.etcd_watch import (
     WatchHub,
     batches,
@@ -194,7 +194,8 @@ class EtcdStore:
         self.conn = Connection(config)
         self._hub = WatchHub(self.conn, self._objects)
         try:
-            self.revision()  # unreachable etcd: a clear error now, not at the first write
+            # Unreachable etcd: a clear error now (not after a failover wait, not at a write).
+            self.conn.run(self._range(self._revkey, retry=0))
         except BaseException:
             self.conn.close()
             raise
@@ -211,10 +212,8 @@ class EtcdStore:
 
     # reads
 
-    async def _range(self, key: bytes, end: bytes = b"", revision: int = 0) -> Any:
-        return await self.conn.kv(
-            "Range", rpc.RangeRequest(key=key, range_end=end, revision=revision)
-        )
+    async def _range(self, key: bytes, end: bytes = b"", *, retry: float = FAILOVER_WINDOW) -> Any:
+        return await self.conn.kv("Range", rpc.RangeRequest(key=key, range_end=end), retry=retry)
 
     def get(self, key: ResourceKey) -> StoredObject | None:
         resp = self.conn.run(self._range(key_path(self._objects, key)))

@@ -36,6 +36,8 @@ T = TypeVar("T")
 DEFAULT_PREFIX = "/meshgate/registry"
 # Seconds one call may take (a member election takes well under this).
 CALL_TIMEOUT = 15.0
+# Seconds a call keeps trying while the member it used is gone (an election is ~1 s).
+FAILOVER_WINDOW = 8.0
 # Big transactions and watch responses (a bulk apply of thousands of objects is one of each).
 _MAX_MESSAGE = 512 * 1024 * 1024
 
@@ -241,24 +243,33 @@ class Connection:
         except aetcd.exceptions.ClientError as exc:
             raise describe(exc.__cause__ or exc, self.config) from None
 
-    async def kv(self, method: str, request: Any, timeout: float = CALL_TIMEOUT) -> Any:
-        """One KV call (``Range``, ``Txn``), connecting first. etcd's auth tokens expire
-        (``--auth-token-ttl``): a call refused for its token authenticates again, once."""
+    async def kv(self, method: str, request: Any, *, retry: float = FAILOVER_WINDOW) -> Any:
+        """One KV call (``Range``, ``Txn``), connecting first.
+
+        A member that went away fails the call it was serving: the call is made again (the
+        channel moves to another member) for up to ``retry`` seconds. A transaction tried
+        twice cannot apply twice: its compares fail the second time, and the store plans
+        again. etcd's auth tokens expire (``--auth-token-ttl``): a call refused for its
+        token authenticates again, once."""
         await self.client.connect()
-        for attempt in (1, 2):
+        deadline = asyncio.get_running_loop().time() + retry
+        delay, renewed = 0.1, False
+        while True:
             try:
                 return await getattr(self.client.kvstub, method)(
-                    request, timeout=timeout, metadata=self.client.metadata
+                    request, timeout=CALL_TIMEOUT, metadata=self.client.metadata
                 )
             except grpc.aio.AioRpcError as exc:
-                if (
-                    attempt == 2
-                    or not self.config.user
-                    or "auth token" not in (exc.details() or "")
-                ):
+                detail = exc.details() or ""
+                if self.config.user and "auth token" in detail and not renewed:
+                    renewed = True
+                    await self.client.authenticate()
+                    continue
+                transient = exc.code() == grpc.StatusCode.UNAVAILABLE or "no leader" in detail
+                if not transient or asyncio.get_running_loop().time() + delay > deadline:
                     raise
-                await self.client.authenticate()
-        raise AssertionError("unreachable")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     @property
     def metadata(self) -> Any:

@@ -201,6 +201,9 @@ class WatchHub:
             except grpc.aio.AioRpcError as exc:
                 if self._closed:
                     return
+                if self.conn.config.user and "auth token" in (exc.details() or ""):
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await self.conn.client.authenticate()
                 log.warning(
                     "etcd watch on %s lost (%s); resuming from revision %d",
                     self.conn.config.url,

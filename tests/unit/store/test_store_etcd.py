@@ -237,3 +237,21 @@ def test_etcd_with_user_and_password(tmp_path: Path) -> None:
             open_store(tmp_path / "other", url, user="root:wrong")
         with pytest.raises(ValueError, match="needs a password"):
             open_store(tmp_path / "other", url, user="root")
+
+
+def test_a_store_on_every_member_fails_over_when_its_member_dies(etcd3: EtcdCluster) -> None:
+    url = f"{etcd3.store_url}/meshgate-test/failover-{time.time_ns()}"
+    heard: list[list[Event]] = []
+    with etcd_store(url) as store:
+        store.watch(heard.append)
+        store.apply([se("a")])
+        # The channel uses the first member listed: kill it; the next calls move on.
+        etcd3.stop(0, kill=True)
+        try:
+            assert store.apply([se("b")])[0].action == "created"
+            store.delete([key("a")])
+            assert [s.key.name for s in store.list()] == ["b"]
+            wait_for(lambda: len(heard) == 3)
+            assert names(heard) == [("ADDED", "a"), ("ADDED", "b"), ("DELETED", "a")]
+        finally:
+            etcd3.start(0)
