@@ -159,7 +159,8 @@ class _Plan:
         self.reads = reads
         self.pending: dict[ResourceKey, Current | None] = {k: r.current() for k, r in reads.items()}
         self.puts: dict[ResourceKey, str] = {}  # key -> body
-        self.deletes: set[ResourceKey] = set()
+        # Ordered (a dict, not a set): a transaction's events come in its operations' order.
+        self.deletes: dict[ResourceKey, None] = {}
         self.changes: list[tuple[Change, bool]] = []  # (change, written)
 
     @property
@@ -349,7 +350,7 @@ class EtcdStore:
     async def _commit(self, p: _Plan) -> int:
         """The transaction's revision, or 0 if a compare failed (nothing written)."""
         compare, ops = [], []
-        for key in p.puts.keys() | p.deletes:
+        for key in [*p.puts, *p.deletes]:
             path = key_path(self._objects, key)
             compare.append(
                 rpc.Compare(
@@ -373,7 +374,7 @@ class EtcdStore:
                     request_delete_range=rpc.DeleteRangeRequest(key=key_path(self._objects, key))
                 )
             )
-        for key in p.puts.keys() | p.deletes:
+        for key in [*p.puts, *p.deletes]:
             hist = p.reads[key].hist
             if not any(meta["r"] is None for meta, _ in hist.lines):
                 continue  # a status write: no new version
@@ -424,7 +425,7 @@ class EtcdStore:
             return
         body = _body(planned.object, where, key)
         p.puts[key] = body
-        p.deletes.discard(key)
+        p.deletes.pop(key, None)
         p.history(key, {"g": planned.generation, "d": 0, "c": int(current is None)}, body)
         p.pending[key] = Current(planned.object, planned.generation)
         p.changes.append((Change(key, planned.action, planned.object), True))
@@ -470,7 +471,7 @@ class EtcdStore:
                 continue
             body = _body(current.object, str(key), key)
             p.puts.pop(key, None)
-            p.deletes.add(key)
+            p.deletes[key] = None
             # A deletion's version is the object it removed, with that object's revision.
             rv = int(current.object["metadata"]["resourceVersion"])
             p.history(key, {"g": current.generation, "d": 1, "c": 0, "v": rv}, body)

@@ -311,3 +311,18 @@ def test_compacted_history_is_reported(backend: str, make_store: MakeStore) -> N
         s.events_since(start)
     # Listing again and polling from the store's revision works.
     assert len(s.list()) == 6 and s.events_since(s.revision()) == []
+
+
+def test_one_call_of_many_objects_is_one_batch_in_the_call_order(store: ConfigStore) -> None:
+    names = [f"se-{i:03d}" for i in range(150)]  # more than etcd's default ops per txn
+    heard: list[list[Event]] = []
+    store.watch(heard.append)
+    store.apply([se(n) for n in reversed(names)])
+    start = store.revision()
+    store.delete([key(n) for n in names[::2]] + [key(n) for n in names[1::2]])
+    assert len(heard) == 2
+    assert [e.key.name for e in heard[0]] == list(reversed(names))
+    order = names[::2] + names[1::2]
+    assert [e.key.name for e in heard[1]] == order
+    assert [e.key.name for e in store.events_since(start - 1)][-len(order) :] == order
+    assert store.list() == []
