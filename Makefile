@@ -15,11 +15,12 @@ all: test
 # gunicorn and python3-httpbin back world hosts (docs/world.md) and are the programs pods of
 # those images run (docs/pods.md); meshgate runs them itself, not through their services, so
 # the install keeps Debian from starting them as host services (policy-rc.d says "not now").
-# chromium is the browser of the console's tests.
+# chromium is the browser of the console's tests. etcd-server (/usr/bin/etcd) backs the etcd
+# store's tests (tests/etcd_cluster.py starts members on loopback; docs/store.md).
 deps:
 	@missing=""; \
 	for c in iptables:iptables curl:curl wrk:wrk ip:iproute2 setpriv:util-linux bwrap:bubblewrap \
-	         nginx:nginx squid:squid gunicorn:gunicorn chromium:chromium; do \
+	         nginx:nginx squid:squid gunicorn:gunicorn chromium:chromium etcd:etcd-server; do \
 	  cmd=$${c%%:*}; pkg=$${c##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	[ -d /usr/lib/python3/dist-packages/httpbin ] || missing="$$missing python3-httpbin"; \
