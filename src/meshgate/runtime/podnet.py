@@ -12,9 +12,9 @@ Rules:
   leaves `teardown` able to remove all of it.
 - IPs come from the node's pod network (`PodNetwork`: 10.34.0.0/16 on the control
   plane's node, a joined node's podCIDR on it), never the bridge's, never one in use.
-  Pods start in several threads (and a CLI may run a runtime beside the control plane), so an address is chosen
-  and recorded in one step under the manifest's lock (`reserve`): two pods starting at
-  once never get the same one.
+  Pods start in several threads (and a CLI may run a runtime beside the control
+  plane), so an address is chosen and recorded in one step under the manifest's lock
+  (`reserve`): two pods starting at once never get the same one.
 """
 
 from __future__ import annotations
