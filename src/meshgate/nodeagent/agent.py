@@ -4,8 +4,9 @@ Rules:
 - It lives in its own state directory (the ``MESHGATE_HOME`` ``join`` ran with), which
   holds what joining gave it (``node/join.json``, its keys and certificates: 0600), its
   runtime manifest and logs. ``meshgate down`` there stops it like a control plane: the
-  local API (Unix socket, bearer token) answers ``/v1/health``, ``/v1/status`` and
-  ``/v1/shutdown``; with teardown it stops its pods, leaves (the Node is deleted) and
+  local API (Unix socket, bearer token) answers ``/v1/health``, ``/v1/status``,
+  ``/v1/shutdown``, and ``/v1/exec``, ``/v1/log`` for its pods (``meshgate exec``/``logs``
+  in that home); with teardown it stops its pods, leaves (the Node is deleted) and
   removes its namespace, link and files.
 - Every second (SYNC_PERIOD) it asks the control plane, over mTLS with its node
   certificate, for the specs of the pods placed on it; starts those it does not run (a
@@ -272,6 +273,42 @@ async def serve(agent: Agent) -> None:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         return JSONResponse(await asyncio.to_thread(agent.status))
 
+    async def pod_exec(request: Request) -> JSONResponse:
+        """The argv that enters a pod of this node (`meshgate exec` in this home)."""
+        from meshgate.runtime.pods import PodError
+
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = await request.json()
+        try:
+            argv = agent.runtime.exec_argv(
+                body["namespace"],
+                body["name"],
+                list(body.get("command") or []),
+                body.get("container") or None,
+                {"TERM": str(body["term"])} if body.get("term") else None,
+            )
+        except PodError as exc:
+            return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
+        return JSONResponse({"argv": argv})
+
+    async def pod_log(request: Request) -> JSONResponse:
+        from meshgate.runtime.pods import PodError
+
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        q = request.query_params
+        try:
+            path = agent.runtime.log_path(
+                q["namespace"],
+                q["name"],
+                q.get("container") or "",
+                previous=q.get("previous") in ("1", "true"),
+            )
+        except PodError as exc:
+            return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
+        return JSONResponse({"path": str(path)})
+
     done = asyncio.Event()
 
     async def shutdown(request: Request) -> JSONResponse:
@@ -287,6 +324,8 @@ async def serve(agent: Agent) -> None:
             Route("/v1/health", health, methods=["GET"]),
             Route("/v1/status", status, methods=["GET"]),
             Route("/v1/shutdown", shutdown, methods=["POST"]),
+            Route("/v1/exec", pod_exec, methods=["POST"]),
+            Route("/v1/log", pod_log, methods=["GET"]),
         ]
     )
     sock = api_socket(agent.home)
@@ -295,6 +334,7 @@ async def serve(agent: Agent) -> None:
         sock.unlink()
     server = _Server(uvicorn.Config(app, uds=str(sock), log_level="warning", lifespan="off"))
     loop = asyncio.get_running_loop()
+
     def on_signal() -> None:  # a signal stops the agent, its pods keep running
         agent.stop(False)
         done.set()

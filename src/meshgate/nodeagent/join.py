@@ -104,11 +104,15 @@ def join(
             f"the control plane's CA at {url} is {found}, not the pinned "
             f"{', '.join(ca_hashes)}: refusing to join"
         )
+    from meshgate.client import Client
+
+    if Client(home).available():
+        raise JoinFailed(f"a node agent or control plane already runs for {home}")
     d = node_dir(home)
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     d.mkdir(mode=0o700, exist_ok=True)
-    ca_file = d / CA_FILE
+    ca_file = d / f".{CA_FILE}.joining"  # the pinned CA, until the join is accepted
     pki.write_file(ca_file, ca_pem, 0o644)
     node_key, proxy_key = (
         ec.generate_private_key(ec.SECP256R1()),
@@ -129,6 +133,7 @@ def join(
     except (OSError, ssl.SSLError) as exc:
         ca_file.unlink(missing_ok=True)
         raise JoinFailed(f"cannot join through {url}: {exc}") from None
+    ca_file.unlink(missing_ok=True)
     pki.write_file(d / "node.key", pki.key_pem(node_key), 0o600)
     pki.write_file(d / "node.crt", str(answer.pop("nodeCert")).encode(), 0o600)
     pki.write_file(d / PROXY_KEY, pki.key_pem(proxy_key), 0o600)

@@ -92,8 +92,9 @@ class Placer:
     def _unschedulable(self, pod: Obj, reason: str) -> None:
         status = dict(pod.get("status") or {})
         cond = {"type": SCHEDULED, "status": "False", "reason": "Unschedulable", "message": reason}
+        # Nothing runs it (any more): only its address stays, as it is still allocated.
         wanted = {
-            **{k: v for k, v in status.items() if k != "conditions"},
+            **{k: v for k, v in status.items() if k in ("podIP", "podIPs")},
             "phase": "Pending",
             "conditions": [cond],
         }

@@ -1,0 +1,144 @@
+"""Nodes that join (kubeadm's way): a token, `meshgate join` from another state directory,
+a sleep pod placed on the joined node reaching aliyun.com through the egress gateway on
+the first node, over mutual TLS; wrong and expired tokens refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
+from tests.e2e.test_mesh_mtls import GATEWAY_443, RECIPE
+
+pytestmark = pytest.mark.e2e
+
+# Only the sleep pod's identity may use the gateway: a request it lets through proves the
+# sidecar presented that identity over mTLS (a plaintext peer has no principal).
+ONLY_SLEEP = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-sleep, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/sleep]}}]
+"""
+
+
+def _join_args(line: str) -> list[str]:
+    words = line.split()
+    assert words[:2] == ["meshgate", "join"], line
+    return words[1:]  # the verb and its arguments
+
+
+def _with_token(args: list[str], token: str) -> list[str]:
+    i = args.index("--token")
+    return [*args[:i], "--token", token, *args[i + 2 :]]
+
+
+def _netns_names() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_pod_on_joined_node_reaches_aliyun_through_gateway_over_mtls(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    from meshgate.home import mesh_id
+
+    node = Mesh(tmp_path / "node-2")
+    refused = Mesh(tmp_path / "refused")
+    node_id, first_id = mesh_id(node.home), mesh_id(mesh.home)
+    try:
+        nodes = mesh.meshgate("get", "nodes").stdout.splitlines()
+        assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+        assert nodes[1].split()[:3] == ["meshgate-node", "Ready", "control-plane"]
+
+        line = mesh.meshgate("token", "create", "--print-join-command").stdout.strip()
+        args = _join_args(line)
+        token = args[args.index("--token") + 1]
+        assert "--discovery-token-ca-cert-hash" in args and "sha256:" in line
+        listed = mesh.meshgate("token", "list").stdout
+        assert f"{token.split('.')[0]}.<secret>" in listed and token not in listed
+        secret = json.loads(
+            mesh.meshgate(
+                "get", "secret", "-n", "kube-system", f"bootstrap-token-{token[:6]}", "-o", "json"
+            ).stdout
+        )
+        assert secret["type"] == "bootstrap.kubernetes.io/token"
+
+        # A wrong secret, and an expired token: refused, with the reason, nothing joins.
+        wrong = refused.meshgate(
+            *_with_token(args, token[:7] + "x" * 16), "--name", "bad", check=False
+        )
+        assert wrong.returncode == 1
+        assert "refused the join" in wrong.stderr and "wrong secret" in wrong.stderr
+        short = mesh.meshgate("token", "create", "--ttl", "1s").stdout.strip()
+        time.sleep(2.1)
+        expired = refused.meshgate(*_with_token(args, short), "--name", "bad", check=False)
+        assert expired.returncode == 1 and "expired at" in expired.stderr, expired.stderr
+        assert "bad" not in mesh.meshgate("get", "nodes").stdout
+        assert f"mg-{mesh_id(refused.home)}" not in _netns_names()
+
+        joined = node.meshgate(*args, "--name", "node-2", "--label", "zone=b")
+        assert "node node-2 is Ready" in joined.stdout
+        wide = mesh.meshgate("get", "nodes", "-o", "wide").stdout
+        row = next(r.split() for r in wide.splitlines() if r.startswith("node-2 "))
+        assert row[1] == "Ready" and "10.35.0.0/16" in row
+
+        # The seed's sleep, placed on node-2; the mTLS egress recipe, the gateway on node 1.
+        sleep_yaml = (WALKTHROUGH / "1-sleep.yaml").read_text()
+        placed = sleep_yaml.replace(
+            "      terminationGracePeriodSeconds: 0",
+            "      nodeName: node-2\n      terminationGracePeriodSeconds: 0",
+        )
+        assert placed != sleep_yaml
+        mesh.meshgate("apply", "-f", "-", input=placed)
+        mesh.meshgate("apply", "-f", str(WALKTHROUGH / "3-serviceentry.yaml"))
+        mesh.meshgate("apply", "-f", "-", input=GATEWAY_443 + "---\n" + RECIPE)
+        mesh.meshgate("apply", "-f", "-", input=ONLY_SLEEP)
+        sleep = mesh.wait_pod("default", "sleep-")
+        gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+        pods = mesh.meshgate("get", "pods", "-A", "-o", "wide").stdout
+        rows = {r.split()[1]: r.split() for r in pods.splitlines()[1:]}
+        assert rows[sleep][-1] == "node-2" and rows[sleep][-2].startswith("10.35."), pods
+        assert rows[gw][-1] == "meshgate-node" and rows[gw][-2].startswith("10.34."), pods
+        sleep_ip = rows[sleep][-2]
+
+        def through_gateway() -> dict[str, object] | None:
+            out = node.curl(sleep, "-I", "http://aliyun.com/").stdout
+            if not out.startswith("HTTP/1.1 301"):
+                return None
+            logs = mesh.meshgate("-n", "istio-system", "logs", gw, "-c", "istio-proxy").stdout
+            lines = [x for x in logs.splitlines() if x.startswith("{") and "aliyun.com" in x]
+            return json.loads(lines[-1]) if lines else None
+
+        ok, entry = retry(through_gateway, lambda e: e is not None, 45, 0.5)
+        assert ok and entry is not None, node.curl(sleep, "-I", "http://aliyun.com/")
+        assert entry["response_code"] == 301
+        assert entry["requested_server_name"] == "aliyun.com", entry  # the mTLS hop's SNI
+        assert str(entry["downstream_local_address"]).endswith(":443"), entry
+        assert str(entry["downstream_remote_address"]).split(":")[0] == sleep_ip, entry
+        assert entry["upstream_cluster"] == "outbound|80||aliyun.com", entry
+
+        # Its proxy fetched xDS over mTLS TCP: the control plane lists it, synced.
+        status = mesh.meshgate("proxy-status").stdout
+        assert any(r.startswith(sleep) and "SYNCED" in r for r in status.splitlines()), status
+    finally:
+        node.meshgate("down", check=False)
+        refused.meshgate("down", check=False)
+    left = _netns_names()
+    assert f"mg-{node_id}" not in left, left
+    link = subprocess.run(
+        ["ip", "-n", f"mg-{first_id}-node", "link", "show", f"mgj{node_id}"],
+        capture_output=True,
+        text=True,
+    )
+    assert link.returncode != 0, link.stdout  # the link went with the node's namespace
+    gone = mesh.meshgate("get", "nodes").stdout
+    assert "node-2" not in gone, gone
+    pending = mesh.meshgate("get", "pods", "-o", "wide").stdout
+    assert "Pending" in pending and "node-2" in pending, pending
