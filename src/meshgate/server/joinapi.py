@@ -106,6 +106,7 @@ class NodeService:
         self.kick = kick
         self.first_node_netns = first_node_netns
         self._seen: dict[str, float] = {}  # node -> monotonic time of its last report
+        self._looked_at = -1  # the store revision check_heartbeats last listed at
         self._lock = threading.Lock()
 
     def join(self, body: Obj) -> Obj:
@@ -272,7 +273,13 @@ class NodeService:
         return {"left": node}
 
     def check_heartbeats(self) -> None:
-        """Joined nodes whose agent has not reported for GRACE seconds: NotReady."""
+        """Joined nodes whose agent has not reported for GRACE seconds: NotReady. With no
+        joined node heard of and the store unchanged since the last look, nothing is read."""
+        revision = self.store.revision()
+        with self._lock:
+            if not self._seen and revision == self._looked_at:
+                return
+            self._looked_at = revision
         now = time.monotonic()
         for stored in self.store.list(kind="Node"):
             name = nodes_mod.name_of(stored.object)

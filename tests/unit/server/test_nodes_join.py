@@ -263,3 +263,39 @@ def test_get_nodes_columns() -> None:
     assert (
         columns_for("", "Node")[1].value(_joined("n3", "10.36.0.0/16", ready=False)) == "NotReady"
     )
+
+
+def test_joined_node_proxies_reach_xds_over_mutual_tls() -> None:
+    from meshgate.xds.bootstrap import XDS_CLUSTER, bootstrap_config, with_xds_tls
+
+    local = bootstrap_config(
+        "sidecar~10.35.0.10~a.b~b.svc.cluster.local", "10.34.0.1:15012", cluster="a.b"
+    )
+    boot = with_xds_tls(local, "/x/proxy.crt", "/x/proxy.key", "/x/ca.crt", "meshgate-xds")
+    (xds,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == XDS_CLUSTER]
+    addr = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert addr == {"socket_address": {"address": "10.34.0.1", "port_value": 15012}}
+    tls = xds["transport_socket"]["typed_config"]
+    assert tls["sni"] == "meshgate-xds"
+    ctx = tls["common_tls_context"]
+    assert ctx["alpn_protocols"] == ["h2"]
+    assert ctx["tls_certificates"] == [
+        {
+            "certificate_chain": {"filename": "/x/proxy.crt"},
+            "private_key": {"filename": "/x/proxy.key"},
+        }
+    ]
+    assert ctx["validation_context"] == {"trusted_ca": {"filename": "/x/ca.crt"}}
+    assert "transport_socket" not in local["static_resources"]["clusters"][0]  # not changed
+
+
+def test_joined_node_pod_addresses_come_from_its_range() -> None:
+    from meshgate.runtime import podnet
+    from meshgate.runtime.podspec import PodError
+
+    net = podnet.PodNetwork("10.35.0.0/16", "10.35.0.1")
+    assert podnet.allocate_ip(None, [], net) == "10.35.0.2"
+    assert podnet.allocate_ip("10.35.0.10", [], net) == "10.35.0.10"
+    with pytest.raises(PodError, match=r"not in 10\.35\.0\.0/16"):
+        podnet.allocate_ip("10.34.0.10", [], net)
+    assert podnet.allocate_ip(None, []) == "10.34.0.2"  # the first node's, as before
