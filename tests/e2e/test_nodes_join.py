@@ -18,6 +18,22 @@ pytestmark = pytest.mark.e2e
 
 # Only the sleep pod's identity may use the gateway: a request it lets through proves the
 # sidecar presented that identity over mTLS (a plaintext peer has no principal).
+# Placed by nodeSelector on the label node-2 joined with; and one nothing matches.
+PLACED = """apiVersion: v1
+kind: Pod
+metadata: {name: picked, annotations: {sidecar.istio.io/inject: "false"}}
+spec:
+  nodeSelector: {zone: b}
+  containers: [{name: c, image: curl, command: [/bin/sleep, infinity]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nowhere, annotations: {sidecar.istio.io/inject: "false"}}
+spec:
+  nodeSelector: {zone: z}
+  containers: [{name: c, image: curl, command: [/bin/sleep, infinity]}]
+"""
+
 ONLY_SLEEP = """apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: only-sleep, namespace: istio-system}
@@ -127,6 +143,29 @@ def test_pod_on_joined_node_reaches_aliyun_through_gateway_over_mtls(
         # Its proxy fetched xDS over mTLS TCP: the control plane lists it, synced.
         status = mesh.meshgate("proxy-status").stdout
         assert any(r.startswith(sleep) and "SYNCED" in r for r in status.splitlines()), status
+
+        # nodeSelector: onto node-2 (its --label), or nowhere, Pending with the reason.
+        mesh.meshgate("apply", "-f", "-", input=PLACED)
+        mesh.wait_pod("default", "picked")
+        node_of = mesh.meshgate("get", "pod", "picked", "-o", "jsonpath={.spec.nodeName}")
+        assert node_of.stdout == "node-2"
+        why = mesh.meshgate(
+            "get", "pod", "nowhere", "-o", "jsonpath={.status.conditions[0].message}"
+        ).stdout
+        assert (
+            why == "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+        )
+        # A pod on node 2 reaches a pod on node 1 by its IP (routed, no NAT): the
+        # gateway's 443 answers its TCP handshake (the TLS after it wants a mesh identity).
+        gw_ip = rows[gw][-2]
+        ok, out = retry(
+            lambda: node.curl(
+                "picked", "-s", "-w", "%{remote_ip}", f"telnet://{gw_ip}:443", max_time=2
+            ),
+            lambda p: gw_ip in p.stdout,
+            20,
+        )
+        assert ok, out.stdout + out.stderr
     finally:
         node.meshgate("down", check=False)
         refused.meshgate("down", check=False)

@@ -22,7 +22,7 @@ from meshgate.api.registry import (
 
 def test_every_tabled_kind_has_its_model_and_names() -> None:
     infos = all_kinds()
-    assert len(infos) == len(_KINDS) == 25
+    assert len(infos) == len(_KINDS) == 26
     for info in infos:
         model = info.model
         assert issubclass(model, Resource)
