@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, proxy_certificates, retry
 from tests.e2e.test_mesh_mtls import GATEWAY_443, RECIPE
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +143,14 @@ def test_pod_on_joined_node_reaches_aliyun_through_gateway_over_mtls(
         # Its proxy fetched xDS over mTLS TCP: the control plane lists it, synced.
         status = mesh.meshgate("proxy-status").stdout
         assert any(r.startswith(sleep) and "SYNCED" in r for r in status.splitlines()), status
+
+        # The sidecar's mesh identity (from the CA, over that stream), as istioctl shows it
+        # in the node's home; the control plane's home says where the pod runs.
+        dump = node.meshgate("proxy-config", "secret", sleep, "-o", "json").stdout
+        sans = {san for _, names in proxy_certificates(dump)["default"] for san in names}
+        assert sans == {"spiffe://cluster.local/ns/default/sa/sleep"}, sans
+        elsewhere = mesh.meshgate("exec", sleep, "--", "true", check=False)
+        assert elsewhere.returncode != 0 and "runs on node node-2" in elsewhere.stderr
 
         # nodeSelector: onto node-2 (its --label), or nowhere, Pending with the reason.
         mesh.meshgate("apply", "-f", "-", input=PLACED)

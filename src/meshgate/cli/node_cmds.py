@@ -161,8 +161,8 @@ def register(root: typer.Typer) -> None:
         the token, get the node's certificates (CSR), start the node agent in the
         background and return once the node is Ready. `meshgate down` stops it.
 
-        Example: meshgate join https://127.0.0.1:41234 --token abcdef.0123456789abcdef
-        --discovery-token-ca-cert-hash sha256:... --name node-2
+        The whole line is printed by `meshgate token create --print-join-command`.
+        Example: meshgate join URL --token T --discovery-token-ca-cert-hash H --name n2
         """
         import socket
 

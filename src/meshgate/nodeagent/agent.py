@@ -5,9 +5,9 @@ Rules:
   holds what joining gave it (``node/join.json``, its keys and certificates: 0600), its
   runtime manifest and logs. ``meshgate down`` there stops it like a control plane: the
   local API (Unix socket, bearer token) answers ``/v1/health``, ``/v1/status``,
-  ``/v1/shutdown``, and ``/v1/exec``, ``/v1/log`` for its pods (``meshgate exec``/``logs``
-  in that home); with teardown it stops its pods, leaves (the Node is deleted) and
-  removes its namespace, link and files.
+  ``/v1/shutdown``, and ``/v1/exec``, ``/v1/log``, ``/v1/proxy-admin`` for its pods
+  (``meshgate exec``/``logs``/``proxy-config`` in that home); with teardown it stops
+  its pods, leaves (the Node is deleted) and removes its namespace, link and files.
 - Every second (SYNC_PERIOD) it asks the control plane, over mTLS with its node
   certificate, for the specs of the pods placed on it; starts those it does not run (a
   spec that changed: the pod is made again), stops those no longer listed, supervises
@@ -309,6 +309,23 @@ async def serve(agent: Agent) -> None:
             return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         return JSONResponse({"path": str(path)})
 
+    async def proxy_admin(request: Request) -> JSONResponse:
+        """A proxy's read-only admin pages (`meshgate proxy-config` in this home)."""
+        from meshgate.runtime.pods import PodError, PodNotFound
+
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        q = request.query_params
+        try:
+            body = await asyncio.to_thread(
+                agent.runtime.proxy_admin, q["namespace"], q["name"], q.get("path", "/config_dump")
+            )
+        except PodNotFound as exc:
+            return JSONResponse({"error": str(exc), "reason": "NotFound"}, status_code=404)
+        except PodError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"body": body})
+
     done = asyncio.Event()
 
     async def shutdown(request: Request) -> JSONResponse:
@@ -326,6 +343,7 @@ async def serve(agent: Agent) -> None:
             Route("/v1/shutdown", shutdown, methods=["POST"]),
             Route("/v1/exec", pod_exec, methods=["POST"]),
             Route("/v1/log", pod_log, methods=["GET"]),
+            Route("/v1/proxy-admin", proxy_admin, methods=["GET"]),
         ]
     )
     sock = api_socket(agent.home)

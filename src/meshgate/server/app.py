@@ -415,6 +415,12 @@ class ControlPlane:
             stored = self.store.get(ResourceKey("", "Pod", namespace, name))
             if stored is None:
                 raise
+            node = (stored.object.get("spec") or {}).get("nodeName")
+            if node and node != nodes_mod.OWN_NODE:  # another node's agent runs it
+                raise ContainerNotRunning(
+                    f"pod {namespace}/{name} runs on node {node}: run `meshgate exec` with "
+                    "the MESHGATE_HOME that node joined with"
+                ) from None
             raise ContainerNotRunning(not_running(stored.object)) from None
 
     def _log_path_of(self, namespace: str, name: str, container: str) -> Path:
