@@ -109,7 +109,7 @@ def test_name_lookup_imports_no_model_module() -> None:
         "from meshgate.api.registry import lookup, kind_for, all_kinds\n"
         "assert lookup('se').kind == 'ServiceEntry'\n"
         "assert kind_for('apps/v1', 'Deployment') is not None\n"
-        "assert len(all_kinds()) == 25\n"
+        "assert len(all_kinds()) == 26\n"
         "print(sorted(m for m in sys.modules if m.startswith('meshgate.api.kinds')))\n"
     )
     out = subprocess.run(
