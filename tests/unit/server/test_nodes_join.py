@@ -299,3 +299,23 @@ def test_joined_node_pod_addresses_come_from_its_range() -> None:
     with pytest.raises(PodError, match=r"not in 10\.35\.0\.0/16"):
         podnet.allocate_ip("10.34.0.10", [], net)
     assert podnet.allocate_ip(None, []) == "10.34.0.2"  # the first node's, as before
+
+
+def test_silent_node_turns_not_ready(
+    store: ConfigStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = _service(store, tmp_path)
+    token = svc.create_token(0, "")["token"]
+    svc.join({"token": token, "name": "n2", "nodeCSR": _csr("x"), "proxyCSR": _csr("y")})
+    key = ResourceKey("", "Node", "", "n2")
+    svc.check_heartbeats()  # reported just now (the join)
+    node = store.get(key)
+    assert node is not None and nodes.is_ready(node.object)
+    monkeypatch.setattr(nodes, "GRACE", -1.0)
+    svc.check_heartbeats()
+    node = store.get(key)
+    assert node is not None and not nodes.is_ready(node.object)
+    assert columns_for("", "Node")[1].value(node.object) == "NotReady"
+    svc.status("n2", {"pods": {}})  # the agent is back: Ready again
+    node = store.get(key)
+    assert node is not None and nodes.is_ready(node.object)
