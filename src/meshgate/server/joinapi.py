@@ -224,6 +224,9 @@ class NodeService:
 
     def pods(self, node: str) -> Obj:
         self._known(node)
+        if not getattr(self.reconciler, "remote_specs_ready", False):
+            # Starting (or no mTLS xDS): the agent keeps what it runs and asks again.
+            raise JoinError(503, "the control plane is starting; ask again")
         specs = self.reconciler.remote_specs.get(node, {})
         return {"pods": [specs[k] for k in sorted(specs)]}
 

@@ -245,6 +245,7 @@ class Reconciler:
         self.remote_xds: str | None = None
         # node -> (namespace, name) -> the pod's spec (PodSpec as a dict) its agent runs.
         self.remote_specs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.remote_specs_ready = False
         # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
         self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
         self.start_backoff = start_backoff or Backoff()
@@ -420,6 +421,9 @@ class Reconciler:
                 continue
             specs.setdefault(node, {})[ns_name] = dataclasses.asdict(spec)
         self.remote_specs = specs
+        # Agents are answered from now on: before this first full list (a restarted
+        # control plane), an empty one would make them stop every pod they run.
+        self.remote_specs_ready = self.remote_xds is not None
 
     def _pod_spec(self, pod: Obj, ip: str, xds_address: str | None = None) -> PodSpec:
         meta = pod.get("metadata") or {}

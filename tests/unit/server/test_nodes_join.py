@@ -84,6 +84,7 @@ def test_ca_hash_is_sha256_of_the_public_key_info(tmp_path: Path) -> None:
 
 class _Reconciler:
     remote_specs: dict[str, dict[tuple[str, str], Obj]] = {}
+    remote_specs_ready = True
 
 
 @pytest.fixture
@@ -177,6 +178,11 @@ def test_status_is_written_only_for_the_nodes_own_pods(store: ConfigStore, tmp_p
     assert theirs is not None and "status" not in theirs.object
     with pytest.raises(JoinError, match='node "gone" not found'):
         svc.pods("gone")
+    assert svc.pods("n2") == {"pods": []}
+    svc.reconciler.remote_specs_ready = False  # a restarted control plane, before its pass
+    with pytest.raises(JoinError, match="starting") as starting:
+        svc.pods("n2")
+    assert starting.value.status == 503
     svc.leave("n2")
     assert store.get(ResourceKey("", "Node", "", "n2")) is None
 
