@@ -5,6 +5,8 @@ the first node, over mutual TLS; wrong and expired tokens refused."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -151,6 +153,31 @@ def test_pod_on_joined_node_reaches_aliyun_through_gateway_over_mtls(
         assert sans == {"spiffe://cluster.local/ns/default/sa/sleep"}, sans
         elsewhere = mesh.meshgate("exec", sleep, "--", "true", check=False)
         assert elsewhere.returncode != 0 and "runs on node node-2" in elsewhere.stderr
+
+        # A control plane restart (SIGTERM, then up): the agent keeps its pod running (the
+        # same container start), its proxy reconnects over mTLS, the request goes through.
+        started = mesh.meshgate(
+            "get",
+            "pod",
+            sleep,
+            "-o",
+            "jsonpath={.status.containerStatuses[*].state.running.startedAt}",
+        ).stdout
+        cp = int((mesh.home / "control-plane.pid").read_text())
+        os.kill(cp, signal.SIGTERM)
+        ok, _ = retry(lambda: Path(f"/proc/{cp}").exists(), lambda alive: not alive, 20)
+        assert ok, "the control plane did not stop"
+        mesh.meshgate("up", "--world", "demo")
+        ok, entry = retry(through_gateway, lambda e: e is not None, 45, 0.5)
+        assert ok and entry is not None and entry["requested_server_name"] == "aliyun.com"
+        again = mesh.meshgate(
+            "get",
+            "pod",
+            sleep,
+            "-o",
+            "jsonpath={.status.containerStatuses[*].state.running.startedAt}",
+        ).stdout
+        assert again == started and started, (started, again)
 
         # nodeSelector: onto node-2 (its --label), or nowhere, Pending with the reason.
         mesh.meshgate("apply", "-f", "-", input=PLACED)
