@@ -216,3 +216,65 @@ def test_pod_on_joined_node_reaches_aliyun_through_gateway_over_mtls(
     assert "node-2" not in gone, gone
     pending = mesh.meshgate("get", "pods", "-o", "wide").stdout
     assert "Pending" in pending and "node-2" in pending, pending
+
+
+def test_pods_spread_over_nodes_and_reach_each_other(mesh: Mesh, tmp_path: Path) -> None:
+    """Without nodeName, a Deployment's pods spread over the Ready nodes (fewest pods first);
+    a Service reaches its endpoints on either node, from a pod without a sidecar (the
+    first node's cluster-IP rules, routed) and from a sidecar on the joined node."""
+    from meshgate.home import mesh_id
+
+    node = Mesh(tmp_path / "node-2")
+    try:
+        args = _join_args(mesh.meshgate("token", "create", "--print-join-command").stdout)
+        node.meshgate(*args, "--name", "node-2")
+        mesh.meshgate("apply", "-f", str(Path(__file__).parent / "data" / "web.yaml"))
+        mesh.wait_pod("default", "web-")
+        mesh.wait_pod("default", "plain-")
+
+        def placed() -> dict[str, tuple[str, str]]:
+            out = mesh.meshgate("get", "pods", "-o", "wide").stdout
+            rows = [r.split() for r in out.splitlines()[1:]]
+            return {r[0]: (r[-2], r[-1]) for r in rows if r[2] == "Running"}
+
+        ok, pods = retry(placed, lambda p: len(p) == 3, 60)
+        assert ok, pods
+        web = {name: where for name, where in pods.items() if name.startswith("web-")}
+        assert {n for _, n in web.values()} == {"meshgate-node", "node-2"}, pods
+        plain = next(name for name in pods if name.startswith("plain-"))
+        for ip, _ in web.values():
+            code = mesh.curl(
+                plain, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ip}:8080/"
+            )
+            assert code.stdout == "200", (ip, code.stdout, code.stderr)
+        codes = [
+            mesh.curl(plain, "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web/").stdout
+            for _ in range(4)
+        ]
+        assert codes == ["200"] * 4, codes
+
+        # A sidecar pod on the joined node (nodeName) reaches the Service through its proxy.
+        sleep_yaml = (
+            (WALKTHROUGH / "1-sleep.yaml")
+            .read_text()
+            .replace(
+                "      terminationGracePeriodSeconds: 0",
+                "      nodeName: node-2\n      terminationGracePeriodSeconds: 0",
+            )
+        )
+        mesh.meshgate("apply", "-f", "-", input=sleep_yaml)
+        sleep = mesh.wait_pod("default", "sleep-")
+        ok, out = retry(
+            lambda: node.curl(sleep, "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web/"),
+            lambda p: p.stdout == "200",
+            30,
+        )
+        assert ok, out.stdout + out.stderr
+        codes = [
+            node.curl(sleep, "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://web/").stdout
+            for _ in range(4)
+        ]
+        assert codes == ["200"] * 4, codes
+    finally:
+        node.meshgate("down", check=False)
+    assert f"mg-{mesh_id(node.home)}" not in _netns_names()
