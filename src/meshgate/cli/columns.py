@@ -163,6 +163,32 @@ def _pod_node(o: Obj) -> str:
     return NODE_NAME if dig(o, "status.hostIP") else NONE
 
 
+def _node_status(o: Obj) -> str:
+    """kubectl's: the Ready condition (Ready, NotReady, Unknown), and SchedulingDisabled."""
+    ready = [c for c in dig(o, "status.conditions") or [] if c.get("type") == "Ready"]
+    state = (
+        {"True": "Ready", "False": "NotReady"}.get(ready[0].get("status"), "Unknown")
+        if ready
+        else "Unknown"
+    )
+    return state + (",SchedulingDisabled" if dig(o, "spec.unschedulable") else "")
+
+
+def _node_roles(o: Obj) -> str:
+    """kubectl's: the names of the node-role.kubernetes.io/<role> labels."""
+    labels = dig(o, "metadata.labels") or {}
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(k.removeprefix(prefix) for k in labels if k.startswith(prefix))
+    return ",".join(roles) or NONE
+
+
+def _node_ip(o: Obj) -> str:
+    found = [
+        a.get("address") for a in dig(o, "status.addresses") or [] if a.get("type") == "InternalIP"
+    ]
+    return str(found[0]) if found else NONE
+
+
 def _endpoints(o: Obj) -> str:
     """kubectl's ENDPOINTS: ``ip:port`` per ready address and port, three at most."""
     subsets = o.get("subsets") or []
@@ -236,6 +262,14 @@ _COLUMNS: dict[tuple[str, str], tuple[list[Column], list[Column]]] = {
             Column("SELECTOR", lambda o: _selector(o, "spec.selector.matchLabels"), True),
         ],
     ),
+    ("", "Node"): (
+        [Column("STATUS", _node_status), Column("ROLES", _node_roles)],
+        [
+            Column("VERSION", lambda o: str(dig(o, "status.nodeInfo.kubeletVersion") or NONE)),
+            Column("INTERNAL-IP", _node_ip, True),
+            Column("POD-CIDR", lambda o: str(dig(o, "spec.podCIDR") or NONE), True),
+        ],
+    ),
     ("", "Namespace"): ([Column("STATUS", lambda o: str(dig(o, "status.phase") or "Active"))], []),
     ("", "ServiceAccount"): (
         [Column("SECRETS", lambda o: str(len(dig(o, "secrets") or [])))],
@@ -291,11 +325,12 @@ _BY_KIND = {kind: cols for (_, kind), cols in _COLUMNS.items()}
 
 
 def columns_for(group: str, kind: str, wide: bool = False) -> list[Column]:
-    """NAME, the kind's columns, AGE, then (with ``wide``) the wide columns."""
+    """NAME, the kind's columns, AGE, then the columns after it not marked wide (a
+    node's VERSION), and (with ``wide``) the wide columns."""
     # The kind alone is enough when a kind is registered under another group than ours.
     before, after = _COLUMNS.get((group, kind)) or _BY_KIND.get(kind) or ([], [])
     name = Column("NAME", lambda o: str(dig(o, "metadata.name") or ""))
-    return [name, *before, age_column(), *(after if wide else [])]
+    return [name, *before, age_column(), *(c for c in after if wide or not c.wide)]
 
 
 def age_column(now: datetime | None = None) -> Column:

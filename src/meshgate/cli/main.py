@@ -32,6 +32,7 @@ from meshgate.cli import (
     label,
     mesh_cmds,
     metrics,
+    node_cmds,
     patch,
     pod_cmds,
     proxy_config,
@@ -89,6 +90,7 @@ app.command("install", cls=Command, epilog=install.EXAMPLES, rich_help_panel="Me
     install.command
 )
 mesh_cmds.register(app)
+node_cmds.register(app)
 metrics.register(app)
 pod_cmds.register(app)
 cp.register(app)

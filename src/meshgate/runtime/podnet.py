@@ -10,10 +10,11 @@ Rules:
 - Recorded before created (namespace and veth in the manifest, by `reserve`, in the same
   write as the pod's record and address), forgotten after deleted, so a crash at any point
   leaves `teardown` able to remove all of it.
-- IPs come from 10.34.0.0/16, never the bridge's, never one in use. Pods start in several
-  threads (and a CLI may run a runtime beside the control plane), so an address is chosen
-  and recorded in one step under the manifest's lock (`reserve`): two pods starting at
-  once never get the same one.
+- IPs come from the node's pod network (`PodNetwork`: 10.34.0.0/16 on the control
+  plane's node, a joined node's podCIDR on it), never the bridge's, never one in use.
+  Pods start in several threads (and a CLI may run a runtime beside the control
+  plane), so an address is chosen and recorded in one step under the manifest's lock
+  (`reserve`): two pods starting at once never get the same one.
 """
 
 from __future__ import annotations
@@ -21,16 +22,32 @@ from __future__ import annotations
 import ipaddress
 import shutil
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from meshgate.runtime import manifest, names, netns
 from meshgate.runtime.podspec import PodError
 
 
-def allocate_ip(asked: str | None, in_use: Collection[str]) -> str:
+@dataclass(frozen=True)
+class PodNetwork:
+    """A node's pod range and its bridge's address (the pods' default gateway)."""
+
+    cidr: str = names.POD_NETWORK
+    gateway: str = names.BRIDGE_IP
+
+    @property
+    def prefix_len(self) -> int:
+        return ipaddress.ip_network(self.cidr).prefixlen
+
+
+DEFAULT = PodNetwork()
+
+
+def allocate_ip(asked: str | None, in_use: Collection[str], network: PodNetwork = DEFAULT) -> str:
     """`asked` if it is free and in the pod network, else the first free address."""
-    net = ipaddress.ip_network(names.POD_NETWORK)
-    used = set(in_use) | {names.BRIDGE_IP}
+    net = ipaddress.ip_network(network.cidr)
+    used = set(in_use) | {network.gateway}
     if asked is not None:
         addr = ipaddress.ip_address(asked)
         if addr not in net or addr in (net.network_address, net.broadcast_address):
@@ -52,6 +69,7 @@ def reserve(
     name: str,
     asked: str | None,
     record: Callable[[str], dict[str, Any]],
+    network: PodNetwork = DEFAULT,
 ) -> dict[str, Any]:
     """Choose the pod's IP (`allocate_ip`, among the addresses the other records of the
     manifest's `section` hold) and store `record(ip)` there under `key`, and record the
@@ -65,7 +83,7 @@ def reserve(
     veth = [names.node_netns(man.mesh_id), names.pod_host_ifname(pid)]
     with man.edit() as m:
         records = m["sections"].setdefault(section, {})
-        ip = allocate_ip(asked, [r["ip"] for k, r in records.items() if k != key])
+        ip = allocate_ip(asked, [r["ip"] for k, r in records.items() if k != key], network)
         rec = record(ip)
         records[key] = rec
         for field, item in (("netns", ns), ("etc_netns", ns), ("veths", veth)):
@@ -75,7 +93,13 @@ def reserve(
 
 
 def wire(
-    man: manifest.Manifest, mesh_id: str, namespace: str, name: str, ip: str, recorded: bool = False
+    man: manifest.Manifest,
+    mesh_id: str,
+    namespace: str,
+    name: str,
+    ip: str,
+    recorded: bool = False,
+    network: PodNetwork = DEFAULT,
 ) -> str:
     """Make the pod's namespace and link it to the node; the namespace's name. Both are
     recorded first: here, unless `reserve` has (`recorded`)."""
@@ -95,7 +119,7 @@ def wire(
         "peer", "name", names.POD_IFNAME, "netns", ns,
     )  # fmt: skip
     netns.ip(node, "link", "set", host_if, "master", names.BRIDGE, "up")
-    netns.ip(ns, "addr", "add", f"{ip}/{names.POD_PREFIX_LEN}", "dev", names.POD_IFNAME)
+    netns.ip(ns, "addr", "add", f"{ip}/{network.prefix_len}", "dev", names.POD_IFNAME)
     # A gratuitous ARP when eth0 comes up: peers that still map this IP to the MAC of a
     # pod that had it before must learn the new one, or they send into the void until
     # their neighbour entry expires (up to 45 s for an entry just confirmed).
@@ -106,7 +130,7 @@ def wire(
              "net.ipv4.ip_unprivileged_port_start=0"],
     )  # fmt: skip
     netns.ip(ns, "link", "set", names.POD_IFNAME, "up")
-    netns.ip(ns, "route", "add", "default", "via", names.BRIDGE_IP)
+    netns.ip(ns, "route", "add", "default", "via", network.gateway)
     return ns
 
 

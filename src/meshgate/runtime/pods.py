@@ -164,8 +164,10 @@ class Runtime:
         state_dir: str | os.PathLike[str],
         proxy_hold_max: float = PROXY_HOLD_MAX,
         backoff: Backoff | None = None,
+        network: podnet.PodNetwork = podnet.DEFAULT,
     ) -> None:
         self.proxy_hold_max = proxy_hold_max
+        self.network = network  # the node's pod range (a joined node's is its own)
         self.backoff = backoff or Backoff()
         self.state_dir = Path(os.path.realpath(state_dir))
         self.mesh_id = names.mesh_id(self.state_dir)
@@ -562,10 +564,12 @@ class Runtime:
         # Its address chosen and the pod, its namespace and veth recorded in one write
         # (pods start in several threads; each write costs the whole manifest), and first:
         # a crash from here on leaves a manifest naming the namespace.
-        rec = podnet.reserve(self.manifest, "pods", key, spec.namespace, spec.name, spec.ip, record)
+        rec = podnet.reserve(
+            self.manifest, "pods", key, spec.namespace, spec.name, spec.ip, record, self.network
+        )
         self._saved(key)
         ip = rec["ip"]
-        podnet.wire(self.manifest, self.mesh_id, spec.namespace, spec.name, ip, recorded=True)
+        podnet.wire(self.manifest, self.mesh_id, spec.namespace, spec.name, ip, True, self.network)
         self.launcher.write_etc(spec, ns, ip)
         self.launcher.make_volumes(spec)
         if spec.capture:

@@ -319,17 +319,32 @@ class MeshCA:
     def _issue(self, identity: str, now: datetime.datetime) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         not_before, not_after = now - SKEW, now + self.lifetime
+        chain = self.sign(
+            key.public_key(), [x509.UniformResourceIdentifier(identity)], not_before, not_after
+        )
+        return Issued(identity, chain, pki.key_pem(key), not_before, not_after)
+
+    def sign(
+        self,
+        public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+        sans: list[x509.GeneralName],
+        not_before: datetime.datetime,
+        not_after: datetime.datetime,
+        subject: x509.Name | None = None,
+    ) -> bytes:
+        """A leaf certificate for `public_key` (whose private key stays with its owner: a
+        joining node's CSR), with `sans`; the PEM chain up to the root."""
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
+            .subject_name(subject or x509.Name([]))
             .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
-                critical=True,  # the subject is empty: the SAN is the identity
+                x509.SubjectAlternativeName(sans),
+                critical=subject is None,  # an empty subject: the SAN is the identity
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(pki.key_usage(ca=False), critical=True)
@@ -348,4 +363,4 @@ class MeshCA:
         intermediates = self.dir / USER_CHAIN
         if intermediates.exists():  # a user's intermediate: the rest of the way to the root
             chain += intermediates.read_bytes()
-        return Issued(identity, chain, pki.key_pem(key), not_before, not_after)
+        return chain

@@ -303,6 +303,27 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
             return JSONResponse({"error": str(exc), "reason": "Conflict"}, status_code=409)
         return JSONResponse(result)
 
+    async def tokens(request: Request) -> JSONResponse:
+        """Bootstrap tokens for joining nodes (``meshgate token``): GET lists, POST
+        creates (ttlSeconds, description) or deletes ({"delete": ID})."""
+        from meshgate.server.joinapi import JoinError
+
+        svc = cp.node_service
+        body = await request.json() if request.method == "POST" and await request.body() else {}
+        try:
+            if request.method == "GET":
+                result = await asyncio.to_thread(svc.list_tokens)
+            elif body.get("delete"):
+                result = await asyncio.to_thread(svc.delete_token, str(body["delete"]))
+            else:
+                ttl = float(body.get("ttlSeconds", 86400))
+                result = await asyncio.to_thread(
+                    svc.create_token, ttl, str(body.get("description") or "")
+                )
+        except JoinError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse({**result, **cp.join_info()})
+
     async def shutdown(request: Request) -> JSONResponse:
         body = await request.json() if await request.body() else {}
         cp.request_shutdown(teardown=bool(body.get("teardown", True)))
@@ -343,6 +364,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/console", guard(console_login(lambda: cp.console)), methods=["POST"]),
         Route("/v1/ca", guard(ca_status), methods=["GET"]),
         Route("/v1/ca/rotate", guard(ca_rotate), methods=["POST"]),
+        Route("/v1/tokens", guard(tokens), methods=["GET", "POST"]),
         Route("/v1/shutdown", guard(shutdown), methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -26,6 +26,12 @@ Rules:
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
   directories) are given their owner's uid, or logged as owned by nothing that exists.
+- Nodes (``nodes``, ``joinapi``): the control plane's own Node is written at start. A
+  TLS endpoint on 127.0.0.1 lets nodes join with a bootstrap token and serves their
+  agents (mTLS); xDS is served over mTLS TCP too, to proxies on joined nodes, on
+  10.34.0.1:15012 inside the first node's namespace (a socket made there, relayed to the
+  TLS gRPC listener on loopback); local proxies keep the Unix socket. A mesh nobody
+  joins behaves as before.
 - Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
   process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
 """
@@ -63,6 +69,8 @@ from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning, PodNot
 from meshgate.runtime.world import World, load_world
 from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
+from meshgate.server import joinapi
+from meshgate.server import nodes as nodes_mod
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
 from meshgate.server.reconcile import Reconciler
@@ -194,11 +202,82 @@ class ControlPlane:
         self._exits: ExitWatch | None = None
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
         self._log_paths_for: Mapping[tuple[str, str], Any] | None = None  # the pods they're of
+        self.node_service = joinapi.NodeService(
+            self.store, self.ca, self.reconciler, self._kick_threadsafe, self.node.netns
+        )
+        self.join_listener = joinapi.JoinListener(home, self.node_service, self.ca)
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._relay: asyncio.Server | None = None
+        self._heartbeats_checked = 0.0
 
     # -- API hooks ---------------------------------------------------------------------
 
     def kick(self) -> None:
         self._kick.set()
+
+    def _kick_threadsafe(self) -> None:
+        if self._loop_ref is not None:
+            self._loop_ref.call_soon_threadsafe(self.kick)
+
+    def join_info(self) -> dict[str, Any]:
+        """Where nodes join, and the pin of the CA they must find there."""
+        from meshgate.security.bootstraptoken import ca_cert_hash
+
+        return {"url": self.join_listener.url, "caCertHash": ca_cert_hash(self.ca.root_pem)}
+
+    def _own_node(self) -> None:
+        """The control plane's own Node, written when missing (see nodes)."""
+        key = ResourceKey("", "Node", "", nodes_mod.OWN_NODE)
+        if self.store.get(key) is not None:
+            return
+        obj = nodes_mod.own_node()
+        self.store.apply([{k: v for k, v in obj.items() if k != "status"}])
+        self.store.update_status(key, obj["status"])
+
+    async def _serve_remote_xds(self) -> None:
+        """xDS over mTLS for proxies on joined nodes (see the module rules)."""
+        import grpc
+
+        cert, key = joinapi.serving_cert(
+            self.ca, self.home / "security" / "join", joinapi.XDS_NAME, [nodes_mod.OWN_NODE_IP]
+        )
+        creds = grpc.ssl_server_credentials(
+            [(key.read_bytes(), cert.read_bytes())],
+            root_certificates=self.ca.trust_bundle(),
+            require_client_auth=True,
+        )
+        port = await self.xds.start_tcp("127.0.0.1", 0, creds)
+        sock = await asyncio.to_thread(
+            joinapi.listen_in_netns, self.node.netns, nodes_mod.OWN_NODE_IP, joinapi.XDS_PORT
+        )
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_r, up_w = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                writer.close()
+                return
+
+            async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await r.read(65536):
+                        w.write(data)
+                        await w.drain()
+                except (OSError, asyncio.CancelledError):
+                    pass
+                finally:
+                    with contextlib.suppress(Exception):
+                        w.close()
+
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+        self._relay = await asyncio.start_server(relay, sock=sock)
+        self.reconciler.remote_xds = f"{nodes_mod.OWN_NODE_IP}:{joinapi.XDS_PORT}"
+        log.info(
+            "xDS over mTLS for joined nodes at %s (relayed to 127.0.0.1:%d)",
+            self.reconciler.remote_xds,
+            port,
+        )
 
     def request_shutdown(self, teardown: bool) -> None:
         self._teardown = teardown
@@ -336,6 +415,12 @@ class ControlPlane:
             stored = self.store.get(ResourceKey("", "Pod", namespace, name))
             if stored is None:
                 raise
+            node = (stored.object.get("spec") or {}).get("nodeName")
+            if node and node != nodes_mod.OWN_NODE:  # another node's agent runs it
+                raise ContainerNotRunning(
+                    f"pod {namespace}/{name} runs on node {node}: run `meshgate exec` with "
+                    "the MESHGATE_HOME that node joined with"
+                ) from None
             raise ContainerNotRunning(not_running(stored.object)) from None
 
     def _log_path_of(self, namespace: str, name: str, container: str) -> Path:
@@ -439,6 +524,9 @@ class ControlPlane:
                 log.exception("reconcile pass failed")
                 return
             await asyncio.to_thread(self._heal_node)
+            if time.monotonic() - self._heartbeats_checked > 5.0:
+                self._heartbeats_checked = time.monotonic()
+                await asyncio.to_thread(self.node_service.check_heartbeats)
             if self._exits is not None:
                 watched = await asyncio.to_thread(self._watched_processes)
                 self._exits.sync(watched)
@@ -483,6 +571,7 @@ class ControlPlane:
         ]
         if missing:
             self.store.apply(missing)
+        await asyncio.to_thread(self._own_node)
         # Before any reconcile pass: older state's uid-less ownerReferences get their
         # owner's uid, so its pods are neither collected nor left to no controller.
         await asyncio.to_thread(self.reconciler.adopt_owner_uids)
@@ -495,6 +584,12 @@ class ControlPlane:
         self.accesslog.start()
         await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
         loop = asyncio.get_running_loop()
+        self._loop_ref = loop
+        try:
+            await self._serve_remote_xds()
+            await asyncio.to_thread(self.join_listener.start)
+        except Exception:  # the mesh's own node works without them; say so
+            log.exception("nodes cannot join: the join endpoint or mTLS xDS did not start")
         self._exits = ExitWatch(loop, self.kick)
 
         def on_change(*_: object) -> None:
@@ -535,6 +630,9 @@ class ControlPlane:
         async with self._lock:
             if self._teardown:
                 await asyncio.to_thread(self._teardown_all)
+        await asyncio.to_thread(self.join_listener.stop)
+        if self._relay is not None:
+            self._relay.close()
         await self.xds.stop()
         if self.metrics_listener is not None:
             await self.metrics_listener.stop()

@@ -46,12 +46,18 @@ Rules:
   counts, probe verdicts), or something pending (a pod stopping or not started yet, rules
   that failed to install) differ from the end of the last full pass. The store is listed
   (and its bodies decoded) once per revision, not once per controller.
+- Nodes (see ``nodes``, ``placement``): each pod is placed on a node first; this process
+  runs its own node's pods only. For a pod on a joined node it allocates the address
+  from that node's podCIDR and makes the pod's spec (its proxy reaching xDS over mTLS
+  TCP at ``remote_xds``), kept in ``remote_specs`` for that node's agent to fetch; the
+  agent reports the pod's status back (``joinapi``).
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -79,8 +85,10 @@ from meshgate.runtime.pods import (
     VolumeSpec,
 )
 from meshgate.server import asmegress, podconfig
+from meshgate.server import nodes as nodes_mod
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
+from meshgate.server.placement import Placer, without_unscheduled
 from meshgate.server.ssrfguard import SsrfGuard
 from meshgate.store.base import ConfigStore, StoredObject
 from meshgate.xds.bootstrap import bootstrap_config
@@ -237,7 +245,13 @@ class Reconciler:
         self._stopping: dict[tuple[str, str], float] = {}
         # (namespace, name) of pods a Deployment deleted -> the Deployment's uid.
         self._deleted_by: dict[tuple[str, str], str] = {}
-        self._next_host: int | None = None
+        self._next_host: dict[str, int] = {}  # per pod range: where the next address is
+        self._placer = Placer(store)
+        # Where proxies on joined nodes reach xDS (host:port over mTLS); None: not served.
+        self.remote_xds: str | None = None
+        # node -> (namespace, name) -> the pod's spec (PodSpec as a dict) its agent runs.
+        self.remote_specs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.remote_specs_ready = False
         # (namespace, name) of pods whose start failed -> (failures in a row, next try at).
         self._start_retry: dict[tuple[str, str], tuple[int, float]] = {}
         self.start_backoff = start_backoff or Backoff()
@@ -369,22 +383,55 @@ class Reconciler:
     def _runtime_pods(self) -> dict[tuple[str, str], Any]:
         return {(s.namespace, s.name): s for s in self.runtime.pod_states()}
 
-    def _allocate_ip(self, pods: list[Obj]) -> str:
+    def _allocate_ip(self, pods: list[Obj], cidr: str = str(POD_NET)) -> str:
+        net = ipaddress.ip_network(cidr)
         used = {(p.get("status") or {}).get("podIP") for p in pods}
         used |= {s.ip for s in self.runtime.pod_states()}
-        hosts = [int(ipaddress.ip_address(ip)) - int(POD_NET.network_address) for ip in used if ip]
-        if self._next_host is None:  # after a restart: go on after the highest in use
-            self._next_host = max([FIRST_POD_HOST - 1, *hosts]) + 1
-        span = POD_NET.num_addresses - 1 - FIRST_POD_HOST
+        used = {ip for ip in used if ip and ipaddress.ip_address(ip) in net}
+        hosts = [int(ipaddress.ip_address(ip)) - int(net.network_address) for ip in used if ip]
+        if cidr not in self._next_host:  # after a restart: go on after the highest in use
+            self._next_host[cidr] = max([FIRST_POD_HOST - 1, *hosts]) + 1
+        span = net.num_addresses - 1 - FIRST_POD_HOST
         for i in range(span):
-            host = FIRST_POD_HOST + (self._next_host - FIRST_POD_HOST + i) % span
-            ip = str(POD_NET.network_address + host)
+            host = FIRST_POD_HOST + (self._next_host[cidr] - FIRST_POD_HOST + i) % span
+            ip = str(net.network_address + host)
             if ip not in used:
-                self._next_host = host + 1
+                self._next_host[cidr] = host + 1
                 return ip
-        raise RuntimeError("pod network 10.34.0.0/16 is full")
+        raise RuntimeError(f"pod network {cidr} is full")
 
-    def _pod_spec(self, pod: Obj, ip: str) -> PodSpec:
+    def _remote_pods(
+        self, pods: list[Obj], placed: dict[tuple[str, str], str], node_objs: list[Obj]
+    ) -> None:
+        """Addresses and specs of the pods placed on joined nodes (see the rules)."""
+        cidrs = {nodes_mod.name_of(n): nodes_mod.pod_cidr(n) for n in node_objs}
+        specs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        for pod in pods:
+            ns_name = (_key(pod).namespace, _key(pod).name)
+            node = placed.get(ns_name)
+            if node in (None, nodes_mod.OWN_NODE) or not cidrs.get(node or ""):
+                continue
+            assert node is not None
+            status = without_unscheduled(dict(pod.get("status") or {}))
+            if not status.get("podIP"):
+                status.update({"phase": "Pending", "podIP": self._allocate_ip(pods, cidrs[node])})
+            if status != (pod.get("status") or {}):
+                pod["status"] = status
+                self.store.update_status(_key(pod), status)
+            if self.remote_xds is None:
+                continue
+            try:
+                spec = self._pod_spec(pod, status["podIP"], xds_address=self.remote_xds)
+            except Exception:
+                log.exception("pod %s/%s: no spec for node %s", *ns_name, node)
+                continue
+            specs.setdefault(node, {})[ns_name] = dataclasses.asdict(spec)
+        self.remote_specs = specs
+        # Agents are answered from now on: before this first full list (a restarted
+        # control plane), an empty one would make them stop every pod they run.
+        self.remote_specs_ready = self.remote_xds is not None
+
+    def _pod_spec(self, pod: Obj, ip: str, xds_address: str | None = None) -> PodSpec:
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         name, namespace = meta["name"], meta.get("namespace", "default")
@@ -430,7 +477,7 @@ class Reconciler:
             node_id = f"{kind}~{ip}~{name}.{namespace}~{namespace}.svc.cluster.local"
             boot = bootstrap_config(
                 node_id,
-                str(self.xds_socket),
+                xds_address or str(self.xds_socket),
                 cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
                 metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
                 credential=self.proxy_credential(node_id) if self.proxy_credential else None,
@@ -502,7 +549,14 @@ class Reconciler:
         # Delta by default, as Istio since 1.22; SOTW is the opt-out (validated on apply).
         self._xds_mode = "sotw" if mode == "SOTW" else "delta"
         self._capture_defaults = pod_annotations.mesh_capture_defaults(objs)
-        wanted = {(_key(p).namespace, _key(p).name): p for p in pods}
+        placed = self._placer.place(pods, objs)
+        node_objs = [o for o in objs if o.get("kind") == "Node"]
+        wanted = {
+            (_key(p).namespace, _key(p).name): p
+            for p in pods
+            if placed.get((_key(p).namespace, _key(p).name)) == nodes_mod.OWN_NODE
+        }
+        self._remote_pods(pods, placed, node_objs)
         running = self._runtime_pods()
         now = time.monotonic()
         self._take_up_starts(wanted, now)
@@ -528,7 +582,7 @@ class Reconciler:
                 if podconfig.waits_for_config(running[ns_name]):
                     self._respec(ns_name, pod)
                 continue
-            status = dict(pod.get("status") or {})
+            status = without_unscheduled(dict(pod.get("status") or {}))
             if not status.get("podIP"):
                 status.update({"phase": "Pending", "podIP": self._allocate_ip(pods)})
                 pod["status"] = status

@@ -14,6 +14,10 @@ Rules:
   sent); the control plane serves both on the same socket.
 - The control plane is reached over a Unix socket when `xds_address` is a filesystem
   path (contains "/"), otherwise over TCP `host:port` (HTTP/2 in both cases).
+- A proxy on a joined node reaches the control plane over TCP with mutual TLS
+  (`with_xds_tls`: its node's xDS client certificate and key, the mesh CA as the only
+  trust, ALPN h2), as Istio's proxies reach istiod on 15012; local proxies keep the
+  Unix socket, in plaintext.
 - The ADS stream reconnects with a 100 ms base, 1 s max back-off (Envoy's default is
   500 ms .. 30 s), so proxies resync about a second after a control-plane restart.
 - Output is plain JSON-ready dicts in proto3 JSON field names; the command line is
@@ -233,6 +237,45 @@ def _xds_cluster(xds_address: str) -> dict[str, Any]:
         },
         "upstream_connection_options": {"tcp_keepalive": {"keepalive_time": 300}},
     }
+
+
+_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def with_xds_tls(
+    bootstrap: dict[str, Any], cert: str, key: str, ca: str, sni: str
+) -> dict[str, Any]:
+    """`bootstrap` whose xds-grpc cluster speaks mutual TLS: client certificate `cert`
+    (PEM chain file) with `key`, the server checked against `ca` and named `sni`."""
+    out = dict(bootstrap)
+    static = dict(out["static_resources"])
+    clusters = []
+    for cluster in static["clusters"]:
+        if cluster.get("name") == XDS_CLUSTER:
+            cluster = {
+                **cluster,
+                "transport_socket": {
+                    "name": "envoy.transport_sockets.tls",
+                    "typed_config": {
+                        "@type": f"type.googleapis.com/{_TLS}",
+                        "sni": sni,
+                        "common_tls_context": {
+                            "alpn_protocols": ["h2"],
+                            "tls_certificates": [
+                                {
+                                    "certificate_chain": {"filename": cert},
+                                    "private_key": {"filename": key},
+                                }
+                            ],
+                            "validation_context": {"trusted_ca": {"filename": ca}},
+                        },
+                    },
+                },
+            }
+        clusters.append(cluster)
+    static["clusters"] = clusters
+    out["static_resources"] = static
+    return out
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from meshgate.api.registry import (
 
 def test_every_tabled_kind_has_its_model_and_names() -> None:
     infos = all_kinds()
-    assert len(infos) == len(_KINDS) == 25
+    assert len(infos) == len(_KINDS) == 26
     for info in infos:
         model = info.model
         assert issubclass(model, Resource)
@@ -109,7 +109,7 @@ def test_name_lookup_imports_no_model_module() -> None:
         "from meshgate.api.registry import lookup, kind_for, all_kinds\n"
         "assert lookup('se').kind == 'ServiceEntry'\n"
         "assert kind_for('apps/v1', 'Deployment') is not None\n"
-        "assert len(all_kinds()) == 25\n"
+        "assert len(all_kinds()) == 26\n"
         "print(sorted(m for m in sys.modules if m.startswith('meshgate.api.kinds')))\n"
     )
     out = subprocess.run(

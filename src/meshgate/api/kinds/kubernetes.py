@@ -1,5 +1,5 @@
 """Kubernetes kinds meshgate runs or reads: core v1 Namespace, ServiceAccount, Service,
-Pod, ConfigMap, Secret, Endpoints; apps/v1 Deployment; networking.k8s.io/v1 NetworkPolicy;
+Pod, ConfigMap, Secret, Endpoints, Node; apps/v1 Deployment; networking.k8s.io/v1 NetworkPolicy;
 discovery.k8s.io/v1 EndpointSlice.
 
 Rules of this module:
@@ -193,6 +193,18 @@ class NamespaceSpec(KubeWire):
 
 class Namespace(_KubeResource):
     spec: NamespaceSpec | None = None
+
+
+class NodeSpec(KubeWire):
+    pod_cidr: str | None = Field(default=None, alias="podCIDR")
+    unschedulable: bool | None = None
+
+
+class Node(_KubeResource):
+    """A machine pods run on (cluster-scoped): the control plane's own, or one that
+    joined (``meshgate join``); its status is the node's to write."""
+
+    spec: NodeSpec | None = None
 
 
 class ObjectReference(KubeWire):
@@ -389,6 +401,7 @@ for _group, _version, _kind, _plural, _shorts, _namespaced, _model in (
     ("", "v1", "ConfigMap", "configmaps", ("cm",), True, ConfigMap),
     ("", "v1", "Secret", "secrets", (), True, Secret),
     ("", "v1", "Endpoints", "endpoints", ("ep",), True, Endpoints),
+    ("", "v1", "Node", "nodes", ("no",), False, Node),
     (
         "discovery.k8s.io",
         "v1",

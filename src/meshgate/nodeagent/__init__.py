@@ -1,0 +1,1 @@
+"""The node agent of a joined node (see ``agent``)."""
