@@ -32,7 +32,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -548,7 +548,9 @@ class Fleet:
         return answer
 
 
-def sidecar_identities(home: Path, proxies: list[Mapping[str, Any]], count: int) -> list[Identity]:
+def sidecar_identities(
+    home: Path, proxies: Sequence[Mapping[str, Any]], count: int
+) -> list[Identity]:
     """``count`` identities borrowed from real sidecars (their proxy-status entries: node
     id, cluster, metadata), round robin: each the node id of a real pod with another IP
     (10.255.X.Y, see ``with_ip``) and that node id's own xDS credential, made with the
