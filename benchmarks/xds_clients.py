@@ -322,8 +322,13 @@ class SimClient:
         state.nonce = response.nonce
         self.responses += 1
         self.bytes += response.ByteSize()
+        # What the response holds is taken in after the ACK is written, with no await in
+        # between: a reader never sees new bytes beside an old ACK time.
         changed: list[str] = []
         if isinstance(response, DeltaDiscoveryResponse):
+            await self._write(
+                DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce)
+            )
             for r in response.resources:
                 value = r.resource.value
                 old = state.held.get(r.name)
@@ -333,10 +338,13 @@ class SimClient:
             for name in response.removed_resources:
                 state.held.pop(name, None)
                 state.acked_at.pop(name, None)
-            await self._write(
-                DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce)
-            )
         else:
+            await self._write(DiscoveryRequest(
+                type_url=type_url,
+                version_info=response.version_info,
+                response_nonce=response.nonce,
+                resource_names=[] if type_url in WILDCARD else sorted(state.names),
+            ))  # fmt: skip
             fresh: dict[str, tuple[str, bytes]] = {}
             for item in response.resources:
                 name = resource_name(type_url, item.value)
@@ -348,12 +356,6 @@ class SimClient:
                 state.acked_at.pop(name, None)
             state.held = fresh
             state.version = response.version_info
-            await self._write(DiscoveryRequest(
-                type_url=type_url,
-                version_info=response.version_info,
-                response_nonce=response.nonce,
-                resource_names=[] if type_url in WILDCARD else sorted(state.names),
-            ))  # fmt: skip
         now = time.monotonic()
         for name in changed:
             state.acked_at[name] = now
