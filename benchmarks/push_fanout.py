@@ -35,7 +35,8 @@ serves it as one more sidecar of that pod (no pod is faked in the store). Then:
   change. After the last change one proxy-status listing checks, by the control plane's
   own ACK state, that every proxy, real or simulated, is SYNCED.
 - ``sync_s``: how long the clients took to connect and be ready (50 at a time);
-  ``rss_peak_mb``: the control plane's peak RSS (VmHWM).
+  ``rss_peak_mb``: the control plane's peak RSS (VmHWM); ``load_avg``: the machine's load
+  after the changes (the latencies of a busy machine are not the control plane's).
 
 ``--store sqlite|etcd`` is passed to ``meshgate up --store`` (etcd: one member started by
 tests/etcd_cluster.py on loopback); ``--replicas`` is the hook for several control-plane
@@ -426,6 +427,9 @@ def run_clients(
                 "scale_up_s": round(scale_up_s, 1),
                 "sync_s": round(sync_s, 1),
                 "changes": changes,
+                # The machine's 1-minute load average after the changes: other work on the
+                # machine shows in the latencies (they wait for a core), not in the CPU.
+                "load_avg": round(os.getloadavg()[0], 2),
             }
         finally:
             if fleet is not None:
