@@ -24,16 +24,41 @@ flavour (MeshConfig ``xdsMode``): ``sotw`` (state of the world) or ``delta`` (in
 by default each configuration runs in both, ``--mode`` picks one. Each mesh is always
 brought down (``meshgate down --force``).
 
+Many proxies (``--clients N[,M]``): beside ``--proxies`` real sidecars (2 by default
+then) run N simulated xDS clients (benchmarks/xds_clients.py: ADS streams that subscribe
+and ACK as a sidecar's Envoy does, in a process of their own). Each borrows a real
+sidecar's identity: that pod's node id with another IP, its own credential (the mesh's
+key, as the runtime makes them), the same cluster and metadata, so the control plane
+serves it as one more sidecar of that pod (no pod is faked in the store). Then:
+
+- ``p50_ms``/``p99_ms``: per change, apply -> the last client ACKed it, taken on the
+  clients' side (each records when it ACKed the ClusterLoadAssignment carrying the new
+  address; CLOCK_MONOTONIC is shared by the processes), so nothing polls the control
+  plane meanwhile; ``client_p50_ms``/``client_p99_ms`` over every client's ACK of every
+  change. After the last change one proxy-status listing checks, by the control plane's
+  own ACK state, that every proxy, real or simulated, is SYNCED.
+- ``sync_s``: how long the clients took to connect and be ready (50 at a time);
+  ``rss_peak_mb``: the control plane's peak RSS (VmHWM); ``load_avg``: the machine's load
+  after the changes (the latencies of a busy machine are not the control plane's).
+
+``--store sqlite|etcd`` is passed to ``meshgate up --store`` (etcd: one member started by
+tests/etcd_cluster.py on loopback); ``--replicas`` is the hook for several control-plane
+replicas (1 until ``up`` has a replica mode). Rows carry ``clients``, ``store`` and
+``replicas``.
+
 Run as root: ``.venv/bin/python benchmarks/push_fanout.py`` (10, 25, 50, 100 proxies with
 1000 ServiceEntries, unscoped, then 10 scoped), or ``--proxies 10,25 --service-entries
-1000 [--scoped] [--mode delta]`` for chosen points; ``--json`` prints one object per
-configuration. Its rows go into benchmarks/results/push_fanout.json, replacing earlier rows
-of the same configuration (proxies, service entries, mode, scoped) and keeping the rest.
+1000 [--scoped] [--mode delta]`` for chosen points, or ``--clients 300,1000
+--service-entries 10000 --scoped --mode delta`` for many proxies; ``--json`` prints one
+object per configuration. Its rows go into benchmarks/results/push_fanout.json, replacing
+earlier rows of the same configuration (proxies, service entries, mode, scoped, clients,
+store, replicas) and keeping the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -128,8 +153,16 @@ def rss_mb(pid: int) -> float:
 
 def private_mb(pid: int) -> float:
     """Anonymous resident memory (heap, stacks): RSS less the shared binary's pages."""
+    return _status_mb(pid, "RssAnon:")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmHWM:")
+
+
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -216,26 +249,34 @@ def mesh_config(mode: str) -> dict[str, Any]:
     return result
 
 
+def prepare(
+    mesh: Mesh, proxies: int, entries: int, scoped: bool, mode: str, up_args: list[str]
+) -> float:
+    """Bring the mesh up with M ServiceEntries and N real sidecars SYNCED; the scale-up time."""
+    mesh.mg("up", "--world", "demo", *up_args)
+    mesh.apply([mesh_config(mode)])
+    mesh.apply(workload(0))
+    for start in range(0, entries, 250):
+        mesh.apply([service_entry(i) for i in range(start, min(entries, start + 250))])
+    if scoped:
+        mesh.apply([sidecar_scope()])
+    t0 = time.monotonic()
+    mesh.apply(workload(proxies)[1:])
+    mesh.wait(synced(proxies), f"{proxies} proxies SYNCED", timeout=60 + 3 * proxies)
+    scale_up_s = time.monotonic() - t0
+    modes = {p.get("mode", "sotw") for p in mesh.proxies()}
+    if modes != {mode}:
+        raise RuntimeError(f"proxies run {sorted(modes)}, not {mode}")
+    return scale_up_s
+
+
 def run_one(
     proxies: int, entries: int, scoped: bool, changes: int, rest: float, mode: str = "sotw"
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mg-push-fanout-"))
     mesh = Mesh(work / "home")
     try:
-        mesh.mg("up", "--world", "demo")
-        mesh.apply([mesh_config(mode)])
-        mesh.apply(workload(0))
-        for start in range(0, entries, 250):
-            mesh.apply([service_entry(i) for i in range(start, min(entries, start + 250))])
-        if scoped:
-            mesh.apply([sidecar_scope()])
-        t0 = time.monotonic()
-        mesh.apply(workload(proxies)[1:])
-        mesh.wait(synced(proxies), f"{proxies} proxies SYNCED", timeout=60 + 3 * proxies)
-        scale_up_s = time.monotonic() - t0
-        modes = {p.get("mode", "sotw") for p in mesh.proxies()}
-        if modes != {mode}:
-            raise RuntimeError(f"proxies run {sorted(modes)}, not {mode}")
+        scale_up_s = prepare(mesh, proxies, entries, scoped, mode, [])
         cp = mesh.pid()
         time.sleep(3)  # let the last pod status writes settle
 
@@ -297,6 +338,125 @@ def run_one(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def store_args(store: str, replicas: int, stack: contextlib.ExitStack) -> list[str]:
+    """``meshgate up`` arguments for the store (starting etcd when asked) and replicas."""
+    if replicas != 1:
+        # The hook for the replica mode of `up` (issue 20 part 2): start the others here.
+        raise SystemExit("--replicas: only 1 until `meshgate up` has a replica mode")
+    if store == "sqlite":
+        return []  # the embedded default
+    up_help = subprocess.run(
+        [*meshgate_argv(), "up", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    if "--store" not in up_help:
+        raise SystemExit("--store etcd: this meshgate's `up` has no --store option yet")
+    sys.path.insert(0, str(ROOT))
+    from tests.etcd_cluster import etcd_cluster
+
+    cluster = stack.enter_context(etcd_cluster(members=1))
+    return ["--store", cluster.store_url]
+
+
+def run_clients(
+    real: int,
+    clients: int,
+    entries: int,
+    scoped: bool,
+    changes: int,
+    rest: float,
+    mode: str,
+    store: str = "sqlite",
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """One configuration with ``clients`` simulated proxies beside ``real`` sidecars."""
+    sys.path.insert(0, str(ROOT))  # run as a script: benchmarks/ is not on the path
+    from benchmarks.xds_clients import Fleet, sidecar_identities
+
+    from meshgate.home import mesh_id
+    from meshgate.runtime.names import xds_socket
+
+    work = Path(tempfile.mkdtemp(prefix="mg-push-fanout-"))
+    mesh = Mesh(work / "home")
+    fleet: Fleet | None = None
+    with contextlib.ExitStack() as stack:
+        try:
+            scale_up_s = prepare(
+                mesh, real, entries, scoped, mode, store_args(store, replicas, stack)
+            )
+            cp = mesh.pid()
+            ids = sidecar_identities(mesh.home, mesh.proxies(), clients)
+            fleet = Fleet(f"unix:{xds_socket(mesh_id(mesh.home))}", ids, mode)
+            t0 = time.monotonic()
+            started = fleet.start(batch=50, timeout=120)
+            sync_s = time.monotonic() - t0
+            if started["ready"] != clients:
+                raise RuntimeError(f"simulated clients not ready: {started}")
+            total = real + clients
+            mesh.wait(synced(total), f"{total} proxies SYNCED", timeout=120, interval=1.0)
+            time.sleep(3)
+
+            c0, cpu0 = mesh.counters(), cpu_seconds(cp)
+            time.sleep(rest)
+            c1, cpu1 = mesh.counters(), cpu_seconds(cp)
+
+            latencies, per_client, sent, cpu_changes = [], [], [], []
+            for k in range(changes):
+                target, octet = k % 3, 20 + k % 200
+                name = f"outbound|80||fan-{target}.example.com"
+                bytes0, cpu_a = mesh.counters()["bytesSent"], cpu_seconds(cp)
+                start = time.monotonic()
+                mesh.apply([service_entry(target, octet=octet)])
+                seen = fleet.watch(EDS, name, f"198.51.100.{octet}", timeout=120)
+                if seen["missing"]:
+                    raise RuntimeError(f"change {k}: {seen['missing']} clients never ACKed it")
+                latencies.append((max(seen["times"]) - start) * 1000)
+                per_client += [(t - start) * 1000 for t in seen["times"]]
+                time.sleep(0.3)  # debounce tail: any later push of this change is counted
+                sent.append((mesh.counters()["bytesSent"] - bytes0) / total)
+                cpu_changes.append(cpu_seconds(cp) - cpu_a)
+            # The control plane's own ACK state agrees: every proxy SYNCED on the last change.
+            mesh.wait(synced(total), f"{total} proxies SYNCED", timeout=60, interval=1.0)
+            envoys = [rss_mb(pid) for pid in mesh.envoy_pids()]
+            latencies.sort()
+            per_client.sort()
+            return {
+                "proxies": real,
+                "clients": clients,
+                "store": store,
+                "replicas": replicas,
+                "service_entries": entries,
+                "mode": mode,
+                "scoped": scoped,
+                "p50_ms": round(statistics.median(latencies), 1),
+                "p99_ms": round(_pct(latencies, 0.99), 1),
+                "client_p50_ms": round(statistics.median(per_client), 1),
+                "client_p99_ms": round(_pct(per_client, 0.99), 1),
+                "bytes_per_push": round(statistics.median(sent)),
+                "cpu_rest_cores": round((cpu1 - cpu0) / rest, 4),
+                "cpu_s_per_change": round(statistics.median(cpu_changes), 3),
+                "rss_mb": round(rss_mb(cp), 1),
+                "rss_peak_mb": round(peak_rss_mb(cp), 1),
+                "envoy_rss_mb": round(statistics.mean(envoys), 1) if envoys else None,
+                "pushes_at_rest": c1["pushes"] - c0["pushes"],
+                "translations_at_rest": c1["translations"] - c0["translations"],
+                "scale_up_s": round(scale_up_s, 1),
+                "sync_s": round(sync_s, 1),
+                "changes": changes,
+                # The machine's 1-minute load average after the changes: other work on the
+                # machine shows in the latencies (they wait for a core), not in the CPU.
+                "load_avg": round(os.getloadavg()[0], 2),
+            }
+        finally:
+            if fleet is not None:
+                fleet.stop()
+            mesh.mg("down", "--force", check=False)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxies", default="10,25,50,100", help="comma-separated counts")
@@ -308,9 +468,26 @@ def main() -> None:
     parser.add_argument(
         "--mode", choices=("sotw", "delta"), help="ADS flavour (default: both, one after other)"
     )
+    parser.add_argument(
+        "--clients",
+        default="",
+        help="comma-separated counts of simulated xDS clients beside --proxies real sidecars "
+        "(2 unless --proxies is given)",
+    )
+    parser.add_argument(
+        "--store", choices=("sqlite", "etcd"), default="sqlite", help="meshgate up --store"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="control-plane replicas (1 for now)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: pods are network namespaces")
+    if args.clients:
+        _main_clients(args, parser.get_default("proxies"))
+        return
+    if args.store != "sqlite" or args.replicas != 1:
+        sys.exit("--store and --replicas go with --clients")
     counts = [int(n) for n in args.proxies.split(",") if n]
     configs = [(n, args.scoped) for n in counts]
     if not args.scoped and args.proxies == parser.get_default("proxies"):
@@ -327,11 +504,36 @@ def main() -> None:
         print(f"wrote {RESULTS}")
 
 
+def _main_clients(args: argparse.Namespace, default_proxies: str) -> None:
+    real = 2 if args.proxies == default_proxies else int(args.proxies)
+    modes = [args.mode] if args.mode else ["sotw", "delta"]
+    rows = []
+    for n in [int(c) for c in args.clients.split(",") if c]:
+        for mode in modes:
+            row = run_clients(
+                real, n, args.service_entries, args.scoped, args.changes, args.rest, mode,
+                args.store, args.replicas,
+            )  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row) if args.json else _line(row), flush=True)
+    _save(rows)
+    if not args.json:
+        print(f"wrote {RESULTS}")
+
+
 def _save(rows: list[dict[str, Any]]) -> None:
     """Merge rows into the results file: a configuration measured again replaces its row."""
 
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        return (row["proxies"], row["service_entries"], row.get("mode", "sotw"), row["scoped"])
+        return (
+            row["proxies"],
+            row["service_entries"],
+            row.get("mode", "sotw"),
+            row["scoped"],
+            row.get("clients", 0),
+            row.get("store", "sqlite"),
+            row.get("replicas", 1),
+        )
 
     try:
         result: dict[str, Any] = json.loads(RESULTS.read_text())
@@ -345,11 +547,16 @@ def _save(rows: list[dict[str, Any]]) -> None:
 
 
 def _line(row: dict[str, Any]) -> str:
+    clients = (
+        f" + {row['clients']} clients ({row['store']}, {row['replicas']} replica(s))"
+        if row.get("clients")
+        else ""
+    )
     return (
-        f"{row['proxies']:>4} proxies {row['service_entries']} SE {row['mode']}"
+        f"{row['proxies']:>4} proxies{clients} {row['service_entries']} SE {row['mode']}"
         f"{' scoped' if row['scoped'] else ''}: change->all ACKed p50 {row['p50_ms']} ms "
         f"p99 {row['p99_ms']} ms, {row['bytes_per_push']} B/proxy/push, "
-        f"cpu rest {row['cpu_rest_cores']} cores (polling {row['cpu_poll_cores']}), "
+        f"cpu rest {row['cpu_rest_cores']} cores (polling {row.get('cpu_poll_cores', '-')}), "
         f"{row['cpu_s_per_change']} s/change, cp rss {row['rss_mb']} MB, "
         f"envoy rss {row['envoy_rss_mb']} MB (private {row.get('envoy_private_mb')} MB)"
     )

@@ -8,6 +8,14 @@ Rules:
   proxy said in ``initial_resource_versions`` when it reconnected) and sends only those
   whose version differs, and ``removed_resources`` for held ones that are gone: what a push
   costs grows with the change, not with the mesh.
+- Resume (a proxy reconnecting after a control-plane restart, or failing over to another
+  replica): the versions are hashes of the bytes, the same in every process, so what the
+  proxy lists in ``initial_resource_versions`` at the version the config has is not sent
+  again; what it lists that the config no longer has is removed. When nothing differs the
+  type still gets one response, empty, so that the proxy ACKs it and proxy-status knows
+  (SYNCED) what it runs: the resources it kept are recorded as ACKed with that response.
+  Clusters sent on a stream before its EDS subscription arrived bring their endpoints
+  once it does (Envoy re-warms them, as below, whatever version it listed).
 - Subscriptions: a type's first request naming nothing (neither subscribe nor
   unsubscribe), or subscribing to ``*``, is a wildcard subscription (Envoy's LDS and CDS);
   unsubscribing ``*`` ends it. Other names are explicit subscriptions. Subscription changes
@@ -77,6 +85,8 @@ class _TypeState:
     nacked_version: str | None = None
     # name -> resource (packed) as the proxy ACKed it: what it runs (`meshgate trace`).
     acked_items: dict[str, any_pb2.Any] = field(default_factory=dict)
+    # The proxy listed initial_resource_versions; no response for this type has gone out.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,8 @@ class DeltaSession:
         self._config: PackedConfig | None = None
         self._versions: dict[str, Mapping[str, str]] = {}  # per type, of self._config
         self._in_flight: dict[str, _Sent] = {}
+        # Clusters sent while EDS was not subscribed on this stream (see the module rules).
+        self._rewarm_later: set[str] = set()
         # Per type: (config, explicit_changes, missing names) of the last status asked for:
         # a listing polled often recomputes nothing while neither changed.
         self._missing: dict[str, tuple[PackedConfig, int, tuple[str, ...]]] = {}
@@ -129,6 +141,7 @@ class DeltaSession:
         if first:
             state.wildcard = not subscribe and not unsubscribe
             state.held = dict(request.initial_resource_versions)
+            state.resumed = bool(state.held)
         for name in subscribe:
             if name == WILDCARD:
                 state.wildcard = True
@@ -143,7 +156,10 @@ class DeltaSession:
                 continue
             state.explicit.discard(name)
             state.held.pop(name, None)  # still wildcard-covered: sent again below
-        return self._sync(type_url, defer_removals=False)
+        force: set[str] = set()
+        if first and type_url == ENDPOINT:
+            force, self._rewarm_later = self._rewarm_later & state.explicit, set()
+        return self._sync(type_url, defer_removals=False, force=force)
 
     def set_config(self, config: ProxyConfig | PackedConfig) -> list[DeltaDiscoveryResponse]:
         """Adopt a new config; return the responses carrying what changed."""
@@ -157,7 +173,9 @@ class DeltaSession:
                 continue
             if type_url == ENDPOINT and self._types[CLUSTER].subscribed:
                 continue  # sent right after the clusters (see _sync)
-            out.extend(self._sync(type_url, defer_removals=True))
+            # Listeners and routes that went away go with their type's update; clusters
+            # and endpoints wait for the end (make before break).
+            out.extend(self._sync(type_url, defer_removals=type_url in (CLUSTER, ENDPOINT)))
         # Make before break: clusters (and their endpoints) go once nothing uses them.
         for type_url in (CLUSTER, ENDPOINT):
             state = self._types[type_url]
@@ -239,26 +257,30 @@ class DeltaSession:
         for name in sent.removed:
             state.acked_items.pop(name, None)
 
-    def _sync(self, type_url: str, *, defer_removals: bool) -> list[DeltaDiscoveryResponse]:
+    def _sync(
+        self, type_url: str, *, defer_removals: bool, force: Iterable[str] = ()
+    ) -> list[DeltaDiscoveryResponse]:
         """One type's changes (its removals unless deferred); clusters bring endpoints."""
         if self._config is None:
             return []
         out: list[DeltaDiscoveryResponse] = []
-        upserts = self._upserts(type_url)
+        upserts = self._upserts(type_url, force)
         removed = [] if defer_removals else self._removed(type_url)
         state = self._types[type_url]
         # A wildcard type is answered once even when the config has none of it (a gateway
         # before its Gateway exists has no listener): Envoy's initialization waits for a
         # first response per type, and would sit out its initial-fetch timeout (15 s).
         first_wildcard = state.wildcard and state.sent_nonce is None
-        if upserts or removed or first_wildcard:
+        if upserts or removed or state.resumed or first_wildcard:
             out.append(self._response(type_url, upserts, removed))
         eds = self._types[ENDPOINT]
+        if type_url == CLUSTER and not eds.subscribed:
+            self._rewarm_later.update(name for name, _, _ in upserts)
         if type_url == CLUSTER and eds.subscribed:
             rewarm = {name for name, _, _ in upserts if name in eds.explicit}
             eds_upserts = self._upserts(ENDPOINT, force=rewarm)
             eds_removed = [] if defer_removals else self._removed(ENDPOINT)
-            if eds_upserts or eds_removed:
+            if eds_upserts or eds_removed or eds.resumed:
                 out.append(self._response(ENDPOINT, eds_upserts, eds_removed))
         return out
 
@@ -311,14 +333,24 @@ class DeltaSession:
             state.held[name] = version
         for name in removed:
             state.held.pop(name, None)
-        system = _system_version(type_url, self._desired_versions(type_url))
+        desired = self._desired_versions(type_url)
+        system = _system_version(type_url, desired)
         state.sent_version = system
         state.sent_nonce = nonce
+        items = {n: item for n, _, item in upserts}
+        if state.resumed:
+            # The first response of a resumed type: what the proxy kept is ACKed with it.
+            state.resumed = False
+            kept = {n for n, v in state.held.items() if desired.get(n) == v} - items.keys()
+            if kept:
+                named = self._config.by_type.get(type_url, ()) if self._config else ()
+                positions = self._config.positions_of(type_url) if self._config else {}
+                items.update((n, named[positions[n]][1]) for n in kept)
         self._in_flight[nonce] = _Sent(
             type_url,
             system,
             {n: v for n, v, _ in upserts},
-            {n: item for n, _, item in upserts},
+            items,
             tuple(removed),
         )
         while len(self._in_flight) > MAX_IN_FLIGHT:

@@ -219,6 +219,88 @@ def test_reconnect_with_initial_versions_resends_only_what_differs() -> None:
     assert list(cds.removed_resources) == ["outbound|80||c.example"]
 
 
+def held_by(session: DeltaSession, config: ProxyConfig) -> dict[str, dict[str, str]]:
+    """What a proxy synced to ``config`` lists in initial_resource_versions, per type."""
+    packed = Packer().pack_config(config)
+    return {url: dict(packed.versions_of(url)) for url in (CLUSTER, ENDPOINT, LISTENER, ROUTE)}
+
+
+def resume(
+    session: DeltaSession, held: dict[str, dict[str, str]], config: ProxyConfig
+) -> list[Any]:
+    """Reconnect as Envoy does: every type asked for again, listing what it holds; ACK all."""
+    session.set_config(config)
+    out = []
+    for url, sub in (
+        (CLUSTER, ()),
+        (ENDPOINT, sorted(held[ENDPOINT])),
+        (LISTENER, ()),
+        (ROUTE, sorted(held[ROUTE])),
+    ):
+        for r in session.handle_request(req(url, sub=sub, initial_resource_versions=held[url])):
+            session.handle_request(ack(r))
+            out.append(r)
+    return out
+
+
+def test_resume_with_nothing_changed_resends_nothing_and_is_synced() -> None:
+    before = envoy_like(DeltaSession("a"), mesh(BASE))
+    again = DeltaSession("b")
+    out = resume(again, held_by(before, mesh(BASE)), mesh(BASE))
+    # One empty response per type, so the proxy ACKs and proxy-status knows what it runs.
+    assert [(r.type_url, names(r), list(r.removed_resources)) for r in out] == [
+        (CLUSTER, [], []),
+        (ENDPOINT, [], []),
+        (LISTENER, [], []),
+        (ROUTE, [], []),
+    ]
+    assert sum(r.ByteSize() for r in out) < 400
+    statuses = again.type_statuses()
+    assert all(t.state == SyncState.SYNCED for t in statuses.values())
+    for url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
+        assert statuses[url].acked_version == before.type_statuses()[url].acked_version
+        assert again.acked_resources()[url] == before.acked_resources()[url]
+    assert again.set_config(mesh(BASE)) == []  # and a push of the same sends nothing
+
+
+def test_resume_sends_what_changed_removes_what_is_gone_and_rewarms_changed_clusters() -> None:
+    before = envoy_like(DeltaSession("a"), mesh(BASE))
+    later = {"a.example": ("10.0.0.1",), "b.example": ("10.0.0.7",), "e.example": ("10.0.0.5",)}
+    again = DeltaSession("b")
+    out = resume(again, held_by(before, mesh(BASE)), mesh(later, timeout=1))
+    sent = [(r.type_url, names(r), list(r.removed_resources)) for r in out]
+    assert sent == [
+        (CLUSTER, ["outbound|80||e.example"], ["outbound|80||c.example"]),
+        # b's endpoints changed; c's are gone (the proxy still listed them); a's are not
+        # sent again. e's come once Envoy subscribes to them.
+        (ENDPOINT, ["outbound|80||b.example"], ["outbound|80||c.example"]),
+        (LISTENER, [], []),
+        (ROUTE, ["80"], []),
+    ]
+    (eds,) = again.handle_request(req(ENDPOINT, sub=["outbound|80||e.example"]))
+    assert names(eds) == ["outbound|80||e.example"]
+
+
+def test_resume_rewarms_a_changed_cluster_whose_endpoints_the_proxy_holds() -> None:
+    before = envoy_like(DeltaSession("a"), mesh(BASE))
+    out = resume(DeltaSession("b"), held_by(before, mesh(BASE)), mesh(BASE, timeout=3))
+    assert [(r.type_url, sorted(names(r))) for r in out[:2]] == [
+        (CLUSTER, [f"outbound|80||{h}" for h in sorted(BASE)]),
+        # Unchanged endpoints, sent again: Envoy re-warms every changed cluster.
+        (ENDPOINT, [f"outbound|80||{h}" for h in sorted(BASE)]),
+    ]
+
+
+def test_a_listener_that_goes_away_is_removed_by_a_push() -> None:
+    session = envoy_like(DeltaSession("s"), mesh(BASE))
+    fewer = mesh(BASE)
+    fewer.listeners.pop()
+    out = session.set_config(fewer)
+    assert [(r.type_url, names(r), list(r.removed_resources)) for r in out] == [
+        (LISTENER, [], ["0.0.0.0_80"])
+    ]
+
+
 def test_subscribe_again_resends_and_unsubscribe_forgets() -> None:
     session = envoy_like(DeltaSession("s"), mesh(BASE))
     name = "outbound|80||a.example"
