@@ -550,8 +550,10 @@ class ControlPlane:
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
-            await self._reconcile()
+            # Cleared before the pass, never after: a change that lands during the pass
+            # (an apply) must start the next one at once, not wait for the timer.
             self._kick.clear()
+            await self._reconcile()
             # A container just started is looked at more often until it is ready, so a
             # restarted proxy rejoins its Service's endpoints soon after it can serve.
             starting = await asyncio.to_thread(self.runtime.starting, STARTING_WINDOW)
