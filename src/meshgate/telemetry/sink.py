@@ -16,6 +16,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -90,6 +91,8 @@ class Sink:
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait([])  # wakes the writer now: it need not wait out its sleep
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.store.close()
@@ -104,8 +107,10 @@ class Sink:
     def _run(self) -> None:
         next_backfill = next_prune = 0.0
         while not self._stop.is_set():
+            # Asleep until an entry comes or the next backfill is due (not polling at rest).
+            wait = min(next_backfill, next_prune) - time.monotonic()
             try:
-                first = self._queue.get(timeout=0.2)
+                first = self._queue.get(timeout=min(max(wait, 0.01), 1.0))
             except queue.Empty:
                 first = None
             try:
