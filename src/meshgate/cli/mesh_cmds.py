@@ -163,12 +163,25 @@ def register(app: typer.Typer) -> None:
                 "direct, past the sidecar, for pods started from now on; kept in the MeshConfig.",
             ),
         ] = None,
+        store: Annotated[
+            str | None,
+            typer.Option(
+                "--store",
+                metavar="etcd://HOST:PORT[,...]",
+                help="Keep the mesh's configuration in etcd instead of SQLite in the state "
+                "directory. Several `up`s with their own MESHGATE_HOME on one etcd are "
+                "replicas of one mesh: they share its CA, serve the API and xDS, and elect "
+                "one leader to run the controllers; the first owns the node and its pods "
+                "(docs/replicas.md).",
+            ),
+        ] = None,
     ) -> None:
         """Start the control plane in the background and wait until it is ready.
 
         Example: meshgate up --world demo
         Example: meshgate up --uplink --dns-upstream 192.0.2.53
         Example: meshgate up --world demo --exclude-ip-ranges 198.51.100.10/32
+        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://127.0.0.1:2379
         """
         from meshgate.home import state_dir
         from meshgate.runtime import uplink as ul
@@ -186,8 +199,21 @@ def register(app: typer.Typer) -> None:
             if ca_cert or ca_key or ca_root:
                 user_ca(home, ca_cert, ca_key, ca_root)
             link = ul.merge_config(ul.load_config(home), uplink, uplink_cidr, dns_upstream)
+            if store is not None:
+                from meshgate.server.leader import parse_endpoints
+
+                try:
+                    parse_endpoints(store)
+                except ValueError as exc:
+                    raise StartError(str(exc)) from None
             started = start(
-                home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl, uplink=link
+                home,
+                world,
+                concurrency=concurrency,
+                timeout=timeout,
+                cert_ttl=ttl,
+                uplink=link,
+                store=store,
             )
         except ul.UplinkError as exc:
             typer.echo(f"error: {exc}", err=True)

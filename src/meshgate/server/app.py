@@ -26,6 +26,13 @@ Rules:
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
   directories) are given their owner's uid, or logged as owned by nothing that exists.
+- Replicas (``--store etcd://...``, docs/replicas.md): the control plane joins the mesh
+  etcd names (``replicas``), serves xDS on its slot's socket in the node owner's runtime
+  directory, and campaigns for leadership (``leader``); controllers run only while it
+  leads. Only the node owner runs the node and its pods; a replica without the node
+  neither starts nor heals any process, and its ``down`` stops itself alone (the mesh's
+  pods and the other replicas keep running). With SQLite it is the one control plane of
+  its state directory and always leads, as before.
 - Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
   process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
 """
@@ -55,7 +62,7 @@ from meshgate.console.server import ConsoleServer
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import capture, envoy, procs, sandbox, uplink
+from meshgate.runtime import capture, envoy, names, procs, sandbox, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
@@ -65,8 +72,10 @@ from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
+from meshgate.server.leader import AlwaysLeader, Etcd, LeaderElection, Leadership, parse_endpoints
 from meshgate.server.reconcile import Reconciler
-from meshgate.store import open_store
+from meshgate.server.replicas import Mesh, Registration, xds_slot_socket
+from meshgate.store import ConfigStore, open_store
 from meshgate.telemetry import als, service
 from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
@@ -105,6 +114,18 @@ STARTING_WINDOW = 10.0
 NODE_PROCESSES = "node/"
 
 
+def _open_store(home: Path, url: str | None) -> ConfigStore:
+    """The state directory's SQLite store, or the etcd store ``url`` names."""
+    if url is None:
+        return open_store(home)
+    opener: Any = open_store  # the etcd backend takes the store URL
+    store: ConfigStore = opener(home, url)
+    return store
+
+
+REGISTRATION_EVERY = 1.5  # seconds between refreshes of this replica's registration
+
+
 class ControlPlane:
     def __init__(
         self,
@@ -114,15 +135,21 @@ class ControlPlane:
         *,
         cert_ttl: float = 86400.0,
         dns_upstreams: str = "",
+        store_url: str | None = None,
+        mesh: Mesh | None = None,
     ) -> None:
         self.home = home
+        # With etcd, the mesh this replica joined; None: the one control plane (SQLite).
+        self.mesh = mesh
+        self.owns_node = mesh is None or mesh.owns_node
+        self.store_url = store_url
         # The uplink as the state directory's config says (`up` saved it there); the
         # resolvers come from `up`, which read them where it runs.
         self.uplink = uplink.load_config(home)
         self.dns_upstreams = uplink.parse_upstreams(dns_upstreams) if self.uplink.enabled else ()
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
-        self.store = open_store(home)
+        self.store = _open_store(home, store_url)
         self.run_dir = run_dir(home)
         self.runtime = Runtime(home)
         self.node = Node(home)
@@ -161,12 +188,28 @@ class ControlPlane:
             credential_header=proxy_credentials.HEADER,
             services=[als.add_to_server(als_servicer)],
         )
+        identity = {"replica": names.mesh_id(home), "home": str(home), "pid": os.getpid()}
+        self.leadership: Leadership = AlwaysLeader(identity)
+        self._etcd: Etcd | None = None
+        self._registration: Registration | None = None
+        self.replicas: list[dict[str, Any]] = []  # as last read from etcd
+        if mesh is not None and store_url is not None:
+            self._etcd = Etcd(parse_endpoints(store_url))
+            self.leadership = LeaderElection(
+                Etcd(parse_endpoints(store_url)), identity, on_change=self._leader_changed
+            )
+            slot = None if mesh.slot is None else str(xds_slot_socket(mesh.node_owner, mesh.slot))
+            self._registration = Registration(
+                self._etcd, mesh, {**identity, "xds": slot, "ownsNode": self.owns_node}
+            )
         self.reconciler = Reconciler(
             home,
             self.store,
             self.runtime,
-            xds_socket(self.node.mesh_id),
+            mesh.xds_sockets() if mesh is not None else xds_socket(self.node.mesh_id),
             concurrency=concurrency,
+            leading=lambda: self.leadership.leading,
+            kubelet=self.owns_node,
             proxy_credential=lambda node: (
                 proxy_credentials.HEADER,
                 proxy_credentials.credential(key, node),
@@ -199,6 +242,11 @@ class ControlPlane:
 
     def kick(self) -> None:
         self._kick.set()
+
+    def _leader_changed(self, leading: bool) -> None:
+        """Leading now: run the controllers at once (the next pass sees the change)."""
+        log.info("controllers %s", "start: this replica leads" if leading else "stop")
+        self.kick()
 
     def request_shutdown(self, teardown: bool) -> None:
         self._teardown = teardown
@@ -293,6 +341,8 @@ class ControlPlane:
     def _heal_node(self) -> None:
         """Start again the node's own processes (DNS, the world's Envoy) that died: every
         name lookup in the mesh depends on the DNS server. `Node.up` is idempotent."""
+        if not self.owns_node:
+            return
         dead = [k for k, p in self._node_processes().items() if not procs.is_alive(p)]
         if dead:
             log.warning("node process(es) %s gone; starting them again", ", ".join(dead))
@@ -419,6 +469,37 @@ class ControlPlane:
             "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
             "metrics": self.metrics_listener.url if self.metrics_listener else None,
             "console": self.console.base,
+            **self._replica_status(),
+        }
+
+    def _replica_status(self) -> dict[str, Any]:
+        """Who leads, and (with etcd) the mesh's replicas and which one owns the node."""
+        if self.mesh is None:
+            return {}
+        lead = self.leadership.describe()
+        leader = lead.get("leader") or {}
+        return {
+            "store": self.store_url,
+            "leader": (
+                f"{leader.get('replica')} (pid {leader.get('pid')}, {leader.get('home')})"
+                + (" - this replica" if self.leadership.leading else "")
+                if leader
+                else "<none>"
+            ),
+            "replica": {
+                "id": self.mesh.replica,
+                "leading": self.leadership.leading,
+                "ownsNode": self.owns_node,
+                "nodeOwner": f"{self.mesh.node_owner} ({self.mesh.node_home})",
+                "xdsSlot": self.mesh.slot,
+                "election": lead.get("election"),
+                "leaderTransitions": lead.get("transitions"),
+            },
+            "replicas": [
+                f"{r.get('replica')} pid {r.get('pid')} {r.get('home')}"
+                + (" (node owner)" if r.get("ownsNode") else "")
+                for r in self.replicas
+            ],
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -445,7 +526,7 @@ class ControlPlane:
             await asyncio.to_thread(self._forget_gone_proxies)
             if self.reconciler.snapshot is not before:
                 zone = self._zone_for()
-                if zone != self._zone:
+                if zone != self._zone and self.owns_node:
                     await asyncio.to_thread(write_zone, self.home, zone)
                     self._zone = zone
                 self.xds.request_push(f"store revision {self.store.revision()}")
@@ -483,12 +564,15 @@ class ControlPlane:
         ]
         if missing:
             self.store.apply(missing)
-        # Before any reconcile pass: older state's uid-less ownerReferences get their
-        # owner's uid, so its pods are neither collected nor left to no controller.
-        await asyncio.to_thread(self.reconciler.adopt_owner_uids)
-        await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
+        if self.owns_node:
+            # Before any reconcile pass: older state's uid-less ownerReferences get their
+            # owner's uid, so its pods are neither collected nor left to no controller.
+            await asyncio.to_thread(self.reconciler.adopt_owner_uids)
+            await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
         xds_sock = xds_socket(self.node.mesh_id)
-        xds_sock.parent.mkdir(mode=0o750, exist_ok=True)
+        if self.mesh is not None and self.mesh.slot is not None:
+            xds_sock = xds_slot_socket(self.mesh.node_owner, self.mesh.slot)
+        xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
         os.chmod(xds_sock.parent, 0o750)
         # The proxies' group only: no other local user, and no app (no sandbox shows it).
@@ -521,6 +605,12 @@ class ControlPlane:
             loop.add_signal_handler(sig, self.request_shutdown, False)
         api_task = asyncio.create_task(server.serve())
         loop_task = asyncio.create_task(self._loop())
+        replica_tasks = []
+        if isinstance(self.leadership, LeaderElection):
+            replica_tasks = [
+                asyncio.create_task(self.leadership.run()),
+                asyncio.create_task(self._register_loop()),
+            ]
         while not server.started:
             await asyncio.sleep(0.02)
         os.chmod(sock, 0o600)
@@ -530,6 +620,7 @@ class ControlPlane:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        await self._leave(replica_tasks)
         self._exits.close()
         await asyncio.to_thread(self.reconciler.close)  # pod starts under way end first
         async with self._lock:
@@ -562,7 +653,45 @@ class ControlPlane:
         self.metrics_listener.start()
         log.info("metrics at %s", self.metrics_listener.url)
 
+    async def _register_loop(self) -> None:
+        """Keep this replica registered, and the list of replicas fresh for ``status``."""
+        from meshgate.server.replicas import replicas
+
+        assert self._registration is not None and self._etcd is not None
+        etcd = self._etcd
+        while True:
+            try:
+                await self._registration.refresh()
+                self.replicas = await replicas(etcd)
+            except Exception as exc:
+                log.warning("replica registration on etcd %s failed: %r", etcd.endpoint, exc)
+            await asyncio.sleep(REGISTRATION_EVERY)
+
+    async def _leave(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Resign (revoke the leader lease: another replica leads at once), deregister,
+        and with ``down`` give the xDS slot back."""
+        if not tasks:
+            return
+        from meshgate.server.replicas import release_slot
+
+        tasks[1].cancel()
+        if isinstance(self.leadership, LeaderElection):
+            await self.leadership.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._registration is not None and self._etcd is not None
+        try:
+            await self._registration.remove()
+            if self._teardown and self.mesh is not None:
+                await release_slot(self._etcd, self.mesh)
+        except Exception as exc:
+            log.warning("leaving etcd cleanly failed (the leases expire anyway): %r", exc)
+        await self._etcd.close()
+
     def _teardown_all(self) -> None:
+        if not self.owns_node:
+            # A replica without the node made no pod, namespace or process: the mesh's
+            # pods belong to the node owner and keep running.
+            return
         for st in self.runtime.pod_states():
             self.runtime.stop_pod(st.namespace, st.name)
         self.node.down()
@@ -579,6 +708,7 @@ def main(
     *,
     cert_ttl: float = 86400.0,
     dns_upstreams: str = "",
+    store_url: str | None = None,
 ) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -593,9 +723,38 @@ def main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        cp = ControlPlane(home, world, concurrency, cert_ttl=cert_ttl, dns_upstreams=dns_upstreams)
+        mesh = asyncio.run(_join(home, store_url)) if store_url is not None else None
+        if mesh is not None:
+            log.info(
+                "replica %s joined the mesh on %s: %s, xDS slot %s",
+                mesh.replica,
+                store_url,
+                "owns the node" if mesh.owns_node else f"node owner {mesh.node_owner}",
+                mesh.slot,
+            )
+        cp = ControlPlane(
+            home,
+            world,
+            concurrency,
+            cert_ttl=cert_ttl,
+            dns_upstreams=dns_upstreams,
+            store_url=store_url,
+            mesh=mesh,
+        )
         asyncio.run(cp.run())
     finally:
         with contextlib.suppress(FileNotFoundError):
             pid_file(home).unlink()
         os.close(lock_fd)
+
+
+async def _join(home: Path, store_url: str) -> Mesh:
+    """Found or join the mesh on etcd, and take an xDS slot (see ``replicas``)."""
+    from meshgate.server.replicas import claim_slot, join
+
+    etcd = Etcd(parse_endpoints(store_url))
+    try:
+        mesh = await join(etcd, home)
+        return dataclasses.replace(mesh, slot=await claim_slot(etcd, mesh))
+    finally:
+        await etcd.close()

@@ -67,6 +67,7 @@ def up(
     timeout: float = 60.0,
     cert_ttl: float | None = None,
     uplink: UplinkConfig | None = None,
+    store: str | None = None,
 ) -> bool:
     """Start the control plane; returns False if one was already running. ``uplink`` is
     the merged setting (saved in the state directory's config here)."""
@@ -115,6 +116,8 @@ def up(
         argv += ["--workload-cert-ttl", str(cert_ttl)]
     if world:
         argv += ["--world", world]
+    if store:
+        argv += ["--store", store]
     logf = server_log(home)
     with open(logf, "ab") as out:
         proc = subprocess.Popen(
