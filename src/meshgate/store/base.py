@@ -1,4 +1,4 @@
-"""The config store contract: what every backend (SQLite now, etcd later) provides.
+"""The config store contract: what every backend (SQLite, etcd) provides.
 
 Rules of this module:
 - The store is generic: it holds canonical wire dicts (``Resource.to_wire()`` output),
@@ -6,10 +6,16 @@ Rules of this module:
 - The store owns ``metadata.uid``, ``metadata.resourceVersion``, ``metadata.generation`` and
   ``metadata.creationTimestamp``; values supplied by callers are ignored. ``status`` is
   written only through ``update_status``; ``apply`` keeps the stored status.
-- Every write gets its own global revision (one per object, monotonically increasing);
-  a resource's ``resourceVersion`` is the revision of its last write, as a string.
+- Revisions are global and only grow: every commit's revisions are above every earlier
+  commit's. A resource's ``resourceVersion`` is the revision of its last write, as a
+  string. SQLite gives each written object its own revision; etcd gives every object of
+  one call the revision of its one transaction. Callers may rely only on what both do:
+  a later commit has higher revisions, and ``events_since(r)`` returns exactly the events
+  of commits after ``r``.
 - ``apply`` and ``delete`` are atomic: every object or none. Watchers hear about a
-  commit after it is durable, all events of one call in one batch, in revision order.
+  commit after it is durable, all events of one call in one batch, in revision order
+  (SQLite: commits through the same store object; etcd: every commit on the etcd prefix,
+  by any process). A write returns after its watchers were handed its batch.
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ class SchemaVersionError(StoreError):
 
 
 class Compacted(StoreError):
-    """The events asked for were dropped from the bounded events table: relist, then poll."""
+    """The events asked for were dropped (SQLite's bounded events table, etcd's compaction):
+    list again, then poll from the listing's revision."""
 
     def __init__(self, requested: int, compacted: int) -> None:
         super().__init__(
@@ -124,7 +131,8 @@ class ConfigStore(Protocol):
         ...
 
     def watch(self, callback: WatchCallback) -> Callable[[], None]:
-        """Call ``callback`` after each commit made through this store; returns unsubscribe."""
+        """Call ``callback`` after each commit (SQLite: made through this store object;
+        etcd: by any process on the same etcd); returns unsubscribe."""
         ...
 
     def close(self) -> None: ...
