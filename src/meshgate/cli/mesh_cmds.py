@@ -64,6 +64,21 @@ def user_ca(home: Path, cert: str | None, key: str | None, root: str | None) -> 
         raise StartError(f"--ca-cert {cert}: {exc}") from None
 
 
+def remember_store(home: Path, url: str) -> None:
+    """Open the store ``--store`` names once (a clear error if it is malformed or does
+    not answer); the state directory remembers it for the control plane."""
+    from meshgate.server.lifecycle import StartError
+    from meshgate.store import StoreError, open_store
+
+    try:
+        store = open_store(home, url)
+    except (ValueError, StoreError) as exc:
+        raise StartError(str(exc)) from None
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
 def register(app: typer.Typer) -> None:
     from meshgate.cli.helpfmt import Command
 
@@ -200,20 +215,9 @@ def register(app: typer.Typer) -> None:
                 user_ca(home, ca_cert, ca_key, ca_root)
             link = ul.merge_config(ul.load_config(home), uplink, uplink_cidr, dns_upstream)
             if store is not None:
-                from meshgate.server.leader import parse_endpoints
-
-                try:
-                    parse_endpoints(store)
-                except ValueError as exc:
-                    raise StartError(str(exc)) from None
+                remember_store(home, store)
             started = start(
-                home,
-                world,
-                concurrency=concurrency,
-                timeout=timeout,
-                cert_ttl=ttl,
-                uplink=link,
-                store=store,
+                home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl, uplink=link
             )
         except ul.UplinkError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -23,12 +23,6 @@ def cli() -> None:
         help="IP:PORT,... the DNS forwards other names to (with the uplink of the state "
         "directory's config)",
     )
-    parser.add_argument(
-        "--store",
-        default=None,
-        help="etcd://HOST:PORT[,...]: the mesh's store on etcd, shared by its replicas "
-        "(default: SQLite in the state directory)",
-    )
     args = parser.parse_args()
     main(
         args.home.expanduser().resolve(),
@@ -36,7 +30,6 @@ def cli() -> None:
         args.concurrency,
         cert_ttl=args.workload_cert_ttl,
         dns_upstreams=args.dns_upstream,
-        store_url=args.store,
     )
 
 

@@ -72,10 +72,11 @@ from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
-from meshgate.server.leader import AlwaysLeader, Etcd, LeaderElection, Leadership, parse_endpoints
+from meshgate.server.leader import AlwaysLeader, Etcd, LeaderElection, Leadership
 from meshgate.server.reconcile import Reconciler
 from meshgate.server.replicas import Mesh, Registration, xds_slot_socket
-from meshgate.store import ConfigStore, open_store
+from meshgate.store import open_store, store_choice
+from meshgate.store.etcd_conn import EtcdConfig, parse_store_url
 from meshgate.telemetry import als, service
 from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
@@ -114,13 +115,13 @@ STARTING_WINDOW = 10.0
 NODE_PROCESSES = "node/"
 
 
-def _open_store(home: Path, url: str | None) -> ConfigStore:
-    """The state directory's SQLite store, or the etcd store ``url`` names."""
-    if url is None:
-        return open_store(home)
-    opener: Any = open_store  # the etcd backend takes the store URL
-    store: ConfigStore = opener(home, url)
-    return store
+def etcd_config(home: Path) -> EtcdConfig | None:
+    """The etcd the state directory's store is on (``up --store``); None: SQLite."""
+    choice = store_choice(home)
+    if not choice["url"].startswith("etcd://"):
+        return None
+    options = {k: v for k, v in choice.items() if k != "url"}
+    return parse_store_url(choice["url"], **options)
 
 
 REGISTRATION_EVERY = 1.5  # seconds between refreshes of this replica's registration
@@ -135,21 +136,21 @@ class ControlPlane:
         *,
         cert_ttl: float = 86400.0,
         dns_upstreams: str = "",
-        store_url: str | None = None,
+        etcd: EtcdConfig | None = None,
         mesh: Mesh | None = None,
     ) -> None:
         self.home = home
         # With etcd, the mesh this replica joined; None: the one control plane (SQLite).
         self.mesh = mesh
         self.owns_node = mesh is None or mesh.owns_node
-        self.store_url = store_url
+        self.store_url = etcd.url if etcd is not None else None
         # The uplink as the state directory's config says (`up` saved it there); the
         # resolvers come from `up`, which read them where it runs.
         self.uplink = uplink.load_config(home)
         self.dns_upstreams = uplink.parse_upstreams(dns_upstreams) if self.uplink.enabled else ()
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
-        self.store = _open_store(home, store_url)
+        self.store = open_store(home)
         self.run_dir = run_dir(home)
         self.runtime = Runtime(home)
         self.node = Node(home)
@@ -193,11 +194,9 @@ class ControlPlane:
         self._etcd: Etcd | None = None
         self._registration: Registration | None = None
         self.replicas: list[dict[str, Any]] = []  # as last read from etcd
-        if mesh is not None and store_url is not None:
-            self._etcd = Etcd(parse_endpoints(store_url))
-            self.leadership = LeaderElection(
-                Etcd(parse_endpoints(store_url)), identity, on_change=self._leader_changed
-            )
+        if mesh is not None and etcd is not None:
+            self._etcd = Etcd(etcd)
+            self.leadership = LeaderElection(Etcd(etcd), identity, on_change=self._leader_changed)
             slot = None if mesh.slot is None else str(xds_slot_socket(mesh.node_owner, mesh.slot))
             self._registration = Registration(
                 self._etcd, mesh, {**identity, "xds": slot, "ownsNode": self.owns_node}
@@ -708,7 +707,6 @@ def main(
     *,
     cert_ttl: float = 86400.0,
     dns_upstreams: str = "",
-    store_url: str | None = None,
 ) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -723,12 +721,13 @@ def main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        mesh = asyncio.run(_join(home, store_url)) if store_url is not None else None
-        if mesh is not None:
+        etcd = etcd_config(home)
+        mesh = asyncio.run(_join(home, etcd)) if etcd is not None else None
+        if mesh is not None and etcd is not None:
             log.info(
                 "replica %s joined the mesh on %s: %s, xDS slot %s",
                 mesh.replica,
-                store_url,
+                etcd.url,
                 "owns the node" if mesh.owns_node else f"node owner {mesh.node_owner}",
                 mesh.slot,
             )
@@ -738,7 +737,7 @@ def main(
             concurrency,
             cert_ttl=cert_ttl,
             dns_upstreams=dns_upstreams,
-            store_url=store_url,
+            etcd=etcd,
             mesh=mesh,
         )
         asyncio.run(cp.run())
@@ -748,11 +747,11 @@ def main(
         os.close(lock_fd)
 
 
-async def _join(home: Path, store_url: str) -> Mesh:
+async def _join(home: Path, config: EtcdConfig) -> Mesh:
     """Found or join the mesh on etcd, and take an xDS slot (see ``replicas``)."""
     from meshgate.server.replicas import claim_slot, join
 
-    etcd = Etcd(parse_endpoints(store_url))
+    etcd = Etcd(config)
     try:
         mesh = await join(etcd, home)
         return dataclasses.replace(mesh, slot=await claim_slot(etcd, mesh))

@@ -1,8 +1,8 @@
 """Leader election among control-plane replicas, on an etcd lease.
 
 Rules:
-- One key, ``/meshgate/leader``, names the leader. A replica becomes leader by putting it,
-  bound to a lease of ``ttl`` seconds (3 by default), in a transaction that succeeds only
+- One key, ``<store prefix>/control/leader``, names the leader. A replica becomes leader
+  by putting it, bound to a lease of ``ttl`` seconds (3 by default), in a transaction that succeeds only
   if the key does not exist (its create revision is 0): at most one replica holds it.
 - The leader refreshes its lease every ``ttl / 3`` seconds. It stops leading AT ONCE when
   a refresh fails, times out, or etcd says the lease is gone, and also when no refresh has
@@ -12,8 +12,9 @@ Rules:
   so a leader killed with ``kill -9`` is replaced within ``ttl + poll`` seconds of its
   last refresh; a leader that stops cleanly revokes its lease and is replaced within
   ``poll``.
-- Every etcd call has a deadline (1 s). A failed call moves to the next endpoint of the
-  store URL, so one dead etcd member costs a retry, not the election.
+- Every etcd call has a deadline (1 s). The client is one gRPC channel over every etcd
+  member of the store URL (the store's own settings: TLS, auth), so one dead member
+  costs a retry, not the election.
 - With the SQLite store there is no election: the one control plane of a state directory
   is always the leader (``AlwaysLeader``).
 - ``on_change`` is called (in the event loop) whenever this replica starts or stops
@@ -29,11 +30,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from meshgate.store.etcd_conn import EtcdConfig
 
 log = logging.getLogger("meshgate.leader")
 
-LEADER_KEY = b"/meshgate/leader"
+LEADER_KEY = "leader"
 DEFAULT_TTL = 3
 POLL = 0.5
 CALL_TIMEOUT = 1.0
@@ -60,59 +64,31 @@ class AlwaysLeader:
         return {"election": "none (one control plane per store)", "leader": self.identity}
 
 
-def parse_endpoints(url: str) -> list[tuple[str, int]]:
-    """``etcd://HOST:PORT[,HOST:PORT...]`` -> [(host, port)]; ValueError saying why not."""
-    if not url.startswith("etcd://"):
-        raise ValueError(f"--store {url!r}: expected etcd://HOST:PORT[,HOST:PORT...]")
-    out = []
-    for part in url.removeprefix("etcd://").rstrip("/").split(","):
-        host, sep, port = part.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"--store {url!r}: {part!r} is not HOST:PORT")
-        out.append((host.strip("[]"), int(port)))
-    return out
-
-
 class Etcd:
-    """An aetcd client over several endpoints: a call that fails moves to the next one."""
+    """The control plane's own etcd client (the store has its own, on its own loop): the
+    store's connection settings (every member as one gRPC channel, TLS, auth), and keys
+    under ``<store prefix>/control/``, beside the store's objects, never among them."""
 
-    def __init__(self, endpoints: list[tuple[str, int]]) -> None:
-        if not endpoints:
-            raise ValueError("no etcd endpoint")
-        self.endpoints = endpoints
-        self._index = 0
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+        self.base = config.prefix + "/control/"
         self._client: Any = None
 
     @property
     def endpoint(self) -> str:
-        host, port = self.endpoints[self._index]
-        return f"{host}:{port}"
+        return self.config.url
 
-    async def _connected(self) -> Any:
-        if self._client is None:
-            import aetcd
-
-            host, port = self.endpoints[self._index]
-            client = aetcd.Client(host=host, port=port, timeout=int(CALL_TIMEOUT) or 1)
-            await asyncio.wait_for(client.connect(), CALL_TIMEOUT)
-            self._client = client
-        return self._client
+    def key(self, name: str) -> bytes:
+        return (self.base + name).encode()
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], timeout: float = CALL_TIMEOUT) -> T:
-        """``fn(client)`` with a deadline; on failure the next call uses the next endpoint."""
-        try:
-            client = await self._connected()
-            return await asyncio.wait_for(fn(client), timeout)
-        except BaseException:
-            await self.reset()
-            raise
+        """``fn(client)`` with a deadline (the channel itself moves between members)."""
+        if self._client is None:
+            from meshgate.store.etcd_conn import _Client
 
-    async def reset(self) -> None:
-        client, self._client = self._client, None
-        self._index = (self._index + 1) % len(self.endpoints)
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.close(), CALL_TIMEOUT)
+            self._client = _Client(self.config)
+        await asyncio.wait_for(self._client.connect(), timeout)
+        return await asyncio.wait_for(fn(self._client), timeout)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -138,7 +114,7 @@ class LeaderElection:
         *,
         ttl: int = DEFAULT_TTL,
         poll: float = POLL,
-        key: bytes = LEADER_KEY,
+        key: str = LEADER_KEY,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         if ttl < 2:
@@ -148,7 +124,7 @@ class LeaderElection:
         self.value = json.dumps(identity, sort_keys=True).encode()
         self.ttl = ttl
         self.poll = poll
-        self.key = key
+        self.key = etcd.key(key)
         self.on_change = on_change
         self._held: _Held | None = None
         self.leader: dict[str, Any] | None = None  # the holder last seen (maybe us)

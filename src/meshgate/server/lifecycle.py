@@ -67,7 +67,6 @@ def up(
     timeout: float = 60.0,
     cert_ttl: float | None = None,
     uplink: UplinkConfig | None = None,
-    store: str | None = None,
 ) -> bool:
     """Start the control plane; returns False if one was already running. ``uplink`` is
     the merged setting (saved in the state directory's config here)."""
@@ -116,8 +115,6 @@ def up(
         argv += ["--workload-cert-ttl", str(cert_ttl)]
     if world:
         argv += ["--world", world]
-    if store:
-        argv += ["--store", store]
     logf = server_log(home)
     with open(logf, "ab") as out:
         proc = subprocess.Popen(

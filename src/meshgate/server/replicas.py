@@ -1,7 +1,7 @@
 """Control-plane replicas on one etcd: the mesh they share, and where each serves xDS.
 
 Rules:
-- The mesh record (``/meshgate/mesh``) is written once, by the first control plane that
+- The mesh record (``<store prefix>/control/mesh``) is written once, by the first control plane that
   starts on an empty etcd, in one transaction that succeeds only if it is absent. It names
   the NODE OWNER: that control plane's state directory and mesh id. The node owner runs
   the node (namespaces, bridge, DNS, the world) and every pod and proxy on it (the
@@ -16,11 +16,11 @@ Rules:
   issues certificates the proxies trust and accepts every proxy's credential. They are
   secrets in etcd: protect etcd as you would the CA key (TLS, auth, disk).
 - xDS slots: the proxies' bootstraps list ``XDS_SLOTS`` socket paths in the node owner's
-  runtime directory, ``xds/xds-<n>.sock``; each replica claims one slot (``/meshgate/
+  runtime directory, ``xds/xds-<n>.sock``; each replica claims one slot (``control/
   xds-slots/<n>`` holding its mesh id, kept across restarts, given back by ``down``) and
   serves there. A replica started later takes a free slot its proxies already list, so no
   proxy restarts for it (the proxies' sandboxes bind the whole directory).
-- Each replica registers itself under ``/meshgate/replicas/<mesh id>`` with a lease of its
+- Each replica registers itself under ``control/replicas/<mesh id>`` with a lease of its
   own (``REPLICA_TTL``), so ``status`` lists the replicas alive now.
 """
 
@@ -36,10 +36,11 @@ from meshgate.home import mesh_id
 from meshgate.runtime import names
 from meshgate.server.leader import Etcd
 
-MESH_KEY = b"/meshgate/mesh"
-SECURITY_PREFIX = "/meshgate/mesh/security/"
-SLOT_PREFIX = "/meshgate/xds-slots/"
-REPLICA_PREFIX = "/meshgate/replicas/"
+# Keys under ``<store prefix>/control/`` (``Etcd.key``).
+MESH_KEY = "mesh"
+SECURITY_PREFIX = "mesh-security/"
+SLOT_PREFIX = "xds-slots/"
+REPLICA_PREFIX = "replicas/"
 XDS_SLOTS = 5
 REPLICA_TTL = 5
 
@@ -105,18 +106,19 @@ async def join(etcd: Etcd, home: Path) -> Mesh:
     """The mesh this control plane belongs to: founded here if etcd has none yet (this
     one owns the node), else joined (its secrets copied into ``home``)."""
     me = mesh_id(home)
-    found = await etcd.call(lambda c: c.get(MESH_KEY))
+    mesh_key = etcd.key(MESH_KEY)
+    found = await etcd.call(lambda c: c.get(mesh_key))
     if found is None:
         ensure_local_secrets(home)
         record = json.dumps({"nodeOwner": me, "nodeHome": str(home.resolve())}).encode()
         files = _security_files(home)
         won, _ = await etcd.call(
             lambda c: c.transaction(
-                compare=[c.transactions.create(MESH_KEY) == 0],
+                compare=[c.transactions.create(mesh_key) == 0],
                 success=[
-                    c.transactions.put(MESH_KEY, record),
+                    c.transactions.put(mesh_key, record),
                     *(
-                        c.transactions.put((SECURITY_PREFIX + rel).encode(), content)
+                        c.transactions.put(etcd.key(SECURITY_PREFIX + rel), content)
                         for rel, content in files.items()
                     ),
                 ],
@@ -126,17 +128,18 @@ async def join(etcd: Etcd, home: Path) -> Mesh:
         )
         if won:
             return Mesh(me, str(home.resolve()), me)
-        found = await etcd.call(lambda c: c.get(MESH_KEY))
+        found = await etcd.call(lambda c: c.get(mesh_key))
         if found is None:
-            raise ReplicaError(f"etcd {MESH_KEY.decode()}: neither written nor readable")
+            raise ReplicaError(f"etcd {mesh_key.decode()}: neither written nor readable")
     try:
         data = json.loads(found.value)
         mesh = Mesh(str(data["nodeOwner"]), str(data["nodeHome"]), me)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ReplicaError(f"etcd {MESH_KEY.decode()}: not a mesh record ({exc})") from None
+        raise ReplicaError(f"etcd {mesh_key.decode()}: not a mesh record ({exc})") from None
     if not mesh.owns_node:
-        got = await etcd.call(lambda c: c.get_prefix(SECURITY_PREFIX.encode()), timeout=5.0)
-        files = {kv.key.decode().removeprefix(SECURITY_PREFIX): kv.value for kv in got}
+        sec = etcd.key(SECURITY_PREFIX)
+        got = await etcd.call(lambda c: c.get_prefix(sec), timeout=5.0)
+        files = {kv.key[len(sec) :].decode(): kv.value for kv in got}
         if not files:
             raise ReplicaError(f"etcd {SECURITY_PREFIX}: the mesh's CA is missing")
         _write_security(home, files)
@@ -145,10 +148,11 @@ async def join(etcd: Etcd, home: Path) -> Mesh:
 
 async def claim_slot(etcd: Etcd, mesh: Mesh) -> int:
     """This replica's xDS slot: the one it held before, else the first free one."""
-    held = await etcd.call(lambda c: c.get_prefix(SLOT_PREFIX.encode()))
+    slots = etcd.key(SLOT_PREFIX)
+    held = await etcd.call(lambda c: c.get_prefix(slots))
     taken = {}
     for kv in held:
-        slot = kv.key.decode().removeprefix(SLOT_PREFIX)
+        slot = kv.key[len(slots) :].decode()
         if slot.isdigit():
             taken[int(slot)] = kv.value.decode()
     for slot, owner in taken.items():
@@ -157,7 +161,7 @@ async def claim_slot(etcd: Etcd, mesh: Mesh) -> int:
     for slot in range(XDS_SLOTS):
         if slot in taken:
             continue
-        if await _put_if_absent(etcd, f"{SLOT_PREFIX}{slot}".encode(), mesh.replica.encode()):
+        if await _put_if_absent(etcd, etcd.key(f"{SLOT_PREFIX}{slot}"), mesh.replica.encode()):
             return slot
     raise ReplicaError(
         f"all {XDS_SLOTS} xDS slots are taken ({', '.join(sorted(taken.values()))}); "
@@ -179,7 +183,7 @@ async def _put_if_absent(etcd: Etcd, key: bytes, value: bytes) -> bool:
 async def release_slot(etcd: Etcd, mesh: Mesh) -> None:
     if mesh.slot is None:
         return
-    key = f"{SLOT_PREFIX}{mesh.slot}".encode()
+    key = etcd.key(f"{SLOT_PREFIX}{mesh.slot}")
     await etcd.call(
         lambda c: c.transaction(
             compare=[c.transactions.value(key) == mesh.replica.encode()],
@@ -194,7 +198,7 @@ class Registration:
 
     def __init__(self, etcd: Etcd, mesh: Mesh, info: dict[str, Any]) -> None:
         self.etcd = etcd
-        self.key = f"{REPLICA_PREFIX}{mesh.replica}".encode()
+        self.key = etcd.key(f"{REPLICA_PREFIX}{mesh.replica}")
         self.value = json.dumps(info, sort_keys=True).encode()
         self._lease: Any = None
 
@@ -216,7 +220,7 @@ class Registration:
 
 async def replicas(etcd: Etcd) -> list[dict[str, Any]]:
     """The replicas registered now."""
-    got = await etcd.call(lambda c: c.get_prefix(REPLICA_PREFIX.encode()))
+    got = await etcd.call(lambda c: c.get_prefix(etcd.key(REPLICA_PREFIX)))
     out = []
     for kv in got:
         try:

@@ -6,20 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from tests.etcd_cluster import etcd_cluster
 
-from meshgate.server.leader import Etcd, LeaderElection, parse_endpoints
-
-
-def test_parse_endpoints() -> None:
-    assert parse_endpoints("etcd://127.0.0.1:2379,[::1]:2380") == [
-        ("127.0.0.1", 2379),
-        ("::1", 2380),
-    ]
-    for bad in ("http://x:1", "etcd://x", "etcd://x:99999", "etcd://:1"):
-        with pytest.raises(ValueError, match="--store"):
-            parse_endpoints(bad)
+from meshgate.server.leader import Etcd, LeaderElection
+from meshgate.store.etcd_conn import parse_store_url
 
 
 async def _until(check, timeout: float) -> float:  # type: ignore[no-untyped-def]
@@ -33,7 +23,7 @@ async def _until(check, timeout: float) -> float:  # type: ignore[no-untyped-def
 
 def test_one_leader_and_takeover() -> None:
     with etcd_cluster(members=1) as cluster:
-        endpoints = parse_endpoints(cluster.store_url)
+        endpoints = parse_store_url(cluster.store_url)
 
         async def scenario() -> None:
             changes: list[tuple[str, bool]] = []
@@ -75,7 +65,7 @@ def test_one_leader_and_takeover() -> None:
 def test_leader_stops_leading_when_etcd_is_gone() -> None:
     """No refresh can succeed: the leader steps down before its lease could expire."""
     with etcd_cluster(members=1) as cluster:
-        endpoints = parse_endpoints(cluster.store_url)
+        endpoints = parse_store_url(cluster.store_url)
 
         async def scenario() -> None:
             a = LeaderElection(Etcd(endpoints), {"replica": "a"})
