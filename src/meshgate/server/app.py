@@ -152,7 +152,10 @@ class ControlPlane:
         self.world: World | None = load_world(world) if world else None
         self.store = open_store(home)
         self.run_dir = run_dir(home)
-        self.runtime = Runtime(home)
+        # A replica on the node owner's machine reads the node's pods (exec, logs,
+        # proxy-config answer from any replica); only the node owner changes them.
+        node_home = Path(mesh.node_home) if mesh is not None else home
+        self.runtime = Runtime(node_home if not self.owns_node and node_home.is_dir() else home)
         self.node = Node(home)
         self.ca = MeshCA(home, lifetime=datetime.timedelta(seconds=cert_ttl))
         # Each proxy authenticates its xDS stream with a credential only it is handed.
@@ -494,11 +497,11 @@ class ControlPlane:
                 "election": lead.get("election"),
                 "leaderTransitions": lead.get("transitions"),
             },
-            "replicas": [
-                f"{r.get('replica')} pid {r.get('pid')} {r.get('home')}"
+            "replicas": {
+                str(r.get("replica")): f"pid {r.get('pid')} {r.get('home')}"
                 + (" (node owner)" if r.get("ownsNode") else "")
                 for r in self.replicas
-            ],
+            },
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -636,6 +639,11 @@ class ControlPlane:
             sock.unlink()
         with contextlib.suppress(FileNotFoundError):
             tfile.unlink()
+        if self._teardown and not self.owns_node:
+            # A replica's runtime directory held its API socket alone (no node recorded
+            # it in a manifest): `down` leaves nothing of it.
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()
 
     def _start_metrics_listener(self) -> None:
         """/metrics for Prometheus; a listener that cannot bind is logged, not fatal."""

@@ -2,8 +2,9 @@
 
 Rules:
 - One key, ``<store prefix>/control/leader``, names the leader. A replica becomes leader
-  by putting it, bound to a lease of ``ttl`` seconds (3 by default), in a transaction that succeeds only
-  if the key does not exist (its create revision is 0): at most one replica holds it.
+  by putting it, bound to a lease of ``ttl`` seconds (3 by default), in a transaction
+  that succeeds only if the key does not exist (its create revision is 0): at most one
+  replica holds it.
 - The leader refreshes its lease every ``ttl / 3`` seconds. It stops leading AT ONCE when
   a refresh fails, times out, or etcd says the lease is gone, and also when no refresh has
   succeeded for ``ttl - margin`` seconds (a hung call): it never believes it leads after

@@ -1,0 +1,191 @@
+"""Two control-plane replicas on a three-member etcd (tests/etcd_cluster.py), driven
+through the CLI: the leader (also the node owner) is killed with SIGKILL under a steady
+curl loop through the egress gateway (the seed walkthrough's steps 1, 3 and 4); no
+request fails, the other replica leads within a few seconds, and a VirtualService change
+applied after the failover reaches both proxies (the sidecar's and the gateway's route
+each add a header the curl shows)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from meshgate.home import mesh_id
+from tests.e2e.conftest import _skip_reason
+from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
+from tests.etcd_cluster import etcd_cluster
+
+pytestmark = pytest.mark.e2e
+
+# The walkthrough's VirtualService, each route adding a response header: the sidecar's
+# (gateways: mesh) and the egress gateway's (gateways: egress-gw).
+VS_AFTER = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: egressgateway-vs
+spec:
+  hosts:
+  - aliyun.com
+  gateways:
+  - egress-gw
+  - mesh
+  http:
+  - match:
+    - gateways:
+      - mesh
+      port: 80
+    headers:
+      response:
+        add:
+          x-sidecar-route: after-failover
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        port:
+          number: 80
+      weight: 100
+  - match:
+    - gateways:
+      - egress-gw
+      port: 80
+    headers:
+      response:
+        add:
+          x-gateway-route: after-failover
+    route:
+    - destination:
+        host: aliyun.com
+        port:
+          number: 80
+      weight: 100
+"""
+
+
+def _status(m: Mesh) -> dict[str, object]:
+    proc = m.meshgate("status", "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
+def _leading(m: Mesh) -> bool:
+    replica = _status(m).get("replica")
+    return isinstance(replica, dict) and replica.get("leading") is True
+
+
+class CurlLoop:
+    """``curl -I aliyun.com`` in the sleep pod, back to back, through ``via``'s API."""
+
+    def __init__(self, via: Mesh, pod: str) -> None:
+        self.via, self.pod = via, pod
+        self.results: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            out = self.via.curl(self.pod, "-I", "aliyun.com")
+            first = (out.stdout.splitlines() or [out.stderr.strip() or "(nothing)"])[0]
+            self.results.append((time.monotonic(), first.strip()))
+
+    def __enter__(self) -> CurlLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _pid(m: Mesh) -> int:
+    return int((m.home / "control-plane.pid").read_text().strip())
+
+
+def _netns_left(*homes: Path) -> list[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [f"mg-{mesh_id(h)}" for h in homes if f"mg-{mesh_id(h)}" in listed]
+
+
+def test_leader_killed_under_traffic(tmp_path: Path) -> None:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with etcd_cluster(members=3) as cluster:
+        a, b = Mesh(tmp_path / "a"), Mesh(tmp_path / "b")
+        try:
+            a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
+            b.meshgate("up", "--store", cluster.store_url)
+            ok, _ = retry(lambda: _leading(a), bool, 10)
+            assert ok, a.log_tail()
+            shown = b.meshgate("status").stdout
+            assert f"leader:          {mesh_id(a.home)} (pid {_pid(a)}" in shown
+            assert f"nodeOwner:     {mesh_id(a.home)} ({a.home.resolve()})" in shown
+            assert "ownsNode:      False" in shown
+
+            # The walkthrough through the replica's API: every replica serves it.
+            for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
+                b.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
+            sleep = a.wait_pod("default", "sleep-")
+            a.wait_pod("istio-system", "istio-egressgateway-")
+            ok, last = retry(
+                lambda: b.curl(sleep, "-I", "aliyun.com").stdout,
+                lambda out: out.startswith("HTTP/1.1 301"),
+                30,
+            )
+            assert ok, last
+
+            with CurlLoop(b, sleep) as loop:
+                time.sleep(3)
+                killed_at = time.monotonic()
+                os.kill(_pid(a), signal.SIGKILL)
+                ok, _ = retry(lambda: _leading(b), bool, 15, interval=0.1)
+                takeover = time.monotonic() - killed_at
+                assert ok, b.log_tail()
+                time.sleep(5)  # traffic goes on with the node owner gone
+            print(f"takeover after SIGKILL of the leader: {takeover:.2f}s")
+            assert takeover < 6, f"the replica took {takeover:.1f}s to lead"
+            after = [r for t, r in loop.results if t > killed_at]
+            assert len(after) >= 5, loop.results
+            failed = [r for _, r in loop.results if not r.startswith("HTTP/1.1 301")]
+            assert not failed, f"{len(failed)} of {len(loop.results)} failed: {failed[:5]}"
+            assert f"leader:          {mesh_id(b.home)}" in b.meshgate("status").stdout
+
+            # A change after the failover reaches both proxies, whichever replica each
+            # was connected to.
+            b.meshgate("apply", "-f", "-", input=VS_AFTER)
+
+            def both_headers() -> str:
+                return b.curl(sleep, "-I", "aliyun.com").stdout.lower()
+
+            ok, last = retry(
+                both_headers,
+                lambda out: (
+                    "x-sidecar-route: after-failover" in out
+                    and "x-gateway-route: after-failover" in out
+                ),
+                20,
+            )
+            assert ok, f"the change did not reach both proxies:\n{last}\n{b.log_tail()}"
+            assert last.startswith("http/1.1 301")
+
+            # The node owner back (same state directory): it owns the node again, and
+            # follows; the leader stays.
+            a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
+            status = _status(a)
+            replica = status.get("replica")
+            assert isinstance(replica, dict) and replica["ownsNode"] is True
+            assert replica["leading"] is False
+            assert _leading(b)
+        finally:
+            b.meshgate("down", check=False)
+            a.meshgate("down", "--force", check=False)
+        assert not _netns_left(a.home, b.home)
+        from meshgate.home import run_dir
+
+        assert not run_dir(a.home).exists() and not run_dir(b.home).exists()
