@@ -1,9 +1,10 @@
 """Two control-plane replicas on a three-member etcd (tests/etcd_cluster.py), driven
-through the CLI: the leader (also the node owner) is killed with SIGKILL under a steady
-curl loop through the egress gateway (the seed walkthrough's steps 1, 3 and 4); no
-request fails, the other replica leads within a few seconds, and a VirtualService change
-applied after the failover reaches both proxies (the sidecar's and the gateway's route
-each add a header the curl shows)."""
+through the CLI. The first (the node owner, and leader) runs the seed walkthrough's steps
+1, 3 and 4; a second replica starts later (the proxies, connected to the first, already
+list its xDS socket). The leader is killed with SIGKILL under a steady curl loop through
+the egress gateway: no request fails, the other replica leads within a few seconds, both
+proxies reconnect to it, and a VirtualService change applied after the failover reaches
+both (the sidecar's and the gateway's route each add a header the curl shows)."""
 
 from __future__ import annotations
 
@@ -103,6 +104,23 @@ class CurlLoop:
         self._thread.join(30)
 
 
+def _proxies(m: Mesh) -> list[str]:
+    """The proxies connected to this replica (its ``proxy-status``), SYNCED on CDS."""
+    rows = m.meshgate("proxy-status").stdout.splitlines()[1:]
+    return [r.split()[0] for r in rows if r.split()[2:3] == ["SYNCED"]]
+
+
+def _led_at(m: Mesh) -> float:
+    """When this replica's log says it became leader (the last time)."""
+    import datetime
+
+    lines = (m.home / "control-plane.log").read_text().splitlines()
+    found = [x for x in lines if "leader election: this replica leads now" in x]
+    assert found, m.log_tail()
+    stamp = datetime.datetime.strptime(found[-1][:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()
+
+
 def _pid(m: Mesh) -> int:
     return int((m.home / "control-plane.pid").read_text().strip())
 
@@ -120,41 +138,52 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
         a, b = Mesh(tmp_path / "a"), Mesh(tmp_path / "b")
         try:
             a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
-            b.meshgate("up", "--store", cluster.store_url)
             ok, _ = retry(lambda: _leading(a), bool, 10)
             assert ok, a.log_tail()
-            shown = b.meshgate("status").stdout
-            assert f"leader:          {mesh_id(a.home)} (pid {_pid(a)}" in shown
-            assert f"nodeOwner:     {mesh_id(a.home)} ({a.home.resolve()})" in shown
-            assert "ownsNode:      False" in shown
-
-            # The walkthrough through the replica's API: every replica serves it.
             for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
-                b.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
+                a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
             sleep = a.wait_pod("default", "sleep-")
             a.wait_pod("istio-system", "istio-egressgateway-")
             ok, last = retry(
-                lambda: b.curl(sleep, "-I", "aliyun.com").stdout,
+                lambda: a.curl(sleep, "-I", "aliyun.com").stdout,
                 lambda out: out.startswith("HTTP/1.1 301"),
                 30,
             )
             assert ok, last
+            # Every proxy is on the only replica there is...
+            assert len(_proxies(a)) == 2, _proxies(a)
+
+            # ... and a replica started later is one the proxies already list.
+            b.meshgate("up", "--store", cluster.store_url)
+            shown = b.meshgate("status").stdout
+            assert f"leader:          {mesh_id(a.home)} (pid {_pid(a)}" in shown
+            assert f"nodeOwner:     {mesh_id(a.home)} ({a.home.resolve()})" in shown
+            assert "ownsNode:      False" in shown
+            # It serves the API: the mesh's objects and pods, exec in them.
+            pods = b.meshgate("get", "pods", "-A").stdout
+            assert sleep in pods and "istio-egressgateway-" in pods
+            assert b.curl(sleep, "-I", "aliyun.com").stdout.startswith("HTTP/1.1 301")
 
             with CurlLoop(b, sleep) as loop:
                 time.sleep(3)
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 os.kill(_pid(a), signal.SIGKILL)
                 ok, _ = retry(lambda: _leading(b), bool, 15, interval=0.1)
                 takeover = time.monotonic() - killed_at
                 assert ok, b.log_tail()
                 time.sleep(5)  # traffic goes on with the node owner gone
-            print(f"takeover after SIGKILL of the leader: {takeover:.2f}s")
+            led = _led_at(b) - killed_wall
+            print(f"takeover after SIGKILL: {led:.2f}s in b's log, {takeover:.2f}s seen by status")
+            assert 0 < led < 5, f"b led {led:.2f}s after the kill"
             assert takeover < 6, f"the replica took {takeover:.1f}s to lead"
             after = [r for t, r in loop.results if t > killed_at]
             assert len(after) >= 5, loop.results
             failed = [r for _, r in loop.results if not r.startswith("HTTP/1.1 301")]
             assert not failed, f"{len(failed)} of {len(loop.results)} failed: {failed[:5]}"
             assert f"leader:          {mesh_id(b.home)}" in b.meshgate("status").stdout
+            # Both proxies moved to the replica left.
+            ok, moved = retry(lambda: _proxies(b), lambda p: len(p) == 2, 15)
+            assert ok, moved
 
             # A change after the failover reaches both proxies, whichever replica each
             # was connected to.
