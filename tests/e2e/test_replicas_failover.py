@@ -163,6 +163,11 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
             pods = b.meshgate("get", "pods", "-A").stdout
             assert sleep in pods and "istio-egressgateway-" in pods
             assert b.curl(sleep, "-I", "aliyun.com").stdout.startswith("HTTP/1.1 301")
+            # One CA for the mesh: the replica issues what the proxies trust, and shows
+            # the same root; rotating it is refused (not shared between replicas yet).
+            assert a.meshgate("ca", "status").stdout == b.meshgate("ca", "status").stdout
+            refused = b.meshgate("ca", "rotate", check=False)
+            assert refused.returncode != 0 and "not supported there yet" in refused.stderr
 
             with CurlLoop(b, sleep) as loop:
                 time.sleep(3)

@@ -62,7 +62,7 @@ from meshgate.console.server import ConsoleServer
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import capture, envoy, names, procs, sandbox, uplink
+from meshgate.runtime import capture, envoy, procs, sandbox, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
@@ -72,11 +72,11 @@ from meshgate.security import proxy_credentials, sds
 from meshgate.security.ca import MeshCA
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
-from meshgate.server.leader import AlwaysLeader, Etcd, LeaderElection, Leadership
+from meshgate.server.membership import Membership, etcd_config, found_or_join
 from meshgate.server.reconcile import Reconciler
-from meshgate.server.replicas import Mesh, Registration, xds_slot_socket
-from meshgate.store import open_store, store_choice
-from meshgate.store.etcd_conn import EtcdConfig, parse_store_url
+from meshgate.server.replicas import Mesh
+from meshgate.store import open_store
+from meshgate.store.etcd_conn import EtcdConfig
 from meshgate.telemetry import als, service
 from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
@@ -115,18 +115,6 @@ STARTING_WINDOW = 10.0
 NODE_PROCESSES = "node/"
 
 
-def etcd_config(home: Path) -> EtcdConfig | None:
-    """The etcd the state directory's store is on (``up --store``); None: SQLite."""
-    choice = store_choice(home)
-    if not choice["url"].startswith("etcd://"):
-        return None
-    options = {k: v for k, v in choice.items() if k != "url"}
-    return parse_store_url(choice["url"], **options)
-
-
-REGISTRATION_EVERY = 1.5  # seconds between refreshes of this replica's registration
-
-
 class ControlPlane:
     def __init__(
         self,
@@ -143,7 +131,6 @@ class ControlPlane:
         # With etcd, the mesh this replica joined; None: the one control plane (SQLite).
         self.mesh = mesh
         self.owns_node = mesh is None or mesh.owns_node
-        self.store_url = etcd.url if etcd is not None else None
         # The uplink as the state directory's config says (`up` saved it there); the
         # resolvers come from `up`, which read them where it runs.
         self.uplink = uplink.load_config(home)
@@ -192,25 +179,14 @@ class ControlPlane:
             credential_header=proxy_credentials.HEADER,
             services=[als.add_to_server(als_servicer)],
         )
-        identity = {"replica": names.mesh_id(home), "home": str(home), "pid": os.getpid()}
-        self.leadership: Leadership = AlwaysLeader(identity)
-        self._etcd: Etcd | None = None
-        self._registration: Registration | None = None
-        self.replicas: list[dict[str, Any]] = []  # as last read from etcd
-        if mesh is not None and etcd is not None:
-            self._etcd = Etcd(etcd)
-            self.leadership = LeaderElection(Etcd(etcd), identity, on_change=self._leader_changed)
-            slot = None if mesh.slot is None else str(xds_slot_socket(mesh.node_owner, mesh.slot))
-            self._registration = Registration(
-                self._etcd, mesh, {**identity, "xds": slot, "ownsNode": self.owns_node}
-            )
+        self.members = Membership(home, etcd, mesh, self._leader_changed)
         self.reconciler = Reconciler(
             home,
             self.store,
             self.runtime,
             mesh.xds_sockets() if mesh is not None else xds_socket(self.node.mesh_id),
             concurrency=concurrency,
-            leading=lambda: self.leadership.leading,
+            leading=lambda: self.members.leading,
             kubelet=self.owns_node,
             proxy_credential=lambda node: (
                 proxy_credentials.HEADER,
@@ -435,6 +411,16 @@ class ControlPlane:
         }
 
     def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
+        if self.mesh is not None:
+            from meshgate.security.ca import RotationError
+
+            # Each replica holds the root in its own state directory (copied from etcd
+            # when it joined): a rotation on one would leave the others signing with the
+            # old root alone.
+            raise RotationError(
+                "the mesh has its store on etcd, where replicas share the CA: rotating "
+                "the root is not supported there yet (docs/replicas.md)"
+            )
         new = self.ca.rotate(
             activate_after=datetime.timedelta(seconds=activate_after),
             overlap=None if overlap is None else datetime.timedelta(seconds=overlap),
@@ -471,37 +457,7 @@ class ControlPlane:
             "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
             "metrics": self.metrics_listener.url if self.metrics_listener else None,
             "console": self.console.base,
-            **self._replica_status(),
-        }
-
-    def _replica_status(self) -> dict[str, Any]:
-        """Who leads, and (with etcd) the mesh's replicas and which one owns the node."""
-        if self.mesh is None:
-            return {}
-        lead = self.leadership.describe()
-        leader = lead.get("leader") or {}
-        return {
-            "store": self.store_url,
-            "leader": (
-                f"{leader.get('replica')} (pid {leader.get('pid')}, {leader.get('home')})"
-                + (" - this replica" if self.leadership.leading else "")
-                if leader
-                else "<none>"
-            ),
-            "replica": {
-                "id": self.mesh.replica,
-                "leading": self.leadership.leading,
-                "ownsNode": self.owns_node,
-                "nodeOwner": f"{self.mesh.node_owner} ({self.mesh.node_home})",
-                "xdsSlot": self.mesh.slot,
-                "election": lead.get("election"),
-                "leaderTransitions": lead.get("transitions"),
-            },
-            "replicas": {
-                str(r.get("replica")): f"pid {r.get('pid')} {r.get('home')}"
-                + (" (node owner)" if r.get("ownsNode") else "")
-                for r in self.replicas
-            },
+            **self.members.status(),
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -571,9 +527,7 @@ class ControlPlane:
             # owner's uid, so its pods are neither collected nor left to no controller.
             await asyncio.to_thread(self.reconciler.adopt_owner_uids)
             await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
-        xds_sock = xds_socket(self.node.mesh_id)
-        if self.mesh is not None and self.mesh.slot is not None:
-            xds_sock = xds_slot_socket(self.mesh.node_owner, self.mesh.slot)
+        xds_sock = self.members.xds_socket(xds_socket(self.node.mesh_id))
         xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
         os.chmod(xds_sock.parent, 0o750)
@@ -607,12 +561,7 @@ class ControlPlane:
             loop.add_signal_handler(sig, self.request_shutdown, False)
         api_task = asyncio.create_task(server.serve())
         loop_task = asyncio.create_task(self._loop())
-        replica_tasks = []
-        if isinstance(self.leadership, LeaderElection):
-            replica_tasks = [
-                asyncio.create_task(self.leadership.run()),
-                asyncio.create_task(self._register_loop()),
-            ]
+        self.members.start()
         while not server.started:
             await asyncio.sleep(0.02)
         os.chmod(sock, 0o600)
@@ -622,7 +571,7 @@ class ControlPlane:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
-        await self._leave(replica_tasks)
+        await self.members.leave(self._teardown)
         self._exits.close()
         await asyncio.to_thread(self.reconciler.close)  # pod starts under way end first
         async with self._lock:
@@ -660,40 +609,6 @@ class ControlPlane:
         self.metrics_listener.start()
         log.info("metrics at %s", self.metrics_listener.url)
 
-    async def _register_loop(self) -> None:
-        """Keep this replica registered, and the list of replicas fresh for ``status``."""
-        from meshgate.server.replicas import replicas
-
-        assert self._registration is not None and self._etcd is not None
-        etcd = self._etcd
-        while True:
-            try:
-                await self._registration.refresh()
-                self.replicas = await replicas(etcd)
-            except Exception as exc:
-                log.warning("replica registration on etcd %s failed: %r", etcd.endpoint, exc)
-            await asyncio.sleep(REGISTRATION_EVERY)
-
-    async def _leave(self, tasks: list[asyncio.Task[None]]) -> None:
-        """Resign (revoke the leader lease: another replica leads at once), deregister,
-        and with ``down`` give the xDS slot back."""
-        if not tasks:
-            return
-        from meshgate.server.replicas import release_slot
-
-        tasks[1].cancel()
-        if isinstance(self.leadership, LeaderElection):
-            await self.leadership.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        assert self._registration is not None and self._etcd is not None
-        try:
-            await self._registration.remove()
-            if self._teardown and self.mesh is not None:
-                await release_slot(self._etcd, self.mesh)
-        except Exception as exc:
-            log.warning("leaving etcd cleanly failed (the leases expire anyway): %r", exc)
-        await self._etcd.close()
-
     def _teardown_all(self) -> None:
         if not self.owns_node:
             # A replica without the node made no pod, namespace or process: the mesh's
@@ -730,15 +645,7 @@ def main(
     )
     try:
         etcd = etcd_config(home)
-        mesh = asyncio.run(_join(home, etcd)) if etcd is not None else None
-        if mesh is not None and etcd is not None:
-            log.info(
-                "replica %s joined the mesh on %s: %s, xDS slot %s",
-                mesh.replica,
-                etcd.url,
-                "owns the node" if mesh.owns_node else f"node owner {mesh.node_owner}",
-                mesh.slot,
-            )
+        mesh = asyncio.run(found_or_join(home, etcd)) if etcd is not None else None
         cp = ControlPlane(
             home,
             world,
@@ -753,15 +660,3 @@ def main(
         with contextlib.suppress(FileNotFoundError):
             pid_file(home).unlink()
         os.close(lock_fd)
-
-
-async def _join(home: Path, config: EtcdConfig) -> Mesh:
-    """Found or join the mesh on etcd, and take an xDS slot (see ``replicas``)."""
-    from meshgate.server.replicas import claim_slot, join
-
-    etcd = Etcd(config)
-    try:
-        mesh = await join(etcd, home)
-        return dataclasses.replace(mesh, slot=await claim_slot(etcd, mesh))
-    finally:
-        await etcd.close()
