@@ -20,6 +20,9 @@ Use::
         cluster.endpoints        # "127.0.0.1:PORT,127.0.0.1:PORT,..." (for etcd://)
         cluster.store_url        # "etcd://127.0.0.1:PORT,..."
         cluster.stop(0); cluster.start(0)
+
+    with etcd_cluster(tls=True) as cluster:   # clients need cluster.tls_files' certificates
+        ...
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ETCD = os.environ.get("MESHGATE_ETCD_BINARY", "/usr/bin/etcd")
 # Large enough for one apply of thousands of objects in one transaction (etcd's defaults:
 # 128 operations, 1.5 MiB per request); the store's docs tell operators the same.
-MAX_TXN_OPS = 20_000
+MAX_TXN_OPS = 100_000
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
@@ -70,6 +74,69 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _write_tls(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(cn: str, key: ec.EllipticCurvePrivateKey, issuer: Any, ca: bool, **ext: Any) -> Any:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(name("meshgate-test-etcd-ca") if issuer else name(cn))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        for value in ext.values():
+            b = b.add_extension(value, critical=False)
+        return b.sign(issuer or key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("meshgate-test-etcd-ca", ca_key, None, True)
+    files: dict[str, Path] = {}
+
+    def save(label: str, c: Any, key: ec.EllipticCurvePrivateKey | None) -> None:
+        files[label] = directory / f"{label}.pem"
+        files[label].write_bytes(c.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            files[f"{label}-key"] = directory / f"{label}-key.pem"
+            files[f"{label}-key"].write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+
+    save("ca", ca, None)
+    for label, usage in (
+        ("server", ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        san = x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        )
+        save(
+            label, cert(label, key, ca_key, False, san=san, eku=x509.ExtendedKeyUsage([usage])), key
+        )
+    return files
+
+
 @dataclass
 class Member:
     name: str
@@ -78,10 +145,11 @@ class Member:
     data_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -93,17 +161,30 @@ class EtcdCluster:
     """1 or 3 (any number of) etcd members on 127.0.0.1; ``start_all`` then ``close``."""
 
     size: int = 1
+    tls: bool = False
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meshgate-etcd-")))
     members: list[Member] = field(default_factory=list)
     token: str = ""
+    # With ``tls``: "ca", "server", "server-key", "client", "client-key" PEM files; members
+    # then take clients over TLS only, with a client certificate of that CA.
+    tls_files: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ports = _free_ports(2 * self.size)
         self.token = f"meshgate-test-{os.getpid()}-{ports[0]}"
+        if self.tls:
+            self.tls_files = _write_tls(self.root / "tls")
         for i in range(self.size):
             d = self.root / f"m{i}"
             self.members.append(
-                Member(f"m{i}", ports[2 * i], ports[2 * i + 1], d / "data", d / "etcd.log")
+                Member(
+                    f"m{i}",
+                    ports[2 * i],
+                    ports[2 * i + 1],
+                    d / "data",
+                    d / "etcd.log",
+                    scheme="https" if self.tls else "http",
+                )
             )
 
     @property
@@ -138,7 +219,16 @@ class EtcdCluster:
             "--heartbeat-interval=50",
             "--election-timeout=500",
             "--logger=zap",
-        ]
+        ] + (
+            [
+                f"--cert-file={self.tls_files['server']}",
+                f"--key-file={self.tls_files['server-key']}",
+                f"--trusted-ca-file={self.tls_files['ca']}",
+                "--client-cert-auth",
+            ]
+            if self.tls
+            else []
+        )
 
     def start(self, index: int, *, wait: bool = True) -> None:
         """Start (or restart) member ``index`` with its data dir; wait until it is healthy."""
@@ -178,7 +268,9 @@ class EtcdCluster:
                     f"etcd {m.name} exited ({m.process.returncode}): {self.log(index)}"
                 )
             try:
-                with urllib.request.urlopen(f"{m.client_url}/health", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"{m.client_url}/health", timeout=2, context=self._ssl()
+                ) as r:
                     body = r.read().decode()
                 if '"health":"true"' in body.replace(" ", ""):
                     return
@@ -189,6 +281,15 @@ class EtcdCluster:
         raise RuntimeError(
             f"etcd {m.name} not healthy after {timeout}s ({last}): {self.log(index)}"
         )
+
+    def _ssl(self) -> Any:
+        if not self.tls:
+            return None
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(self.tls_files["ca"]))
+        ctx.load_cert_chain(self.tls_files["client"], self.tls_files["client-key"])
+        return ctx
 
     def start_all(self) -> None:
         # Members of a new cluster wait for each other: start all, then wait for each.
@@ -211,10 +312,11 @@ class EtcdCluster:
 
 
 @contextlib.contextmanager
-def etcd_cluster(members: int = 1) -> Iterator[EtcdCluster]:
-    """A running cluster of ``members`` etcd members; skips if etcd is not installed."""
+def etcd_cluster(members: int = 1, *, tls: bool = False) -> Iterator[EtcdCluster]:
+    """A running cluster of ``members`` etcd members (clients over mutual TLS with ``tls``:
+    ``cluster.tls_files``); skips if etcd is not installed."""
     require_etcd()
-    cluster = EtcdCluster(members)
+    cluster = EtcdCluster(members, tls=tls)
     try:
         cluster.start_all()
         yield cluster

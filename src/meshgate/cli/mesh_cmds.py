@@ -64,19 +64,33 @@ def user_ca(home: Path, cert: str | None, key: str | None, root: str | None) -> 
         raise StartError(f"--ca-cert {cert}: {exc}") from None
 
 
-def remember_store(home: Path, url: str) -> None:
-    """Open the store ``--store`` names once (a clear error if it is malformed or does
-    not answer); the state directory remembers it for the control plane."""
-    from meshgate.server.lifecycle import StartError
-    from meshgate.store import StoreError, open_store
+def choose_store(home: Path, url: str | None, options: dict[str, str | None]) -> None:
+    """``up --store``: check that the store answers and remember it in the state directory
+    (every later command and the control plane open what it remembers)."""
+    from meshgate.server.lifecycle import StartError, is_running
+    from meshgate.store import StoreError, open_store, store_choice
 
+    if url is None:
+        if any(options.values()):
+            raise StartError("--etcd-* options go with --store etcd://HOST:PORT[,...]")
+        if not (home / "store.json").exists():
+            return
+        try:  # the remembered store: does it answer?
+            open_store(home).close()
+        except (ValueError, StoreError) as exc:
+            raise StartError(str(exc)) from None
+        return
+    if is_running(home):
+        running = store_choice(home)["url"]
+        if running != url:
+            raise StartError(
+                f"the control plane runs on the store {running}, not {url}: "
+                "`meshgate down` first to switch stores"
+            )
     try:
-        store = open_store(home, url)
+        open_store(home, url, **options).close()
     except (ValueError, StoreError) as exc:
         raise StartError(str(exc)) from None
-    close = getattr(store, "close", None)
-    if close is not None:
-        close()
 
 
 def register(app: typer.Typer) -> None:
@@ -182,12 +196,49 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--store",
-                metavar="etcd://HOST:PORT[,...]",
-                help="Keep the mesh's configuration in etcd instead of SQLite in the state "
-                "directory. Several `up`s with their own MESHGATE_HOME on one etcd are "
-                "replicas of one mesh: they share its CA, serve the API and xDS, and elect "
-                "one leader to run the controllers; the first owns the node and its pods "
-                "(docs/replicas.md).",
+                metavar="URL",
+                help="Where the configuration is kept: 'sqlite' (a file in the state "
+                "directory, the default) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (an "
+                "etcd v3 cluster several control planes can share; docs/store.md). Kept in "
+                "the state directory: later commands and `up`s use the same store.",
+            ),
+        ] = None,
+        etcd_cacert: Annotated[
+            str | None,
+            typer.Option(
+                "--etcd-cacert",
+                metavar="PATH",
+                help="etcd's CA bundle: talk TLS to etcd (as etcdctl --cacert).",
+            ),
+        ] = None,
+        etcd_cert: Annotated[
+            str | None,
+            typer.Option(
+                "--etcd-cert",
+                metavar="PATH",
+                help="Client certificate for etcd (as etcdctl --cert); needs --etcd-key.",
+            ),
+        ] = None,
+        etcd_key: Annotated[
+            str | None,
+            typer.Option("--etcd-key", metavar="PATH", help="Key of --etcd-cert (etcdctl --key)."),
+        ] = None,
+        etcd_user: Annotated[
+            str | None,
+            typer.Option(
+                "--etcd-user",
+                metavar="NAME[:PASSWORD]",
+                help="etcd user (as etcdctl --user); the password after ':' or --etcd-password.",
+            ),
+        ] = None,
+        etcd_password: Annotated[
+            str | None,
+            typer.Option(
+                "--etcd-password",
+                metavar="PASSWORD",
+                envvar="MESHGATE_ETCD_PASSWORD",
+                help="Password of --etcd-user (etcdctl --password); kept in the state "
+                "directory's store.json (mode 0600).",
             ),
         ] = None,
     ) -> None:
@@ -196,7 +247,12 @@ def register(app: typer.Typer) -> None:
         Example: meshgate up --world demo
         Example: meshgate up --uplink --dns-upstream 192.0.2.53
         Example: meshgate up --world demo --exclude-ip-ranges 198.51.100.10/32
-        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://127.0.0.1:2379
+        Example: meshgate up --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
+        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://10.0.0.1:2379
+
+        Control planes started with their own MESHGATE_HOME on one etcd are replicas of
+        one mesh: each serves the API and xDS, one elected leader runs the controllers,
+        and the first one owns the node and its pods (docs/replicas.md).
         """
         from meshgate.home import state_dir
         from meshgate.runtime import uplink as ul
@@ -204,6 +260,18 @@ def register(app: typer.Typer) -> None:
         from meshgate.server.lifecycle import up as start
 
         home = state_dir()
+        etcd = {
+            "cacert": etcd_cacert,
+            "cert": etcd_cert,
+            "key": etcd_key,
+            "user": etcd_user,
+            "password": etcd_password,
+        }
+        try:
+            choose_store(home, store, etcd)
+        except StartError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if include_ip_ranges is not None or exclude_ip_ranges is not None:
             from meshgate.cli.install import set_capture_ranges
 
@@ -214,8 +282,6 @@ def register(app: typer.Typer) -> None:
             if ca_cert or ca_key or ca_root:
                 user_ca(home, ca_cert, ca_key, ca_root)
             link = ul.merge_config(ul.load_config(home), uplink, uplink_cidr, dns_upstream)
-            if store is not None:
-                remember_store(home, store)
             started = start(
                 home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl, uplink=link
             )

@@ -59,6 +59,12 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def is_running(home: Path) -> bool:
+    """Whether a control plane of ``home`` runs (its pid file names a live process)."""
+    pid = _pid(home)
+    return pid is not None and _running(pid)
+
+
 def up(
     home: Path,
     world: str | None,

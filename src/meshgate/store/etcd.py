@@ -33,6 +33,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
@@ -56,7 +57,7 @@ from meshgate.store.canonical import (
     user_view,
     with_status,
 )
-from meshgate.store.etcd_conn import CALL_TIMEOUT, Connection, EtcdConfig
+from meshgate.store.etcd_conn import FAILOVER_WINDOW, Connection, EtcdConfig
 from meshgate.store.etcd_watch import (
     WatchHub,
     batches,
@@ -67,7 +68,7 @@ from meshgate.store.etcd_watch import (
     unstamped,
 )
 from meshgate.store.sqlite import HISTORY_BYTES, ObjectTooLarge
-from meshgate.validation.limits import too_large
+from meshgate.validation.limits import MAX_OBJECT_BYTES, too_large
 
 log = logging.getLogger("meshgate.store.etcd")
 
@@ -140,12 +141,14 @@ def _new_uid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _body(obj: dict[str, Any], where: str) -> str:
+def _body(obj: dict[str, Any], where: str, key: ResourceKey) -> str:
+    """The stored text of ``obj``; ObjectTooLarge (naming ``key``) as SQLite's store says."""
     body = to_json(unstamped(obj), where)
-    if len(body) * 4 > 1_500_000:
+    # len(body) bounds the UTF-8 size from below and by a quarter from above.
+    if len(body) * 4 > MAX_OBJECT_BYTES:
         problem = too_large(len(body.encode()))
         if problem is not None:
-            raise ObjectTooLarge(f"{where}: {problem}")
+            raise ObjectTooLarge(f"{key}: {problem}")
     return body
 
 
@@ -156,7 +159,8 @@ class _Plan:
         self.reads = reads
         self.pending: dict[ResourceKey, Current | None] = {k: r.current() for k, r in reads.items()}
         self.puts: dict[ResourceKey, str] = {}  # key -> body
-        self.deletes: set[ResourceKey] = set()
+        # Ordered (a dict, not a set): a transaction's events come in its operations' order.
+        self.deletes: dict[ResourceKey, None] = {}
         self.changes: list[tuple[Change, bool]] = []  # (change, written)
 
     @property
@@ -191,7 +195,8 @@ class EtcdStore:
         self.conn = Connection(config)
         self._hub = WatchHub(self.conn, self._objects)
         try:
-            self.revision()  # unreachable etcd: a clear error now, not at the first write
+            # Unreachable etcd: a clear error now (not after a failover wait, not at a write).
+            self.conn.run(self._range(self._revkey, retry=0))
         except BaseException:
             self.conn.close()
             raise
@@ -208,13 +213,8 @@ class EtcdStore:
 
     # reads
 
-    async def _range(self, key: bytes, end: bytes = b"", revision: int = 0) -> Any:
-        kv = await self.conn.kv()
-        return await kv.Range(
-            rpc.RangeRequest(key=key, range_end=end, revision=revision),
-            timeout=CALL_TIMEOUT,
-            metadata=self.conn.metadata,
-        )
+    async def _range(self, key: bytes, end: bytes = b"", *, retry: float = FAILOVER_WINDOW) -> Any:
+        return await self.conn.kv("Range", rpc.RangeRequest(key=key, range_end=end), retry=retry)
 
     def get(self, key: ResourceKey) -> StoredObject | None:
         resp = self.conn.run(self._range(key_path(self._objects, key)))
@@ -232,7 +232,7 @@ class EtcdStore:
         for part in parts:
             if part is None:
                 break
-            start += part.encode() + b"/"
+            start += quote(part, safe="").encode() + b"/"
         resp = self.conn.run(self._range(start, prefix_range_end(start)))
         out = []
         for m in resp.kvs:
@@ -253,7 +253,7 @@ class EtcdStore:
         return [
             StoredObject(
                 key,
-                stamped(json.loads(body), meta["r"]),
+                stamped(json.loads(body), meta.get("v", meta["r"])),
                 meta["r"],
                 meta["g"],
                 bool(meta["d"]),
@@ -263,8 +263,10 @@ class EtcdStore:
         ]
 
     def revision(self) -> int:
+        """The revision of the store's last commit; before the first, etcd's current one
+        (other keys on the same etcd move it: it is only ever a lower bound to poll from)."""
         resp = self.conn.run(self._range(self._revkey))
-        return int(resp.kvs[0].mod_revision) if resp.kvs else 0
+        return int(resp.kvs[0].mod_revision if resp.kvs else resp.header.revision)
 
     def events_since(self, revision: int) -> builtins.list[Event]:
         return self.conn.run(self._events_since(revision), timeout=60)
@@ -307,7 +309,6 @@ class EtcdStore:
 
     async def _read(self, keys: builtins.list[ResourceKey]) -> dict[ResourceKey, _Read]:
         """Objects and history of ``keys``, a read-only transaction per chunk of keys."""
-        kv = await self.conn.kv()
         out: dict[ResourceKey, _Read] = {}
         for start in range(0, len(keys), _READ_CHUNK):
             chunk = keys[start : start + _READ_CHUNK]
@@ -317,9 +318,7 @@ class EtcdStore:
                     ops.append(
                         rpc.RequestOp(request_range=rpc.RangeRequest(key=key_path(base, key)))
                     )
-            resp = await kv.Txn(
-                rpc.TxnRequest(success=ops), timeout=CALL_TIMEOUT, metadata=self.conn.metadata
-            )
+            resp = await self.conn.kv("Txn", rpc.TxnRequest(success=ops))
             ranges = [r.response_range for r in resp.responses]
             for i, key in enumerate(chunk):
                 obj, hist = ranges[2 * i].kvs, ranges[2 * i + 1].kvs
@@ -351,7 +350,7 @@ class EtcdStore:
     async def _commit(self, p: _Plan) -> int:
         """The transaction's revision, or 0 if a compare failed (nothing written)."""
         compare, ops = [], []
-        for key in p.puts.keys() | p.deletes:
+        for key in [*p.puts, *p.deletes]:
             path = key_path(self._objects, key)
             compare.append(
                 rpc.Compare(
@@ -375,7 +374,7 @@ class EtcdStore:
                     request_delete_range=rpc.DeleteRangeRequest(key=key_path(self._objects, key))
                 )
             )
-        for key in p.puts.keys() | p.deletes:
+        for key in [*p.puts, *p.deletes]:
             hist = p.reads[key].hist
             if not any(meta["r"] is None for meta, _ in hist.lines):
                 continue  # a status write: no new version
@@ -388,12 +387,7 @@ class EtcdStore:
                 )
             )
         ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=self._revkey, value=b"")))
-        kv = await self.conn.kv()
-        resp = await kv.Txn(
-            rpc.TxnRequest(compare=compare, success=ops),
-            timeout=CALL_TIMEOUT,
-            metadata=self.conn.metadata,
-        )
+        resp = await self.conn.kv("Txn", rpc.TxnRequest(compare=compare, success=ops))
         return int(resp.header.revision) if resp.succeeded else 0
 
     def _stamp(self, p: _Plan, revision: int) -> None:
@@ -429,9 +423,9 @@ class EtcdStore:
         if planned.action == "unchanged":
             p.changes.append((Change(key, "unchanged", planned.object), False))
             return
-        body = _body(planned.object, where)
+        body = _body(planned.object, where, key)
         p.puts[key] = body
-        p.deletes.discard(key)
+        p.deletes.pop(key, None)
         p.history(key, {"g": planned.generation, "d": 0, "c": int(current is None)}, body)
         p.pending[key] = Current(planned.object, planned.generation)
         p.changes.append((Change(key, planned.action, planned.object), True))
@@ -445,7 +439,7 @@ class EtcdStore:
                 p.changes.append((Change(key, "unchanged", current.object), False))
                 return
             new = with_status(current.object, status, revision=0)
-            p.puts[key] = _body(new, f"status of {key}")
+            p.puts[key] = _body(new, f"status of {key}", key)
             p.changes.append((Change(key, "configured", new), True))
 
         p = self._write([key], plan)
@@ -475,10 +469,12 @@ class EtcdStore:
             current = p.pending[key]
             if current is None:
                 continue
-            body = _body(current.object, str(key))
+            body = _body(current.object, str(key), key)
             p.puts.pop(key, None)
-            p.deletes.add(key)
-            p.history(key, {"g": current.generation, "d": 1, "c": 0}, body)
+            p.deletes[key] = None
+            # A deletion's version is the object it removed, with that object's revision.
+            rv = int(current.object["metadata"]["resourceVersion"])
+            p.history(key, {"g": current.generation, "d": 1, "c": 0, "v": rv}, body)
             p.pending[key] = None
             # The last state, as stored (its own resourceVersion), as SQLite reports it.
             p.changes.append((Change(key, "deleted", current.object), False))

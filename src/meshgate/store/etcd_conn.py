@@ -36,6 +36,8 @@ T = TypeVar("T")
 DEFAULT_PREFIX = "/meshgate/registry"
 # Seconds one call may take (a member election takes well under this).
 CALL_TIMEOUT = 15.0
+# Seconds a call keeps trying while the member it used is gone (an election is ~1 s).
+FAILOVER_WINDOW = 8.0
 # Big transactions and watch responses (a bulk apply of thousands of objects is one of each).
 _MAX_MESSAGE = 512 * 1024 * 1024
 
@@ -140,10 +142,19 @@ class _Client(aetcd.Client):  # type: ignore[misc]
             },
         )
         self.config = config
+        self._connect_lock: asyncio.Lock | None = None
 
     async def connect(self) -> None:
         if self._connected.is_set():
             return
+        # Coroutines of one loop may all find it unconnected: one of them connects.
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if not self._connected.is_set():
+                await self._open()
+
+    async def _open(self) -> None:
         config = self.config
         target = _target(config)
         options = list(self._options.items())
@@ -161,18 +172,22 @@ class _Client(aetcd.Client):  # type: ignore[misc]
         # "hasleader": a member cut off from the others refuses watches instead of going quiet.
         self.metadata: tuple[tuple[str, str], ...] = (("hasleader", "true"),)
         if config.user:
-            self.auth_stub = rpc.AuthStub(self.channel)
-            resp = await self.auth_stub.Authenticate(
-                rpc.AuthenticateRequest(name=config.user, password=config.password or ""),
-                timeout=self._timeout,
-            )
-            self.metadata = (*self.metadata, ("token", resp.token))
+            await self.authenticate()
         self.kvstub = rpc.KVStub(self.channel)
         self.clusterstub = rpc.ClusterStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
         self.maintenancestub = rpc.MaintenanceStub(self.channel)
         self.watchstub = rpc.WatchStub(self.channel)
         self._connected.set()
+
+    async def authenticate(self) -> None:
+        """A (new) auth token for ``user``, sent with every call from now on."""
+        self.auth_stub = rpc.AuthStub(self.channel)
+        resp = await self.auth_stub.Authenticate(
+            rpc.AuthenticateRequest(name=self.config.user, password=self.config.password or ""),
+            timeout=self._timeout,
+        )
+        self.metadata = (("hasleader", "true"), ("token", resp.token))
 
 
 def _read(path: str | None) -> bytes | None:
@@ -228,10 +243,33 @@ class Connection:
         except aetcd.exceptions.ClientError as exc:
             raise describe(exc.__cause__ or exc, self.config) from None
 
-    async def kv(self) -> Any:
-        """The KV stub (connecting first)."""
+    async def kv(self, method: str, request: Any, *, retry: float = FAILOVER_WINDOW) -> Any:
+        """One KV call (``Range``, ``Txn``), connecting first.
+
+        A member that went away fails the call it was serving: the call is made again (the
+        channel moves to another member) for up to ``retry`` seconds. A transaction tried
+        twice cannot apply twice: its compares fail the second time, and the store plans
+        again. etcd's auth tokens expire (``--auth-token-ttl``): a call refused for its
+        token authenticates again, once."""
         await self.client.connect()
-        return self.client.kvstub
+        deadline = asyncio.get_running_loop().time() + retry
+        delay, renewed = 0.1, False
+        while True:
+            try:
+                return await getattr(self.client.kvstub, method)(
+                    request, timeout=CALL_TIMEOUT, metadata=self.client.metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                detail = exc.details() or ""
+                if self.config.user and "auth token" in detail and not renewed:
+                    renewed = True
+                    await self.client.authenticate()
+                    continue
+                transient = exc.code() == grpc.StatusCode.UNAVAILABLE or "no leader" in detail
+                if not transient or asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     @property
     def metadata(self) -> Any:

@@ -181,11 +181,8 @@ class WatchHub:
     # on the connection's loop
 
     async def _list(self) -> tuple[int, list[Any]]:
-        kv = await self.conn.kv()
-        resp = await kv.Range(
-            rpc.RangeRequest(key=self.prefix, range_end=prefix_range_end(self.prefix)),
-            timeout=30,
-            metadata=self.conn.metadata,
+        resp = await self.conn.kv(
+            "Range", rpc.RangeRequest(key=self.prefix, range_end=prefix_range_end(self.prefix))
         )
         self._known = {
             m.key: (m.mod_revision, json.loads(m.value).get("apiVersion", "")) for m in resp.kvs
@@ -204,6 +201,9 @@ class WatchHub:
             except grpc.aio.AioRpcError as exc:
                 if self._closed:
                     return
+                if self.conn.config.user and "auth token" in (exc.details() or ""):
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await self.conn.client.authenticate()
                 log.warning(
                     "etcd watch on %s lost (%s); resuming from revision %d",
                     self.conn.config.url,
