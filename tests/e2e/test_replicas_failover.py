@@ -4,7 +4,9 @@ through the CLI. The first (the node owner, and leader) runs the seed walkthroug
 list its xDS socket). The leader is killed with SIGKILL under a steady curl loop through
 the egress gateway: no request fails, the other replica leads within a few seconds, both
 proxies reconnect to it, and a VirtualService change applied after the failover reaches
-both (the sidecar's and the gateway's route each add a header the curl shows)."""
+both (the sidecar's and the gateway's route each add a header the curl shows). The node
+owner comes back and follows; the new leader killed in turn, it leads again; with both
+killed, the proxies go on serving their last configuration."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from meshgate.home import mesh_id
+from meshgate.runtime.pods import Runtime
 from tests.e2e.conftest import _skip_reason
 from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 from tests.etcd_cluster import etcd_cluster
@@ -216,6 +219,27 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
             assert isinstance(replica, dict) and replica["ownsNode"] is True
             assert replica["leading"] is False
             assert _leading(b)
+
+            # The other way round: the leader (now without the node) killed, the node
+            # owner leads again.
+            killed_wall = time.time()
+            os.kill(_pid(b), signal.SIGKILL)
+            ok, _ = retry(lambda: _leading(a), bool, 15, interval=0.1)
+            assert ok, a.log_tail()
+            print(f"takeover back: {_led_at(a) - killed_wall:.2f}s in a's log")
+            ok, moved = retry(lambda: _proxies(a), lambda p: len(p) == 2, 15)
+            assert ok, moved
+
+            # No replica at all: the proxies keep their last config (the change included).
+            argv = Runtime(a.home).exec_argv(
+                "default", sleep, ["curl", "-sS", "--max-time", "5", "-I", "aliyun.com"]
+            )
+            os.kill(_pid(a), signal.SIGKILL)
+            for _ in range(5):
+                time.sleep(1)
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+                assert out.startswith("HTTP/1.1 301"), out
+                assert "x-gateway-route: after-failover" in out.lower(), out
         finally:
             b.meshgate("down", check=False)
             a.meshgate("down", "--force", check=False)
