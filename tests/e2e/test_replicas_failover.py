@@ -247,3 +247,35 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
         from meshgate.home import run_dir
 
         assert not run_dir(a.home).exists() and not run_dir(b.home).exists()
+
+
+def test_replica_listens_again_after_the_node_owners_down(tmp_path: Path) -> None:
+    """The node owner's ``down`` removes its runtime directory, replica sockets included;
+    the replica listens again, so the owner's next ``up`` starts proxies that reach both."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    import stat
+
+    from meshgate.server.replicas import xds_slot_socket
+
+    with etcd_cluster(members=1) as cluster:
+        a, b = Mesh(tmp_path / "a"), Mesh(tmp_path / "b")
+        try:
+            a.meshgate("up", "--store", cluster.store_url)
+            b.meshgate("up", "--store", cluster.store_url)
+            slot = _status(b)["replica"]["xdsSlot"]  # type: ignore[index]
+            sock = xds_slot_socket(mesh_id(a.home), int(slot))
+            assert stat.S_ISSOCK(sock.stat().st_mode)
+            a.meshgate("down")
+            a.meshgate("up", "--store", cluster.store_url)
+            ok, _ = retry(lambda: sock.exists() and stat.S_ISSOCK(sock.stat().st_mode), bool, 10)
+            assert ok, b.log_tail()
+            assert "listening again" in (b.home / "control-plane.log").read_text()
+            # The mesh still works with both: a pod started now is served.
+            a.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
+            a.wait_pod("default", "sleep-")
+        finally:
+            b.meshgate("down", check=False)
+            a.meshgate("down", "--force", check=False)
+        assert not _netns_left(a.home, b.home)

@@ -213,6 +213,7 @@ class ControlPlane:
         self._identities = {}
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
+        self._xds_sock: Path | None = None  # where this control plane serves xDS
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
         self._log_paths_for: Mapping[tuple[str, str], Any] | None = None  # the pods they're of
 
@@ -499,8 +500,30 @@ class ControlPlane:
             self.xds.request_push("certificate renewal")
         self._certs_checked = now
 
+    async def _listen_xds(self) -> None:
+        xds_sock = self.members.xds_socket(xds_socket(self.node.mesh_id))
+        xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
+        os.chmod(xds_sock.parent, 0o750)
+        # The proxies' group only: no other local user, and no app (no sandbox shows it).
+        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
+        self._xds_sock = xds_sock
+
+    async def _relisten_xds(self) -> None:
+        """A replica's socket lives in the node owner's runtime directory, which the node
+        owner's ``down`` removes: listen again once it is gone (its next ``up`` starts
+        proxies that look for it there)."""
+        if self.owns_node or self._xds_sock is None or self._xds_sock.exists():
+            return
+        log.warning("xDS socket %s is gone (node owner's down?); listening again", self._xds_sock)
+        try:
+            await self._listen_xds()
+        except Exception:
+            log.exception("listening on %s again failed; next pass retries", self._xds_sock)
+
     async def _loop(self) -> None:
         while not self._stop.is_set():
+            await self._relisten_xds()
             await self._reconcile()
             self._kick.clear()
             # A container just started is looked at more often until it is ready, so a
@@ -527,13 +550,8 @@ class ControlPlane:
             # owner's uid, so its pods are neither collected nor left to no controller.
             await asyncio.to_thread(self.reconciler.adopt_owner_uids)
             await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
-        xds_sock = self.members.xds_socket(xds_socket(self.node.mesh_id))
-        xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
-        os.chmod(xds_sock.parent, 0o750)
-        # The proxies' group only: no other local user, and no app (no sandbox shows it).
         self.accesslog.start()
-        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
+        await self._listen_xds()
         loop = asyncio.get_running_loop()
         self._exits = ExitWatch(loop, self.kick)
 
