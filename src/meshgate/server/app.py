@@ -135,6 +135,9 @@ class ControlPlane:
         # resolvers come from `up`, which read them where it runs.
         self.uplink = uplink.load_config(home)
         self.dns_upstreams = uplink.parse_upstreams(dns_upstreams) if self.uplink.enabled else ()
+        if world and not self.owns_node:
+            log.warning("--world %s: the node owner runs the node and its world; ignored", world)
+            world = None
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
         self.store = open_store(home)

@@ -286,6 +286,9 @@ class Reconciler:
     def _config_objects(self) -> list[Obj]:
         return [o for o in self._objects() if o.get("kind") in ("ConfigMap", "Secret")]
 
+    def _egress_policies(self, objs: list[Obj]) -> None:
+        asmegress.sync(self.store, objs, _canonical)
+
     def _gateways(self, objs: list[Obj]) -> None:
         gateways = [o for o in objs if o.get("kind") == "IstioGateway"]
         desired: list[Obj] = []
@@ -692,16 +695,18 @@ class Reconciler:
         self.controller_passes += 1
         nat_ok = True
         try:
-            if leading:
-                asmegress.sync(self.store, self._objects(), _canonical)
-                self._gateways(self._objects())
-                self._garbage_collect(self._objects())
+            # Leadership is asked again before each controller: one lost mid-pass stops
+            # the writes that are left (the new leader's next pass does them).
+            for controller in (self._egress_policies, self._gateways, self._garbage_collect):
+                if leading and self.leading():
+                    controller(self._objects())
+            if leading and self.leading():
                 self._deployments(self._objects())
             if self.kubelet:
                 self._pods(self._objects())
             else:
                 self._pending = False
-            if leading:
+            if leading and self.leading():
                 self._deployment_status(self._objects())
             self.refresh_snapshot()
             if self.kubelet:

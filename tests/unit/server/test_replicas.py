@@ -61,3 +61,16 @@ def test_founder_owns_the_node_and_replicas_share_its_secrets(tmp_path: Path) ->
         key = proxy_credentials.load_or_create_key(tmp_path / "a")
         assert proxy_credentials.load_or_create_key(tmp_path / "b") == key
         assert oct((tmp_path / "b" / "security").stat().st_mode & 0o777) == "0o700"
+
+
+def test_sqlite_control_plane_always_leads_and_shows_no_replicas(tmp_path: Path) -> None:
+    """With SQLite (no etcd in the state directory's store choice) nothing changes: one
+    control plane, the leader, owning the node, and no replica lines in `status`."""
+    from meshgate.server.membership import Membership, etcd_config
+
+    assert etcd_config(tmp_path) is None
+    members = Membership(tmp_path, None, None, lambda leading: None)
+    assert members.leading and members.owns_node
+    assert members.status() == {}
+    single = tmp_path / "xds.sock"
+    assert members.xds_socket(single) == single
