@@ -182,7 +182,9 @@ class ControlPlane:
             credential_header=proxy_credentials.HEADER,
             services=[als.add_to_server(als_servicer)],
         )
-        self.members = Membership(home, etcd, mesh, self._leader_changed)
+        self.members = Membership(
+            home, etcd, mesh, self._leader_changed, proxies=lambda: self.proxy_statuses()
+        )
         self.reconciler = Reconciler(
             home,
             self.store,

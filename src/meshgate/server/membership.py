@@ -9,12 +9,20 @@ Rules:
   its CA loads), and ``start``/``leave`` frame its life: leave resigns at once (another
   replica leads within its poll), deregisters, and with ``down`` gives the xDS slot back.
 - Membership never stops the control plane: etcd errors are logged and retried.
+- Each replica publishes the proxies connected to it (compact, as ``proxy-status`` lists
+  them) under ``control/proxies/<id>`` on its registration's lease, when they changed, at
+  most every ``REGISTRATION_EVERY``; ``mesh_proxies`` merges every replica's, so
+  ``proxy-status`` on any replica lists the mesh's proxies, each with the replica serving
+  it. A proxy listed by two replicas (it moved; the old one's list outlives it by at most
+  its lease) is shown connected rather than disconnected, else as the asking replica
+  sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -38,6 +46,7 @@ from meshgate.store.etcd_conn import EtcdConfig, parse_store_url
 log = logging.getLogger("meshgate.server")
 
 REGISTRATION_EVERY = 1.5  # seconds between refreshes of this replica's registration
+PROXIES_PREFIX = "proxies/"
 
 
 def etcd_config(home: Path) -> EtcdConfig | None:
@@ -74,7 +83,9 @@ class Membership:
         etcd: EtcdConfig | None,
         mesh: Mesh | None,
         on_change: Callable[[bool], None],
+        proxies: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
+        self.proxies = proxies  # the proxies connected here, compact
         self.mesh = mesh
         self.owns_node = mesh is None or mesh.owns_node
         self.store_url = etcd.url if etcd is not None else None
@@ -85,6 +96,7 @@ class Membership:
         self._registration: Registration | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.replicas: list[dict[str, Any]] = []  # as last read from etcd
+        self._published: bytes | None = None
         if mesh is not None and etcd is not None:
             self._etcd = Etcd(etcd)
             self._election = LeaderElection(Etcd(etcd), identity, on_change=on_change)
@@ -117,11 +129,49 @@ class Membership:
         etcd = self._etcd
         while True:
             try:
-                await self._registration.refresh()
+                renewed = await self._registration.refresh()
                 self.replicas = await replicas(etcd)
+                await self._publish_proxies(etcd, again=renewed)
             except Exception as exc:
                 log.warning("replica registration on etcd %s failed: %r", etcd.endpoint, exc)
             await asyncio.sleep(REGISTRATION_EVERY)
+
+    async def _publish_proxies(self, etcd: Etcd, again: bool) -> None:
+        assert self.mesh is not None and self._registration is not None
+        body = json.dumps(self.proxies(), sort_keys=True).encode()
+        if body == self._published and not again:
+            return
+        key = etcd.key(f"{PROXIES_PREFIX}{self.mesh.replica}")
+        lease = self._registration.lease
+        await etcd.call(lambda c: c.put(key, body, lease=lease))
+        self._published = body
+
+    async def mesh_proxies(self, own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every replica's proxies (``own``: this one's, fresh), each naming its replica
+        (``controlPlane``); only ``own`` when etcd does not answer."""
+        if self.mesh is None or self._etcd is None:
+            return own
+        me = self.mesh.replica
+        merged = {p["nodeId"]: {**p, "controlPlane": me} for p in own}
+        try:
+            prefix = self._etcd.key(PROXIES_PREFIX)
+            got = await self._etcd.call(lambda c: c.get_prefix(prefix))
+        except Exception as exc:
+            log.warning("proxy-status: other replicas' proxies unknown (etcd: %r)", exc)
+            return list(merged.values())
+        for kv in sorted(got, key=lambda kv: kv.key):
+            replica = kv.key[len(prefix) :].decode()
+            if replica == me:
+                continue
+            try:
+                listed = json.loads(kv.value)
+            except ValueError:
+                continue
+            for p in listed:
+                held = merged.get(p.get("nodeId"))
+                if held is None or (p.get("connected") and not held.get("connected")):
+                    merged[p["nodeId"]] = {**p, "controlPlane": replica}
+        return list(merged.values())
 
     async def leave(self, teardown: bool) -> None:
         """Resign (revoke the leader lease: another replica leads at once), deregister,

@@ -202,15 +202,20 @@ class Registration:
         self.value = json.dumps(info, sort_keys=True).encode()
         self._lease: Any = None
 
-    async def refresh(self) -> None:
-        """Register (again, after a lost lease), or keep the registration alive."""
+    @property
+    def lease(self) -> Any:
+        return self._lease
+
+    async def refresh(self) -> bool:
+        """Register (again, after a lost lease: True), or keep the registration alive."""
         if self._lease is not None:
             reply = await self.etcd.call(lambda c: c.refresh_lease(self._lease.id))
             if reply is not None and reply.TTL > 0:
-                return
+                return False
         lease = await self.etcd.call(lambda c: c.lease(REPLICA_TTL))
         await self.etcd.call(lambda c: c.put(self.key, self.value, lease=lease))
         self._lease = lease
+        return True
 
     async def remove(self) -> None:
         if self._lease is not None:
