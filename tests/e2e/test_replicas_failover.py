@@ -4,7 +4,8 @@ through the CLI. The first (the node owner, and leader) runs the seed walkthroug
 list its xDS socket). The leader is killed with SIGKILL under a steady curl loop through
 the egress gateway: no request fails, the other replica leads within a few seconds, both
 proxies reconnect to it, and a VirtualService change applied after the failover reaches
-both (the sidecar's and the gateway's route each add a header the curl shows). The node
+both (the sidecar's and the gateway's route each add a header the curl shows), in state
+of the world and in delta ADS alike. The node
 owner comes back and follows; the new leader killed in turn, it leads again; with both
 killed, the proxies go on serving their last configuration."""
 
@@ -73,6 +74,20 @@ spec:
 """
 
 
+# The walkthrough's MeshConfig (REGISTRY_ONLY: aliyun.com is registered by step 3) with
+# delta ADS.
+DELTA_MESH_CONFIG = """\
+apiVersion: meshgate.io/v1alpha1
+kind: MeshConfig
+metadata:
+  name: default
+spec:
+  outboundTrafficPolicy:
+    mode: REGISTRY_ONLY
+  xdsMode: DELTA
+"""
+
+
 def _status(m: Mesh) -> dict[str, object]:
     proc = m.meshgate("status", "-o", "json", check=False)
     return json.loads(proc.stdout) if proc.returncode == 0 else {}
@@ -108,11 +123,13 @@ class CurlLoop:
 
 
 def _proxies(m: Mesh, asked: Mesh | None = None) -> list[str]:
-    """The proxies replica ``m`` serves, SYNCED on CDS, as ``proxy-status`` on ``asked``
-    (any replica: it lists the mesh's proxies, ISTIOD naming the one serving each)."""
-    rows = (asked or m).meshgate("proxy-status").stdout.splitlines()[1:]
-    serving = f"meshgate-{mesh_id(m.home)}"
-    return [r.split()[0] for r in rows if r.split()[2] == "SYNCED" and serving in r.split()]
+    """The proxies connected to replica ``m``, as ``proxy-status`` on ``asked`` (any
+    replica: it lists the mesh's proxies, each with the replica serving it). Connected is
+    enough: in delta a proxy that moved is sent nothing it already has (its resource
+    versions match), so its types may read NOT SENT there."""
+    out = json.loads((asked or m).meshgate("proxy-status", "-o", "json").stdout)
+    me = mesh_id(m.home)
+    return sorted(p["nodeId"] for p in out if p.get("controlPlane") == me and p["connected"])
 
 
 def _led_at(m: Mesh) -> float:
@@ -135,7 +152,8 @@ def _netns_left(*homes: Path) -> list[str]:
     return [f"mg-{mesh_id(h)}" for h in homes if f"mg-{mesh_id(h)}" in listed]
 
 
-def test_leader_killed_under_traffic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("xds_mode", ["sotw", "delta"])
+def test_leader_killed_under_traffic(tmp_path: Path, xds_mode: str) -> None:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -145,6 +163,8 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
             a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
             ok, _ = retry(lambda: _leading(a), bool, 10)
             assert ok, a.log_tail()
+            if xds_mode == "delta":  # before any pod: its proxies start with delta ADS
+                a.meshgate("apply", "-f", "-", input=DELTA_MESH_CONFIG)
             for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
                 a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
             sleep = a.wait_pod("default", "sleep-")
@@ -155,6 +175,8 @@ def test_leader_killed_under_traffic(tmp_path: Path) -> None:
                 30,
             )
             assert ok, last
+            modes = json.loads(a.meshgate("proxy-status", "-o", "json").stdout)
+            assert {p["mode"] for p in modes} == {xds_mode}
             # Every proxy is on the only replica there is...
             assert len(_proxies(a)) == 2, a.meshgate("proxy-status").stdout
 
