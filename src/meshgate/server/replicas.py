@@ -9,6 +9,9 @@ Rules:
   ``MESHGATE_HOME``) is a replica without a node: it serves the API and xDS, and runs the
   controllers when it leads. The node owner restarted (same state directory) is the node
   owner again; pods and proxies outlive it as they outlive any control-plane restart.
+  A node owner whose state directory is gone (its node can never come back: its manifest
+  went with it) and that is not running is replaced: the next control plane to start
+  takes the node over (one transaction on the record's revision, so only one does).
 - The same transaction stores the mesh's secrets: every file of the node owner's
   ``security/`` directory (the CA root and key, rotation state, the key proxies'
   xDS credentials are derived from), as Istio keeps ``istio-ca-secret`` in its cluster.
@@ -27,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ from meshgate.runtime import names
 from meshgate.server.leader import Etcd
 
 # Keys under ``<store prefix>/control/`` (``Etcd.key``).
+log = logging.getLogger("meshgate.replicas")
+
 MESH_KEY = "mesh"
 SECURITY_PREFIX = "mesh-security/"
 SLOT_PREFIX = "xds-slots/"
@@ -136,14 +142,40 @@ async def join(etcd: Etcd, home: Path) -> Mesh:
         mesh = Mesh(str(data["nodeOwner"]), str(data["nodeHome"]), me)
     except (ValueError, KeyError, TypeError) as exc:
         raise ReplicaError(f"etcd {mesh_key.decode()}: not a mesh record ({exc})") from None
-    if not mesh.owns_node:
-        sec = etcd.key(SECURITY_PREFIX)
-        got = await etcd.call(lambda c: c.get_prefix(sec), timeout=5.0)
-        files = {kv.key[len(sec) :].decode(): kv.value for kv in got}
-        if not files:
-            raise ReplicaError(f"etcd {SECURITY_PREFIX}: the mesh's CA is missing")
-        _write_security(home, files)
+    if not mesh.owns_node and await _node_gone(etcd, mesh):
+        record = json.dumps({"nodeOwner": me, "nodeHome": str(home.resolve())}).encode()
+        taken, _ = await etcd.call(
+            lambda c: c.transaction(
+                compare=[c.transactions.mod(mesh_key) == found.mod_revision],
+                success=[c.transactions.put(mesh_key, record)],
+                failure=[],
+            )
+        )
+        if taken:
+            log.warning(
+                "the node owner %s is gone (no %s, not running): %s owns the node now",
+                mesh.node_owner,
+                mesh.node_home,
+                me,
+            )
+            mesh = Mesh(me, str(home.resolve()), me)
+    # The mesh's secrets are etcd's (a node owner restarted finds its own again).
+    sec = etcd.key(SECURITY_PREFIX)
+    got = await etcd.call(lambda c: c.get_prefix(sec), timeout=5.0)
+    files = {kv.key[len(sec) :].decode(): kv.value for kv in got}
+    if not files:
+        raise ReplicaError(f"etcd {SECURITY_PREFIX}: the mesh's CA is missing")
+    _write_security(home, files)
     return mesh
+
+
+async def _node_gone(etcd: Etcd, mesh: Mesh) -> bool:
+    """The node owner can never come back: its state directory (on this machine: the node
+    runs here) is gone, and it is not running (no registration)."""
+    if Path(mesh.node_home).exists():
+        return False
+    alive = await etcd.call(lambda c: c.get(etcd.key(f"{REPLICA_PREFIX}{mesh.node_owner}")))
+    return alive is None
 
 
 async def claim_slot(etcd: Etcd, mesh: Mesh) -> int:

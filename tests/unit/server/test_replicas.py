@@ -74,3 +74,34 @@ def test_sqlite_control_plane_always_leads_and_shows_no_replicas(tmp_path: Path)
     assert members.status() == {}
     single = tmp_path / "xds.sock"
     assert members.xds_socket(single) == single
+
+
+def test_a_node_owner_gone_for_good_is_replaced(tmp_path: Path) -> None:
+    """Its state directory deleted and not running: the next control plane owns the node
+    (and keeps the mesh's CA); while it still runs, or its directory is there, it does not."""
+    import shutil
+
+    from meshgate.server.replicas import Registration
+
+    with etcd_cluster(members=1) as cluster:
+        config = parse_store_url(cluster.store_url)
+
+        async def scenario() -> None:
+            etcd = Etcd(config)
+            try:
+                first = await join(etcd, tmp_path / "a")
+                root = MeshCA(tmp_path / "a").root_cert
+                alive = Registration(etcd, first, {"replica": first.replica})
+                await alive.refresh()
+                shutil.rmtree(tmp_path / "a")
+                assert not (await join(etcd, tmp_path / "b")).owns_node  # it still runs
+                await alive.remove()
+                taken = await join(etcd, tmp_path / "c")
+                assert taken.owns_node and taken.node_home == str((tmp_path / "c").resolve())
+                assert MeshCA(tmp_path / "c").root_cert == root
+                again = await join(etcd, tmp_path / "b")
+                assert again.node_owner == taken.replica  # c's directory is there
+            finally:
+                await etcd.close()
+
+        asyncio.run(scenario())
