@@ -15,7 +15,8 @@ Rules:
 - The same transaction stores the mesh's secrets: every file of the node owner's
   ``security/`` directory (the CA root and key, rotation state, the key proxies'
   xDS credentials are derived from), as Istio keeps ``istio-ca-secret`` in its cluster.
-  A replica writes them into its own ``security/`` before it starts, so every replica
+  Every later start (a replica, the node owner restarted) writes etcd's copy into its
+  own ``security/`` before its CA loads, so every replica
   issues certificates the proxies trust and accepts every proxy's credential. They are
   secrets in etcd: protect etcd as you would the CA key (TLS, auth, disk).
 - xDS slots: the proxies' bootstraps list ``XDS_SLOTS`` socket paths in the node owner's
