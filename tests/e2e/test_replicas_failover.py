@@ -302,7 +302,13 @@ def test_replica_listens_again_after_the_node_owners_down(tmp_path: Path) -> Non
             assert "listening again" in (b.home / "control-plane.log").read_text()
             # The mesh still works with both: a pod started now is served.
             a.meshgate("apply", "-f", str(WALKTHROUGH / "1-sleep.yaml"))
-            a.wait_pod("default", "sleep-")
+            sleep = a.wait_pod("default", "sleep-")
+            stopped = b.meshgate("down").stdout
+            assert stopped == (
+                f"replica {mesh_id(b.home)} stopped; the mesh runs on (its node and pods "
+                "belong to the node owner)\n"
+            )
+            assert sleep in a.meshgate("get", "pods").stdout
         finally:
             b.meshgate("down", check=False)
             a.meshgate("down", "--force", check=False)
