@@ -697,11 +697,14 @@ class Reconciler:
         try:
             # Leadership is asked again before each controller: one lost mid-pass stops
             # the writes that are left (the new leader's next pass does them).
-            for controller in (self._egress_policies, self._gateways, self._garbage_collect):
+            for controller in (
+                self._egress_policies,
+                self._gateways,
+                self._garbage_collect,
+                self._deployments,
+            ):
                 if leading and self.leading():
                     controller(self._objects())
-            if leading and self.leading():
-                self._deployments(self._objects())
             if self.kubelet:
                 self._pods(self._objects())
             else:
