@@ -248,6 +248,11 @@ def register(app: typer.Typer) -> None:
         Example: meshgate up --uplink --dns-upstream 192.0.2.53
         Example: meshgate up --world demo --exclude-ip-ranges 198.51.100.10/32
         Example: meshgate up --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
+        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://10.0.0.1:2379
+
+        Control planes started with their own MESHGATE_HOME on one etcd are replicas of
+        one mesh: each serves the API and xDS, one elected leader runs the controllers,
+        and the first one owns the node and its pods (docs/replicas.md).
         """
         from meshgate.home import state_dir
         from meshgate.runtime import uplink as ul
@@ -304,14 +309,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop the control plane and remove every pod, namespace, rule and process it made.
 
-        The configuration store is kept: `meshgate up` brings the same mesh back.
+        The configuration store is kept: `meshgate up` brings the same mesh back. A replica
+        without the node (docs/replicas.md) stops alone: the mesh and its pods run on.
         """
         from meshgate.home import state_dir
         from meshgate.server.lifecycle import down as stop
 
         home = state_dir()
+        replica = _replica_without_node(home)
         if stop(home, force=force):
-            typer.echo("mesh stopped and cleaned up")
+            if replica:
+                typer.echo(
+                    f"replica {replica} stopped; the mesh runs on (its node and pods belong "
+                    "to the node owner)"
+                )
+            else:
+                typer.echo("mesh stopped and cleaned up")
         else:
             typer.echo(f"nothing was running for {home}")
 
@@ -408,6 +421,21 @@ def register(app: typer.Typer) -> None:
             typer.echo("\n".join(ps.detail_lines(proxies[0], istiod, __version__)))
             return
         typer.echo("\n".join(ps.format_rows(ps.status_rows(proxies, istiod, __version__))))
+
+
+def _replica_without_node(home: Path) -> str | None:
+    """The id of the control plane running for ``home`` if it is a replica without the
+    node (its ``down`` stops it alone); None otherwise, or when none answers."""
+    from meshgate.client import Client
+
+    try:
+        # One short try: `down --force` is for a control plane that does not answer.
+        replica = Client(home, retries=0).call("GET", "/v1/status", timeout=2).get("replica")
+    except Exception:
+        return None
+    if isinstance(replica, dict) and replica.get("ownsNode") is False:
+        return str(replica.get("id"))
+    return None
 
 
 def _check_output(output: str | None) -> None:

@@ -80,7 +80,8 @@ def status_rows(proxies: list[Proxy], istiod: str, version: str) -> Rows:
                 proxy_name(p),
                 cluster_id(p),
                 *(cells.get(x, absent) for x in ("CDS", "LDS", "EDS", "RDS", "ECDS")),
-                istiod,
+                # With replicas, the one serving this proxy (server.membership).
+                control_plane_id(p["controlPlane"]) if p.get("controlPlane") else istiod,
                 version,
                 str(p.get("mode") or "sotw"),
                 "; ".join(errors) or "<none>",

@@ -206,7 +206,10 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
 
     async def proxy_status(request: Request) -> JSONResponse:
         pod = request.query_params.get("pod") or None
-        return JSONResponse({"proxies": cp.proxy_statuses(pod)})
+        proxies = cp.proxy_statuses(pod)
+        if pod is None:  # with replicas, every replica's (see server.membership)
+            proxies = await cp.members.mesh_proxies(proxies)
+        return JSONResponse({"proxies": proxies})
 
     async def pod_exec(request: Request) -> JSONResponse:
         from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning

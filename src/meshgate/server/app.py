@@ -32,6 +32,13 @@ Rules:
   10.34.0.1:15012 inside the first node's namespace (a socket made there, relayed to the
   TLS gRPC listener on loopback); local proxies keep the Unix socket. A mesh nobody
   joins behaves as before.
+- Replicas (``--store etcd://...``, docs/replicas.md): the control plane joins the mesh
+  etcd names (``replicas``), serves xDS on its slot's socket in the node owner's runtime
+  directory, and campaigns for leadership (``leader``); controllers run only while it
+  leads. Only the node owner runs the node and its pods; a replica without the node
+  neither starts nor heals any process, and its ``down`` stops itself alone (the mesh's
+  pods and the other replicas keep running). With SQLite it is the one control plane of
+  its state directory and always leads, as before.
 - Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
   process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
 """
@@ -73,8 +80,11 @@ from meshgate.server import joinapi
 from meshgate.server import nodes as nodes_mod
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
+from meshgate.server.membership import Membership, etcd_config, found_or_join
 from meshgate.server.reconcile import Reconciler
+from meshgate.server.replicas import Mesh
 from meshgate.store import open_store
+from meshgate.store.etcd_conn import EtcdConfig
 from meshgate.telemetry import als, service
 from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
@@ -122,17 +132,28 @@ class ControlPlane:
         *,
         cert_ttl: float = 86400.0,
         dns_upstreams: str = "",
+        etcd: EtcdConfig | None = None,
+        mesh: Mesh | None = None,
     ) -> None:
         self.home = home
+        # With etcd, the mesh this replica joined; None: the one control plane (SQLite).
+        self.mesh = mesh
+        self.owns_node = mesh is None or mesh.owns_node
         # The uplink as the state directory's config says (`up` saved it there); the
         # resolvers come from `up`, which read them where it runs.
         self.uplink = uplink.load_config(home)
         self.dns_upstreams = uplink.parse_upstreams(dns_upstreams) if self.uplink.enabled else ()
+        if world and not self.owns_node:
+            log.warning("--world %s: the node owner runs the node and its world; ignored", world)
+            world = None
         self.world_name = world
         self.world: World | None = load_world(world) if world else None
         self.store = open_store(home)
         self.run_dir = run_dir(home)
-        self.runtime = Runtime(home)
+        # A replica on the node owner's machine reads the node's pods (exec, logs,
+        # proxy-config answer from any replica); only the node owner changes them.
+        node_home = Path(mesh.node_home) if mesh is not None else home
+        self.runtime = Runtime(node_home if not self.owns_node and node_home.is_dir() else home)
         self.node = Node(home)
         self.ca = MeshCA(home, lifetime=datetime.timedelta(seconds=cert_ttl))
         # Each proxy authenticates its xDS stream with a credential only it is handed.
@@ -169,12 +190,17 @@ class ControlPlane:
             credential_header=proxy_credentials.HEADER,
             services=[als.add_to_server(als_servicer)],
         )
+        self.members = Membership(
+            home, etcd, mesh, self._leader_changed, proxies=lambda: self.proxy_statuses()
+        )
         self.reconciler = Reconciler(
             home,
             self.store,
             self.runtime,
-            xds_socket(self.node.mesh_id),
+            mesh.xds_sockets() if mesh is not None else xds_socket(self.node.mesh_id),
             concurrency=concurrency,
+            leading=lambda: self.members.leading,
+            kubelet=self.owns_node,
             proxy_credential=lambda node: (
                 proxy_credentials.HEADER,
                 proxy_credentials.credential(key, node),
@@ -200,6 +226,7 @@ class ControlPlane:
         self._identities = {}
         self._certs_checked = datetime.datetime.now(datetime.UTC)
         self._exits: ExitWatch | None = None
+        self._xds_sock: Path | None = None  # where this control plane serves xDS
         self._log_paths: dict[tuple[str, str, str], Path | Exception] = {}
         self._log_paths_for: Mapping[tuple[str, str], Any] | None = None  # the pods they're of
         self.node_service = joinapi.NodeService(
@@ -278,6 +305,10 @@ class ControlPlane:
             self.reconciler.remote_xds,
             port,
         )
+    def _leader_changed(self, leading: bool) -> None:
+        """Leading now: run the controllers at once (the next pass sees the change)."""
+        log.info("controllers %s", "start: this replica leads" if leading else "stop")
+        self.kick()
 
     def request_shutdown(self, teardown: bool) -> None:
         self._teardown = teardown
@@ -372,6 +403,8 @@ class ControlPlane:
     def _heal_node(self) -> None:
         """Start again the node's own processes (DNS, the world's Envoy) that died: every
         name lookup in the mesh depends on the DNS server. `Node.up` is idempotent."""
+        if not self.owns_node:
+            return
         dead = [k for k, p in self._node_processes().items() if not procs.is_alive(p)]
         if dead:
             log.warning("node process(es) %s gone; starting them again", ", ".join(dead))
@@ -468,6 +501,16 @@ class ControlPlane:
         }
 
     def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
+        if self.mesh is not None:
+            from meshgate.security.ca import RotationError
+
+            # Each replica holds the root in its own state directory (copied from etcd
+            # when it joined): a rotation on one would leave the others signing with the
+            # old root alone.
+            raise RotationError(
+                "the mesh has its store on etcd, where replicas share the CA: rotating "
+                "the root is not supported there yet (docs/replicas.md)"
+            )
         new = self.ca.rotate(
             activate_after=datetime.timedelta(seconds=activate_after),
             overlap=None if overlap is None else datetime.timedelta(seconds=overlap),
@@ -504,6 +547,7 @@ class ControlPlane:
             "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
             "metrics": self.metrics_listener.url if self.metrics_listener else None,
             "console": self.console.base,
+            **self.members.status(),
         }
 
     # -- loops -------------------------------------------------------------------------
@@ -533,7 +577,7 @@ class ControlPlane:
             await asyncio.to_thread(self._forget_gone_proxies)
             if self.reconciler.snapshot is not before:
                 zone = self._zone_for()
-                if zone != self._zone:
+                if zone != self._zone and self.owns_node:
                     await asyncio.to_thread(write_zone, self.home, zone)
                     self._zone = zone
                 self.xds.request_push(f"store revision {self.store.revision()}")
@@ -548,8 +592,30 @@ class ControlPlane:
             self.xds.request_push("certificate renewal")
         self._certs_checked = now
 
+    async def _listen_xds(self) -> None:
+        xds_sock = self.members.xds_socket(xds_socket(self.node.mesh_id))
+        xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
+        os.chmod(xds_sock.parent, 0o750)
+        # The proxies' group only: no other local user, and no app (no sandbox shows it).
+        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
+        self._xds_sock = xds_sock
+
+    async def _relisten_xds(self) -> None:
+        """A replica's socket lives in the node owner's runtime directory, which the node
+        owner's ``down`` removes: listen again once it is gone (its next ``up`` starts
+        proxies that look for it there)."""
+        if self.owns_node or self._xds_sock is None or self._xds_sock.exists():
+            return
+        log.warning("xDS socket %s is gone (node owner's down?); listening again", self._xds_sock)
+        try:
+            await self._listen_xds()
+        except Exception:
+            log.exception("listening on %s again failed; next pass retries", self._xds_sock)
+
     async def _loop(self) -> None:
         while not self._stop.is_set():
+            await self._relisten_xds()
             # Cleared before the pass, never after: a change that lands during the pass
             # (an apply) must start the next one at once, not wait for the timer.
             self._kick.clear()
@@ -573,25 +639,22 @@ class ControlPlane:
         ]
         if missing:
             self.store.apply(missing)
-        await asyncio.to_thread(self._own_node)
-        # Before any reconcile pass: older state's uid-less ownerReferences get their
-        # owner's uid, so its pods are neither collected nor left to no controller.
-        await asyncio.to_thread(self.reconciler.adopt_owner_uids)
-        await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
-        xds_sock = xds_socket(self.node.mesh_id)
-        xds_sock.parent.mkdir(mode=0o750, exist_ok=True)
-        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
-        os.chmod(xds_sock.parent, 0o750)
-        # The proxies' group only: no other local user, and no app (no sandbox shows it).
+        if self.owns_node:
+            await asyncio.to_thread(self._own_node)
+            # Before any reconcile pass: older state's uid-less ownerReferences get their
+            # owner's uid, so its pods are neither collected nor left to no controller.
+            await asyncio.to_thread(self.reconciler.adopt_owner_uids)
+            await asyncio.to_thread(self.node.up, self.world, self.uplink, self.dns_upstreams)
         self.accesslog.start()
-        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
+        await self._listen_xds()
         loop = asyncio.get_running_loop()
         self._loop_ref = loop
-        try:
-            await self._serve_remote_xds()
-            await asyncio.to_thread(self.join_listener.start)
-        except Exception:  # the mesh's own node works without them; say so
-            log.exception("nodes cannot join: the join endpoint or mTLS xDS did not start")
+        if self.owns_node:  # joining nodes route to the node owner's namespace
+            try:
+                await self._serve_remote_xds()
+                await asyncio.to_thread(self.join_listener.start)
+            except Exception:  # the mesh's own node works without them; say so
+                log.exception("nodes cannot join: the join endpoint or mTLS xDS did not start")
         self._exits = ExitWatch(loop, self.kick)
 
         def on_change(*_: object) -> None:
@@ -618,6 +681,7 @@ class ControlPlane:
             loop.add_signal_handler(sig, self.request_shutdown, False)
         api_task = asyncio.create_task(server.serve())
         loop_task = asyncio.create_task(self._loop())
+        self.members.start()
         while not server.started:
             await asyncio.sleep(0.02)
         os.chmod(sock, 0o600)
@@ -627,6 +691,7 @@ class ControlPlane:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        await self.members.leave(self._teardown)
         self._exits.close()
         await asyncio.to_thread(self.reconciler.close)  # pod starts under way end first
         async with self._lock:
@@ -646,6 +711,11 @@ class ControlPlane:
             sock.unlink()
         with contextlib.suppress(FileNotFoundError):
             tfile.unlink()
+        if self._teardown and not self.owns_node:
+            # A replica's runtime directory held its API socket alone (no node recorded
+            # it in a manifest): `down` leaves nothing of it.
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()
 
     def _start_metrics_listener(self) -> None:
         """/metrics for Prometheus; a listener that cannot bind is logged, not fatal."""
@@ -663,6 +733,10 @@ class ControlPlane:
         log.info("metrics at %s", self.metrics_listener.url)
 
     def _teardown_all(self) -> None:
+        if not self.owns_node:
+            # A replica without the node made no pod, namespace or process: the mesh's
+            # pods belong to the node owner and keep running.
+            return
         for st in self.runtime.pod_states():
             self.runtime.stop_pod(st.namespace, st.name)
         self.node.down()
@@ -693,7 +767,17 @@ def main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        cp = ControlPlane(home, world, concurrency, cert_ttl=cert_ttl, dns_upstreams=dns_upstreams)
+        etcd = etcd_config(home)
+        mesh = asyncio.run(found_or_join(home, etcd)) if etcd is not None else None
+        cp = ControlPlane(
+            home,
+            world,
+            concurrency,
+            cert_ttl=cert_ttl,
+            dns_upstreams=dns_upstreams,
+            etcd=etcd,
+            mesh=mesh,
+        )
         asyncio.run(cp.run())
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -51,6 +51,14 @@ Rules:
   from that node's podCIDR and makes the pod's spec (its proxy reaching xDS over mTLS
   TCP at ``remote_xds``), kept in ``remote_specs`` for that node's agent to fetch; the
   agent reports the pod's status back (``joinapi``).
+- Replicas (docs/replicas.md): the controllers that write objects (IstioGateway,
+  ASMEgressTrafficPolicy, garbage collection, Deployments and their status) run only
+  while ``leading()`` says this control plane leads; the kubelet's part (pod IPs, starting
+  and stopping pods, pod status, the node's filter and NAT rules, gateway guards) only
+  where ``kubelet`` is set, on the control plane that owns the node. Every control plane
+  builds the snapshot it serves xDS from. Pod IPs stay with the kubelet: they are the
+  node's addresses (a CNI's IPAM), and only the node owner knows which are in use. A
+  change of leadership makes the next pass run the controllers.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
@@ -216,7 +224,7 @@ class Reconciler:
         home: Path,
         store: ConfigStore,
         runtime: Runtime,
-        xds_socket: Path,
+        xds_socket: Path | list[str],
         *,
         concurrency: int = 1,
         proxy_credential: Callable[[str], tuple[str, str]] | None = None,
@@ -224,8 +232,12 @@ class Reconciler:
         starts: int | None = None,
         start_wait: float = START_WAIT,
         on_started: Callable[[], None] | None = None,
+        leading: Callable[[], bool] = lambda: True,
+        kubelet: bool = True,
     ) -> None:
         self.home = home
+        self.leading = leading
+        self.kubelet = kubelet
         self.store = store
         self.runtime = runtime
         self.xds_socket = xds_socket
@@ -273,7 +285,7 @@ class Reconciler:
         # The store's listing and the revision it was taken at: one list per revision.
         self._listing: tuple[int, list[StoredObject]] | None = None
         # (store revision, pods observed) at the end of the last full pass.
-        self._settled: tuple[int, list[PodState]] | None = None
+        self._settled: tuple[int, list[PodState], bool] | None = None  # and leading
         self._pending = True  # a pod wanted but not running, or a sync to retry
         self._xds_mode = "delta"  # MeshConfig xdsMode, for proxies started from now on
 
@@ -293,6 +305,9 @@ class Reconciler:
 
     def _config_objects(self) -> list[Obj]:
         return [o for o in self._objects() if o.get("kind") in ("ConfigMap", "Secret")]
+
+    def _egress_policies(self, objs: list[Obj]) -> None:
+        asmegress.sync(self.store, objs, _canonical)
 
     def _gateways(self, objs: list[Obj]) -> None:
         gateways = [o for o in objs if o.get("kind") == "IstioGateway"]
@@ -477,7 +492,8 @@ class Reconciler:
             node_id = f"{kind}~{ip}~{name}.{namespace}~{namespace}.svc.cluster.local"
             boot = bootstrap_config(
                 node_id,
-                xds_address or str(self.xds_socket),
+                xds_address
+                or (self.xds_socket if isinstance(self.xds_socket, list) else str(self.xds_socket)),
                 cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
                 metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
                 credential=self.proxy_credential(node_id) if self.proxy_credential else None,
@@ -729,32 +745,47 @@ class Reconciler:
         self.passes += 1
         # The runtime's supervision first, in every pass: a container that died, a restart
         # whose back-off passed, a probe verdict show up in what it observes next.
-        self.runtime.reconcile()
+        if self.kubelet:
+            self.runtime.reconcile()
+        leading = self.leading()
         # What the controllers are about to read, taken before they read it: a write or a
         # pod change during the pass (our own status writes included) differs from it, so
         # the next pass runs them again, and only a pass that changed nothing settles.
-        seen = (self.store.revision(), self.runtime.pod_states())
+        pods = self.runtime.pod_states() if self.kubelet else []
+        seen = (self.store.revision(), pods, leading)
         if not self._pending and seen == self._settled:
             return self.snapshot
         self.controller_passes += 1
+        nat_ok = True
         try:
-            asmegress.sync(self.store, self._objects(), _canonical)
-            self._gateways(self._objects())
-            self._garbage_collect(self._objects())
-            self._deployments(self._objects())
-            self._pods(self._objects())
-            self._deployment_status(self._objects())
+            # Leadership is asked again before each controller: one lost mid-pass stops
+            # the writes that are left (the new leader's next pass does them).
+            for controller in (
+                self._egress_policies,
+                self._gateways,
+                self._garbage_collect,
+                self._deployments,
+            ):
+                if leading and self.leading():
+                    controller(self._objects())
+            if self.kubelet:
+                self._pods(self._objects())
+            else:
+                self._pending = False
+            if leading and self.leading():
+                self._deployment_status(self._objects())
             self.refresh_snapshot()
-            nat_ok = self._service_nat(self.snapshot)
-            # After the snapshot (the gateways' routes say what they may reach) and before
-            # the caller pushes it: a gateway gets no route before its guard is in place.
-            self._ssrf_guard.sync(self._objects(), self.snapshot, frozenset(self._typed))
+            if self.kubelet:
+                nat_ok = self._service_nat(self.snapshot)
+                # After the snapshot (the gateways' routes say what they may reach) and
+                # before the caller pushes it: a gateway gets no route before its guard.
+                self._ssrf_guard.sync(self._objects(), self.snapshot, frozenset(self._typed))
         except BaseException:
             # Controllers edit listed dicts before writing them: never reuse those.
             self._listing = self._settled = None
             raise
-        self._pending = self._pending or not (
-            nat_ok and self._node_filter.settled and self._ssrf_guard.settled
+        self._pending = self._pending or (
+            self.kubelet and not (nat_ok and self._node_filter.settled and self._ssrf_guard.settled)
         )
         self._settled = seen
         return self.snapshot

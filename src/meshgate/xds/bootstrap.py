@@ -18,6 +18,12 @@ Rules:
   (`with_xds_tls`: its node's xDS client certificate and key, the mesh CA as the only
   trust, ALPN h2), as Istio's proxies reach istiod on 15012; local proxies keep the
   Unix socket, in plaintext.
+- Several addresses (control-plane replicas, see docs/replicas.md) make one `xds-grpc`
+  cluster with an endpoint each: the ADS stream goes to one of them, and when its stream
+  breaks Envoy reconnects through the cluster's load balancer. An address that refuses a
+  connection is ejected at once (outlier detection on locally originated failures) for
+  1-5 s, and the panic threshold is 0, so retries go to the replicas that answer instead
+  of round-robin over dead ones. One address gives exactly the single-endpoint cluster.
 - The ADS stream reconnects with a 100 ms base, 1 s max back-off (Envoy's default is
   500 ms .. 30 s), so proxies resync about a second after a control-plane restart.
 - Output is plain JSON-ready dicts in proto3 JSON field names; the command line is
@@ -29,7 +35,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 XDS_CLUSTER = "xds-grpc"
@@ -47,7 +53,7 @@ _API_TYPES = {"sotw": "GRPC", "delta": "DELTA_GRPC"}
 
 def bootstrap_config(
     node_id: str,
-    xds_address: str,
+    xds_address: str | Sequence[str],
     *,
     cluster: str,
     metadata: Mapping[str, str] | None = None,
@@ -208,22 +214,48 @@ def envoy_argv(
     ]
 
 
-def _xds_cluster(xds_address: str) -> dict[str, Any]:
+def _xds_address(xds_address: str) -> tuple[dict[str, Any], str]:
+    """One control-plane address and the discovery type it needs."""
     if "/" in xds_address:
-        address: dict[str, Any] = {"pipe": {"path": xds_address}}
-        discovery = "STATIC"
-    else:
-        host, port = _split_host_port(xds_address, default_port=None)
-        address = _socket_address(host, port)
-        discovery = "STATIC" if _is_ip(host) else "STRICT_DNS"
+        return {"pipe": {"path": xds_address}}, "STATIC"
+    host, port = _split_host_port(xds_address, default_port=None)
+    return _socket_address(host, port), "STATIC" if _is_ip(host) else "STRICT_DNS"
+
+
+# Failover between replicas: a replica that refuses a connection (dead, or its slot not
+# taken) is skipped for 1 s, 2 s... up to 5 s, rather than tried again in turn.
+_FAILOVER = {
+    "outlier_detection": {
+        "split_external_local_origin_errors": True,
+        "consecutive_local_origin_failure": 1,
+        "enforcing_consecutive_local_origin_failure": 100,
+        "interval": "1s",
+        "base_ejection_time": "1s",
+        "max_ejection_time": "5s",
+        "max_ejection_percent": 100,
+    },
+    # Never "panic" into dead replicas when most are ejected: only live ones are tried.
+    "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+}
+
+
+def _xds_cluster(xds_address: str | Sequence[str]) -> dict[str, Any]:
+    given = [xds_address] if isinstance(xds_address, str) else list(xds_address)
+    if not given:
+        raise ValueError("xds_address: at least one control-plane address is needed")
+    resolved = [_xds_address(a) for a in given]
+    discovery = "STRICT_DNS" if any(d == "STRICT_DNS" for _, d in resolved) else "STATIC"
     return {
         "name": XDS_CLUSTER,
         "type": discovery,
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": address}} for address, _ in resolved]}
+            ],
         },
+        **(_FAILOVER if len(resolved) > 1 else {}),
         "typed_extension_protocol_options": {
             _HTTP_OPTIONS: {
                 "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",

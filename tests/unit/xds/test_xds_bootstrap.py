@@ -144,3 +144,26 @@ def test_delta_mode_asks_for_incremental_ads() -> None:
 
     with pytest.raises(ValueError, match="xds_mode 'fast'"):
         bootstrap_config("n", "/run/x.sock", cluster="c", xds_mode="fast")
+
+
+def test_replica_addresses_make_one_failover_cluster() -> None:
+    """Every replica's socket is an endpoint of the one xds-grpc cluster; a refused
+    connection ejects that endpoint and no panic mode sends retries back to it."""
+    socks = [f"/run/meshgate/abc123/xds/xds-{i}.sock" for i in range(3)]
+    config = bootstrap_config("n", socks, cluster="c")
+    json_format.ParseDict(config, Bootstrap())
+    (cluster,) = config["static_resources"]["clusters"]
+    endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e["endpoint"]["address"]["pipe"]["path"] for e in endpoints] == socks
+    outlier = cluster["outlier_detection"]
+    assert outlier["consecutive_local_origin_failure"] == 1
+    assert outlier["max_ejection_percent"] == 100
+    assert cluster["common_lb_config"]["healthy_panic_threshold"] == {"value": 0}
+
+
+def test_one_address_in_a_list_is_the_plain_cluster() -> None:
+    assert bootstrap_config("n", ["/x/xds.sock"], cluster="c") == bootstrap_config(
+        "n", "/x/xds.sock", cluster="c"
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_config("n", [], cluster="c")
