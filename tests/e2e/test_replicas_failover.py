@@ -75,8 +75,8 @@ spec:
 
 
 # The walkthrough's MeshConfig (REGISTRY_ONLY: aliyun.com is registered by step 3) with
-# delta ADS.
-DELTA_MESH_CONFIG = """\
+# an ADS flavour written out (delta is the default; SOTW the opt-out).
+MESH_CONFIG = """\
 apiVersion: meshgate.io/v1alpha1
 kind: MeshConfig
 metadata:
@@ -84,7 +84,7 @@ metadata:
 spec:
   outboundTrafficPolicy:
     mode: REGISTRY_ONLY
-  xdsMode: DELTA
+  xdsMode: {mode}
 """
 
 
@@ -163,8 +163,8 @@ def test_leader_killed_under_traffic(tmp_path: Path, xds_mode: str) -> None:
             a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
             ok, _ = retry(lambda: _leading(a), bool, 10)
             assert ok, a.log_tail()
-            if xds_mode == "delta":  # before any pod: its proxies start with delta ADS
-                a.meshgate("apply", "-f", "-", input=DELTA_MESH_CONFIG)
+            # Before any pod: its proxies start with that ADS flavour.
+            a.meshgate("apply", "-f", "-", input=MESH_CONFIG.format(mode=xds_mode.upper()))
             for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
                 a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
             sleep = a.wait_pod("default", "sleep-")

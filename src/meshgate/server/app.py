@@ -305,6 +305,7 @@ class ControlPlane:
             self.reconciler.remote_xds,
             port,
         )
+
     def _leader_changed(self, leading: bool) -> None:
         """Leading now: run the controllers at once (the next pass sees the change)."""
         log.info("controllers %s", "start: this replica leads" if leading else "stop")
