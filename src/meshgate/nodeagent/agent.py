@@ -15,6 +15,12 @@ Rules:
   own readiness back. A pod that fails to start is tried again after START_RETRY.
 - Its proxies reach xDS over mTLS TCP (``with_xds_tls``: the proxies' certificate, not
   the agent's); the control plane gave each spec the TCP address.
+- Before the pods of each sync, it brings its node up to what the control plane renders
+  for it (``GET /node/v1/config``, see ``server.nodeconfig``): its DNS zone (served by
+  its own DNS server on its bridge address, started and kept running here), its filter
+  rules (NetworkPolicy, ``egressEnforcement``) and its cluster-IP NAT, each installed in
+  its own namespace only when it changed, our own chains only. A part that fails to
+  install is logged and tried again at the next sync; pods still start.
 - The control plane being away changes nothing that runs: the pods go on, the next
   report catches up.
 """
@@ -43,7 +49,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from meshgate.home import api_socket, pid_file, token_file
-from meshgate.runtime import podnet
+from meshgate.runtime import netpolicy, podnet, servicenat
+from meshgate.runtime.dns import write_zone
 from meshgate.runtime.nodelink import JoinedNetwork, JoinedNode
 from meshgate.runtime.pods import Runtime
 from meshgate.runtime.podspec import spec_from_dict
@@ -119,6 +126,9 @@ class Agent:
         self._retry: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self.teardown = False
+        self.dns_upstream = f"{self.info.get('dns') or '10.34.0.1'}:53"
+        self._config_version = ""
+        self._installed: dict[str, Any] = {}  # part -> what was installed
 
     @staticmethod
     def _gateway(cidr: str) -> str:
@@ -145,6 +155,37 @@ class Agent:
                 CA_FILE: (d / CA_FILE).read_bytes(),
             },
         )
+        self.node.ensure_dns(self.network.gateway, self.dns_upstream)
+
+    # -- the node's own DNS, filter and NAT ---------------------------------------------------
+
+    def sync_config(self) -> None:
+        self.node.ensure_dns(self.network.gateway, self.dns_upstream)
+        path = "/node/v1/config?have=" + self._config_version
+        body = call(self.url, "GET", path, self.ctx)
+        if body.get("unchanged"):
+            return
+        ok = True
+        for part, install in (
+            ("zone", lambda v: write_zone(self.home, v, layer="mesh")),
+            ("filter", lambda v: netpolicy.apply(self.node.netns, v)),
+            ("nat", lambda v: servicenat.apply(self.node.netns, v)),
+        ):
+            value = body.get(part)
+            if value is None or self._installed.get(part) == value:
+                continue
+            try:
+                install(value)
+            except netpolicy.BridgeFilterMissing as exc:
+                log.warning("%s", exc)
+            except Exception:
+                log.exception("installing the node's %s failed (tried again)", part)
+                ok = False
+                continue
+            log.info("installed the node's %s (config %s)", part, body.get("version"))
+            self._installed[part] = value
+        if ok:
+            self._config_version = str(body.get("version") or "")
 
     # -- one sync ---------------------------------------------------------------------------
 
@@ -163,6 +204,10 @@ class Agent:
         return {**spec, "proxy": {**proxy, "bootstrap": boot}}
 
     def sync_once(self) -> None:
+        try:
+            self.sync_config()
+        except ControlPlaneRefused as exc:
+            log.warning("node config: %s", exc)
         listed = call(self.url, "GET", "/node/v1/pods", self.ctx)["pods"]
         wanted = {(str(s["namespace"]), str(s["name"])): s for s in listed}
         running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
