@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from meshgate.runtime import dns
 from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 from tests.e2e.test_egress_enforcement import MESH_CONFIG
 from tests.e2e.test_mesh_mtls import GATEWAY_443, RECIPE
@@ -165,3 +166,69 @@ def test_joined_node_has_its_own_dns_exit_rules_and_cluster_ip_nat(
             os.kill(frozen, signal.SIGCONT)
         node.meshgate("down", check=False)
     assert node_ns not in _netns_names()
+
+
+# The egress gateway, placed on node 2 by the IstioGateway's nodeSelector.
+GATEWAY_ON_NODE_2 = """apiVersion: istio.alibabacloud.com/v1beta1
+kind: IstioGateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  gatewayType: egress
+  replicaCount: 1
+  nodeSelector: {kubernetes.io/hostname: node-2}
+  ports:
+  - {name: http-0, port: 80, protocol: TCP, targetPort: 80}
+"""
+
+
+def test_gateway_on_joined_node_has_its_ssrf_guard(mesh: Mesh, tmp_path: Path) -> None:
+    """A gateway on node 2 gets its configuration (xDS on node 1, allowed by its guard),
+    reaches an in-mesh Service it routes to, and is refused a name that resolves to its
+    own admin port (node 2's DNS answers with node 1's zone), until the guard is off."""
+    from meshgate.home import mesh_id
+    from tests.e2e.test_gateway_ssrf import GUARD_OFF, REBOUND, SSRF_CONFIG, WEB
+
+    node = Mesh(tmp_path / "node-2")
+    try:
+        args = _join_args(mesh.meshgate("token", "create", "--print-join-command").stdout)
+        node.meshgate(*args, "--name", "node-2")
+        dns.write_zone(mesh.home, REBOUND, layer="e2e-rebinding")
+        mesh.meshgate("apply", "-f", str(WEB))
+        mesh.meshgate("apply", "-f", "-", input=GATEWAY_ON_NODE_2 + "---\n" + SSRF_CONFIG)
+        gw = mesh.wait_pod("istio-system", "istio-egressgateway-")
+        plain = mesh.wait_pod("default", "plain-")
+        mesh.wait_pod("default", "web-")
+        wide = mesh.meshgate("-n", "istio-system", "get", "pod", gw, "-o", "wide").stdout
+        row = wide.splitlines()[1].split()
+        assert row[-1] == "node-2" and row[-2].startswith("10.35."), wide
+        gw_ip = row[-2]
+        home = mesh if "plain" in placed_on(mesh, "meshgate-node") else node
+
+        def straight(host: str, path: str = "/") -> str:
+            proc = home.curl(
+                plain, "-o", "/dev/null", "-w", "%{http_code}",
+                "--resolve", f"{host}:80:{gw_ip}", f"http://{host}{path}",
+            )  # fmt: skip
+            return proc.stdout.strip()
+
+        ok, code = retry(lambda: straight("web.default.svc.cluster.local"), "200".__eq__, 45, 0.5)
+        assert ok, code
+        assert straight("admin.example", "/ready") == "503"
+        logs = node.meshgate("-n", "istio-system", "logs", gw, "-c", "istio-proxy").stdout
+        entries = [json.loads(x) for x in logs.splitlines() if x.startswith("{")]
+        admin = [e for e in entries if e.get("authority") == "admin.example"]
+        assert admin and admin[-1]["upstream_host"] == "127.0.0.1:15000", entries[-3:]
+        assert admin[-1]["response_code"] == 503
+        # What the guard stops: with it off, the gateway serves its own admin interface.
+        mesh.meshgate("apply", "-f", "-", input=GUARD_OFF)
+        ok, code = retry(lambda: straight("admin.example", "/ready"), "200".__eq__, 20, 0.5)
+        assert ok, code
+    finally:
+        node.meshgate("down", check=False)
+    assert f"mg-{mesh_id(node.home)}" not in _netns_names()
+
+
+def placed_on(mesh: Mesh, node_name: str) -> str:
+    """The names of the pods on ``node_name`` (all namespaces), one a line."""
+    out = mesh.meshgate("get", "pods", "-A", "-o", "wide").stdout
+    return "\n".join(r.split()[1] for r in out.splitlines()[1:] if r.split()[-1] == node_name)

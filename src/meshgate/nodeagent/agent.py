@@ -20,7 +20,9 @@ Rules:
   its own DNS server on its bridge address, started and kept running here), its filter
   rules (NetworkPolicy, ``egressEnforcement``) and its cluster-IP NAT, each installed in
   its own namespace only when it changed, our own chains only. A part that fails to
-  install is logged and tried again at the next sync; pods still start.
+  install is logged and tried again at the next sync; pods still start. Right after
+  starting pods it installs each gateway pod's SSRF guard in the pod's namespace (the
+  control plane gives what the gateway may reach; the proxies' match is this node's).
 - The control plane being away changes nothing that runs: the pods go on, the next
   report catches up.
 """
@@ -49,7 +51,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from meshgate.home import api_socket, pid_file, token_file
-from meshgate.runtime import netpolicy, podnet, servicenat
+from meshgate.runtime import capture, netpolicy, podnet, servicenat, ssrfguard
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.nodelink import JoinedNetwork, JoinedNode
 from meshgate.runtime.pods import Runtime
@@ -129,6 +131,8 @@ class Agent:
         self.dns_upstream = f"{self.info.get('dns') or '10.34.0.1'}:53"
         self._config_version = ""
         self._installed: dict[str, Any] = {}  # part -> what was installed
+        self._gateways: dict[str, Any] = {}  # "ns/name" -> its SSRF guard's inputs
+        self._guards: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> rules installed
 
     @staticmethod
     def _gateway(cidr: str) -> str:
@@ -165,6 +169,7 @@ class Agent:
         body = call(self.url, "GET", path, self.ctx)
         if body.get("unchanged"):
             return
+        self._gateways = dict(body.get("gateways") or {})
         ok = True
         for part, install in (
             ("zone", lambda v: write_zone(self.home, v, layer="mesh")),
@@ -186,6 +191,36 @@ class Agent:
             self._installed[part] = value
         if ok:
             self._config_version = str(body.get("version") or "")
+
+    def sync_guards(self) -> bool:
+        """Each running gateway pod's SSRF guard (``runtime.ssrfguard``) from the inputs
+        the control plane gave; False when one failed (tried again at the next sync)."""
+        running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        for gone in set(self._guards) - set(running):
+            del self._guards[gone]
+        ok = True
+        match = ""
+        for ref, guard in sorted(self._gateways.items()):
+            ns, _, name = ref.partition("/")
+            if (ns, name) not in running:
+                continue
+            try:
+                match = match or capture.exemption(self.runtime.launcher.proxy_cgroup())[0]
+                allowed = [
+                    ssrfguard.Allowed(str(a[0]), int(a[1]), str(a[2])) for a in guard["allowed"]
+                ]
+                texts = ssrfguard.render(
+                    match, allowed, enabled=bool(guard["enabled"]), dns_ip=self.network.gateway
+                )
+                if self._guards.get((ns, name)) == texts:
+                    continue
+                ssrfguard.apply(running[(ns, name)].netns, texts)
+            except Exception:
+                log.exception("installing the SSRF guard of gateway pod %s failed", ref)
+                ok = False
+                continue
+            self._guards[(ns, name)] = texts
+        return ok
 
     # -- one sync ---------------------------------------------------------------------------
 
@@ -236,6 +271,9 @@ class Agent:
                 continue
             self._retry.pop(ns_name, None)
             self._specs[ns_name] = raw
+            self._guards.pop(ns_name, None)  # a new sandbox: its guard goes in again
+        # Right after the starts: a gateway's guard is in place before much can reach it.
+        self.sync_guards()  # one that failed is tried again at the next sync
         self.runtime.reconcile()
         statuses: dict[str, Any] = dict(failed)
         for st in self.runtime.pod_states():

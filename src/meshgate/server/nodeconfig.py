@@ -13,6 +13,11 @@ Rules:
   ``egressEnforcement`` exit), with the node's own DNS address, the other nodes' pod
   ranges inside the mesh, and the proxies' xDS on the first node allowed.
 - NAT: every Service cluster IP DNATs to its ready endpoints, wherever they run.
+- Gateways: for each gateway pod placed on the node, its SSRF guard's inputs (``server.
+  ssrfguard``: on or off, the destinations its configuration sends to by address), plus
+  the proxies' xDS on the first node (inside the guarded pod range, and the only way its
+  proxy gets a configuration). The agent renders the rules with its own proxies' match
+  (their cgroup lives on its machine) and its DNS address.
 - ``version`` is a digest of the rest: an agent that already has it gets ``unchanged``
   instead of the whole document. Rendering is cached per store revision, snapshot and
   zone files, so an idle mesh renders nothing.
@@ -29,7 +34,8 @@ from typing import Any
 
 from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import dns, servicenat
-from meshgate.server import nodefilter
+from meshgate.runtime import ssrfguard as runtime_guard
+from meshgate.server import nodefilter, ssrfguard
 from meshgate.server import nodes as nodes_mod
 from meshgate.store.base import ConfigStore
 
@@ -87,9 +93,30 @@ class NodeConfigs:
                 objs, node_cidr=cidr, dns_ip=nodes_mod.gateway_ip(cidr), xds=self.xds_address
             ),
             "nat": servicenat.render(service_routes(snapshot)),
+            "gateways": self._gateways(name, objs, snapshot),
         }
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         body["version"] = digest
         with self._lock:
             self._cache[name] = (key, body)
         return body
+
+    def _gateways(self, node: str, objs: list[Obj], snapshot: Snapshot) -> Obj:
+        enabled = snapshot.mesh.gateway_ssrf_guard
+        host, _, port = self.xds_address.rpartition(":")
+        mine = {
+            (nodes_mod.name_of(p), (p.get("metadata") or {}).get("namespace") or "default")
+            for p in objs
+            if p.get("kind") == "Pod" and (p.get("spec") or {}).get("nodeName") == node
+        }
+        out: Obj = {}
+        for ns, name, _, ip in ssrfguard.gateway_pods(objs):
+            if (name, ns) not in mine:
+                continue
+            allowed = ssrfguard.allowed_destinations(snapshot, ns, name, ip) if enabled else []
+            allowed.append(runtime_guard.Allowed(host, int(port), "the proxies' xDS"))
+            out[f"{ns}/{name}"] = {
+                "enabled": enabled,
+                "allowed": [[a.ip, a.port, a.why] for a in sorted(set(allowed))],
+            }
+        return out

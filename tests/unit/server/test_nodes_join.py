@@ -211,6 +211,7 @@ def test_a_joined_node_gets_its_dns_zone_filter_and_nat_rendered_for_it(
     assert "-d 10.34.0.1/32 -p tcp -m tcp --dport 15012" in first["filter"]
     assert first["nat"].startswith("*nat\n:MESHGATE-SERVICES")
     assert svc.config("n2", first["version"]) == {"version": first["version"], "unchanged": True}
+    assert first["gateways"] == {}
     store.apply(
         [
             {
@@ -227,6 +228,15 @@ def test_a_joined_node_gets_its_dns_zone_filter_and_nat_rendered_for_it(
     # The first node's pods are inside the mesh; the rest is refused.
     assert "-d 10.34.0.0/16" in exit_rules[0]
     assert exit_rules[-1].endswith("-j REJECT --reject-with icmp-admin-prohibited")
+    # A gateway pod bound to n2: its guard's inputs, the xDS on node 1 allowed.
+    gateway = _pod("gw", node="n2")
+    gateway["metadata"]["annotations"] = {"meshgate.io/proxy-type": "router"}
+    store.apply([gateway])
+    store.update_status(ResourceKey("", "Pod", "default", "gw"), {"podIP": "10.35.0.10"})
+    guards = svc.config("n2", "")["gateways"]
+    assert guards == {
+        "default/gw": {"enabled": True, "allowed": [["10.34.0.1", 15012, "the proxies' xDS"]]}
+    }
     with pytest.raises(JoinError, match='node "gone" not found'):
         svc.config("gone", "")
 
