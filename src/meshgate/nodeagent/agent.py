@@ -130,6 +130,7 @@ class Agent:
         self.teardown = False
         self.dns_upstream = f"{self.info.get('dns') or '10.34.0.1'}:53"
         self._config_version = ""
+        self._config_error = ""
         self._installed: dict[str, Any] = {}  # part -> what was installed
         self._gateways: dict[str, Any] = {}  # "ns/name" -> its SSRF guard's inputs
         self._guards: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> rules installed
@@ -241,8 +242,11 @@ class Agent:
     def sync_once(self) -> None:
         try:
             self.sync_config()
+            self._config_error = ""
         except ControlPlaneRefused as exc:
-            log.warning("node config: %s", exc)
+            if str(exc) != self._config_error:  # once, not every second
+                log.warning("node config: %s", exc)
+            self._config_error = str(exc)
         listed = call(self.url, "GET", "/node/v1/pods", self.ctx)["pods"]
         wanted = {(str(s["namespace"]), str(s["name"])): s for s in listed}
         running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
