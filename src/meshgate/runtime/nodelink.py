@@ -3,15 +3,17 @@
 Rules:
 - The joined node's namespace is ``mg-<its mesh id>-node`` (named after its own state
   directory, as the first node's is), bridge ``mgbr0`` with the first address of its
-  podCIDR, ip_forward on. It runs no DNS server: its pods' resolv.conf names the first
-  node's (10.34.0.1), reached over the link below.
+  podCIDR, ip_forward on. Its own DNS server (``runtime.dns``, the zone the control
+  plane serves, kept in this state directory's ``dns/``) listens on that bridge address,
+  and its pods' resolv.conf names it, so they resolve while the first node's DNS is down;
+  names outside the zone are forwarded to the first node's DNS. ``ensure_dns`` starts it
+  (again, when it died), recorded in the manifest so ``down`` stops it.
 - One veth pair links it to the first node's namespace: ``mgup0`` here (the link's .2),
   ``mgj<mesh id>`` there (.1); each side routes the other's pod range over it, and the
   joined node's default route is the first node (its way to the world, which routes the
   joined ranges back): NetworkPolicy and the enforced exit, installed here by the agent,
-  decide what may leave. Both ends
-  and the routes through them go when this namespace is deleted (``down``), so the first
-  node keeps nothing of a node that left.
+  decide what may leave. Both ends and the routes through them go when this namespace is
+  deleted (``down``), so the first node keeps nothing of a node that left.
 - The proxies' xDS client certificate, key and the mesh CA are written to the runtime
   directory's ``xds/`` (root:1337, 0750; files 0640), which every proxy sandbox of this
   node mounts (``containers.Launcher.proxy_sandbox``).
