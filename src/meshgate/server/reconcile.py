@@ -71,7 +71,7 @@ from meshgate.server.podsync import START_WAIT, PodSync, _key
 from meshgate.server.podsync import STOP_DELAY as STOP_DELAY
 from meshgate.server.podsync import pod_starts as pod_starts
 from meshgate.server.ssrfguard import SsrfGuard
-from meshgate.store.base import ConfigStore, StoredObject
+from meshgate.store.base import Compacted, ConfigStore, Event, StoredObject
 
 log = logging.getLogger("meshgate.reconcile")
 
@@ -154,6 +154,7 @@ class Reconciler(PodSync):
         self.controller_passes = 0
         # The store's listing and the revision it was taken at: one list per revision.
         self._listing: tuple[int, list[StoredObject]] | None = None
+        self._by_key: dict[ResourceKey, StoredObject] | None = None  # the same, by key
         # (store revision, pods observed) at the end of the last full pass.
         self._settled: tuple[int, list[PodState], bool] | None = None  # and leading
         self._pending = True  # a pod wanted but not running, or a sync to retry
@@ -162,13 +163,33 @@ class Reconciler(PodSync):
     # -- controllers -------------------------------------------------------------------
 
     def _stored(self) -> list[StoredObject]:
-        """The store's objects, listed again only once its revision moved. The revision is
-        read before the list: a write in between makes the list newer than its tag, so the
-        next pass lists again (never the reverse)."""
+        """The store's objects, brought up to date only once its revision moved: by the
+        events since the listing's revision (what changed, decoded alone), or listed
+        afresh when the store no longer keeps them (compacted) or there is no listing yet.
+        With 10,000 objects a full list decodes every body; one change's events decode
+        one or two. The revision is read before the update: a write in between makes the
+        listing newer than its tag, so the next pass applies that event again (by key, so
+        twice is once), never misses it."""
         revision = self.store.revision()
-        if self._listing is None or self._listing[0] != revision:
-            self._listing = (revision, self.store.list())
-        return self._listing[1]
+        if self._listing is not None and self._listing[0] == revision:
+            return self._listing[1]
+        if self._listing is not None and self._by_key is not None:
+            try:
+                events = self.store.events_since(self._listing[0])
+            except Compacted:
+                events = None
+            if events is not None:
+                for e in events:
+                    if e.type == "DELETED":
+                        self._by_key.pop(e.key, None)
+                    else:
+                        self._by_key[e.key] = _stored_from_event(e)
+                self._listing = (revision, [self._by_key[k] for k in sorted(self._by_key)])
+                return self._listing[1]
+        listed = self.store.list()
+        self._by_key = {s.key: s for s in listed}
+        self._listing = (revision, listed)
+        return listed
 
     def _objects(self) -> list[Obj]:
         return [s.object for s in self._stored()]
@@ -341,6 +362,7 @@ class Reconciler(PodSync):
         except BaseException:
             # Controllers edit listed dicts before writing them: never reuse those.
             self._listing = self._settled = None
+            self._by_key = None
             raise
         self._pending = self._pending or (
             self.kubelet and not (nat_ok and self._node_filter.settled and self._ssrf_guard.settled)
@@ -362,3 +384,15 @@ class Reconciler(PodSync):
             return False
         self._nat_text = text
         return True
+
+
+def _stored_from_event(e: Event) -> StoredObject:
+    """The object an event left (its own decoded dict: events are read afresh)."""
+    meta = e.object.get("metadata") or {}
+    version = meta.get("resourceVersion")
+    return StoredObject(
+        e.key,
+        e.object,
+        int(version) if isinstance(version, str) and version.isdigit() else e.revision,
+        int(meta.get("generation") or 1),
+    )
