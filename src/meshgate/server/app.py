@@ -176,6 +176,8 @@ class ControlPlane:
             service.local_log_files(lambda: self.reconciler.snapshot.pods, self._log_path_of),
             service.Settings.from_env(),
             on_new=self.metrics.on_entries,
+            # With replicas, the others' entries too: every replica answers for the mesh.
+            peers=service.replica_peers(home, lambda: self.members.replicas) if mesh else None,
         )
         self.accesslog_reader = service.Reader(home)
         als_servicer = als.AccessLogServicer(

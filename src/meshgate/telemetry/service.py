@@ -23,8 +23,9 @@ from typing import Any
 
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, parse_node_id
 from meshgate.telemetry import entries
+from meshgate.telemetry.peers import Peers
 from meshgate.telemetry.sink import LogFiles, Sink
-from meshgate.telemetry.store import AccessLogStore, Query, connect, db_path, query
+from meshgate.telemetry.store import AccessLogStore, Query, connect, db_path, local_rows, query
 from meshgate.telemetry.top import HostRow, TopQuery, top_hosts
 
 PROXY_CONTAINER = "istio-proxy"
@@ -93,11 +94,19 @@ def open_sink(
     log_files: LogFiles,
     settings: Settings,
     on_new: Callable[[list[entries.Entry]], None] | None = None,
+    peers: Peers | None = None,
 ) -> Sink:
     store = AccessLogStore(
         db_path(state_dir), max_bytes=settings.max_bytes, max_age=settings.max_age
     )
-    return Sink(store, log_files, queue_size=settings.queue_size, on_new=on_new)
+    return Sink(store, log_files, queue_size=settings.queue_size, on_new=on_new, peers=peers)
+
+
+def replica_peers(home: Path, replicas: Callable[[], list[dict[str, Any]]]) -> Peers:
+    """The other replicas to pull entries from (``replicas``: the membership's list)."""
+    from meshgate.runtime.names import mesh_id
+
+    return Peers(mesh_id(home), replicas)
 
 
 class Reader:
@@ -117,6 +126,10 @@ class Reader:
     def query(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
         with self._lock:
             return query(self._connection(), q)
+
+    def local_rows(self, after: int, limit: int) -> tuple[list[Any], int]:
+        with self._lock:
+            return local_rows(self._connection(), after, limit)
 
     def top(self, q: TopQuery, now: float) -> list[HostRow]:
         with self._lock:
