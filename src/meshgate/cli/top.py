@@ -135,7 +135,8 @@ def run_top(
         noted: set[str] = set()
         while True:
             data = fetch()
-            print_notes(data, noted)
+            print_notes(data, noted)  # on stderr; not part of the JSON object
+            data.pop("notes", None)
             if output == "json":
                 typer.echo(json.dumps(data))
             elif data["hosts"]:

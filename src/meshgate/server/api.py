@@ -349,7 +349,9 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/log", guard(pod_log), methods=["GET"]),
         Route(
             "/v1/accesslog",
-            guard(access_log_handler(lambda q: cp.access_log(q), lambda: cp.accesslog.notes())),
+            guard(
+                access_log_handler(lambda q: cp.access_log(q), lambda: cp.accesslog_reader.notes())
+            ),
             methods=["GET"],
         ),
         Route(
@@ -361,7 +363,8 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
             "/v1/top",
             guard(
                 top_handler(
-                    lambda q, now: cp.accesslog_reader.top(q, now), lambda: cp.accesslog.notes()
+                    lambda q, now: cp.accesslog_reader.top(q, now),
+                    lambda: cp.accesslog_reader.notes(),
                 )
             ),
             methods=["GET"],
@@ -372,7 +375,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 metrics_api_handler(
                     lambda: cp.metrics.exposition(),
                     lambda: cp.metrics_listener.url if cp.metrics_listener else None,
-                    lambda: cp.accesslog.notes(),
+                    lambda: cp.accesslog_reader.notes(),
                 )
             ),
             methods=["GET"],

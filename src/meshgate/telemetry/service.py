@@ -112,8 +112,10 @@ def replica_peers(home: Path, replicas: Callable[[], list[dict[str, Any]]]) -> P
 class Reader:
     """Queries for the API: a connection of its own, one query at a time."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, notes: Callable[[], list[str]] = list) -> None:
         self._path = db_path(state_dir)
+        # What the answers miss (replicas that did not answer: the sink's ``notes``).
+        self.notes = notes
         self._conn: sqlite3.Connection | None = None
         # The API runs queries in worker threads; one connection serves one at a time.
         self._lock = threading.Lock()
