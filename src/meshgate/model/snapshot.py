@@ -16,6 +16,12 @@ Rules of this module:
   translator decides which of them a proxy may see.
 - Per-proxy views (the services a Sidecar scope imports) are memoised in the snapshot: it is
   immutable, so a view computed once stays valid; the memo is only ever added to.
+- A ServiceEntry's services are derived once per resource object, not once per snapshot
+  (``_SE_MEMO``): decoded resources are immutable and the store's decoder hands out the
+  same object while its version stands, so with 10,000 ServiceEntries a change re-derives
+  the one it touched. Not those whose endpoints come from pods (a ``workloadSelector``
+  without ``endpoints``): pods change under them. The memo holds only the last build's
+  entries (and the objects themselves, so an id is never reused while it is there).
 - Kubernetes cluster IPs: ``spec.clusterIP`` when set; else a deterministic address in
   10.96.0.0/16 from a hash of ``ns/name``, collisions resolved in sorted key order. Headless
   (``None``) and ``ExternalName`` Services have none.
@@ -64,6 +70,8 @@ RBAC = "rbac.authorization.k8s.io"
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 MESH_GATEWAY = "mesh"
+# id(ServiceEntry resource) -> (that resource, its services): see the module rules.
+_SE_MEMO: dict[int, tuple[Any, list[Service]]] = {}
 
 
 def _group(resource: Any) -> str:
@@ -221,8 +229,19 @@ class Snapshot:
         # MeshConfig defaultServiceExportTo: the exportTo of a ServiceEntry that sets none,
         # and of every Kubernetes Service.
         default_export = mesh.default_service_export_to
+        global _SE_MEMO
+        memo, _SE_MEMO = _SE_MEMO, {}
         for se in by_kind[(NETWORKING, "ServiceEntry")]:
-            made = from_service_entry(se, pods_by_ns.get(_ns(se), ()))
+            spec = get(se, "spec")
+            if get_list(spec, "endpoints") or not get(spec, "workload_selector"):
+                known = memo.get(id(se))
+                if known is not None and known[0] is se:
+                    made = known[1]
+                else:
+                    made = from_service_entry(se, ())
+                _SE_MEMO[id(se)] = (se, made)
+            else:
+                made = from_service_entry(se, pods_by_ns.get(_ns(se), ()))
             if default_export and not get_list(get(se, "spec"), "export_to"):
                 export = export_set(default_export, _ns(se))
                 made = [replace(s, export_to=export) for s in made]

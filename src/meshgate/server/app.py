@@ -11,27 +11,16 @@ Rules:
   rest a pass runs the runtime's supervision alone (no controller, no store listing: see
   ``reconcile``), so an idle control plane costs about 1% of a core whatever the store
   holds.
-- The node's own processes (DNS, the world's Envoy) are watched too: one that dies is
-  started again in the pass its exit wakes (``Node.up`` is idempotent).
 - A proxy whose pod is gone leaves ``proxy-status`` in the pass after its stream closes; a
   closed stream of a pod that still exists stays listed (DISCONNECTED) while it restarts.
 - A push is requested only when what a proxy would receive can have changed: a new
   snapshot (the store changed: config, pods, endpoints, pod status), a CA rotation, or a
   certificate reaching its renewal time (``MeshCA.next_change``). A pass that changes
   nothing requests nothing, so an idle mesh translates and sends nothing.
-- Each proxy's translation is kept for the snapshot it was made from: a push for
-  certificates alone re-issues secrets without translating again. Proxies that would
-  receive the same resources share one translation (``translate.cache``).
 - Pods and proxies survive a control-plane restart: the runtime re-adopts them from its
   manifest, and proxies keep their last config until the xDS stream is back.
 - At start, before the first pass, stored ownerReferences without a uid (older state
   directories) are given their owner's uid, or logged as owned by nothing that exists.
-- Nodes (``nodes``, ``joinapi``): the control plane's own Node is written at start. A
-  TLS endpoint on 127.0.0.1 lets nodes join with a bootstrap token and serves their
-  agents (mTLS); xDS is served over mTLS TCP too, to proxies on joined nodes, on
-  10.34.0.1:15012 inside the first node's namespace (a socket made there, relayed to the
-  TLS gRPC listener on loopback); local proxies keep the Unix socket. A mesh nobody
-  joins behaves as before.
 - Replicas (``--store etcd://...``, docs/replicas.md): the control plane joins the mesh
   etcd names (``replicas``), serves xDS on its slot's socket in the node owner's runtime
   directory, and campaigns for leadership (``leader``); controllers run only while it
@@ -39,6 +28,10 @@ Rules:
   neither starts nor heals any process, and its ``down`` stops itself alone (the mesh's
   pods and the other replicas keep running). With SQLite it is the one control plane of
   its state directory and always leads, as before.
+- The control plane's other jobs live beside this module, one each (each states its
+  rules): ``xdslisten`` (the xDS socket), ``xdsgen`` (what each proxy is sent),
+  ``joinednodes`` (the own Node, mTLS xDS for joined nodes), ``nodeheal`` (the node's
+  processes), ``report`` (status); they are ``ControlPlane``'s mixins.
 - Shutdown with ``teardown`` stops every pod and removes every namespace, link, file and
   process the mesh made; without it (e.g. SIGTERM for an upgrade) they keep running.
 """
@@ -47,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime
 import fcntl
 import logging
@@ -60,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from cryptography import x509
 
 from meshgate.api.defaults import fresh_mesh_objects
 from meshgate.api.meta import ResourceKey
@@ -68,32 +59,34 @@ from meshgate.console.server import ConsoleServer
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import capture, envoy, procs, sandbox, uplink
+from meshgate.runtime import uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
 from meshgate.runtime.pods import ContainerNotFound, ContainerNotRunning, PodNotFound, Runtime
 from meshgate.runtime.world import World, load_world
-from meshgate.security import proxy_credentials, sds
+from meshgate.security import proxy_credentials
 from meshgate.security.ca import MeshCA
 from meshgate.server import joinapi
 from meshgate.server import nodes as nodes_mod
 from meshgate.server.api import build_app
 from meshgate.server.exitwatch import ExitWatch
+from meshgate.server.joinednodes import JoinedNodes
 from meshgate.server.membership import Membership, etcd_config, found_or_join
+from meshgate.server.nodeheal import NodeHeal
 from meshgate.server.reconcile import Reconciler
 from meshgate.server.replicas import Mesh
+from meshgate.server.report import Report
+from meshgate.server.xdsgen import XdsGen
+from meshgate.server.xdslisten import XdsListen
 from meshgate.store import open_store
 from meshgate.store.etcd_conn import EtcdConfig
 from meshgate.telemetry import als, service
 from meshgate.telemetry import http as telemetry_http
 from meshgate.telemetry import metrics as telemetry_metrics
 from meshgate.telemetry.store import Query
-from meshgate.translate import translate
-from meshgate.translate.cache import SharedTranslations, own_strings
+from meshgate.translate.cache import SharedTranslations
 from meshgate.translate.output import ProxyConfig
-from meshgate.translate.secrets import referenced
-from meshgate.translate.tls import ROOT_CA, WORKLOAD_CERT
 from meshgate.xds.server import XdsServer
 
 log = logging.getLogger("meshgate.server")
@@ -119,11 +112,9 @@ def not_running(pod: dict[str, Any]) -> str:
 
 # Seconds after a container's start during which passes come every 0.2 s until it is ready.
 STARTING_WINDOW = 10.0
-# Manifest keys of the node's own processes (its DNS server, the world's Envoy).
-NODE_PROCESSES = "node/"
 
 
-class ControlPlane:
+class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
     def __init__(
         self,
         home: Path,
@@ -248,66 +239,6 @@ class ControlPlane:
         if self._loop_ref is not None:
             self._loop_ref.call_soon_threadsafe(self.kick)
 
-    def join_info(self) -> dict[str, Any]:
-        """Where nodes join, and the pin of the CA they must find there."""
-        from meshgate.security.bootstraptoken import ca_cert_hash
-
-        return {"url": self.join_listener.url, "caCertHash": ca_cert_hash(self.ca.root_pem)}
-
-    def _own_node(self) -> None:
-        """The control plane's own Node, written when missing (see nodes)."""
-        key = ResourceKey("", "Node", "", nodes_mod.OWN_NODE)
-        if self.store.get(key) is not None:
-            return
-        obj = nodes_mod.own_node()
-        self.store.apply([{k: v for k, v in obj.items() if k != "status"}])
-        self.store.update_status(key, obj["status"])
-
-    async def _serve_remote_xds(self) -> None:
-        """xDS over mTLS for proxies on joined nodes (see the module rules)."""
-        import grpc
-
-        cert, key = joinapi.serving_cert(
-            self.ca, self.home / "security" / "join", joinapi.XDS_NAME, [nodes_mod.OWN_NODE_IP]
-        )
-        creds = grpc.ssl_server_credentials(
-            [(key.read_bytes(), cert.read_bytes())],
-            root_certificates=self.ca.trust_bundle(),
-            require_client_auth=True,
-        )
-        port = await self.xds.start_tcp("127.0.0.1", 0, creds)
-        sock = await asyncio.to_thread(
-            joinapi.listen_in_netns, self.node.netns, nodes_mod.OWN_NODE_IP, joinapi.XDS_PORT
-        )
-
-        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                up_r, up_w = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                writer.close()
-                return
-
-            async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-                try:
-                    while data := await r.read(65536):
-                        w.write(data)
-                        await w.drain()
-                except (OSError, asyncio.CancelledError):
-                    pass
-                finally:
-                    with contextlib.suppress(Exception):
-                        w.close()
-
-            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
-
-        self._relay = await asyncio.start_server(relay, sock=sock)
-        self.reconciler.remote_xds = f"{nodes_mod.OWN_NODE_IP}:{joinapi.XDS_PORT}"
-        log.info(
-            "xDS over mTLS for joined nodes at %s (relayed to 127.0.0.1:%d)",
-            self.reconciler.remote_xds,
-            port,
-        )
-
     def _leader_changed(self, leading: bool) -> None:
         """Leading now: run the controllers at once (the next pass sees the change)."""
         log.info("controllers %s", "start: this replica leads" if leading else "stop")
@@ -316,105 +247,6 @@ class ControlPlane:
     def request_shutdown(self, teardown: bool) -> None:
         self._teardown = teardown
         self._stop.set()
-
-    def generate(self, node_id: str, metadata: Any) -> ProxyConfig | None:
-        snap = self.reconciler.snapshot
-        proxy = snap.proxy_for(node_id)
-        if proxy is None:
-            return None
-        if self._translated_for is not snap:
-            self._translated, self._translated_for = {}, snap
-            self._cluster_refs = {}
-        held = self._translated.get(node_id)
-        if held is not None and held[0] == proxy:
-            config, wanted = held[1], held[2]
-        else:
-            # Proxies that would receive the same resources share one translation
-            # (translate.cache), byte-identical to each one's own.
-            unshared = self._shared.unshared_groups
-            config = self._shared.config(snap, proxy, node_id)
-            self.translations = self._shared.translations
-            if self._shared.unshared_groups != unshared:
-                log.info("xDS: %s differs from its group's translation: not shared", node_id)
-            wanted = self._references(config)
-            self._translated[node_id] = (proxy, config, wanted)
-            denied, why = sds.withheld(snap, proxy, wanted)
-            if denied:  # istiod's warning, word for word
-                log.warning(
-                    "proxy %s.%s attempted to access unauthorized certificates %s: %s",
-                    proxy.pod, proxy.namespace, ", ".join(denied), why,
-                )  # fmt: skip
-        # The proxy's own mesh identity, where its TLS contexts ask for it (ISTIO_MUTUAL):
-        # issued now (it may have been renewed), beside the translation's own secrets.
-        identity = self._identity_secrets(proxy, snap.mesh.trust_domain, wanted)
-        return dataclasses.replace(config, secrets=[*config.secrets, *identity])
-
-    def _references(self, config: ProxyConfig) -> frozenset[str]:
-        """SDS names the config refers to; its clusters' part once per list object."""
-        held = self._cluster_refs.get(id(config.clusters))
-        if held is None or held[0] is not config.clusters:
-            held = (config.clusters, referenced(config.clusters, ()))
-            self._cluster_refs[id(config.clusters)] = held
-        return frozenset(held[1] | referenced((), config.listeners))
-
-    def _identity_secrets(
-        self, proxy: Proxy, trust_domain: str, wanted: frozenset[str]
-    ) -> list[Any]:
-        names = wanted & {WORKLOAD_CERT, ROOT_CA}
-        if not names:
-            return []
-        key = (sds.identity(proxy, trust_domain), names)
-        issued = self.ca.workload(key[0]) if WORKLOAD_CERT in names else None
-        bundle = self.ca.trust_bundle() if ROOT_CA in names else None
-        held = self._identities.get(key)
-        if held is not None and held[0] is issued and held[1] == bundle:
-            return held[2]
-        secrets = sds.identity_secrets(self.ca, proxy, trust_domain, names)
-        self._identities[key] = (issued, bundle, secrets)
-        return secrets
-
-    def _translate(self, snap: Snapshot, proxy: Proxy, node_id: str) -> ProxyConfig:
-        config = translate(snap, proxy)
-        # Its access-log stream authenticates as its xDS stream does, unless MeshConfig
-        # turns the stream off.
-        als.serve_loggers(
-            config,
-            proxy_credentials.HEADER,
-            proxy_credentials.credential(self._credential_key, node_id),
-            stream=snap.mesh.access_log_service,
-        )
-        return config
-
-    def _personal(self, proxy: Proxy, node_id: str) -> tuple[str, ...]:
-        """The strings of a translation that are the proxy's own (see translate.cache)."""
-        return (
-            *own_strings(proxy),
-            proxy_credentials.credential(self._credential_key, node_id),
-        )
-
-    def _node_processes(self) -> dict[str, procs.ProcId]:
-        recorded = self.node.manifest.peek()["processes"]
-        return {
-            key: procs.ProcId(rec["pid"], rec["start_time"])
-            for key, rec in recorded.items()
-            if key.startswith(NODE_PROCESSES)
-        }
-
-    def _watched_processes(self) -> list[procs.ProcId]:
-        return [*self.runtime.running_processes(), *self._node_processes().values()]
-
-    def _heal_node(self) -> None:
-        """Start again the node's own processes (DNS, the world's Envoy) that died: every
-        name lookup in the mesh depends on the DNS server. `Node.up` is idempotent."""
-        if not self.owns_node:
-            return
-        dead = [k for k, p in self._node_processes().items() if not procs.is_alive(p)]
-        if dead:
-            log.warning("node process(es) %s gone; starting them again", ", ".join(dead))
-            try:
-                self.node.up(self.world)
-            except Exception:
-                log.exception("restarting the node's processes failed; next pass retries")
 
     def _forget_gone_proxies(self) -> None:
         """A proxy whose pod is gone for good leaves proxy-status once its stream has
@@ -426,12 +258,6 @@ class ControlPlane:
         for node, meta in closed:
             if (meta.get("NAMESPACE"), meta.get("POD_NAME")) not in live:
                 self.xds.forget(node)
-
-    def proxy_statuses(self, pod: str | None = None) -> list[dict[str, Any]]:
-        """Every proxy, compact (no subscribed names); or those ``pod`` names, in full."""
-        if pod is None:
-            return [st.to_json() for st in self.xds.statuses(names=False)]
-        return [st.to_json() for st in self.xds.statuses() if st.matches(pod)]
 
     def exec_argv(
         self,
@@ -487,22 +313,6 @@ class ControlPlane:
     def access_log(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
         return self.accesslog_reader.query(q)
 
-    def ca_status(self) -> dict[str, Any]:
-        roots = x509.load_pem_x509_certificates(self.ca.trust_bundle())
-        signing = self.ca.root_cert
-        return {
-            "roots": [
-                {
-                    "serialNumber": format(c.serial_number, "x"),
-                    "notAfter": c.not_valid_after_utc.isoformat(),
-                    "signing": c == signing,
-                }
-                for c in roots
-            ],
-            "rotation": self.ca.rotation(),
-            "workloadCertTTLSeconds": self.ca.lifetime.total_seconds(),
-        }
-
     def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
         if self.mesh is not None:
             from meshgate.security.ca import RotationError
@@ -520,38 +330,6 @@ class ControlPlane:
         )
         self.xds.request_push("CA rotation")  # the new root joins every trust bundle now
         return {"serialNumber": format(new.serial_number, "x"), **self.ca_status()}
-
-    def status(self) -> dict[str, Any]:
-        pods = self.runtime.pod_states()
-        return {
-            "home": str(self.home),
-            "pid": os.getpid(),
-            "world": self.world_name,
-            "uptimeSeconds": round(time.time() - self.started, 1),
-            "revision": self.store.revision(),
-            "pods": len(pods),
-            "proxies": len(self.xds.statuses(names=False)),
-            # Work done since start: at rest none of these move (see the module rules).
-            "xds": {
-                **self.xds.counters(),
-                "translations": self.translations,
-                # Configs made from another proxy's translation (translate.cache).
-                "sharedTranslations": self._shared.derivations,
-                "snapshots": self.reconciler.snapshot_builds,
-            },
-            # Reconcile passes, and those in which controllers worked (none at rest).
-            "reconcile": {
-                "passes": self.reconciler.passes,
-                "controllerPasses": self.reconciler.controller_passes,
-            },
-            # What lets the proxies' own traffic out uncaptured (never uid 1337 alone).
-            "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),
-            "sandbox": sandbox.describe(),
-            "uplink": uplink.describe(self.node.manifest, self.dns_upstreams),
-            "metrics": self.metrics_listener.url if self.metrics_listener else None,
-            "console": self.console.base,
-            **self.members.status(),
-        }
 
     # -- loops -------------------------------------------------------------------------
 
@@ -594,27 +372,6 @@ class ControlPlane:
         if due is not None and due <= now:
             self.xds.request_push("certificate renewal")
         self._certs_checked = now
-
-    async def _listen_xds(self) -> None:
-        xds_sock = self.members.xds_socket(xds_socket(self.node.mesh_id))
-        xds_sock.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        os.chown(xds_sock.parent, 0, envoy.PROXY_GID)
-        os.chmod(xds_sock.parent, 0o750)
-        # The proxies' group only: no other local user, and no app (no sandbox shows it).
-        await self.xds.start(str(xds_sock), mode=0o660, gid=envoy.PROXY_GID)
-        self._xds_sock = xds_sock
-
-    async def _relisten_xds(self) -> None:
-        """A replica's socket lives in the node owner's runtime directory, which the node
-        owner's ``down`` removes: listen again once it is gone (its next ``up`` starts
-        proxies that look for it there)."""
-        if self.owns_node or self._xds_sock is None or self._xds_sock.exists():
-            return
-        log.warning("xDS socket %s is gone (node owner's down?); listening again", self._xds_sock)
-        try:
-            await self._listen_xds()
-        except Exception:
-            log.exception("listening on %s again failed; next pass retries", self._xds_sock)
 
     async def _loop(self) -> None:
         while not self._stop.is_set():

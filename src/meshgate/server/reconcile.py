@@ -5,36 +5,12 @@ Rules:
   derive (gateway Deployments/Services, pods, pod status), starts and stops pods so the
   runtime matches the stored Pods, then rebuilds the immutable snapshot that the xDS
   server translates from. Passes never overlap (the caller holds one lock).
-- Pod IPs are allocated here, before a pod starts, because the proxy's node id (and so
-  its configuration) names its IP; an allocated IP is kept in the Pod's status. Addresses
-  are handed out in turn, after the last one given (as a host-local IPAM does), so a
-  freed address is not reused at once, and never while a stopping pod still holds it.
-- A Pod gone from the store leaves the endpoints (snapshot, cluster-IP rules, EDS) in the
-  pass that notices it, but its containers stop only STOP_DELAY later, once the proxies
-  have the new endpoints: Kubernetes' endpoint removal before SIGTERM, so a rollout drops
-  no request. A Pod re-created under the same name (another uid) replaces it at once.
-  ``Recreate`` Deployments get new pods only once their old ones have stopped.
 - Identity is namespace + name everywhere (store keys, runtime pods, the maps below);
   ownership is by uid (see ``workloads``). The garbage collector deletes an object once
   none of the owners its ownerReferences name (by uid) exists any more, as Kubernetes'
   does, so a same-named owner in another namespace, or a re-created one, keeps nothing
   alive. ``adopt_owner_uids`` gives older state's uid-less references their owner's uid
   before the first pass, so no dependent is collected (or left unowned) by mistake.
-- Pod specs carry ``restartPolicy`` to the runtime; a Deployment's pods are ``Always``.
-- A pod that fails to start (its network, capture rules...) stays Pending with reason
-  StartError and the error, and is tried again with the kubelet's back-off (10 s doubling
-  to 5 min); once it runs, its status is the runtime's, with no stale reason left.
-- Pods start in parallel (issue 14): a pass hands each pod to start to a pool of
-  ``pod_starts`` threads (``MESHGATE_POD_STARTS``, default min(8, 2 x CPUs)) and waits for
-  them only ``start_wait`` seconds, so it goes on to build the snapshot that names the new
-  pods, and their proxies are answered as soon as they ask, while the others still start.
-  A start that ends later is taken up by the next pass, which ``on_started`` wakes (its
-  status, or its failure and back-off, as above). A pod being started is not started,
-  re-specced, replaced or stopped again until its start has ended; the runtime keeps each
-  pod's operations serial and addresses unique (see ``runtime.pods``).
-- The node's filter rules (NetworkPolicy, MeshConfig ``egressEnforcement``: see
-  ``nodefilter``) are brought up to date in every pass after new pods get their IPs and
-  before they start, so no pod runs a moment without the rules that apply to it.
 - Every gateway pod's SSRF guard (see ``ssrfguard``) is brought up to date after the
   snapshot is built, before the pass's xDS push.
 - The snapshot is rebuilt only when the store's content changed (another key or resource
@@ -46,11 +22,6 @@ Rules:
   counts, probe verdicts), or something pending (a pod stopping or not started yet, rules
   that failed to install) differ from the end of the last full pass. The store is listed
   (and its bodies decoded) once per revision, not once per controller.
-- Nodes (see ``nodes``, ``placement``): each pod is placed on a node first; this process
-  runs its own node's pods only. For a pod on a joined node it allocates the address
-  from that node's podCIDR and makes the pod's spec (its proxy reaching xDS over mTLS
-  TCP at ``remote_xds``), kept in ``remote_specs`` for that node's agent to fetch; the
-  agent reports the pod's status back (``joinapi``).
 - Replicas (docs/replicas.md): the controllers that write objects (IstioGateway,
   ASMEgressTrafficPolicy, garbage collection, Deployments and their status) run only
   while ``leading()`` says this control plane leads; the kubelet's part (pod IPs, starting
@@ -59,149 +30,51 @@ Rules:
   builds the snapshot it serves xDS from. Pod IPs stay with the kubelet: they are the
   node's addresses (a CNI's IPAM), and only the node owner knows which are in use. A
   change of leadership makes the next pass run the controllers.
+- The kubelet's part lives beside this module, one job each: ``podsync`` starts and
+  stops pods, ``podips`` allocates their addresses, ``podspec`` makes their specs (each
+  states its rules); they are the ``Reconciler``'s mixins, so a pass still reads top
+  to bottom here.
 - Blocking work (subprocesses, SQLite) runs in a worker thread; this module is sync.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
-import ipaddress
 import logging
-import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from meshgate.api import annotations as pod_annotations
 from meshgate.api.decode import decode_object
-from meshgate.api.kinds.meshgate_kinds import MESH_CONFIG_NAME
 from meshgate.api.meta import Resource, ResourceKey
-from meshgate.model.proxy import TLS_MODE_ISTIO, TLS_MODE_LABEL
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import envoy, names, restartpolicy, servicenat
-from meshgate.runtime.pods import (
-    Backoff,
-    ContainerSpec,
-    PodSpec,
-    PodState,
-    ProxySpec,
-    RestartPolicy,
-    Runtime,
-    VolumeMountSpec,
-    VolumeSpec,
-)
-from meshgate.server import asmegress, podconfig
-from meshgate.server import nodes as nodes_mod
+from meshgate.runtime import names, servicenat
+from meshgate.runtime.pods import Backoff, PodState, Runtime
+from meshgate.server import asmegress
 from meshgate.server import workloads as wl
 from meshgate.server.nodefilter import NodeFilter
-from meshgate.server.placement import Placer, without_unscheduled
+from meshgate.server.placement import Placer
+
+# The kubelet's part (podips, podspec, podsync): what moved there stays importable here.
+from meshgate.server.podips import FIRST_POD_HOST as FIRST_POD_HOST
+from meshgate.server.podips import POD_NET as POD_NET
+from meshgate.server.podspec import READY_PORT as READY_PORT
+from meshgate.server.podspec import capabilities as capabilities
+from meshgate.server.podspec import pod_volumes as pod_volumes
+from meshgate.server.podspec import readiness_command as readiness_command
+from meshgate.server.podspec import readiness_period as readiness_period
+from meshgate.server.podspec import readiness_port as readiness_port
+from meshgate.server.podspec import volume_mounts as volume_mounts
+from meshgate.server.podsync import START_WAIT, PodSync, _key
+from meshgate.server.podsync import STOP_DELAY as STOP_DELAY
+from meshgate.server.podsync import pod_starts as pod_starts
 from meshgate.server.ssrfguard import SsrfGuard
-from meshgate.store.base import ConfigStore, StoredObject
-from meshgate.xds.bootstrap import bootstrap_config
+from meshgate.store.base import Compacted, ConfigStore, Event, StoredObject
 
 log = logging.getLogger("meshgate.reconcile")
 
 Obj = dict[str, Any]
-POD_NET = ipaddress.ip_network("10.34.0.0/16")
-FIRST_POD_HOST = 10  # .1 is the node bridge; keep a few for infrastructure
-READY_PORT = 15021  # Istio's readiness port, /healthz/ready
-# Status fields the runtime reports for a running pod (others are kept: podIP...).
-_OBSERVED = frozenset({"reason", "message"})
-STOP_DELAY = 1.0  # seconds between a Pod's removal from the endpoints and its stop
-POD_STARTS_ENV = "MESHGATE_POD_STARTS"
-MAX_POD_STARTS = 64
-START_WAIT = 0.2  # seconds a pass waits for the pod starts it began (see the rules)
-
-
-def pod_starts(env: Mapping[str, str] = os.environ) -> int:
-    """How many pods start at once: ``MESHGATE_POD_STARTS``, else min(8, 2 x CPUs).
-    Starting a pod is mostly waiting (``ip``, ``iptables-restore``, the proxy coming up),
-    so a few per CPU keep the machine busy without starving the control plane."""
-    raw = env.get(POD_STARTS_ENV, "").strip()
-    if not raw:
-        return min(8, 2 * (os.cpu_count() or 1))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_POD_STARTS:
-        raise ValueError(
-            f"{POD_STARTS_ENV}={raw!r}: want how many pods may start at once,"
-            f" a whole number from 1 to {MAX_POD_STARTS}"
-        )
-    return int(raw)
-
-
-def capabilities(security_context: Obj) -> list[str] | None:
-    """A container's capability set from its securityContext, as a container runtime
-    computes it: privileged -> all; else the default set plus ``add`` minus ``drop``
-    (``ALL`` allowed in either). None: the untouched default."""
-    if security_context.get("privileged"):
-        return ["all"]
-    caps = security_context.get("capabilities") or {}
-    add = [str(c).lower().removeprefix("cap_") for c in caps.get("add") or []]
-    drop = [str(c).lower().removeprefix("cap_") for c in caps.get("drop") or []]
-    if not add and not drop:
-        return None
-    if "all" in add:
-        return ["all"]
-    base = [] if "all" in drop else list(envoy.DEFAULT_CAPABILITIES)
-    return sorted({*base, *add} - set(drop))
-
-
-def readiness_port(container: Obj) -> int | None:
-    """The port a tcpSocket or httpGet readinessProbe checks (a name resolves through the
-    container's ports); httpGet is judged by the port listening, not by the response."""
-    probe = container.get("readinessProbe") or {}
-    action = probe.get("tcpSocket") or probe.get("httpGet") or {}
-    port = action.get("port")
-    if isinstance(port, str) and not port.isdigit():
-        named = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
-        port = named.get(port)
-    return int(port) if port is not None else None
-
-
-def readiness_period(container: Obj) -> float:
-    """The readinessProbe's periodSeconds (Kubernetes' default 10; at least 1)."""
-    period = (container.get("readinessProbe") or {}).get("periodSeconds")
-    return max(1.0, float(period)) if isinstance(period, int | float) else 10.0
-
-
-def readiness_command(container: Obj) -> list[str] | None:
-    command = ((container.get("readinessProbe") or {}).get("exec") or {}).get("command")
-    return [str(a) for a in command] if command else None
-
-
-def pod_volumes(
-    spec: Obj, namespace: str = "default", sources: podconfig.Sources | None = None
-) -> dict[str, VolumeSpec]:
-    """The pod's volumes the runtime makes: emptyDir (on disk, or in memory), and the files
-    of configMap and secret volumes (see ``podconfig``). Other kinds are not mounted."""
-    out = {}
-    for v in spec.get("volumes") or []:
-        if not isinstance(v, dict):
-            continue
-        empty = v.get("emptyDir")
-        if isinstance(empty, dict):
-            memory = empty.get("medium") == "Memory"
-            out[str(v["name"])] = VolumeSpec(name=str(v["name"]), medium="Memory" if memory else "")
-        for kind in ("configMap", "secret"):
-            if isinstance(v.get(kind), dict):
-                out[str(v["name"])] = podconfig.config_volume(
-                    v, kind, namespace, sources or podconfig.Sources()
-                )
-    return out
-
-
-def volume_mounts(container: Obj, volumes: dict[str, VolumeSpec]) -> list[VolumeMountSpec]:
-    return [
-        VolumeMountSpec(
-            name=str(m["name"]),
-            mount_path=str(m["mountPath"]),
-            read_only=m.get("readOnly") is True,
-            sub_path=str(m.get("subPath") or ""),
-        )
-        for m in container.get("volumeMounts") or []
-        if isinstance(m, dict) and m.get("name") in volumes
-    ]
 
 
 def _canonical(objects: list[Obj]) -> list[Obj]:
@@ -214,11 +87,7 @@ def _canonical(objects: list[Obj]) -> list[Obj]:
     return out
 
 
-def _key(obj: Obj) -> ResourceKey:
-    return ResourceKey(*wl.key_of(obj))
-
-
-class Reconciler:
+class Reconciler(PodSync):
     def __init__(
         self,
         home: Path,
@@ -284,6 +153,7 @@ class Reconciler:
         self.controller_passes = 0
         # The store's listing and the revision it was taken at: one list per revision.
         self._listing: tuple[int, list[StoredObject]] | None = None
+        self._by_key: dict[ResourceKey, StoredObject] | None = None  # the same, by key
         # (store revision, pods observed) at the end of the last full pass.
         self._settled: tuple[int, list[PodState], bool] | None = None  # and leading
         self._pending = True  # a pod wanted but not running, or a sync to retry
@@ -292,13 +162,33 @@ class Reconciler:
     # -- controllers -------------------------------------------------------------------
 
     def _stored(self) -> list[StoredObject]:
-        """The store's objects, listed again only once its revision moved. The revision is
-        read before the list: a write in between makes the list newer than its tag, so the
-        next pass lists again (never the reverse)."""
+        """The store's objects, brought up to date only once its revision moved: by the
+        events since the listing's revision (what changed, decoded alone), or listed
+        afresh when the store no longer keeps them (compacted) or there is no listing yet.
+        With 10,000 objects a full list decodes every body; one change's events decode
+        one or two. The revision is read before the update: a write in between makes the
+        listing newer than its tag, so the next pass applies that event again (by key, so
+        twice is once), never misses it."""
         revision = self.store.revision()
-        if self._listing is None or self._listing[0] != revision:
-            self._listing = (revision, self.store.list())
-        return self._listing[1]
+        if self._listing is not None and self._listing[0] == revision:
+            return self._listing[1]
+        if self._listing is not None and self._by_key is not None:
+            try:
+                events = self.store.events_since(self._listing[0])
+            except Compacted:
+                events = None
+            if events is not None:
+                for e in events:
+                    if e.type == "DELETED":
+                        self._by_key.pop(e.key, None)
+                    else:
+                        self._by_key[e.key] = _stored_from_event(e)
+                self._listing = (revision, [self._by_key[k] for k in sorted(self._by_key)])
+                return self._listing[1]
+        listed = self.store.list()
+        self._by_key = {s.key: s for s in listed}
+        self._listing = (revision, listed)
+        return listed
 
     def _objects(self) -> list[Obj]:
         return [s.object for s in self._stored()]
@@ -393,318 +283,6 @@ class Reconciler:
             if (dep.get("status") or {}) != status:
                 self.store.update_status(_key(dep), status)
 
-    # -- runtime -----------------------------------------------------------------------
-
-    def _runtime_pods(self) -> dict[tuple[str, str], Any]:
-        return {(s.namespace, s.name): s for s in self.runtime.pod_states()}
-
-    def _allocate_ip(self, pods: list[Obj], cidr: str = str(POD_NET)) -> str:
-        net = ipaddress.ip_network(cidr)
-        used = {(p.get("status") or {}).get("podIP") for p in pods}
-        used |= {s.ip for s in self.runtime.pod_states()}
-        used = {ip for ip in used if ip and ipaddress.ip_address(ip) in net}
-        hosts = [int(ipaddress.ip_address(ip)) - int(net.network_address) for ip in used if ip]
-        if cidr not in self._next_host:  # after a restart: go on after the highest in use
-            self._next_host[cidr] = max([FIRST_POD_HOST - 1, *hosts]) + 1
-        span = net.num_addresses - 1 - FIRST_POD_HOST
-        for i in range(span):
-            host = FIRST_POD_HOST + (self._next_host[cidr] - FIRST_POD_HOST + i) % span
-            ip = str(net.network_address + host)
-            if ip not in used:
-                self._next_host[cidr] = host + 1
-                return ip
-        raise RuntimeError(f"pod network {cidr} is full")
-
-    def _remote_pods(
-        self, pods: list[Obj], placed: dict[tuple[str, str], str], node_objs: list[Obj]
-    ) -> None:
-        """Addresses and specs of the pods placed on joined nodes (see the rules)."""
-        cidrs = {nodes_mod.name_of(n): nodes_mod.pod_cidr(n) for n in node_objs}
-        specs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-        for pod in pods:
-            ns_name = (_key(pod).namespace, _key(pod).name)
-            node = placed.get(ns_name)
-            if node in (None, nodes_mod.OWN_NODE) or not cidrs.get(node or ""):
-                continue
-            assert node is not None
-            status = without_unscheduled(dict(pod.get("status") or {}))
-            if not status.get("podIP"):
-                status.update({"phase": "Pending", "podIP": self._allocate_ip(pods, cidrs[node])})
-            if status != (pod.get("status") or {}):
-                pod["status"] = status
-                self.store.update_status(_key(pod), status)
-            if self.remote_xds is None:
-                continue
-            try:
-                spec = self._pod_spec(pod, status["podIP"], xds_address=self.remote_xds)
-            except Exception:
-                log.exception("pod %s/%s: no spec for node %s", *ns_name, node)
-                continue
-            specs.setdefault(node, {})[ns_name] = dataclasses.asdict(spec)
-        self.remote_specs = specs
-        # Agents are answered from now on: before this first full list (a restarted
-        # control plane), an empty one would make them stop every pod they run.
-        self.remote_specs_ready = self.remote_xds is not None
-
-    def _pod_spec(self, pod: Obj, ip: str, xds_address: str | None = None) -> PodSpec:
-        meta = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        name, namespace = meta["name"], meta.get("namespace", "default")
-        router = wl.is_router(pod)
-        owners = {r.get("kind") for r in meta.get("ownerReferences") or []}
-        policy: RestartPolicy = "Always"  # Kubernetes allows nothing else for a Deployment
-        asked = spec.get("restartPolicy")
-        if not owners & {"Deployment", "ReplicaSet"} and asked in ("OnFailure", "Never"):
-            policy = "OnFailure" if asked == "OnFailure" else "Never"
-        containers: list[ContainerSpec] = []
-        pod_sc = spec.get("securityContext") or {}
-        sources = podconfig.Sources.build(self._config_objects())
-        volumes = pod_volumes(spec, namespace, sources)
-        proxy_mounts: list[VolumeMountSpec] = []
-        for c in spec.get("containers") or []:
-            if router and c.get("name") == wl.PROXY_CONTAINER:
-                proxy_mounts = volume_mounts(c, volumes)  # a gateway's Envoy reads them
-                continue
-            sc = c.get("securityContext") or {}
-            run = podconfig.container_run(c, pod, sources, ip)
-            containers.append(
-                ContainerSpec(
-                    name=c.get("name", "app"),
-                    argv=run.argv,
-                    image=run.image,
-                    command=run.command,
-                    args=run.args,
-                    config_error=run.error,
-                    env=run.env,
-                    run_as_user=sc.get("runAsUser", pod_sc.get("runAsUser", 0)),
-                    run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup", 0)),
-                    working_dir=c.get("workingDir"),
-                    capabilities=capabilities(sc),
-                    readiness_port=readiness_port(c),
-                    readiness_command=readiness_command(c),
-                    readiness_period=readiness_period(c),
-                    mounts=volume_mounts(c, volumes),
-                )
-            )
-        proxy: ProxySpec | None = None
-        if router or wl.wants_sidecar(pod):
-            kind: Literal["sidecar", "router"] = "router" if router else "sidecar"
-            node_id = f"{kind}~{ip}~{name}.{namespace}~{namespace}.svc.cluster.local"
-            boot = bootstrap_config(
-                node_id,
-                xds_address
-                or (self.xds_socket if isinstance(self.xds_socket, list) else str(self.xds_socket)),
-                cluster=f"{meta.get('labels', {}).get('app', name)}.{namespace}",
-                metadata={"NAMESPACE": namespace, "POD_NAME": name, "INSTANCE_IP": ip},
-                credential=self.proxy_credential(node_id) if self.proxy_credential else None,
-                # A gateway's readiness is Istio's /healthz/ready (the pod leaves its
-                # Service's endpoints while its Envoy is down or not yet configured).
-                ready_port=READY_PORT if router else None,
-                xds_mode=self._proxy_xds_mode(meta),
-            )
-            proxy = ProxySpec(
-                bootstrap=boot, mode=kind, concurrency=self.concurrency, mounts=proxy_mounts
-            )
-        sidecar = proxy is not None and not router
-        inbound = pod_annotations.InboundPorts()
-        outbound = pod_annotations.OutboundCapture()
-        if sidecar:
-            annotations = dict(meta.get("annotations") or {})
-            try:
-                inbound = pod_annotations.inbound_ports(annotations)
-            except ValueError as exc:  # validation refuses these; older stored pods may not
-                log.warning("pod %s/%s: %s; capturing every inbound port", namespace, name, exc)
-            try:
-                outbound = pod_annotations.outbound_capture(annotations, self._capture_defaults)
-            except ValueError as exc:
-                log.warning("pod %s/%s: %s; capturing all outbound TCP", namespace, name, exc)
-        return PodSpec(
-            name=name,
-            namespace=namespace,
-            uid=meta.get("uid", ""),
-            ip=ip,
-            containers=containers,
-            proxy=proxy,
-            capture=sidecar,
-            # Only pods labelled for auto mTLS get inbound capture: a pod without the label
-            # (made by an older meshgate) keeps being reached directly, in plaintext.
-            capture_inbound=sidecar
-            and (meta.get("labels") or {}).get(TLS_MODE_LABEL) == TLS_MODE_ISTIO,
-            inbound_include=None if inbound.include is None else list(inbound.include),
-            inbound_exclude=list(inbound.exclude),
-            outbound_include_ranges=None
-            if outbound.include_ranges is None
-            else list(outbound.include_ranges),
-            outbound_exclude_ranges=list(outbound.exclude_ranges),
-            outbound_include_ports=list(outbound.include_ports),
-            outbound_exclude_ports=list(outbound.exclude_ports),
-            labels=dict(meta.get("labels") or {}),
-            restart_policy=policy,
-            volumes=list(volumes.values()),
-            share_process_namespace=spec.get("shareProcessNamespace") is True,
-        )
-
-    def _proxy_xds_mode(self, meta: Obj) -> str:
-        """A pod's annotation, else the mesh's MeshConfig xdsMode."""
-        try:
-            asked = pod_annotations.xds_mode(dict(meta.get("annotations") or {}))
-        except ValueError as exc:  # validation refuses it; an older stored pod may have it
-            log.warning("pod %s: %s; using the mesh's xdsMode", meta.get("name"), exc)
-            asked = None
-        return asked or self._xds_mode
-
-    def _pods(self, objs: list[Obj]) -> None:
-        pods = [o for o in objs if o.get("kind") == "Pod"]
-        meshes = [
-            o
-            for o in objs
-            if o.get("kind") == "MeshConfig"
-            and (o.get("metadata") or {}).get("name") == MESH_CONFIG_NAME
-        ]
-        mode = ((meshes[0].get("spec") or {}).get("xdsMode") if meshes else None) or "DELTA"
-        # Delta by default, as Istio since 1.22; SOTW is the opt-out (validated on apply).
-        self._xds_mode = "sotw" if mode == "SOTW" else "delta"
-        self._capture_defaults = pod_annotations.mesh_capture_defaults(objs)
-        placed = self._placer.place(pods, objs)
-        node_objs = [o for o in objs if o.get("kind") == "Node"]
-        wanted = {
-            (_key(p).namespace, _key(p).name): p
-            for p in pods
-            if placed.get((_key(p).namespace, _key(p).name)) == nodes_mod.OWN_NODE
-        }
-        self._remote_pods(pods, placed, node_objs)
-        running = self._runtime_pods()
-        now = time.monotonic()
-        self._take_up_starts(wanted, now)
-        for ns_name in sorted(set(running) - set(wanted)):
-            since = self._stopping.setdefault(ns_name, now)
-            if now - since >= STOP_DELAY and ns_name not in self._starts:
-                log.info("stopping pod %s/%s", *ns_name)
-                self.runtime.stop_pod(*ns_name)
-                del running[ns_name]
-        for ns_name in set(self._stopping) - set(running):
-            del self._stopping[ns_name]
-            self._deleted_by.pop(ns_name, None)
-        starting: list[tuple[tuple[str, str], Obj]] = []
-        for ns_name, pod in sorted(wanted.items()):
-            if ns_name in self._starts:
-                continue  # being started: looked at again once that has ended
-            uid = (pod.get("metadata") or {}).get("uid", "")
-            if ns_name in running and uid and running[ns_name].uid not in ("", uid):
-                log.info("replacing pod %s/%s (re-created)", *ns_name)
-                self.runtime.stop_pod(*ns_name)
-                del running[ns_name]
-            if ns_name in running:
-                if podconfig.waits_for_config(running[ns_name]):
-                    self._respec(ns_name, pod)
-                continue
-            status = without_unscheduled(dict(pod.get("status") or {}))
-            if not status.get("podIP"):
-                status.update({"phase": "Pending", "podIP": self._allocate_ip(pods)})
-                pod["status"] = status
-                self.store.update_status(_key(pod), status)
-            starting.append((ns_name, pod))
-        self._node_filter.sync(objs)  # `objs` holds the pods' new IPs (same dicts)
-        for gone in set(self._start_retry) - set(wanted):
-            del self._start_retry[gone]
-        begun = []
-        for ns_name, pod in starting:
-            _, due = self._start_retry.get(ns_name, (0, 0.0))
-            if due > now:
-                continue  # backing off after a failed start
-            ip = (pod.get("status") or {})["podIP"]
-            log.info("starting pod %s/%s at %s", *ns_name, ip)
-            begun.append(self._begin_start(ns_name, pod, ip))
-        if begun:
-            # Quick starts are taken up in this pass; the others once they end.
-            concurrent.futures.wait(begun, timeout=self.start_wait)
-            self._take_up_starts(wanted, now)
-        self.runtime.reconcile()
-        states = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
-        # A pod that did not start (it failed) is tried again in the next pass.
-        self._pending = bool(set(wanted) - set(states)) or bool(self._stopping or self._starts)
-        for ns_name, pod in wanted.items():
-            state = states.get(ns_name)
-            if state is None:
-                continue
-            status = state.to_status() if hasattr(state, "to_status") else {}
-            old = pod.get("status") or {}
-            # The runtime's view is the whole truth about a running pod: a reason or message
-            # it does not give (one left by a failed start) is gone.
-            merged = {
-                k: v for k, v in {**old, **status}.items() if k in status or k not in _OBSERVED
-            }
-            if merged != old:
-                self.store.update_status(_key(pod), merged)
-
-    def _begin_start(
-        self, ns_name: tuple[str, str], pod: Obj, ip: str
-    ) -> concurrent.futures.Future[Any]:
-        """Hand the pod's start to the pool (its spec is made here, in the pass: it reads
-        the store and the pass's state); a spec that cannot be made is a failed start."""
-        try:
-            spec = self._pod_spec(pod, ip)
-        except Exception as exc:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            future.set_exception(exc)
-        else:
-            future = self._start_pool.submit(self.runtime.start_pod, spec)
-            future.add_done_callback(self._start_ended)
-        self._starts[ns_name] = future
-        return future
-
-    def _start_ended(self, _: concurrent.futures.Future[Any]) -> None:
-        if self.on_started is not None:
-            self.on_started()
-
-    def _take_up_starts(self, wanted: dict[tuple[str, str], Obj], now: float) -> None:
-        """Settle the starts that have ended: a failure is logged, backs off and shows in
-        the pod's status (Pending, StartError); a success clears the back-off."""
-        for ns_name, future in sorted(self._starts.items()):
-            if not future.done():
-                continue
-            del self._starts[ns_name]
-            exc = future.exception()
-            if exc is None:
-                self._start_retry.pop(ns_name, None)
-                continue
-            log.error("pod %s/%s failed to start", *ns_name, exc_info=exc)
-            failures, _ = self._start_retry.get(ns_name, (0, 0.0))
-            again = restartpolicy.after_start_error(failures, self.start_backoff)
-            self._start_retry[ns_name] = (again.crashes, now + again.delay)
-            pod = wanted.get(ns_name)
-            if pod is None:
-                continue  # gone from the store meanwhile: nothing to report on
-            # Pending, as the kubelet leaves a pod whose sandbox it cannot create: it
-            # will be tried again, so it has not failed for good.
-            wait = restartpolicy.duration(again.window)
-            status = dict(pod.get("status") or {})
-            status.update(
-                {
-                    "phase": "Pending",
-                    "reason": "StartError",
-                    "message": f"{exc} (back-off {wait} before the next try)",
-                }
-            )
-            pod["status"] = status
-            self.store.update_status(_key(pod), status)
-
-    def close(self) -> None:
-        """Wait for the pod starts under way (before shutdown or teardown)."""
-        self._start_pool.shutdown(wait=True)
-
-    def _respec(self, ns_name: tuple[str, str], pod: Obj) -> None:
-        """Give a pod that waits for a ConfigMap or Secret its spec from the store as it is
-        now: the runtime keeps the pod when nothing changed, else re-creates it (the kubelet
-        retries creating the container once the object exists)."""
-        ip = (pod.get("status") or {}).get("podIP")
-        if not ip:
-            return
-        try:
-            self.runtime.start_pod(self._pod_spec(pod, ip))
-        except Exception:  # the next pass tries again; the others go on
-            log.exception("pod %s/%s: re-creating with its config failed", *ns_name)
-
     # -- snapshot ----------------------------------------------------------------------
 
     def _typed_resources(self) -> tuple[list[Resource], tuple[tuple[ResourceKey, str], ...]]:
@@ -783,6 +361,7 @@ class Reconciler:
         except BaseException:
             # Controllers edit listed dicts before writing them: never reuse those.
             self._listing = self._settled = None
+            self._by_key = None
             raise
         self._pending = self._pending or (
             self.kubelet and not (nat_ok and self._node_filter.settled and self._ssrf_guard.settled)
@@ -813,3 +392,15 @@ class Reconciler:
             return False
         self._nat_text = text
         return True
+
+
+def _stored_from_event(e: Event) -> StoredObject:
+    """The object an event left (its own decoded dict: events are read afresh)."""
+    meta = e.object.get("metadata") or {}
+    version = meta.get("resourceVersion")
+    return StoredObject(
+        e.key,
+        e.object,
+        int(version) if isinstance(version, str) and version.isdigit() else e.revision,
+        int(meta.get("generation") or 1),
+    )

@@ -221,3 +221,43 @@ def test_proxy_for_unknown_pod() -> None:
     snap = build(PODS)
     assert snap.proxy_for("sidecar~1.2.3.4~nope.shop~shop.svc.cluster.local") is None
     assert snap.proxy_for("garbage") is None
+
+
+SE_STATIC = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: shop}
+spec:
+  hosts: [ext.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 198.51.100.7}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vms, namespace: shop}
+spec:
+  hosts: [vms.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+"""
+
+
+def test_service_entries_are_derived_once_per_resource_object() -> None:
+    """A ServiceEntry object seen again (the decoder hands out the same one while its
+    version stands) keeps its derived services; one whose endpoints come from pods is
+    derived again, so a pod that became ready is its endpoint at once."""
+    ses = resources(SE_STATIC)
+    pods = resources(PODS)
+    first = Snapshot.build(ses + pods)
+    running = [p for p in pods if p.metadata.name != "web-2"]  # web-2 gone
+    second = Snapshot.build(ses + running)
+    assert second.service("ext.example.com") is first.service("ext.example.com")
+    before = {e.address for e in first.service("vms.example.com").endpoints[80]}
+    after = {e.address for e in second.service("vms.example.com").endpoints[80]}
+    assert before == {"10.34.0.11", "10.34.0.12"} and after == {"10.34.0.11"}
+    # A new object for the same ServiceEntry (a new version) is derived afresh.
+    changed = resources(SE_STATIC.replace("198.51.100.7", "198.51.100.8"))
+    third = Snapshot.build(changed + pods)
+    assert [e.address for e in third.service("ext.example.com").endpoints[80]] == ["198.51.100.8"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from meshgate.api.meta import ResourceKey
 from meshgate.runtime import netpolicy, servicenat
 from meshgate.runtime.podspec import Backoff, ContainerState, PodSpec, PodState
 from meshgate.server.reconcile import Reconciler
@@ -221,17 +222,46 @@ def test_a_change_made_while_a_pass_runs_is_taken_by_the_next(
     r = reconciler(store, FakeRuntime(), tmp_path)
     settle(r)
     store.apply([service_entry("first")])
-    inner_list = store.list
+    # The pass reads the store by listing it or by the events since its listing: the
+    # write lands right after whichever read comes first.
+    inner_list, inner_events = store.list, store.events_since
 
-    def list_then_write(*args: Any, **kwargs: Any) -> Any:
-        out = inner_list(*args, **kwargs)
-        store.list = inner_list  # type: ignore[method-assign]
-        store.apply([service_entry("meanwhile")])
-        return out
+    def then_write(read: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            out = read(*args, **kwargs)
+            store.list, store.events_since = inner_list, inner_events  # type: ignore[method-assign]
+            store.apply([service_entry("meanwhile")])
+            return out
 
-    store.list = list_then_write  # type: ignore[method-assign]
+        return wrapped
+
+    store.list = then_write(inner_list)  # type: ignore[method-assign]
+    store.events_since = then_write(inner_events)  # type: ignore[method-assign]
     r.run_once()
     full = r.controller_passes
     r.run_once()
     assert r.controller_passes == full + 1
     assert r.snapshot.service("meanwhile.example.com") is not None
+
+
+def test_a_change_is_read_from_its_events_not_by_listing_the_store_again(
+    store: CountingStore, tmp_path: Path
+) -> None:
+    """After the first listing, a pass takes the events since it (one or two bodies to
+    decode, not every object's), adds, changes and removes what they say, and lists the
+    store afresh only when those events are no longer kept."""
+    r = reconciler(store, FakeRuntime(), tmp_path)
+    store.apply([service_entry(f"se{i}") for i in range(5)])
+    settle(r)
+    lists = store.lists
+    store.apply([service_entry("late")])
+    store.delete([ResourceKey("networking.istio.io", "ServiceEntry", "default", "se0")])
+    settle(r)
+    assert store.lists == lists
+    assert r.snapshot.service("late.example.com") is not None
+    assert r.snapshot.service("se0.example.com") is None
+    assert r.snapshot.service("se1.example.com") is not None
+    # What the pass holds is what a fresh listing says.
+    assert [(s.key, s.resource_version) for s in r._stored()] == [
+        (s.key, s.resource_version) for s in store.inner.list()
+    ]

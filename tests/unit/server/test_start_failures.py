@@ -11,7 +11,7 @@ import pytest
 
 from meshgate.api.meta import ResourceKey
 from meshgate.runtime.pods import ContainerState, PodError, PodSpec, PodState
-from meshgate.server import reconcile
+from meshgate.server import podsync
 from meshgate.server.reconcile import Reconciler
 from meshgate.store import SqliteStore
 
@@ -77,7 +77,7 @@ def test_start_failure_backs_off_then_runs_with_a_true_status(
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(reconcile.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(podsync.time, "monotonic", lambda: clock[0])
     runtime = FlakyRuntime(fails=2)
     r = Reconciler(tmp_path, store, runtime, tmp_path / "xds.sock")  # type: ignore[arg-type]
     r._node_filter = NoFilter()  # type: ignore[assignment]
