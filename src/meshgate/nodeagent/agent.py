@@ -15,6 +15,14 @@ Rules:
   own readiness back. A pod that fails to start is tried again after START_RETRY.
 - Its proxies reach xDS over mTLS TCP (``with_xds_tls``: the proxies' certificate, not
   the agent's); the control plane gave each spec the TCP address.
+- Before the pods of each sync, it brings its node up to what the control plane renders
+  for it (``GET /node/v1/config``, see ``server.nodeconfig``): its DNS zone (served by
+  its own DNS server on its bridge address, started and kept running here), its filter
+  rules (NetworkPolicy, ``egressEnforcement``) and its cluster-IP NAT, each installed in
+  its own namespace only when it changed, our own chains only. A part that fails to
+  install is logged and tried again at the next sync; pods still start. Right after
+  starting pods it installs each gateway pod's SSRF guard in the pod's namespace (the
+  control plane gives what the gateway may reach; the proxies' match is this node's).
 - The control plane being away changes nothing that runs: the pods go on, the next
   report catches up.
 """
@@ -43,7 +51,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from meshgate.home import api_socket, pid_file, token_file
-from meshgate.runtime import podnet
+from meshgate.runtime import capture, netpolicy, podnet, servicenat, ssrfguard
+from meshgate.runtime.dns import write_zone
 from meshgate.runtime.nodelink import JoinedNetwork, JoinedNode
 from meshgate.runtime.pods import Runtime
 from meshgate.runtime.podspec import spec_from_dict
@@ -119,6 +128,12 @@ class Agent:
         self._retry: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self.teardown = False
+        self.dns_upstream = f"{self.info.get('dns') or '10.34.0.1'}:53"
+        self._config_version = ""
+        self._config_error = ""
+        self._installed: dict[str, Any] = {}  # part -> what was installed
+        self._gateways: dict[str, Any] = {}  # "ns/name" -> its SSRF guard's inputs
+        self._guards: dict[tuple[str, str], tuple[str, str]] = {}  # pod -> rules installed
 
     @staticmethod
     def _gateway(cidr: str) -> str:
@@ -145,6 +160,68 @@ class Agent:
                 CA_FILE: (d / CA_FILE).read_bytes(),
             },
         )
+        self.node.ensure_dns(self.network.gateway, self.dns_upstream)
+
+    # -- the node's own DNS, filter and NAT ---------------------------------------------------
+
+    def sync_config(self) -> None:
+        self.node.ensure_dns(self.network.gateway, self.dns_upstream)
+        path = "/node/v1/config?have=" + self._config_version
+        body = call(self.url, "GET", path, self.ctx)
+        if body.get("unchanged"):
+            return
+        self._gateways = dict(body.get("gateways") or {})
+        ok = True
+        for part, install in (
+            ("zone", lambda v: write_zone(self.home, v, layer="mesh")),
+            ("filter", lambda v: netpolicy.apply(self.node.netns, v)),
+            ("nat", lambda v: servicenat.apply(self.node.netns, v)),
+        ):
+            value = body.get(part)
+            if value is None or self._installed.get(part) == value:
+                continue
+            try:
+                install(value)
+            except netpolicy.BridgeFilterMissing as exc:
+                log.warning("%s", exc)
+            except Exception:
+                log.exception("installing the node's %s failed (tried again)", part)
+                ok = False
+                continue
+            log.info("installed the node's %s (config %s)", part, body.get("version"))
+            self._installed[part] = value
+        if ok:
+            self._config_version = str(body.get("version") or "")
+
+    def sync_guards(self) -> bool:
+        """Each running gateway pod's SSRF guard (``runtime.ssrfguard``) from the inputs
+        the control plane gave; False when one failed (tried again at the next sync)."""
+        running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
+        for gone in set(self._guards) - set(running):
+            del self._guards[gone]
+        ok = True
+        match = ""
+        for ref, guard in sorted(self._gateways.items()):
+            ns, _, name = ref.partition("/")
+            if (ns, name) not in running:
+                continue
+            try:
+                match = match or capture.exemption(self.runtime.launcher.proxy_cgroup())[0]
+                allowed = [
+                    ssrfguard.Allowed(str(a[0]), int(a[1]), str(a[2])) for a in guard["allowed"]
+                ]
+                texts = ssrfguard.render(
+                    match, allowed, enabled=bool(guard["enabled"]), dns_ip=self.network.gateway
+                )
+                if self._guards.get((ns, name)) == texts:
+                    continue
+                ssrfguard.apply(running[(ns, name)].netns, texts)
+            except Exception:
+                log.exception("installing the SSRF guard of gateway pod %s failed", ref)
+                ok = False
+                continue
+            self._guards[(ns, name)] = texts
+        return ok
 
     # -- one sync ---------------------------------------------------------------------------
 
@@ -163,6 +240,13 @@ class Agent:
         return {**spec, "proxy": {**proxy, "bootstrap": boot}}
 
     def sync_once(self) -> None:
+        try:
+            self.sync_config()
+            self._config_error = ""
+        except ControlPlaneRefused as exc:
+            if str(exc) != self._config_error:  # once, not every second
+                log.warning("node config: %s", exc)
+            self._config_error = str(exc)
         listed = call(self.url, "GET", "/node/v1/pods", self.ctx)["pods"]
         wanted = {(str(s["namespace"]), str(s["name"])): s for s in listed}
         running = {(s.namespace, s.name): s for s in self.runtime.pod_states()}
@@ -191,6 +275,9 @@ class Agent:
                 continue
             self._retry.pop(ns_name, None)
             self._specs[ns_name] = raw
+            self._guards.pop(ns_name, None)  # a new sandbox: its guard goes in again
+        # Right after the starts: a gateway's guard is in place before much can reach it.
+        self.sync_guards()  # one that failed is tried again at the next sync
         self.runtime.reconcile()
         statuses: dict[str, Any] = dict(failed)
         for st in self.runtime.pod_states():

@@ -14,7 +14,7 @@ Rules:
   (`sandbox.enter_argv`); a container with no live process cannot be entered.
 - The pod's /etc/hosts, resolv.conf, hostname and trust store are written to
   /etc/netns/<netns>/ (where `ip netns exec` finds them for the proxy) and bound into each
-  sandbox. resolv.conf is the kubelet's (the mesh DNS, the namespace's search path,
+  sandbox. resolv.conf is the kubelet's (the node's DNS on its bridge, the namespace's search path,
   `ndots:5`) with `timeout:1 attempts:3` (`RESOLV_OPTIONS`).
 - emptyDir volumes belong to the pod, not to a container: made when the pod is created
   (mode 0777, as the kubelet makes them), kept across container restarts, shared by every
@@ -96,6 +96,8 @@ class Launcher:
         self.mesh_id = mesh_id
         self.manifest = man
         self._cgroup: Path | bool | None = False  # False: not looked up yet
+        # The DNS server pods name: the node's own (a joined node's is its bridge address).
+        self.nameserver = names.BRIDGE_IP
 
     def pod_runtime_dir(self, namespace: str, name: str) -> Path:
         return names.runtime_dir(self.mesh_id) / "pods" / names.pod_id(namespace, name)
@@ -108,7 +110,7 @@ class Launcher:
         d.mkdir(mode=0o755, exist_ok=True)
         search = f"{spec.namespace}.svc.cluster.local svc.cluster.local cluster.local"
         (d / "resolv.conf").write_text(
-            f"nameserver {names.BRIDGE_IP}\nsearch {search}\noptions {RESOLV_OPTIONS}\n"
+            f"nameserver {self.nameserver}\nsearch {search}\noptions {RESOLV_OPTIONS}\n"
         )
         (d / "hosts").write_text(
             f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{spec.name}\n"

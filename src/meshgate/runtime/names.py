@@ -26,6 +26,7 @@ BRIDGE = "mgbr0"
 BRIDGE_IP = "10.34.0.1"
 POD_PREFIX_LEN = 16
 POD_NETWORK = "10.34.0.0/16"
+NODES_NETWORK = "10.32.0.0/11"  # every node's pod range and link (docs/nodes.md)
 NODE_TO_INET = "mginet0"
 INET_TO_NODE = "mgnode0"
 NODE_LINK_IP = "203.0.113.1"

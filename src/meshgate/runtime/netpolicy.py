@@ -36,6 +36,11 @@ Rules (Kubernetes' NetworkPolicy semantics, as a CNI plugin implements them):
   outside still pass).
 - Refusals are ``REJECT`` (a TCP reset, else ICMP admin-prohibited), so a blocked client
   fails at once instead of timing out; each rule carries a comment saying why.
+- On a joined node (docs/nodes.md) the same rules are rendered by the control plane for
+  that node: its DNS is on its own bridge address (``dns_ip``), its proxies reach xDS on
+  the first node (``xds``: allowed to every pod, as the Unix socket is on the first
+  node), and the other nodes' pod ranges (``mesh_cidrs``) are inside the mesh, so the
+  exit lets traffic to them through (the egress gateway may run on another node).
 - Output is deterministic (sorted), so an unchanged mesh renders byte-identical text and
   the caller can skip the install. ``render`` is pure; ``apply`` replaces our five chains
   at once (iptables-restore ``--noflush``) and touches no other chain of the node.
@@ -43,6 +48,7 @@ Rules (Kubernetes' NetworkPolicy semantics, as a CNI plugin implements them):
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -211,13 +217,14 @@ def _egress_lines(
     policies: Sequence[Policy],
     pods: Sequence[PodInfo],
     ns_labels: Mapping[str, Mapping[str, str]],
+    node_dns: PodInfo = NODE_DNS,
 ) -> list[str]:
     lines: list[str] = []
     src = f"-A {EGRESS_CHAIN} -s {pod.ip}/32"
     for policy in policies:
         for i, egress in enumerate(policy.spec.egress or []):
             why = _comment(f"{pod.ref}: egress[{i}] of {policy.namespace}/{policy.name}")
-            for peer in _peers(policy, egress.to, [*pods, NODE_DNS], ns_labels):
+            for peer in _peers(policy, egress.to, [*pods, node_dns], ns_labels):
                 dst = f" -d {peer.cidr}" if peer.cidr else ""
                 for match in _port_matches_all(egress.ports, peer.pod):
                     lines.append(f"{src}{dst}{match} {why} -j RETURN")
@@ -256,12 +263,17 @@ def render(
     namespaces: Mapping[str, Mapping[str, str]],
     *,
     gateway_only: bool,
+    dns_ip: str = names.BRIDGE_IP,
+    mesh_cidrs: Sequence[str] = (),
+    xds: str | None = None,
 ) -> str:
     """iptables-restore input (``--noflush``: only our chains are replaced) for the node's
-    filter table. ``namespaces`` maps each namespace to its labels."""
+    filter table. ``namespaces`` maps each namespace to its labels; ``dns_ip``,
+    ``mesh_cidrs`` and ``xds`` ("IP:PORT") describe a joined node (see the rules)."""
     policies = sorted(policies, key=lambda p: (p.namespace, p.name))
     pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
-    ns_labels = _namespace_labels(namespaces, [*pods, NODE_DNS])
+    node_dns = NODE_DNS if dns_ip == NODE_DNS.ip else dataclasses.replace(NODE_DNS, ip=dns_ip)
+    ns_labels = _namespace_labels(namespaces, [*pods, node_dns])
     bridge = names.BRIDGE
     lines = ["*filter", *(f":{chain} - [0:0]" for chain in CHAINS)]
     # Every packet a connection's opener sends is judged, not only its first: a rule added
@@ -278,17 +290,24 @@ def render(
         f"-A {INPUT_CHAIN} {replies} -j ACCEPT",
         f"-A {INPUT_CHAIN} -i {bridge} -j {EGRESS_CHAIN}",
     ]
+    if xds:
+        host, _, port = xds.rpartition(":")
+        why = _comment("the proxies' xDS on the first node")
+        lines.append(f"-A {EGRESS_CHAIN} -d {host}/32 -p tcp -m tcp --dport {port} {why} -j RETURN")
     egress_isolated: list[PodInfo] = []
     for pod in pods:
         mine = [p for p in policies if selects(p, pod, "Egress")]
         if mine:
             egress_isolated.append(pod)
-            lines += _egress_lines(pod, mine, pods, ns_labels)
+            lines += _egress_lines(pod, mine, pods, ns_labels, node_dns)
     for pod in pods:
         mine = [p for p in policies if selects(p, pod, "Ingress")]
         if mine:
             lines += _ingress_lines(pod, mine, pods, ns_labels)
     if gateway_only:
+        for cidr in sorted(mesh_cidrs):
+            why = _comment(f"{cidr}: another node's pods, inside the mesh")
+            lines.append(f"-A {EXIT_CHAIN} -d {cidr} {why} -j RETURN")
         for pod in pods:
             if pod.gateway:
                 why = f"{pod.ref}: a gateway may leave the mesh"

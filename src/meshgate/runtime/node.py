@@ -228,6 +228,8 @@ class Node:
         netns.ip(node, "link", "set", names.NODE_TO_INET, "up")
         netns.ip(ns, "link", "set", names.INET_TO_NODE, "up")
         netns.ip(ns, "route", "replace", names.POD_NETWORK, "via", names.NODE_LINK_IP)
+        # Joined nodes' pods (10.35.0.0/16 ...) reach the world through this node too.
+        netns.ip(ns, "route", "replace", names.NODES_NETWORK, "via", names.NODE_LINK_IP)
         for addr in world.addresses():
             netns.ip(ns, "addr", "replace", f"{addr}/32", "dev", "lo")
             netns.ip(node, "route", "replace", f"{addr}/32", "via", names.INET_LINK_IP)

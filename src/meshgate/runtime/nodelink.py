@@ -3,12 +3,17 @@
 Rules:
 - The joined node's namespace is ``mg-<its mesh id>-node`` (named after its own state
   directory, as the first node's is), bridge ``mgbr0`` with the first address of its
-  podCIDR, ip_forward on. It runs no DNS server: its pods' resolv.conf names the first
-  node's (10.34.0.1), reached over the link below.
+  podCIDR, ip_forward on. Its own DNS server (``runtime.dns``, the zone the control
+  plane serves, kept in this state directory's ``dns/``) listens on that bridge address,
+  and its pods' resolv.conf names it, so they resolve while the first node's DNS is down;
+  names outside the zone are forwarded to the first node's DNS. ``ensure_dns`` starts it
+  (again, when it died), recorded in the manifest so ``down`` stops it.
 - One veth pair links it to the first node's namespace: ``mgup0`` here (the link's .2),
-  ``mgj<mesh id>`` there (.1); each side routes the other's pod range over it. Both ends
-  and the routes through them go when this namespace is deleted (``down``), so the first
-  node keeps nothing of a node that left.
+  ``mgj<mesh id>`` there (.1); each side routes the other's pod range over it, and the
+  joined node's default route is the first node (its way to the world, which routes the
+  joined ranges back): NetworkPolicy and the enforced exit, installed here by the agent,
+  decide what may leave. Both ends and the routes through them go when this namespace is
+  deleted (``down``), so the first node keeps nothing of a node that left.
 - The proxies' xDS client certificate, key and the mesh CA are written to the runtime
   directory's ``xds/`` (root:1337, 0750; files 0640), which every proxy sandbox of this
   node mounts (``containers.Launcher.proxy_sandbox``).
@@ -19,12 +24,16 @@ Rules:
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshgate.runtime import envoy, manifest, names, netns
+from meshgate.runtime import dns, envoy, launch, manifest, names, netns, procs
 
 NODE_IF = "mgup0"
+DNS_KEY = "node/dns"
+DNS_READY_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,37 @@ class JoinedNode:
         netns.ip(first, "link", "set", there, "up")
         netns.sysctl(first, "net.ipv4.ip_forward", "1")
         netns.ip(ns, "route", "replace", net.first_cidr, "via", net.link_first)
+        netns.ip(ns, "route", "replace", "default", "via", net.link_first)
         netns.ip(first, "route", "replace", net.pod_cidr, "via", net.link_node)
+
+    def ensure_dns(self, address: str, upstream: str) -> None:
+        """Start this node's DNS server on `address` (the bridge's) unless it runs."""
+        rec = self.manifest.read()["processes"].get(DNS_KEY)
+        if rec is not None and procs.is_alive(procs.ProcId(rec["pid"], rec["start_time"])):
+            return
+        zone = dns.zone_dir(self.state_dir)
+        zone.mkdir(parents=True, exist_ok=True)
+        ready = self.manifest.dir / "dns.ready"
+        ready.unlink(missing_ok=True)
+        argv = [
+            *netns.exec_prefix(self.netns),
+            sys.executable, "-m", "meshgate.runtime.dns",
+            "--zone-dir", str(zone), "--address", address, "--port", "53",
+            "--ready-file", str(ready), "--upstream", upstream,
+        ]  # fmt: skip
+        log_dir = self.state_dir / "logs" / "node"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        proc = launch.spawn(argv, log_dir / "dns.log")
+        pid = procs.identify(proc.pid)
+        if pid is not None:
+            self.manifest.record_process(DNS_KEY, pid, argv)
+        deadline = time.monotonic() + DNS_READY_TIMEOUT
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node's DNS exited with {proc.returncode}; see the log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the node's DNS not ready after {DNS_READY_TIMEOUT}s")
+            time.sleep(0.05)
 
     def _tls(self, files: dict[str, bytes]) -> None:
         d = self.tls_dir

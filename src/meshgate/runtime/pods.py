@@ -186,6 +186,8 @@ class Runtime:
         self._specs: dict[int, tuple[dict[str, Any], tuple[ContainerSpec, ...]]] = {}
         self._trimmed_at = 0.0  # monotonic time logs were last bounded (reconcile())
         self.launcher = containers.Launcher(self.state_dir, self.mesh_id, self.manifest)
+        # Its pods use their own node's DNS, on its bridge (a joined node's: its own).
+        self.launcher.nameserver = network.gateway
 
     # -- records -----------------------------------------------------------------------------
 

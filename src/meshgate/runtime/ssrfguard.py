@@ -14,7 +14,8 @@ Rules:
   ``meshgate exec`` in the pod still reach the admin port; ``MESHGATE-SSRF-PROXY`` judges
   them. Connections already open are left alone: the guard is about where a new
   connection goes.
-- Judged: the node's DNS (10.34.0.1:53, UDP and TCP) passes; then each explicitly allowed
+- Judged: the node's DNS (10.34.0.1:53 on the first node, a joined node's bridge address
+  on it; UDP and TCP) passes; then each explicitly allowed
   destination (an address and TCP port a user configured: see ``server.ssrfguard``);
   then every range of ``model.ssrf.GUARDED`` is refused; anything else (the world) passes.
 - Refusals carry a reject type nothing else produces for TCP, so the proxy's log can tell
@@ -61,7 +62,9 @@ def _comment(text: str) -> str:
     return '-m comment --comment "' + text.replace('"', "'")[:250] + '"'
 
 
-def _table(version: int, proxy_match: str, allowed: Sequence[Allowed], enabled: bool) -> str:
+def _table(
+    version: int, proxy_match: str, allowed: Sequence[Allowed], enabled: bool, dns_ip: str
+) -> str:
     lines = ["*filter", f":{CHAIN} - [0:0]", f":{PROXY_CHAIN} - [0:0]"]
     if not enabled:  # our chains stay, empty: turning the guard off removes every rule
         return "\n".join([*lines, "COMMIT", ""])
@@ -72,7 +75,7 @@ def _table(version: int, proxy_match: str, allowed: Sequence[Allowed], enabled: 
     if version == 4:
         dns = _comment("the node's DNS")
         lines += [
-            f"-A {PROXY_CHAIN} -d {names.BRIDGE_IP}/32 -p {proto} -m {proto} --dport {DNS_PORT}"
+            f"-A {PROXY_CHAIN} -d {dns_ip}/32 -p {proto} -m {proto} --dport {DNS_PORT}"
             f" {dns} -j RETURN"
             for proto in ("udp", "tcp")
         ]
@@ -97,15 +100,20 @@ def _table(version: int, proxy_match: str, allowed: Sequence[Allowed], enabled: 
 
 
 def render(
-    proxy_match: str, allowed: Iterable[Allowed], *, enabled: bool = True
+    proxy_match: str,
+    allowed: Iterable[Allowed],
+    *,
+    enabled: bool = True,
+    dns_ip: str = names.BRIDGE_IP,
 ) -> tuple[str, str]:
     """(IPv4, IPv6) restore input for a gateway pod; ``proxy_match`` selects its proxy's
     packets (an iptables match, e.g. ``-m cgroup --path /mg-abc123-proxies``). Disabled
-    (MeshConfig ``gatewaySsrfGuard: false``): our chains, empty."""
+    (MeshConfig ``gatewaySsrfGuard: false``): our chains, empty. ``dns_ip``: the pod's
+    node's DNS (a joined node's is its own bridge address)."""
     ordered = sorted(set(allowed))
     return (
-        _table(4, proxy_match, ordered, enabled),
-        _table(6, proxy_match, ordered, enabled),
+        _table(4, proxy_match, ordered, enabled, dns_ip),
+        _table(6, proxy_match, ordered, enabled, dns_ip),
     )
 
 

@@ -17,7 +17,9 @@ Rules:
   ``CN=system:node:<name>, O=system:nodes``; workload certificates have no subject, so
   a proxy's identity cannot pass): ``GET pods`` the specs of the pods placed on the
   node; ``POST status`` the node's heartbeat and its pods' statuses (written only for
-  pods placed on that node); ``POST leave`` deletes the Node (``meshgate down`` there).
+  pods placed on that node); ``GET config`` what the node installs besides its pods
+  (DNS zone, filter and NAT rules: ``nodeconfig``); ``POST leave`` deletes the Node
+  (``meshgate down`` there).
 - Handlers run in the server's threads; the store is thread-safe, the specs are read
   from the reconciler's last pass, and store changes wake a pass through ``kick``.
 """
@@ -34,6 +36,7 @@ import ssl
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +48,7 @@ from cryptography.x509.oid import NameOID
 from meshgate.api.meta import ResourceKey
 from meshgate.security import bootstraptoken, pki
 from meshgate.server import nodes as nodes_mod
+from meshgate.server.nodeconfig import NodeConfigs
 from meshgate.server.placement import without_unscheduled
 
 if TYPE_CHECKING:
@@ -108,6 +112,7 @@ class NodeService:
         self._seen: dict[str, float] = {}  # node -> monotonic time of its last report
         self._looked_at = -1  # the store revision check_heartbeats last listed at
         self._lock = threading.Lock()
+        self._configs: NodeConfigs | None = None  # made on first use (the reconciler's home)
 
     def join(self, body: Obj) -> Obj:
         token = str(body.get("token") or "")
@@ -229,6 +234,20 @@ class NodeService:
             raise JoinError(503, "the control plane is starting; ask again")
         specs = self.reconciler.remote_specs.get(node, {})
         return {"pods": [specs[k] for k in sorted(specs)]}
+
+    def config(self, node: str, have: str) -> Obj:
+        """The node's DNS zone, filter and NAT rules (``nodeconfig``); only the version
+        when the agent already has it."""
+        obj = self._known(node)
+        if not getattr(self.reconciler, "remote_specs_ready", False):
+            raise JoinError(503, "the control plane is starting; ask again")
+        if self._configs is None:
+            xds = f"{nodes_mod.OWN_NODE_IP}:{XDS_PORT}"
+            self._configs = NodeConfigs(Path(self.reconciler.home), self.store, xds)
+        body = self._configs.config(obj, self.reconciler.snapshot)
+        if have and have == body["version"]:
+            return {"version": have, "unchanged": True}
+        return body
 
     def _known(self, node: str) -> Obj:
         stored = self.store.get(ResourceKey("", "Node", "", node))
@@ -356,6 +375,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, self.service.join(self._body()))
             elif method == "GET" and path == "/node/v1/pods":
                 self._send(200, self.service.pods(self._node()))
+            elif method == "GET" and path == "/node/v1/config":
+                query = urllib.parse.parse_qs(self.path.partition("?")[2])
+                have = (query.get("have") or [""])[0]
+                self._send(200, self.service.config(self._node(), have))
             elif method == "POST" and path == "/node/v1/status":
                 node = self._node()
                 self._send(200, self.service.status(node, self._body()))

@@ -9,6 +9,9 @@ Rules:
   controller makes) whose only container is the gateway proxy: nothing but the Envoy the
   control plane configures runs in it. A router pod with an app container of its own is
   not a gateway, so an annotation alone lets nobody out.
+- Every node gets the same rules over the whole mesh's pods and policies; the other
+  nodes' pod ranges (from the Node objects) count as inside the mesh for the exit. A
+  joined node's rules are rendered here too (``nodeconfig``) and installed by its agent.
 - ``NodeFilter.sync`` installs the rules only when their text changed (idempotent, our own
   chains only); a failure is logged and retried on the next pass, never raised (the mesh
   keeps working through its sidecars meanwhile).
@@ -38,6 +41,7 @@ class Inputs:
     pods: list[netpolicy.PodInfo]
     namespaces: dict[str, dict[str, str]]
     gateway_only: bool
+    pod_cidrs: list[str]  # every node's pod range
 
 
 def is_gateway(pod: Obj) -> bool:
@@ -71,6 +75,7 @@ def inputs(objs: list[Obj]) -> Inputs:
     pods: list[netpolicy.PodInfo] = []
     namespaces: dict[str, dict[str, str]] = {}
     gateway_only = False
+    pod_cidrs: list[str] = []
     for obj in objs:
         kind = obj.get("kind")
         meta = obj.get("metadata") or {}
@@ -78,6 +83,10 @@ def inputs(objs: list[Obj]) -> Inputs:
             info = _pod_info(obj)
             if info is not None:
                 pods.append(info)
+        elif kind == "Node":
+            cidr = str((obj.get("spec") or {}).get("podCIDR") or "")
+            if cidr:
+                pod_cidrs.append(cidr)
         elif kind == "Namespace":
             namespaces[meta.get("name", "")] = dict(meta.get("labels") or {})
         elif kind in ("NetworkPolicy", "MeshConfig"):
@@ -86,12 +95,27 @@ def inputs(objs: list[Obj]) -> Inputs:
                 policies.append(netpolicy.Policy(res.namespace, res.metadata.name, res.spec))
             elif isinstance(res, mg.MeshConfig) and res.metadata.name == mg.MESH_CONFIG_NAME:
                 gateway_only = res.spec.effective_egress_enforcement == "GATEWAY_ONLY"
-    return Inputs(policies, pods, namespaces, gateway_only)
+    return Inputs(policies, pods, namespaces, gateway_only, pod_cidrs)
 
 
-def render(objs: list[Obj]) -> str:
+def render(
+    objs: list[Obj],
+    node_cidr: str = names.POD_NETWORK,
+    dns_ip: str = names.BRIDGE_IP,
+    xds: str | None = None,
+) -> str:
+    """The filter rules of the node whose pod range is ``node_cidr`` (the first node's by
+    default; a joined node's DNS address and xDS address are its own: see netpolicy)."""
     i = inputs(objs)
-    return netpolicy.render(i.policies, i.pods, i.namespaces, gateway_only=i.gateway_only)
+    return netpolicy.render(
+        i.policies,
+        i.pods,
+        i.namespaces,
+        gateway_only=i.gateway_only,
+        dns_ip=dns_ip,
+        mesh_cidrs=sorted({names.POD_NETWORK, *i.pod_cidrs} - {node_cidr}),
+        xds=xds,
+    )
 
 
 class NodeFilter:

@@ -53,6 +53,7 @@ from meshgate.runtime import names, servicenat
 from meshgate.runtime.pods import Backoff, PodState, Runtime
 from meshgate.server import asmegress
 from meshgate.server import workloads as wl
+from meshgate.server.nodeconfig import service_routes
 from meshgate.server.nodefilter import NodeFilter
 from meshgate.server.placement import Placer
 
@@ -372,16 +373,7 @@ class Reconciler(PodSync):
     def _service_nat(self, snap: Snapshot) -> bool:
         """kube-proxy's part: cluster IPs DNAT to ready pod endpoints in the node; False if
         the rules could not be installed (the next pass tries again)."""
-        routes = []
-        for services in snap.services_by_host.values():
-            for svc in services:
-                if not svc.is_kubernetes or not svc.addresses:
-                    continue
-                for port in svc.ports:
-                    eps = tuple((e.address, e.port) for e in svc.endpoints.get(port.number, ()))
-                    if eps:
-                        routes.append(servicenat.ServiceRoute(svc.addresses[0], port.number, eps))
-        text = servicenat.render(routes)
+        text = servicenat.render(service_routes(snap))
         if text == self._nat_text:
             return True
         node = names.node_netns(names.mesh_id(self.home))

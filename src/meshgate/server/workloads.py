@@ -5,7 +5,8 @@ Rules:
   randomness only through the ``suffix`` callable, so tests can pin names.
 - An ``IstioGateway`` owns a Deployment and a Service of its own name in its namespace:
   pods labelled ``app: <name>`` and ``istio: <name without a leading "istio-">`` plus
-  ``podLabels``, annotated as routers, with the proxy container ``istio-proxy``.
+  ``podLabels``, annotated as routers, with the proxy container ``istio-proxy``; its
+  ``nodeSelector`` is the pods' (the gateway chart's), so it places them on nodes.
 - A Deployment owns ``replicas`` pods named ``<deployment>-<template hash>-<5 chars>``,
   labelled with the template's labels and ``pod-template-hash``. Pods whose hash is stale
   are replaced per ``spec.strategy``: ``RollingUpdate`` (the default) creates new pods up to
@@ -274,6 +275,8 @@ def gateway_objects(gw: Obj) -> list[Obj]:
         },
     }
     _gateway_volumes(deployment["spec"]["template"]["spec"], spec)
+    if spec.get("nodeSelector"):
+        deployment["spec"]["template"]["spec"]["nodeSelector"] = dict(spec["nodeSelector"])
     service: Obj = {
         "apiVersion": "v1",
         "kind": "Service",

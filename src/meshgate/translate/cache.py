@@ -22,6 +22,12 @@ Rules of this module:
   template's pod name) the group is marked unshared and its proxies are translated one by
   one. So a derivation is only ever made from a template whose personal strings were shown
   to occur where the translator put them and nowhere else.
+- A verification is carried over to the next snapshot when the group (same share key and
+  template proxy) has byte-identical personal resources: the substitutions it proved right
+  are the same ones. What the next snapshot changed is elsewhere (an endpoint, a cluster),
+  so a change to one ServiceEntry costs one translation per group, not two. A change that
+  touches a personal resource (a listener, a route that holds a personal string) is
+  verified again.
 - Routers (gateways: few, and their listeners depend on the pod's ports) are never shared.
 - Everything is kept for one snapshot (an immutable value): a new snapshot starts afresh.
   Not thread-safe: one worker thread uses it (the xDS server's). Pure as the rest of
@@ -30,6 +36,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +130,7 @@ class _Group:
     marked: dict[str, list[bool]]
     verified: bool = False
     unshared: bool = False
+    digest: bytes = b""  # of the personal resources' bytes (see the module rules)
 
 
 class SharedTranslations:
@@ -136,6 +144,10 @@ class SharedTranslations:
         self._snapshot: Snapshot | None = None
         self._groups: dict[Hashable, _Group] = {}
         self._headless: frozenset[str] = frozenset()
+        # share key -> (template's node id, digest of its personal resources) of groups
+        # verified under the previous snapshot, and of those verified under this one.
+        self._verified_before: dict[Hashable, tuple[str, bytes]] = {}
+        self._verified_now: dict[Hashable, tuple[str, bytes]] = {}
         self.translations = 0  # translate() calls (verification ones included)
         self.derivations = 0  # configs made from a group's template instead
         self.unshared_groups = 0  # groups whose verification found a difference
@@ -146,6 +158,7 @@ class SharedTranslations:
         if snapshot is not self._snapshot:
             self._snapshot, self._groups = snapshot, {}
             self._headless = _headless_addresses(snapshot)
+            self._verified_before, self._verified_now = self._verified_now, {}
         personal = tuple(s.encode() for s in self._personal(proxy, node_id))
         key = self.share_key(snapshot, proxy, personal)
         if key is None:
@@ -165,7 +178,12 @@ class SharedTranslations:
                     for m, item in zip(getattr(own, name), data[name], strict=True)
                 }
                 config = SharedConfig(**{name: getattr(own, name) for name in _FIELDS}, known=known)
-                self._groups[key] = _Group((proxy, node_id), personal, config, data, marked)
+                group = _Group((proxy, node_id), personal, config, data, marked)
+                group.digest = _personal_digest(data, marked)
+                if self._verified_before.get(key) == (node_id, group.digest):
+                    group.verified = True  # the same substitutions, proved last snapshot
+                    self._verified_now[key] = (node_id, group.digest)
+                self._groups[key] = group
                 return config
             return group.config
         if group.unshared:
@@ -178,6 +196,7 @@ class SharedTranslations:
                 self.unshared_groups += 1
                 return own
             group.verified = True
+            self._verified_now[key] = (group.template[1], group.digest)
         self.derivations += 1
         return derived
 
@@ -250,3 +269,15 @@ def _serialized(config: ProxyConfig) -> dict[str, list[bytes]]:
         name: [m.SerializeToString(deterministic=True) for m in getattr(config, name)]
         for name in _FIELDS
     }
+
+
+def _personal_digest(data: dict[str, list[bytes]], marked: dict[str, list[bool]]) -> bytes:
+    """A digest of the resources that hold personal strings, in order, by field."""
+    h = hashlib.sha256()
+    for name in _FIELDS:
+        for item, personal_here in zip(data[name], marked[name], strict=True):
+            if personal_here:
+                h.update(len(item).to_bytes(8, "big"))
+                h.update(item)
+        h.update(b"|")
+    return h.digest()

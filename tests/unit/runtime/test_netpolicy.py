@@ -393,3 +393,64 @@ def test_rendering_is_deterministic(gateway_only: bool) -> None:
     assert one == two
     assert one.startswith("*filter\n:MESHGATE-FORWARD - [0:0]\n")
     assert one.endswith("COMMIT\n")
+
+
+# --- a joined node's rules (docs/nodes.md) ----------------------------------------------
+
+N2_SLEEP = PodInfo("default", "sleep-2", "10.35.0.10", {"app": "sleep"})
+
+
+def joined(*policies: Policy, gateway_only: bool = False) -> str:
+    return render(
+        policies, [*PODS, N2_SLEEP], NAMESPACES, gateway_only=gateway_only,
+        dns_ip="10.35.0.1", mesh_cidrs=["10.34.0.0/16"], xds="10.34.0.1:15012",
+    )  # fmt: skip
+
+
+def test_joined_node_exit_lets_pods_reach_the_other_nodes_but_not_the_world() -> None:
+    text = joined(gateway_only=True)
+    # Leaving through the link to the first node: to a pod there (the egress gateway) it
+    # stays inside the mesh; to the world it is the exit, refused.
+    to_gateway = verdict(
+        text, "FORWARD", src=N2_SLEEP.ip, dst=GATEWAY.ip, proto="tcp", dport=80, out="mgup0",
+        **{"in": BRIDGE},
+    )  # fmt: skip
+    assert to_gateway == "ACCEPT"
+    assert to_world(text, N2_SLEEP) == "REJECT"
+    assert to_world(joined(), N2_SLEEP) == "ACCEPT"  # enforcement off: open
+    # The first node's own rules (no mesh_cidrs) refuse the same trip to node 2's range.
+    assert "10.34.0.0/16" not in rules(gateway_only=True)
+
+
+def test_joined_node_dns_is_its_own_and_xds_stays_open_to_isolated_pods() -> None:
+    deny_all = policy("default", {"podSelector": {}, "policyTypes": ["Egress"]})
+    kube_dns = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    allow_dns = policy(
+        "default",
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [kube_dns], "ports": [{"port": 53, "protocol": "UDP"}]}],
+        },
+        "dns",
+    )
+    text = joined(deny_all, allow_dns)
+
+    def to_node(port: int, proto: str, dst: str) -> str:
+        return verdict(
+            text, "INPUT", src=N2_SLEEP.ip, dst=dst, proto=proto, dport=port, out="",
+            **{"in": BRIDGE},
+        )  # fmt: skip
+
+    assert to_node(53, "udp", "10.35.0.1") == "ACCEPT"  # its node's DNS is kube-dns
+    assert between(text, N2_SLEEP, WEB, 8080) == "REJECT"
+    xds = verdict(
+        text, "FORWARD", src=N2_SLEEP.ip, dst="10.34.0.1", proto="tcp", dport=15012, out="mgup0",
+        **{"in": BRIDGE},
+    )  # fmt: skip
+    assert xds == "ACCEPT"  # its sidecar keeps its configuration
+    first_dns = verdict(
+        text, "FORWARD", src=N2_SLEEP.ip, dst="10.34.0.1", proto="udp", dport=53, out="mgup0",
+        **{"in": BRIDGE},
+    )  # fmt: skip
+    assert first_dns == "REJECT"  # the first node's DNS is not this node's kube-dns

@@ -103,3 +103,11 @@ def test_disabled_guard_leaves_our_chains_empty() -> None:
     for text in render(PROXY, [Allowed("10.34.0.12", 80)], enabled=False):
         assert _rules(text) == []
         assert f":{CHAIN} - [0:0]" in text and f":{PROXY_CHAIN} - [0:0]" in text
+
+
+def test_a_joined_nodes_gateway_passes_its_own_nodes_dns() -> None:
+    v4, _ = render(PROXY, [Allowed("10.34.0.1", 15012, "the proxies' xDS")], dns_ip="10.35.0.1")
+    rules = _rules(v4)[2:]
+    assert rules[0].startswith(f"-A {PROXY_CHAIN} -d 10.35.0.1/32 -p udp -m udp --dport 53")
+    assert rules[2].startswith(f"-A {PROXY_CHAIN} -d 10.34.0.1/32 -p tcp -m tcp --dport 15012")
+    assert not any("-d 10.34.0.1/32 -p udp" in r for r in rules)  # node 1's DNS: refused

@@ -69,3 +69,21 @@ def test_inputs() -> None:
     assert [(p.namespace, p.name) for p in got.policies] == [("default", "deny")]
     assert got.gateway_only
     assert not nodefilter.inputs(objs[:-1]).gateway_only  # OFF unless the MeshConfig says so
+
+
+def test_other_nodes_pod_ranges_are_inside_the_mesh_for_the_exit() -> None:
+    gateway_only = {
+        "apiVersion": "meshgate.io/v1alpha1",
+        "kind": "MeshConfig",
+        "metadata": {"name": "default"},
+        "spec": {"egressEnforcement": "GATEWAY_ONLY"},
+    }
+    node2 = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}}
+    node2["spec"] = {"podCIDR": "10.35.0.0/16"}
+    alone = nodefilter.render([pod("web"), gateway_only])
+    assert "-A MESHGATE-EXIT -d" not in alone  # one node: the rules as they always were
+    first = nodefilter.render([pod("web"), gateway_only, node2])
+    assert "-A MESHGATE-EXIT -d 10.35.0.0/16" in first
+    second = nodefilter.render([pod("web"), gateway_only, node2], "10.35.0.0/16", "10.35.0.1")
+    assert "-A MESHGATE-EXIT -d 10.34.0.0/16" in second
+    assert "-A MESHGATE-EXIT -d 10.35.0.0/16" not in second

@@ -187,6 +187,60 @@ def test_status_is_written_only_for_the_nodes_own_pods(store: ConfigStore, tmp_p
     assert store.get(ResourceKey("", "Node", "", "n2")) is None
 
 
+def test_a_joined_node_gets_its_dns_zone_filter_and_nat_rendered_for_it(
+    store: ConfigStore, tmp_path: Path
+) -> None:
+    from meshgate.model.snapshot import Snapshot
+    from meshgate.runtime.dns import write_zone
+
+    home = tmp_path / "home"
+    write_zone(home, {"httpbin.default.svc.cluster.local": ["10.96.0.20"]})
+    write_zone(home, {"aliyun.com": ["198.51.100.7"]}, layer="world")
+    svc = _service(store, tmp_path)
+    svc.reconciler.home = home  # type: ignore[attr-defined]
+    svc.reconciler.snapshot = Snapshot.build([])  # type: ignore[attr-defined]
+    token = svc.create_token(0, "")["token"]
+    svc.join({"token": token, "name": "n2", "nodeCSR": _csr("x"), "proxyCSR": _csr("y")})
+    first = svc.config("n2", "")
+    assert first["zone"] == {
+        "aliyun.com": ["198.51.100.7"],
+        "httpbin.default.svc.cluster.local": ["10.96.0.20"],
+    }
+    assert first["dnsUpstream"] == "10.34.0.1:53"
+    assert "-A MESHGATE-EXIT" not in first["filter"]  # enforcement off: no exit rules
+    assert "-d 10.34.0.1/32 -p tcp -m tcp --dport 15012" in first["filter"]
+    assert first["nat"].startswith("*nat\n:MESHGATE-SERVICES")
+    assert svc.config("n2", first["version"]) == {"version": first["version"], "unchanged": True}
+    assert first["gateways"] == {}
+    store.apply(
+        [
+            {
+                "apiVersion": "meshgate.io/v1alpha1",
+                "kind": "MeshConfig",
+                "metadata": {"name": "default"},
+                "spec": {"egressEnforcement": "GATEWAY_ONLY"},
+            }
+        ]
+    )
+    changed = svc.config("n2", first["version"])
+    assert changed["version"] != first["version"]
+    exit_rules = [ln for ln in changed["filter"].splitlines() if ln.startswith("-A MESHGATE-EXIT")]
+    # The first node's pods are inside the mesh; the rest is refused.
+    assert "-d 10.34.0.0/16" in exit_rules[0]
+    assert exit_rules[-1].endswith("-j REJECT --reject-with icmp-admin-prohibited")
+    # A gateway pod bound to n2: its guard's inputs, the xDS on node 1 allowed.
+    gateway = _pod("gw", node="n2")
+    gateway["metadata"]["annotations"] = {"meshgate.io/proxy-type": "router"}
+    store.apply([gateway])
+    store.update_status(ResourceKey("", "Pod", "default", "gw"), {"podIP": "10.35.0.10"})
+    guards = svc.config("n2", "")["gateways"]
+    assert guards == {
+        "default/gw": {"enabled": True, "allowed": [["10.34.0.1", 15012, "the proxies' xDS"]]}
+    }
+    with pytest.raises(JoinError, match='node "gone" not found'):
+        svc.config("gone", "")
+
+
 # -- placement --------------------------------------------------------------------------
 
 

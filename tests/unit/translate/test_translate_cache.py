@@ -185,6 +185,50 @@ def test_a_new_snapshot_starts_afresh() -> None:
     assert shared.translations == 4 and shared.derivations == 6
 
 
+def _static_se(address: str) -> list[Any]:
+    return decode(f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: moving, namespace: default}}
+spec:
+  hosts: [moving.example.com]
+  location: MESH_EXTERNAL
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: {address}}}]
+""")
+
+
+def test_a_verification_carries_over_while_the_personal_resources_stay_the_same() -> None:
+    """A next snapshot that changes an endpoint only: one translation for the group (the
+    template's), every proxy still byte-identical to its own translation. A change that
+    puts the template pod's name in a route is verified again, and found unshareable."""
+    shared = SharedTranslations()
+    base = _replicas(step_resources(3))
+    for k, extra in enumerate(([], [])):
+        snap = Snapshot.build(base + _static_se(f"198.51.100.{7 + k}") + extra)
+        before = shared.translations
+        for name, ip in REPLICAS:
+            proxy = _proxy(snap, name, ip)
+            assert _bytes(shared.config(snap, proxy)) == _bytes(translate(snap, proxy))
+        assert shared.translations - before == (2 if k == 0 else 1)
+    first = REPLICAS[0][0]
+    tease = decode(f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: tease, namespace: default}}
+spec:
+  hosts: [moving.example.com]
+  http:
+  - directResponse:
+      status: 503
+      body: {{string: "REGISTRY_ONLY (from default/{first})"}}
+""")
+    snap = Snapshot.build(base + _static_se("198.51.100.9") + tease)
+    for name, ip in REPLICAS:
+        proxy = _proxy(snap, name, ip)
+        assert _bytes(shared.config(snap, proxy)) == _bytes(translate(snap, proxy)), name
+    assert shared.unshared_groups == 1
+
+
 def test_packed_for_xds_as_the_per_proxy_translation_is() -> None:
     """What the xDS server sends (one packer for a whole push, the shared bytes reused):
     the same Any messages, names and versions as packing each proxy's own translation."""
