@@ -42,9 +42,13 @@ serves it as one more sidecar of that pod (no pod is faked in the store). Then:
   after the changes (the latencies of a busy machine are not the control plane's).
 
 ``--store sqlite|etcd`` is passed to ``meshgate up --store`` (etcd: one member started by
-tests/etcd_cluster.py on loopback); ``--replicas`` is the hook for several control-plane
-replicas (1 until ``up`` has a replica mode). Rows carry ``clients``, ``store`` and
-``replicas``.
+tests/etcd_cluster.py on loopback). ``--replicas N`` (etcd only) starts N-1 more control
+planes on that etcd once the mesh is up (each its own state directory, docs/replicas.md)
+and spreads the simulated clients over the N replicas' xDS sockets, round robin; the
+change is applied on the first, and the latencies are to the last client of any replica.
+Then ``bytes_per_push`` and ``cpu_s_per_change`` are the replicas' together, and
+``replica_rss_mb``/``replica_cpu_s_per_change`` list each replica's (the node owner first).
+Rows carry ``clients``, ``store`` and ``replicas``.
 
 Run as root: ``.venv/bin/python benchmarks/push_fanout.py`` (10, 25, 50, 100 proxies with
 1000 ServiceEntries, unscoped, then 10 scoped), or ``--proxies 10,25 --service-entries
@@ -339,10 +343,9 @@ def run_one(
 
 
 def store_args(store: str, replicas: int, stack: contextlib.ExitStack) -> list[str]:
-    """``meshgate up`` arguments for the store (starting etcd when asked) and replicas."""
-    if replicas != 1:
-        # The hook for the replica mode of `up` (issue 20 part 2): start the others here.
-        raise SystemExit("--replicas: only 1 until `meshgate up` has a replica mode")
+    """``meshgate up`` arguments for the store (starting etcd when asked)."""
+    if replicas < 1 or (replicas > 1 and store != "etcd"):
+        raise SystemExit("--replicas N: 1, or more with --store etcd (replicas share an etcd)")
     if store == "sqlite":
         return []  # the embedded default
     up_help = subprocess.run(
@@ -355,6 +358,34 @@ def store_args(store: str, replicas: int, stack: contextlib.ExitStack) -> list[s
 
     cluster = stack.enter_context(etcd_cluster(members=1))
     return ["--store", cluster.store_url]
+
+
+def start_replicas(
+    work: Path, replicas: int, up_args: list[str], stack: contextlib.ExitStack
+) -> list[Mesh]:
+    """The replicas beyond the node owner, on the same store; each is brought down at the
+    end (before the node owner's ``down --force``, registered earlier, runs)."""
+    others = []
+    for i in range(1, replicas):
+        replica = Mesh(work / f"replica-{i}")
+        stack.callback(replica.mg, "down", check=False)
+        replica.mg("up", *up_args)
+        others.append(replica)
+    return others
+
+
+def xds_target(mesh: Mesh) -> str:
+    """Where ``mesh``'s control plane serves xDS: its slot's socket in the node owner's
+    runtime directory with etcd, else its own socket."""
+    from meshgate.home import mesh_id
+    from meshgate.runtime.names import xds_socket
+    from meshgate.server.replicas import xds_slot_socket
+
+    replica = mesh.client.call("GET", "/v1/status").get("replica")
+    if not isinstance(replica, dict) or replica.get("xdsSlot") is None:
+        return f"unix:{xds_socket(mesh_id(mesh.home))}"
+    owner = str(replica["nodeOwner"]).split()[0]
+    return f"unix:{xds_slot_socket(owner, int(replica['xdsSlot']))}"
 
 
 def run_clients(
@@ -372,48 +403,59 @@ def run_clients(
     sys.path.insert(0, str(ROOT))  # run as a script: benchmarks/ is not on the path
     from benchmarks.xds_clients import Fleet, sidecar_identities
 
-    from meshgate.home import mesh_id
-    from meshgate.runtime.names import xds_socket
-
     work = Path(tempfile.mkdtemp(prefix="mg-push-fanout-"))
     mesh = Mesh(work / "home")
-    fleet: Fleet | None = None
+    fleets: list[Fleet] = []
     with contextlib.ExitStack() as stack:
         try:
-            scale_up_s = prepare(
-                mesh, real, entries, scoped, mode, store_args(store, replicas, stack)
-            )
-            cp = mesh.pid()
+            up_args = store_args(store, replicas, stack)
+            stack.callback(mesh.mg, "down", "--force", check=False)
+            scale_up_s = prepare(mesh, real, entries, scoped, mode, up_args)
+            every = [mesh, *start_replicas(work, replicas, up_args, stack)]
+            pids = [m.pid() for m in every]
+            cp = pids[0]
             ids = sidecar_identities(mesh.home, mesh.proxies(), clients)
-            fleet = Fleet(f"unix:{xds_socket(mesh_id(mesh.home))}", ids, mode)
+            # Round robin over the replicas' sockets, as Envoys spread over the slots.
+            fleets = [Fleet(xds_target(m), ids[i :: len(every)], mode) for i, m in enumerate(every)]
             t0 = time.monotonic()
-            started = fleet.start(batch=50, timeout=120)
+            ready = sum(f.start(batch=50, timeout=120)["ready"] for f in fleets)
             sync_s = time.monotonic() - t0
-            if started["ready"] != clients:
-                raise RuntimeError(f"simulated clients not ready: {started}")
+            if ready != clients:
+                raise RuntimeError(f"simulated clients not ready: {ready} of {clients}")
             total = real + clients
+            # proxy-status on any replica lists the mesh's proxies (each replica's, via etcd).
             mesh.wait(synced(total), f"{total} proxies SYNCED", timeout=120, interval=1.0)
             time.sleep(3)
+
+            def sent_bytes() -> int:
+                return sum(m.counters()["bytesSent"] for m in every)
 
             c0, cpu0 = mesh.counters(), cpu_seconds(cp)
             time.sleep(rest)
             c1, cpu1 = mesh.counters(), cpu_seconds(cp)
 
             latencies, per_client, sent, cpu_changes = [], [], [], []
+            per_replica_cpu: list[list[float]] = [[] for _ in every]
             for k in range(changes):
                 target, octet = k % 3, 20 + k % 200
                 name = f"outbound|80||fan-{target}.example.com"
-                bytes0, cpu_a = mesh.counters()["bytesSent"], cpu_seconds(cp)
+                bytes0, cpus_a = sent_bytes(), [cpu_seconds(p) for p in pids]
                 start = time.monotonic()
                 mesh.apply([service_entry(target, octet=octet)])
-                seen = fleet.watch(EDS, name, f"198.51.100.{octet}", timeout=120)
-                if seen["missing"]:
-                    raise RuntimeError(f"change {k}: {seen['missing']} clients never ACKed it")
-                latencies.append((max(seen["times"]) - start) * 1000)
-                per_client += [(t - start) * 1000 for t in seen["times"]]
+                times: list[float] = []
+                for fleet in fleets:
+                    seen = fleet.watch(EDS, name, f"198.51.100.{octet}", timeout=120)
+                    if seen["missing"]:
+                        raise RuntimeError(f"change {k}: {seen['missing']} clients never ACKed")
+                    times += seen["times"]
+                latencies.append((max(times) - start) * 1000)
+                per_client += [(t - start) * 1000 for t in times]
                 time.sleep(0.3)  # debounce tail: any later push of this change is counted
-                sent.append((mesh.counters()["bytesSent"] - bytes0) / total)
-                cpu_changes.append(cpu_seconds(cp) - cpu_a)
+                sent.append((sent_bytes() - bytes0) / total)
+                spent = [cpu_seconds(p) - a for p, a in zip(pids, cpus_a, strict=True)]
+                for i, x in enumerate(spent):
+                    per_replica_cpu[i].append(x)
+                cpu_changes.append(sum(spent))
             # The control plane's own ACK state agrees: every proxy SYNCED on the last change.
             mesh.wait(synced(total), f"{total} proxies SYNCED", timeout=60, interval=1.0)
             envoys = [rss_mb(pid) for pid in mesh.envoy_pids()]
@@ -445,11 +487,15 @@ def run_clients(
                 # The machine's 1-minute load average after the changes: other work on the
                 # machine shows in the latencies (they wait for a core), not in the CPU.
                 "load_avg": round(os.getloadavg()[0], 2),
+                "replica_rss_mb": [round(rss_mb(p), 1) for p in pids],
+                "replica_cpu_s_per_change": [
+                    round(statistics.median(c), 3) for c in per_replica_cpu
+                ],
             }
         finally:
-            if fleet is not None:
+            for fleet in fleets:
                 fleet.stop()
-            mesh.mg("down", "--force", check=False)
+            stack.close()  # the replicas down, the node owner down, etcd stopped
             shutil.rmtree(work, ignore_errors=True)
 
 
@@ -478,7 +524,7 @@ def main() -> None:
         "--store", choices=("sqlite", "etcd"), default="sqlite", help="meshgate up --store"
     )
     parser.add_argument(
-        "--replicas", type=int, default=1, help="control-plane replicas (1 for now)"
+        "--replicas", type=int, default=1, help="control-plane replicas (more than 1: etcd)"
     )
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import typer
@@ -43,6 +44,15 @@ def text_line(e: dict[str, object]) -> str:
     return line
 
 
+def print_notes(data: dict[str, Any], noted: set[str] | None = None) -> None:
+    """A replica's answer names the replicas whose entries it misses (on stderr, once)."""
+    for note in data.get("notes") or []:
+        if noted is None or note not in noted:
+            typer.echo(f"note: {note}", err=True)
+            if noted is not None:
+                noted.add(note)
+
+
 def print_gateway_log(
     call_api: object,
     *,
@@ -69,8 +79,10 @@ def print_gateway_log(
         params["tail"] = str(tail)
     after = 0
     out = sys.stdout
+    noted: set[str] = set()
     while True:
         data = call_api("GET", f"/v1/accesslog?{urlencode({**params, 'after': str(after)})}")  # type: ignore[operator]
+        print_notes(data, noted)
         for e in data["entries"]:
             out.write((json.dumps(e) if output == "json" else text_line(e)) + "\n")
         out.flush()

@@ -35,3 +35,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         sys.stdout.write(str(data["text"]))
+        from meshgate.cli.accesslog import print_notes
+
+        print_notes(data)

@@ -107,7 +107,7 @@ def run_top(
     once: bool,
     output: str | None,
 ) -> None:
-    from meshgate.cli.accesslog import parse_since
+    from meshgate.cli.accesslog import parse_since, print_notes
 
     if output not in (None, "json"):
         typer.echo(f"error: unknown output format {output!r} (json)", err=True)
@@ -132,8 +132,11 @@ def run_top(
         if live:
             _live(fetch, pause, seconds, namespace, gateway)
             return
+        noted: set[str] = set()
         while True:
             data = fetch()
+            print_notes(data, noted)  # on stderr; not part of the JSON object
+            data.pop("notes", None)
             if output == "json":
                 typer.echo(json.dumps(data))
             elif data["hosts"]:

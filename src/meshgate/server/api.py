@@ -25,7 +25,12 @@ from meshgate.api.problems import Problem
 from meshgate.api.yamlsource import LineIndex
 from meshgate.console.server import login_handler as console_login
 from meshgate.store.sqlite import StoreFull
-from meshgate.telemetry.http import access_log_handler, metrics_api_handler, top_handler
+from meshgate.telemetry.http import (
+    access_log_handler,
+    metrics_api_handler,
+    rows_handler,
+    top_handler,
+)
 from meshgate.validation import validate_resource
 from meshgate.validation.partial import rule_problems
 
@@ -343,11 +348,25 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
         Route("/v1/exec", guard(pod_exec), methods=["POST"]),
         Route("/v1/log", guard(pod_log), methods=["GET"]),
         Route(
-            "/v1/accesslog", guard(access_log_handler(lambda q: cp.access_log(q))), methods=["GET"]
+            "/v1/accesslog",
+            guard(
+                access_log_handler(lambda q: cp.access_log(q), lambda: cp.accesslog_reader.notes())
+            ),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/accesslog/rows",
+            guard(rows_handler(lambda after, n: cp.accesslog_reader.local_rows(after, n))),
+            methods=["GET"],
         ),
         Route(
             "/v1/top",
-            guard(top_handler(lambda q, now: cp.accesslog_reader.top(q, now))),
+            guard(
+                top_handler(
+                    lambda q, now: cp.accesslog_reader.top(q, now),
+                    lambda: cp.accesslog_reader.notes(),
+                )
+            ),
             methods=["GET"],
         ),
         Route(
@@ -356,6 +375,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
                 metrics_api_handler(
                     lambda: cp.metrics.exposition(),
                     lambda: cp.metrics_listener.url if cp.metrics_listener else None,
+                    lambda: cp.accesslog_reader.notes(),
                 )
             ),
             methods=["GET"],

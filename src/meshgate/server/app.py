@@ -167,8 +167,10 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
             service.local_log_files(lambda: self.reconciler.snapshot.pods, self._log_path_of),
             service.Settings.from_env(),
             on_new=self.metrics.on_entries,
+            # With replicas, the others' entries too: every replica answers for the mesh.
+            peers=service.replica_peers(home, lambda: self.members.replicas) if mesh else None,
         )
-        self.accesslog_reader = service.Reader(home)
+        self.accesslog_reader = service.Reader(home, notes=self.accesslog.notes)
         als_servicer = als.AccessLogServicer(
             authenticate=lambda node, sent: proxy_credentials.verify(key, node, sent),
             identify=service.identify_node(lambda: self.reconciler.snapshot.pods),

@@ -9,6 +9,12 @@ Rules of this module:
   last ``window`` seconds (default 60), filtered by ``namespace``, ``gateway`` and
   ``reporter`` (``gateway``, ``sidecar``); answers ``{"window": S, "hosts": [...]}``, busiest
   first (``top.py`` has the rules).
+- ``GET /v1/accesslog/rows?after=ID&limit=N``: the rows this control plane received
+  itself (not those pulled from other replicas), for the other replicas' pulls
+  (``peers.py``); answers ``{"rows": [[id, workload, entry], ...], "last": ID}``.
+- With replicas, ``/v1/accesslog``, ``/v1/top`` and ``/v1/metrics`` answer for the whole
+  mesh from this replica's store (the others' rows are pulled into it); their answers add
+  ``notes``, one line per replica whose entries are missing (it did not answer).
 - A malformed parameter is a 400 with the reason, never a partial answer.
 - ``GET /metrics`` (Prometheus text format) is served on a TCP listener of its own
   (``MESHGATE_METRICS_ADDR``, loopback with an ephemeral port by default), since Prometheus
@@ -42,6 +48,9 @@ from meshgate.telemetry.top import HostRow, TopQuery, parse_params
 
 Querier = Callable[[Query], list[tuple[int, dict[str, Any]]]]
 TopQuerier = Callable[[TopQuery, float], list[HostRow]]
+RowsQuerier = Callable[[int, int], tuple[list[Any], int]]
+Notes = Callable[[], list[str]]
+MAX_ROWS = 10_000
 
 
 def parse_query(params: Any, now: float) -> Query:
@@ -68,7 +77,7 @@ def parse_query(params: Any, now: float) -> Query:
     )
 
 
-def access_log_handler(querier: Querier) -> Callable[[Request], Any]:
+def access_log_handler(querier: Querier, notes: Notes = list) -> Callable[[Request], Any]:
     async def handler(request: Request) -> JSONResponse:
         try:
             q = parse_query(request.query_params, time.time())
@@ -76,19 +85,36 @@ def access_log_handler(querier: Querier) -> Callable[[Request], Any]:
             return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         rows = await asyncio.to_thread(querier, q)
         last = max([i for i, _ in rows], default=q.after_id)
-        return JSONResponse({"entries": [e for _, e in rows], "last": last})
+        return JSONResponse({"entries": [e for _, e in rows], "last": last, "notes": notes()})
 
     return handler
 
 
-def top_handler(querier: TopQuerier) -> Callable[[Request], Any]:
+def rows_handler(querier: RowsQuerier) -> Callable[[Request], Any]:
+    async def handler(request: Request) -> JSONResponse:
+        try:
+            after = int(request.query_params.get("after") or 0)
+            limit = int(request.query_params.get("limit") or MAX_ROWS)
+            if after < 0 or not 0 < limit <= MAX_ROWS:
+                raise ValueError
+        except ValueError:
+            reason = f"after: a row id (>= 0); limit: 1 to {MAX_ROWS}"
+            return JSONResponse({"error": reason, "reason": "BadRequest"}, status_code=400)
+        rows, last = await asyncio.to_thread(querier, after, limit)
+        return JSONResponse({"rows": rows, "last": last})
+
+    return handler
+
+
+def top_handler(querier: TopQuerier, notes: Notes = list) -> Callable[[Request], Any]:
     async def handler(request: Request) -> JSONResponse:
         try:
             q = parse_params(request.query_params)
         except ValueError as exc:
             return JSONResponse({"error": str(exc), "reason": "BadRequest"}, status_code=400)
         rows = await asyncio.to_thread(querier, q, time.time())
-        return JSONResponse({"window": q.window, "hosts": [r.to_json() for r in rows]})
+        hosts = [r.to_json() for r in rows]
+        return JSONResponse({"window": q.window, "hosts": hosts, "notes": notes()})
 
     return handler
 
@@ -153,11 +179,13 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
 
 
-def metrics_api_handler(exposition: Callable[[], bytes], url: Callable[[], str | None]) -> Any:
+def metrics_api_handler(
+    exposition: Callable[[], bytes], url: Callable[[], str | None], notes: Notes = list
+) -> Any:
     """``GET /v1/metrics`` on the API (its own token): one scrape, for ``meshgate metrics``."""
 
     async def handler(request: Request) -> JSONResponse:
-        return JSONResponse({"url": url(), "text": exposition().decode()})
+        return JSONResponse({"url": url(), "text": exposition().decode(), "notes": notes()})
 
     return handler
 

@@ -223,11 +223,13 @@ class _ControlPlaneCollector(Collector):
         received = CounterMetricFamily(
             "meshgate_accesslog_entries_received",
             "Access-log entries received, by source (als: the gRPC stream, file: the backfill "
-            "from proxies' own logs; one request usually arrives from both).",
+            "from proxies' own logs, replica: pulled from another control-plane replica; one "
+            "request usually arrives from several).",
             labels=["source"],
         )
         received.add_metric(["als"], c.received_als)
         received.add_metric(["file"], c.received_file)
+        received.add_metric(["replica"], c.received_replica)
         yield received
         dropped = CounterMetricFamily(
             "meshgate_accesslog_entries_dropped",
@@ -237,6 +239,12 @@ class _ControlPlaneCollector(Collector):
         )
         dropped.add_metric(["queue_full"], c.dropped_queue_full)
         yield dropped
+        yield GaugeMetricFamily(
+            "meshgate_accesslog_replicas_unanswered",
+            "Other control-plane replicas whose access-log entries could not be pulled at "
+            "the last attempt (their requests are missing from this replica's figures).",
+            value=c.replicas_unanswered,
+        )
         yield CounterMetricFamily(
             "meshgate_accesslog_entries_stored", "Requests stored (each once).", value=c.stored
         )

@@ -23,8 +23,9 @@ from typing import Any
 
 from meshgate.model.proxy import PROXY_TYPE_ANNOTATION, parse_node_id
 from meshgate.telemetry import entries
+from meshgate.telemetry.peers import Peers
 from meshgate.telemetry.sink import LogFiles, Sink
-from meshgate.telemetry.store import AccessLogStore, Query, connect, db_path, query
+from meshgate.telemetry.store import AccessLogStore, Query, connect, db_path, local_rows, query
 from meshgate.telemetry.top import HostRow, TopQuery, top_hosts
 
 PROXY_CONTAINER = "istio-proxy"
@@ -93,18 +94,28 @@ def open_sink(
     log_files: LogFiles,
     settings: Settings,
     on_new: Callable[[list[entries.Entry]], None] | None = None,
+    peers: Peers | None = None,
 ) -> Sink:
     store = AccessLogStore(
         db_path(state_dir), max_bytes=settings.max_bytes, max_age=settings.max_age
     )
-    return Sink(store, log_files, queue_size=settings.queue_size, on_new=on_new)
+    return Sink(store, log_files, queue_size=settings.queue_size, on_new=on_new, peers=peers)
+
+
+def replica_peers(home: Path, replicas: Callable[[], list[dict[str, Any]]]) -> Peers:
+    """The other replicas to pull entries from (``replicas``: the membership's list)."""
+    from meshgate.runtime.names import mesh_id
+
+    return Peers(mesh_id(home), replicas)
 
 
 class Reader:
     """Queries for the API: a connection of its own, one query at a time."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, notes: Callable[[], list[str]] = list) -> None:
         self._path = db_path(state_dir)
+        # What the answers miss (replicas that did not answer: the sink's ``notes``).
+        self.notes = notes
         self._conn: sqlite3.Connection | None = None
         # The API runs queries in worker threads; one connection serves one at a time.
         self._lock = threading.Lock()
@@ -117,6 +128,10 @@ class Reader:
     def query(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
         with self._lock:
             return query(self._connection(), q)
+
+    def local_rows(self, after: int, limit: int) -> tuple[list[Any], int]:
+        with self._lock:
+            return local_rows(self._connection(), after, limit)
 
     def top(self, q: TopQuery, now: float) -> list[HostRow]:
         with self._lock:

@@ -12,6 +12,8 @@ Rules of this module:
   before the new one is read from its start.
 - Prune runs at most every ``prune_interval`` seconds, in the same thread.
 - ``on_new`` sees each entry the store did not have yet: metrics count requests once.
+- With replicas, a third input: ``peers`` pulls the other replicas' own rows, in this
+  thread, with each backfill (``peers.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshgate.telemetry import entries
+from meshgate.telemetry.peers import Peers
 from meshgate.telemetry.store import AccessLogStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ _MAX_READ = 4 * 1024 * 1024  # per file and pass: one busy proxy does not starve
 class Counters:
     received_als: int = 0
     received_file: int = 0
+    received_replica: int = 0
+    replicas_unanswered: int = 0  # now, not a count
     stored: int = 0
     dropped_queue_full: int = 0
     pruned: int = 0
@@ -55,6 +60,7 @@ class Sink:
         backfill_interval: float = 1.0,
         prune_interval: float = 10.0,
         on_new: Callable[[list[entries.Entry]], None] | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.store = store
         self.counters = Counters()
@@ -66,6 +72,7 @@ class Sink:
         self._backfill_interval = backfill_interval
         self._prune_interval = prune_interval
         self._on_new = on_new
+        self.peers = peers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -119,6 +126,7 @@ class Sink:
                 now = time.monotonic()
                 if now >= next_backfill:
                     self.backfill()
+                    self.pull_peers()
                     next_backfill = now + self._backfill_interval
                 if now >= next_prune:
                     self.counters.pruned += self.store.prune()
@@ -154,6 +162,18 @@ class Sink:
         self.counters.stored += len(new)
         if new and self._on_new is not None:
             self._on_new(new)
+
+    def pull_peers(self) -> None:
+        if self.peers is None:
+            return
+        before = self.peers.received
+        self.peers.pull(self.store, self._add)
+        self.counters.received_replica += self.peers.received - before
+        self.counters.replicas_unanswered = len(self.peers.notes())
+
+    def notes(self) -> list[str]:
+        """Which replicas' entries are missing now (see ``peers.py``); none without replicas."""
+        return [] if self.peers is None else self.peers.notes()
 
     def backfill(self) -> None:
         for reporter, path in self._log_files():

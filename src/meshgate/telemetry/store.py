@@ -10,6 +10,9 @@ Rules of this module:
 - One writer (the sink's thread) owns the writing connection; readers open their own
   (WAL mode lets them read while it writes).
 - Query filters are parameters, never text spliced into SQL.
+- Rows have a ``source``: ``als`` or ``file`` when this control plane received them,
+  ``replica`` when pulled from another replica's store (``peers.py``). ``local_rows``
+  hands out only the first two, so a pulled row is never pulled on from here.
 """
 
 from __future__ import annotations
@@ -192,6 +195,22 @@ def query(conn: sqlite3.Connection, q: Query) -> list[tuple[int, dict[str, Any]]
     if q.tail is not None and q.tail >= 0:
         rows = rows[-q.tail :] if q.tail else []
     return rows
+
+
+LOCAL_SOURCES = ("als", "file")
+
+
+def local_rows(conn: sqlite3.Connection, after: int, limit: int) -> tuple[list[Any], int]:
+    """The rows this control plane received itself (not pulled from a replica), after row
+    id ``after``, oldest first, at most ``limit``; and the store's last row id (a replica
+    whose cursor is past it is reading a store that started again: it reads from 0)."""
+    rows = conn.execute(
+        "SELECT id, workload, body FROM entries WHERE id > ? AND source IN (?, ?)"
+        " ORDER BY id LIMIT ?",
+        (after, *LOCAL_SOURCES, max(1, limit)),
+    ).fetchall()
+    last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+    return [[int(i), w, json.loads(b)] for i, w, b in rows], int(last[0]) if last else 0
 
 
 def status_range(text: str) -> tuple[int, int]:
