@@ -7,7 +7,8 @@ Rules:
   (``translate.ssrf``) both come from it, so they never disagree.
 - The ranges: loopback and "this host" (0.0.0.0/8 reaches the gateway itself), link-local
   (169.254.0.0/16, where clouds serve instance metadata at 169.254.169.254), the mesh's
-  pod network (10.34.0.0/16, the node's bridge 10.34.0.1 included), its service network
+  pod network (10.34.0.0/16, the node's bridge 10.34.0.1 included; with the other nodes'
+  ranges and links, 10.32.0.0/11), its service network
   (10.96.0.0/16), the node's link to the outside world (203.0.113.0/30), and IPv6 loopback
   and link-local. More specific entries come first: ``classify`` takes the first match.
 """
@@ -40,6 +41,8 @@ GUARDED: tuple[GuardedRange, ...] = (
     GuardedRange("169.254.0.0/16", "link-local"),
     GuardedRange(f"{names.BRIDGE_IP}/32", "the node"),
     GuardedRange(names.POD_NETWORK, "in the mesh's pod network"),
+    # Every node's pod range and the links between nodes (joined nodes: docs/nodes.md).
+    GuardedRange(names.NODES_NETWORK, "in the mesh's pod network"),
     GuardedRange("10.96.0.0/16", "in the mesh's service network"),
     GuardedRange(str(_NODE_LINK), "the node"),
     GuardedRange("::1/128", "loopback"),
@@ -71,10 +74,13 @@ def host_prefixes(cidr: str) -> list[str]:
             if keep == 4:
                 return [f"{net.network_address}:"]
             return [".".join(octets[:keep]) + "." if keep else ""]
-        # Not on an octet boundary: list the addresses (only small ranges are expected).
-        if net.num_addresses > 256:
-            raise ValueError(f"{cidr}: too wide to list")
-        return [f"{a}:" for a in net]
+        # Not on an octet boundary: each value the partial octet takes (203.0.113.0/30 ->
+        # four addresses; 10.32.0.0/11 -> 10.32. .. 10.63.).
+        keep = net.prefixlen // 8
+        base = int(octets[keep])
+        values = range(base, base + (1 << (8 - net.prefixlen % 8)))
+        end = ":" if keep == 3 else "."
+        return [".".join([*octets[:keep], str(v)]) + end for v in values]
     if net.prefixlen == 128:
         return [f"[{net.network_address.compressed}]:"]
     # IPv6: whole hex digits of the first group (fe80::/10 -> [fe8, [fe9, [fea, [feb).

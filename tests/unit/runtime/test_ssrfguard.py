@@ -74,6 +74,8 @@ def test_render_is_deterministic() -> None:
         ("169.254.169.254", "link-local"),
         ("10.34.0.1", "the node"),
         ("10.34.0.17", "in the mesh's pod network"),
+        ("10.35.0.10", "in the mesh's pod network"),  # a joined node's pod
+        ("10.33.2.1", "in the mesh's pod network"),  # a link between nodes
         ("10.96.3.4", "in the mesh's service network"),
         ("203.0.113.1", "the node"),
         ("::1", "loopback"),
@@ -95,6 +97,7 @@ def test_host_prefixes_match_exactly_their_range() -> None:
     assert ssrf.host_prefixes("127.0.0.0/8") == ["127."]
     assert ssrf.host_prefixes("10.34.0.1/32") == ["10.34.0.1:"]
     assert ssrf.host_prefixes("203.0.113.0/30") == [f"203.0.113.{i}:" for i in range(4)]
+    assert ssrf.host_prefixes("10.32.0.0/11") == [f"10.{i}." for i in range(32, 64)]
     assert ssrf.host_prefixes("::1/128") == ["[::1]:"]
     assert ssrf.host_prefixes("fe80::/10") == ["[fe8", "[fe9", "[fea", "[feb"]
 
