@@ -5,12 +5,14 @@ Rules:
   finds the first one healthy and returns.
 - Change flow is one-way: store change -> kick -> reconcile pass (in a thread) ->
   snapshot -> DNS zone -> debounced xDS push. A periodic pass (1 s; 0.2 s while a container
-  started in the last 10 s is not ready yet) also restarts dead containers and refreshes
-  pod status, and a container's exit starts a pass at once
-  (``exitwatch``), so a dead proxy is restarted, and leaves its Service, without delay. At
-  rest a pass runs the runtime's supervision alone (no controller, no store listing: see
-  ``reconcile``), so an idle control plane costs about 1% of a core whatever the store
-  holds.
+  started in the last 10 s is not ready yet; 2 s once five passes in a row found nothing
+  for the controllers) also restarts dead containers and refreshes pod status, and a
+  container's exit starts a pass at once (``exitwatch``), so a dead proxy is restarted,
+  and leaves its Service, without delay. What the timer alone brings (a restart whose
+  back-off ended, a readiness probe's next period, 10 s by default) can afford the 2 s.
+  At rest a pass runs the runtime's supervision alone (no controller, no store listing:
+  see ``reconcile``) in one worker-thread hop, so an idle control plane costs well under
+  1% of a core at 100 pods whatever the store holds.
 - A proxy whose pod is gone leaves ``proxy-status`` in the pass after its stream closes; a
   closed stream of a pod that still exists stays listed (DISCONNECTED) while it restarts.
 - A push is requested only when what a proxy would receive can have changed: a new
@@ -59,7 +61,7 @@ from meshgate.console.server import ConsoleServer
 from meshgate.home import api_socket, pid_file, run_dir, token_file
 from meshgate.model.proxy import Proxy
 from meshgate.model.snapshot import Snapshot
-from meshgate.runtime import uplink
+from meshgate.runtime import procs, uplink
 from meshgate.runtime.dns import write_zone
 from meshgate.runtime.names import xds_socket
 from meshgate.runtime.node import Node
@@ -112,6 +114,10 @@ def not_running(pod: dict[str, Any]) -> str:
 
 # Seconds after a container's start during which passes come every 0.2 s until it is ready.
 STARTING_WINDOW = 10.0
+# The periodic pass: every second, and every REST_INTERVAL once QUIET_PASSES passes in a
+# row found nothing for the controllers and no container is starting.
+REST_INTERVAL = 2.0
+QUIET_PASSES = 5
 
 
 class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
@@ -348,14 +354,9 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
             except Exception:
                 log.exception("reconcile pass failed")
                 return
-            await asyncio.to_thread(self._heal_node)
-            if time.monotonic() - self._heartbeats_checked > 5.0:
-                self._heartbeats_checked = time.monotonic()
-                await asyncio.to_thread(self.node_service.check_heartbeats)
+            watched = await asyncio.to_thread(self._supervise)
             if self._exits is not None:
-                watched = await asyncio.to_thread(self._watched_processes)
                 self._exits.sync(watched)
-            await asyncio.to_thread(self._forget_gone_proxies)
             if self.reconciler.snapshot is not before:
                 zone = self._zone_for()
                 if zone != self._zone and self.owns_node:
@@ -363,6 +364,17 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
                     self._zone = zone
                 self.xds.request_push(f"store revision {self.store.revision()}")
             self._certificates_due()
+
+    def _supervise(self) -> list[procs.ProcId]:
+        """A pass's supervision besides the reconciler's, in one worker-thread hop: the
+        node's own processes, joined nodes' heartbeats, gone proxies; returns the
+        processes whose exit should start a pass."""
+        self._heal_node()
+        if time.monotonic() - self._heartbeats_checked > 5.0:
+            self._heartbeats_checked = time.monotonic()
+            self.node_service.check_heartbeats()
+        self._forget_gone_proxies()
+        return self._watched_processes() if self._exits is not None else []
 
     def _certificates_due(self) -> None:
         """Push when a certificate's renewal time or a rotation step has come since the
@@ -374,17 +386,22 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
         self._certs_checked = now
 
     async def _loop(self) -> None:
+        quiet = 0  # passes in a row that found nothing for the controllers
         while not self._stop.is_set():
             await self._relisten_xds()
             # Cleared before the pass, never after: a change that lands during the pass
             # (an apply) must start the next one at once, not wait for the timer.
             self._kick.clear()
+            worked = self.reconciler.controller_passes
             await self._reconcile()
             # A container just started is looked at more often until it is ready, so a
             # restarted proxy rejoins its Service's endpoints soon after it can serve.
             starting = await asyncio.to_thread(self.runtime.starting, STARTING_WINDOW)
+            calm = not starting and self.reconciler.controller_passes == worked
+            quiet = quiet + 1 if calm else 0
+            timeout = 0.2 if starting else REST_INTERVAL if quiet >= QUIET_PASSES else 1.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=0.2 if starting else 1.0)
+                await asyncio.wait_for(self._kick.wait(), timeout=timeout)
 
     async def run(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
