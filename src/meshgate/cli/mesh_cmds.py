@@ -247,8 +247,8 @@ def register(app: typer.Typer) -> None:
         Example: meshgate up --world demo
         Example: meshgate up --uplink --dns-upstream 192.0.2.53
         Example: meshgate up --world demo --exclude-ip-ranges 198.51.100.10/32
-        Example: meshgate up --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
-        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://10.0.0.1:2379
+        Example: meshgate up --store etcd://127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379
+        Example: MESHGATE_HOME=~/.meshgate-2 meshgate up --store etcd://127.0.0.1:2379
 
         Control planes started with their own MESHGATE_HOME on one etcd are replicas of
         one mesh: each serves the API and xDS, one elected leader runs the controllers,
