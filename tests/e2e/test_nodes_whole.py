@@ -23,7 +23,7 @@ from meshgate.runtime import dns
 from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
 from tests.e2e.test_egress_enforcement import MESH_CONFIG
 from tests.e2e.test_mesh_mtls import GATEWAY_443, RECIPE
-from tests.e2e.test_nodes_join import _join_args, _netns_names
+from tests.e2e.test_nodes_join import _join_args, _netns_names, gateway_entry
 
 pytestmark = pytest.mark.e2e
 
@@ -144,16 +144,7 @@ def test_joined_node_has_its_own_dns_exit_rules_and_cluster_ip_nat(
         ).stdout
         assert "only gateways leave the mesh" in rules, rules
 
-        def through_gateway() -> dict[str, object] | None:
-            out = node.curl(sleep, "-I", "http://aliyun.com/").stdout
-            if not out.startswith("HTTP/1.1 301"):
-                return None
-            logs = mesh.meshgate("-n", "istio-system", "logs", gw, "-c", "istio-proxy").stdout
-            lines = [x for x in logs.splitlines() if x.startswith("{") and "aliyun.com" in x]
-            return json.loads(lines[-1]) if lines else None
-
-        ok, entry = retry(through_gateway, lambda e: e is not None, 45, 0.5)
-        assert ok and entry is not None, node.curl(sleep, "-I", "http://aliyun.com/")
+        entry = gateway_entry(mesh, node, sleep, gw)
         assert entry["response_code"] == 301
         code = node.curl("bare2", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{vip}/")
         assert code.stdout == "200", code.stdout + code.stderr

@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from meshgate.nodeagent.agent import (
 )
 from meshgate.security import pki
 from meshgate.security.bootstraptoken import TokenRefused, ca_cert_hash, split
+from meshgate.server.lifecycle import spawn_detached
 
 
 class JoinFailed(Exception):
@@ -154,15 +154,7 @@ def start_agent(home: Path, timeout: float) -> None:
         return
     argv = [*mountns.host_prefix(), sys.executable, "-m", "meshgate.nodeagent", "--home", str(home)]
     logf = home / "node-agent.log"
-    with open(logf, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+    proc = spawn_detached(argv, logf)
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -122,15 +122,7 @@ def up(
     if world:
         argv += ["--world", world]
     logf = server_log(home)
-    with open(logf, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+    proc = spawn_detached(argv, logf)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.available():
@@ -223,3 +215,17 @@ def _remove_runtime_files(home: Path) -> None:
     ):
         leftover.unlink(missing_ok=True)
     shutil.rmtree(home / "dns", ignore_errors=True)
+
+
+def spawn_detached(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a background process (control plane, node agent) in its own session, its
+    output appended to ``log``: it outlives the command that started it."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
