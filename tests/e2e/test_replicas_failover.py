@@ -125,11 +125,21 @@ class CurlLoop:
 def _proxies(m: Mesh, asked: Mesh | None = None) -> list[str]:
     """The proxies connected to replica ``m``, as ``proxy-status`` on ``asked`` (any
     replica: it lists the mesh's proxies, each with the replica serving it). Connected is
-    enough: in delta a proxy that moved is sent nothing it already has (its resource
-    versions match), so its types may read NOT SENT there."""
+    enough here; ``_type_states`` tells what each type shows."""
     out = json.loads((asked or m).meshgate("proxy-status", "-o", "json").stdout)
     me = mesh_id(m.home)
     return sorted(p["nodeId"] for p in out if p.get("controlPlane") == me and p["connected"])
+
+
+def _type_states(m: Mesh) -> dict[str, set[str]]:
+    """Per proxy connected to replica ``m``: the states of the types it was sent."""
+    out = json.loads(m.meshgate("proxy-status", "-o", "json").stdout)
+    me = mesh_id(m.home)
+    return {
+        p["nodeId"]: {str(t.get("state")) for t in (p.get("types") or {}).values()}
+        for p in out
+        if p.get("controlPlane") == me and p["connected"]
+    }
 
 
 def _led_at(m: Mesh) -> float:
@@ -220,6 +230,14 @@ def test_leader_killed_under_traffic(tmp_path: Path, xds_mode: str) -> None:
             ok, moved = retry(lambda: _proxies(b), lambda p: len(p) == 2, 15)
             assert ok, moved
             assert _proxies(a, asked=b) == []  # the dead replica's list went with its lease
+            # Every type each proxy runs is SYNCED on the replica it moved to: in delta it
+            # is sent nothing it already holds, only one response per type to ACK.
+            ok, states = retry(
+                lambda: _type_states(b),
+                lambda s: len(s) == 2 and all(v == {"SYNCED"} for v in s.values()),
+                15,
+            )
+            assert ok, f"{states}\n{b.meshgate('proxy-status').stdout}"
 
             # A change after the failover reaches both proxies, whichever replica each
             # was connected to.
