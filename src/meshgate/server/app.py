@@ -199,6 +199,7 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
             mesh.xds_sockets() if mesh is not None else xds_socket(self.node.mesh_id),
             concurrency=concurrency,
             leading=lambda: self.members.leading,
+            fence=self.members.fence,
             kubelet=self.owns_node,
             proxy_credential=lambda node: (
                 proxy_credentials.HEADER,

@@ -20,6 +20,10 @@ Rules:
   is always the leader (``AlwaysLeader``).
 - ``on_change`` is called (in the event loop) whenever this replica starts or stops
   leading, so the control plane runs its controllers at once.
+- ``fence()`` is the store fence of the lease this replica last led with (the leader key
+  under that lease): the controllers write through it, so a write that comes after the
+  lease is gone is refused by etcd itself (``Fenced``), whatever this process believes.
+  ``leading`` turning False is the fast path; the fence is the guarantee.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from meshgate.store import Fence
     from meshgate.store.etcd_conn import EtcdConfig
 
 log = logging.getLogger("meshgate.leader")
@@ -50,6 +55,8 @@ class Leadership(Protocol):
     @property
     def leading(self) -> bool: ...
 
+    def fence(self) -> Fence | None: ...
+
     def describe(self) -> dict[str, Any]: ...
 
 
@@ -60,6 +67,9 @@ class AlwaysLeader:
 
     def __init__(self, identity: dict[str, Any]) -> None:
         self.identity = identity
+
+    def fence(self) -> Fence | None:
+        return None  # nobody else can write as the leader
 
     def describe(self) -> dict[str, Any]:
         return {"election": "none (one control plane per store)", "leader": self.identity}
@@ -128,6 +138,7 @@ class LeaderElection:
         self.key = etcd.key(key)
         self.on_change = on_change
         self._held: _Held | None = None
+        self._lease_id: int | None = None  # the lease this replica last led with
         self.leader: dict[str, Any] | None = None  # the holder last seen (maybe us)
         self.transitions = 0  # how many times this replica started or stopped leading
         self.since: float | None = None  # wall-clock time this replica became leader
@@ -139,6 +150,12 @@ class LeaderElection:
         # Past its deadline a refresh has not come back: lead no more, even before the
         # loop notices (the lease may be about to expire in etcd).
         return held is not None and time.monotonic() - held.renewed < self._deadline
+
+    def fence(self) -> Fence | None:
+        """The fence of the lease this replica last led with (None: it never led)."""
+        from meshgate.store import Fence
+
+        return None if self._lease_id is None else Fence(self.key, self._lease_id)
 
     @property
     def _deadline(self) -> float:
@@ -202,6 +219,7 @@ class LeaderElection:
                 self.leader = _decode(responses[0][0][0])
             return
         self._held = _Held(lease, granted)
+        self._lease_id = int(lease.id)
         self.leader = self.identity
         self.since = time.time()
         log.info("leader election: this replica leads now (lease %x)", lease.id)

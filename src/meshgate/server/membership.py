@@ -40,7 +40,7 @@ from meshgate.server.replicas import (
     replicas,
     xds_slot_socket,
 )
-from meshgate.store import store_choice
+from meshgate.store import Fence, store_choice
 from meshgate.store.etcd_conn import EtcdConfig, parse_store_url
 
 log = logging.getLogger("meshgate.server")
@@ -109,6 +109,10 @@ class Membership:
     @property
     def leading(self) -> bool:
         return self.leadership.leading
+
+    def fence(self) -> Fence | None:
+        """What the controllers' writes are fenced with (leader.py's rules)."""
+        return self.leadership.fence()
 
     def xds_socket(self, single: Path) -> Path:
         """Where this control plane serves xDS: its slot's socket, else ``single``."""

@@ -29,7 +29,9 @@ Rules:
   where ``kubelet`` is set, on the control plane that owns the node. Every control plane
   builds the snapshot it serves xDS from. Pod IPs stay with the kubelet: they are the
   node's addresses (a CNI's IPAM), and only the node owner knows which are in use. A
-  change of leadership makes the next pass run the controllers.
+  change of leadership makes the next pass run the controllers. Their writes are fenced
+  with the leader's lease (``fence()``, server/leader.py): one that comes after the lease
+  is gone is refused by the store, and the pass runs no more controllers.
 - The kubelet's part lives beside this module, one job each: ``podsync`` starts and
   stops pods, ``podips`` allocates their addresses, ``podspec`` makes their specs (each
   states its rules); they are the ``Reconciler``'s mixins, so a pass still reads top
@@ -71,7 +73,7 @@ from meshgate.server.podsync import START_WAIT, PodSync, _key
 from meshgate.server.podsync import STOP_DELAY as STOP_DELAY
 from meshgate.server.podsync import pod_starts as pod_starts
 from meshgate.server.ssrfguard import SsrfGuard
-from meshgate.store.base import Compacted, ConfigStore, Event, StoredObject
+from meshgate.store.base import Compacted, ConfigStore, Event, Fence, Fenced, StoredObject
 
 log = logging.getLogger("meshgate.reconcile")
 
@@ -104,9 +106,12 @@ class Reconciler(PodSync):
         on_started: Callable[[], None] | None = None,
         leading: Callable[[], bool] = lambda: True,
         kubelet: bool = True,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
         self.home = home
         self.leading = leading
+        self.fence = fence
+        self.fenced_writes = 0  # controller writes the store refused: leadership was gone
         self.kubelet = kubelet
         self.store = store
         self.runtime = runtime
@@ -335,6 +340,7 @@ class Reconciler(PodSync):
         if not self._pending and seen == self._settled:
             return self.snapshot
         self.controller_passes += 1
+        fenced_before = self.fenced_writes
         nat_ok = True
         try:
             # Leadership is asked again before each controller: one lost mid-pass stops
@@ -345,14 +351,12 @@ class Reconciler(PodSync):
                 self._garbage_collect,
                 self._deployments,
             ):
-                if leading and self.leading():
-                    controller(self._objects())
+                leading = leading and self._lead(controller)
             if self.kubelet:
                 self._pods(self._objects())
             else:
                 self._pending = False
-            if leading and self.leading():
-                self._deployment_status(self._objects())
+            leading = leading and self._lead(self._deployment_status)
             self.refresh_snapshot()
             if self.kubelet:
                 nat_ok = self._service_nat(self.snapshot)
@@ -367,8 +371,26 @@ class Reconciler(PodSync):
         self._pending = self._pending or (
             self.kubelet and not (nat_ok and self._node_filter.settled and self._ssrf_guard.settled)
         )
-        self._settled = seen
+        # A pass whose writes were refused did not settle anything: the next one looks again.
+        self._settled = seen if self.fenced_writes == fenced_before else None
         return self.snapshot
+
+    def _lead(self, controller: Callable[[list[Obj]], None]) -> bool:
+        """Run one controller as the leader, its writes fenced; False once this replica
+        no longer leads (asked again, or a write refused), for the rest of the pass."""
+        if not self.leading():
+            return False
+        try:
+            with self.store.fenced(self.fence()):
+                controller(self._objects())
+        except Fenced as exc:
+            self.fenced_writes += 1
+            log.warning("controllers stop: this replica's leadership is gone (%s)", exc)
+            # The controller may have edited listed dicts before the refused write.
+            self._listing = None
+            self._by_key = None
+            return False
+        return True
 
     def _service_nat(self, snap: Snapshot) -> bool:
         """kube-proxy's part: cluster IPs DNAT to ready pod endpoints in the node; False if

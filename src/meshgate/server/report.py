@@ -94,6 +94,8 @@ class Report:
             "reconcile": {
                 "passes": self.reconciler.passes,
                 "controllerPasses": self.reconciler.controller_passes,
+                # Controller writes refused by the leader fence (leadership already gone).
+                "fencedWrites": self.reconciler.fenced_writes,
             },
             # What lets the proxies' own traffic out uncaptured (never uid 1337 alone).
             "captureExempts": capture.describe(self.runtime.launcher.proxy_cgroup()),

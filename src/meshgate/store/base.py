@@ -16,12 +16,18 @@ Rules of this module:
   commit after it is durable, all events of one call in one batch, in revision order
   (SQLite: commits through the same store object; etcd: every commit on the etcd prefix,
   by any process). A write returns after its watchers were handed its batch.
+- Fencing: inside ``fenced(fence)``, the writes made by that thread commit only while the
+  fence's key is held under its lease (etcd: one more compare in the same transaction);
+  otherwise they raise ``Fenced`` and write nothing. A leader's controllers write so:
+  a pass that outlives its leadership cannot write over the new leader's. SQLite has one
+  control plane per store, always the leader: there it changes nothing.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -66,12 +72,24 @@ class Event:
 WatchCallback = Callable[[builtins.list[Event]], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Writes commit only while ``key`` is held under ``lease`` (an etcd lease id)."""
+
+    key: bytes
+    lease: int
+
+
 class StoreError(Exception):
     """Base for store failures that are not caller mistakes (ValueError/KeyError)."""
 
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer meshgate than this one."""
+
+
+class Fenced(StoreError):
+    """A fenced write found its fence's key gone or held by another lease: nothing written."""
 
 
 class Compacted(StoreError):
@@ -133,6 +151,11 @@ class ConfigStore(Protocol):
     def watch(self, callback: WatchCallback) -> Callable[[], None]:
         """Call ``callback`` after each commit (SQLite: made through this store object;
         etcd: by any process on the same etcd); returns unsubscribe."""
+        ...
+
+    def fenced(self, fence: Fence | None) -> AbstractContextManager[None]:
+        """Within the block, this thread's writes commit only while ``fence`` holds (None:
+        unfenced); see the module rules."""
         ...
 
     def close(self) -> None: ...

@@ -18,6 +18,8 @@ Rules of this module:
   the next write of that key records it in the line.
 - ``events_since`` reads etcd's own history (a watch from the revision asked for) and
   raises ``Compacted`` when etcd compacted past it; ``watch`` is ``etcd_watch.WatchHub``.
+- Fencing (``fenced``): a fenced thread's transactions also compare the fence key's lease;
+  when that compare fails the call raises ``Fenced`` at once (planning again cannot help).
   A write returns after the store's callbacks were handed its commit.
 - Sizes: an object over ``MAX_OBJECT_BYTES`` refuses its whole write (``ObjectTooLarge``);
   etcd must accept transactions bigger than its defaults (docs/store.md names the flags).
@@ -27,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +48,8 @@ from meshgate.store.base import (
     Change,
     Compacted,
     Event,
+    Fence,
+    Fenced,
     StoredObject,
     StoreError,
     WatchCallback,
@@ -193,6 +199,7 @@ class EtcdStore:
         self._history = base + b"/history/"
         self._revkey = base + b"/revision"
         self.conn = Connection(config)
+        self._fence = threading.local()  # .fence: the calling thread's Fence, if any
         self._hub = WatchHub(self.conn, self._objects)
         try:
             # Unreachable etcd: a clear error now (not after a failover wait, not at a write).
@@ -210,6 +217,15 @@ class EtcdStore:
     def close(self) -> None:
         self._hub.close()
         self.conn.close()
+
+    @contextlib.contextmanager
+    def fenced(self, fence: Fence | None) -> Iterator[None]:
+        before = getattr(self._fence, "fence", None)
+        self._fence.fence = fence
+        try:
+            yield
+        finally:
+            self._fence.fence = before
 
     # reads
 
@@ -330,13 +346,14 @@ class EtcdStore:
     def _write(self, keys: builtins.list[ResourceKey], plan: Callable[[_Plan], None]) -> _Plan:
         """Read ``keys``, plan with ``plan``, commit guarded by compares; again on conflict."""
         unique = builtins.list(dict.fromkeys(keys))
+        fence: Fence | None = getattr(self._fence, "fence", None)
         for attempt in range(MAX_ATTEMPTS):
             reads = self.conn.run(self._read(unique))
             p = _Plan(reads)
             plan(p)
             if not p.written:
                 return p
-            revision = self.conn.run(self._commit(p))
+            revision = self.conn.run(self._commit(p, fence))
             if revision:
                 self._stamp(p, revision)
                 self._hub.wait_delivered(revision)
@@ -347,9 +364,21 @@ class EtcdStore:
             f"{MAX_ATTEMPTS} attempts to write them; nothing was written"
         )
 
-    async def _commit(self, p: _Plan) -> int:
-        """The transaction's revision, or 0 if a compare failed (nothing written)."""
-        compare, ops = [], []
+    async def _commit(self, p: _Plan, fence: Fence | None = None) -> int:
+        """The transaction's revision, or 0 if a compare failed (nothing written); raises
+        ``Fenced`` if the fence's compare failed."""
+        compare, ops, failure = [], [], []
+        if fence is not None:
+            compare.append(
+                rpc.Compare(
+                    result=rpc.Compare.CompareResult.EQUAL,
+                    target=rpc.Compare.CompareTarget.LEASE,
+                    key=fence.key,
+                    lease=fence.lease,
+                )
+            )
+            # On failure, the fence key as it is: whose lease holds it, if anyone's.
+            failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=fence.key)))
         for key in [*p.puts, *p.deletes]:
             path = key_path(self._objects, key)
             compare.append(
@@ -387,8 +416,21 @@ class EtcdStore:
                 )
             )
         ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=self._revkey, value=b"")))
-        resp = await self.conn.kv("Txn", rpc.TxnRequest(compare=compare, success=ops))
-        return int(resp.header.revision) if resp.succeeded else 0
+        resp = await self.conn.kv(
+            "Txn", rpc.TxnRequest(compare=compare, success=ops, failure=failure)
+        )
+        if resp.succeeded:
+            return int(resp.header.revision)
+        if fence is not None:
+            held = resp.responses[0].response_range.kvs
+            if not held or held[0].lease != fence.lease:
+                raise Fenced(
+                    f"etcd at {self.url}: {fence.key.decode()} is "
+                    + ("gone" if not held else "held under another lease")
+                    + f" (this writer's lease {fence.lease:x} no longer holds it): "
+                    "nothing was written"
+                )
+        return 0
 
     def _stamp(self, p: _Plan, revision: int) -> None:
         p.changes = [

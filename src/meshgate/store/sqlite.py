@@ -25,13 +25,14 @@ Rules of this module:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from meshgate.store.base import (
     Compacted,
     Event,
     EventType,
+    Fence,
     StoredObject,
     WatchCallback,
 )
@@ -184,6 +186,10 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def fenced(self, fence: Fence | None) -> AbstractContextManager[None]:
+        """One control plane per SQLite store, always its leader: nothing to fence."""
+        return contextlib.nullcontext()
 
     # reads
 
