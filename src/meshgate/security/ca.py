@@ -222,6 +222,13 @@ class MeshCA:
         (self.dir / "rotation.json").write_text(json.dumps(state))
         return cert
 
+    def reload(self) -> None:
+        """Read the signing root again from the CA directory, which another replica's
+        publication changed (server/casync.py): every identity is signed anew."""
+        self._advance()
+        self._key, self._cert = self._load_or_create_root("root")
+        self._issued.clear()
+
     def rotation(self) -> dict[str, str]:
         """Where a rotation stands, for `meshgate ca status` (empty: none)."""
         self._advance()

@@ -303,7 +303,7 @@ def build_app(cp: ControlPlane, token: str) -> Starlette:
 
         body = await request.json() if await request.body() else {}
         try:
-            result = cp.ca_rotate(
+            result = await cp.ca_rotate(
                 float(body.get("activateAfter", 5)),
                 None if body.get("overlap") is None else float(body["overlap"]),
             )

@@ -190,7 +190,12 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
             services=[als.add_to_server(als_servicer)],
         )
         self.members = Membership(
-            home, etcd, mesh, self._leader_changed, proxies=lambda: self.proxy_statuses()
+            home,
+            etcd,
+            mesh,
+            self._leader_changed,
+            proxies=lambda: self.proxy_statuses(),
+            on_ca_change=self._ca_changed,
         )
         self.reconciler = Reconciler(
             home,
@@ -320,23 +325,21 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
     def access_log(self, q: Query) -> list[tuple[int, dict[str, Any]]]:
         return self.accesslog_reader.query(q)
 
-    def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
-        if self.mesh is not None:
-            from meshgate.security.ca import RotationError
-
-            # Each replica holds the root in its own state directory (copied from etcd
-            # when it joined): a rotation on one would leave the others signing with the
-            # old root alone.
-            raise RotationError(
-                "the mesh has its store on etcd, where replicas share the CA: rotating "
-                "the root is not supported there yet (docs/replicas.md)"
-            )
+    async def ca_rotate(self, activate_after: float, overlap: float | None) -> dict[str, Any]:
         new = self.ca.rotate(
             activate_after=datetime.timedelta(seconds=activate_after),
             overlap=None if overlap is None else datetime.timedelta(seconds=overlap),
         )
+        # Replicas: each signs from its own copy of the CA directory; the rotation goes
+        # to etcd now, and every replica takes it within a registration poll (casync).
+        await self.members.ca_rotated()
         self.xds.request_push("CA rotation")  # the new root joins every trust bundle now
         return {"serialNumber": format(new.serial_number, "x"), **self.ca_status()}
+
+    def _ca_changed(self) -> None:
+        """Another replica published the CA directory (a rotation, or its next step)."""
+        self.ca.reload()
+        self.xds.request_push("CA directory from another replica")
 
     # -- loops -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from meshgate.runtime import names
+from meshgate.server.casync import CaSync
 from meshgate.server.leader import AlwaysLeader, Etcd, LeaderElection, Leadership
 from meshgate.server.replicas import (
     Mesh,
@@ -84,6 +85,7 @@ class Membership:
         mesh: Mesh | None,
         on_change: Callable[[bool], None],
         proxies: Callable[[], list[dict[str, Any]]] = list,
+        on_ca_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.proxies = proxies  # the proxies connected here, compact
         self.mesh = mesh
@@ -94,6 +96,7 @@ class Membership:
         self._election: LeaderElection | None = None
         self._etcd: Etcd | None = None
         self._registration: Registration | None = None
+        self.ca_sync: CaSync | None = None  # the CA directory shared through etcd
         self._tasks: list[asyncio.Task[None]] = []
         self.replicas: list[dict[str, Any]] = []  # as last read from etcd
         self._published: bytes | None = None
@@ -105,10 +108,22 @@ class Membership:
             self._registration = Registration(
                 self._etcd, mesh, {**identity, "xds": slot, "ownsNode": self.owns_node}
             )
+            self.ca_sync = CaSync(self._etcd, home, on_ca_change)
 
     @property
     def leading(self) -> bool:
         return self.leadership.leading
+
+    async def ca_rotated(self) -> None:
+        """A rotation started here: every replica is to have it (casync's rules). When
+        etcd does not take it now, it is published at the next poll that reaches etcd."""
+        if self.ca_sync is None:
+            return
+        try:
+            await self.ca_sync.publish()
+        except Exception as exc:
+            self.ca_sync.pending = True
+            log.warning("CA rotation not published to etcd yet (%r): retried", exc)
 
     def fence(self) -> Fence | None:
         """What the controllers' writes are fenced with (leader.py's rules)."""
@@ -138,6 +153,11 @@ class Membership:
                 await self._publish_proxies(etcd, again=renewed)
             except Exception as exc:
                 log.warning("replica registration on etcd %s failed: %r", etcd.endpoint, exc)
+            if self.ca_sync is not None:
+                try:
+                    await self.ca_sync.poll(self.leading)
+                except Exception as exc:
+                    log.warning("CA directory sync with etcd %s failed: %r", etcd.endpoint, exc)
             await asyncio.sleep(REGISTRATION_EVERY)
 
     async def _publish_proxies(self, etcd: Etcd, again: bool) -> None:
