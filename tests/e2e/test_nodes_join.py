@@ -287,3 +287,78 @@ def test_pods_spread_over_nodes_and_reach_each_other(mesh: Mesh, tmp_path: Path)
     finally:
         node.meshgate("down", check=False)
     assert f"mg-{mesh_id(node.home)}" not in _netns_names()
+
+
+# Two replicas, spread over the nodes, tolerating an unreachable node for 2 s only.
+TOLERATING = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: keep}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: keep}}
+  template:
+    metadata:
+      labels: {app: keep}
+      annotations: {sidecar.istio.io/inject: "false"}
+    spec:
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute,
+         tolerationSeconds: 2}
+      containers: [{name: c, image: curl, command: [/bin/sleep, infinity]}]
+"""
+
+
+def test_pods_of_a_silent_node_are_evicted_and_made_again(mesh: Mesh, tmp_path: Path) -> None:
+    """A joined node whose agent stops answering (SIGSTOP) goes NotReady after the node
+    monitor's grace period; its pods go once their toleration runs out, and their
+    Deployment makes them again on the Ready node. The agent resumed, the node is Ready
+    again and runs nothing of the evicted pod."""
+    from meshgate.home import mesh_id, pid_file
+
+    node = Mesh(tmp_path / "node-2")
+    agent = 0
+    try:
+        args = _join_args(mesh.meshgate("token", "create", "--print-join-command").stdout)
+        node.meshgate(*args, "--name", "node-2")
+        mesh.meshgate("apply", "-f", "-", input=TOLERATING)
+
+        def placed() -> dict[str, str]:
+            out = mesh.meshgate("get", "pods", "-o", "wide").stdout
+            rows = [r.split() for r in out.splitlines()[1:]]
+            return {r[0]: r[-1] for r in rows if r[0].startswith("keep-") and r[2] == "Running"}
+
+        ok, before = retry(placed, lambda p: len(p) == 2, 60)
+        assert ok and set(before.values()) == {"meshgate-node", "node-2"}, before
+        (on_two,) = [name for name, where in before.items() if where == "node-2"]
+
+        agent = int(pid_file(node.home).read_text())
+        os.kill(agent, signal.SIGSTOP)  # the node stops reporting; its pods run on
+        ok, after = retry(
+            placed,
+            lambda p: len(p) == 2 and set(p.values()) == {"meshgate-node"},
+            120,
+            interval=1.0,
+        )
+        assert ok, f"{after}\n{mesh.log_tail()}"
+        assert on_two not in after
+        nodes_out = mesh.meshgate("get", "nodes").stdout
+        assert any(r.split()[:2] == ["node-2", "NotReady"] for r in nodes_out.splitlines()), (
+            nodes_out
+        )
+        log = (mesh.home / "control-plane.log").read_text()
+        assert f"evicting pod default/{on_two}: node node-2 has taint" in log, mesh.log_tail()
+
+        os.kill(agent, signal.SIGCONT)
+        agent = 0
+        ok, out = retry(
+            lambda: mesh.meshgate("get", "nodes").stdout,
+            lambda o: any(r.split()[:2] == ["node-2", "Ready"] for r in o.splitlines()),
+            30,
+        )
+        assert ok, out
+        assert set(placed()) == set(after)  # nothing moved back, nothing made twice
+    finally:
+        if agent:
+            os.kill(agent, signal.SIGCONT)
+        node.meshgate("down", check=False)
+    assert f"mg-{mesh_id(node.home)}" not in _netns_names()

@@ -42,6 +42,7 @@ Rules:
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,7 @@ from meshgate.api.meta import Resource, ResourceKey
 from meshgate.model.snapshot import Snapshot
 from meshgate.runtime import names, servicenat
 from meshgate.runtime.pods import Backoff, PodState, Runtime
-from meshgate.server import asmegress
+from meshgate.server import asmegress, eviction
 from meshgate.server import workloads as wl
 from meshgate.server.nodeconfig import service_routes
 from meshgate.server.nodefilter import NodeFilter
@@ -163,6 +164,8 @@ class Reconciler(PodSync):
         # (store revision, pods observed) at the end of the last full pass.
         self._settled: tuple[int, list[PodState], bool] | None = None  # and leading
         self._pending = True  # a pod wanted but not running, or a sync to retry
+        # A pod on a silent node tolerates it for a while yet: look again each pass.
+        self._eviction_later = False
         self._xds_mode = "delta"  # MeshConfig xdsMode, for proxies started from now on
 
     # -- controllers -------------------------------------------------------------------
@@ -232,6 +235,15 @@ class Reconciler(PodSync):
         if fill.filled:
             for c in self.store.apply(fill.filled):
                 log.info("%s: ownerReferences given their owner's uid (%s)", c.key, c.action)
+
+    def _evict(self, objs: list[Obj]) -> None:
+        """Pods on joined nodes that stopped reporting, past their tolerations (eviction)."""
+        gone, self._eviction_later = eviction.due(objs, datetime.datetime.now(datetime.UTC))
+        for pod, why in gone:
+            key = _key(pod)
+            log.warning("evicting pod %s/%s: %s", key.namespace, key.name, why)
+        if gone:
+            self.store.delete([_key(pod) for pod, _ in gone], missing_ok=True)
 
     def _garbage_collect(self, objs: list[Obj]) -> None:
         uids = {wl.uid_of(o): o for o in objs if wl.uid_of(o)}
@@ -337,7 +349,7 @@ class Reconciler(PodSync):
         # the next pass runs them again, and only a pass that changed nothing settles.
         pods = self.runtime.pod_states() if self.kubelet else []
         seen = (self.store.revision(), pods, leading)
-        if not self._pending and seen == self._settled:
+        if not self._pending and not self._eviction_later and seen == self._settled:
             return self.snapshot
         self.controller_passes += 1
         fenced_before = self.fenced_writes
@@ -348,6 +360,7 @@ class Reconciler(PodSync):
             for controller in (
                 self._egress_policies,
                 self._gateways,
+                self._evict,
                 self._garbage_collect,
                 self._deployments,
             ):

@@ -115,6 +115,16 @@ class Container(KubeWire):
     image_pull_policy: Literal["Always", "Never", "IfNotPresent"] | None = None
 
 
+class Toleration(KubeWire):
+    """What taint a pod tolerates (server/eviction.py acts on NoExecute ones)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
 class PodSpec(KubeWire):
     containers: list[Container]
     init_containers: list[Container] | None = None
@@ -125,6 +135,7 @@ class PodSpec(KubeWire):
     termination_grace_period_seconds: int | None = None
     restart_policy: Literal["Always", "OnFailure", "Never"] | None = None
     node_name: str | None = None
+    tolerations: list[Toleration] | None = None
     host_network: bool | None = None
     hostname: str | None = None
     subdomain: str | None = None
