@@ -38,6 +38,16 @@ def parse_duration(text: str, flag: str, minimum: float = 0) -> float:
     return total
 
 
+def parse_grace(text: str) -> float:
+    """--node-monitor-grace-period: at least 2 s (agents report every second)."""
+    from meshgate.server.lifecycle import StartError
+
+    try:
+        return parse_duration(text, "--node-monitor-grace-period", minimum=2)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
+
+
 def parse_ttl(text: str) -> float:
     """--workload-cert-ttl: at least 10 s (half of it is when a certificate is re-issued)."""
     from meshgate.server.lifecycle import StartError
@@ -152,6 +162,15 @@ def register(app: typer.Typer) -> None:
                 "e.g. 24h, 90m, 30s.",
             ),
         ] = "24h",
+        node_monitor_grace_period: Annotated[
+            str,
+            typer.Option(
+                "--node-monitor-grace-period",
+                metavar="DURATION",
+                help="How long a joined node may go without reporting before it is NotReady "
+                "(its pods are then evicted once their tolerations run out: docs/nodes.md).",
+            ),
+        ] = "40s",
         ca_cert: Annotated[
             str | None,
             typer.Option(
@@ -279,11 +298,18 @@ def register(app: typer.Typer) -> None:
             set_capture_ranges(include_ip_ranges, exclude_ip_ranges)
         try:
             ttl = parse_ttl(workload_cert_ttl)
+            grace = parse_grace(node_monitor_grace_period)
             if ca_cert or ca_key or ca_root:
                 user_ca(home, ca_cert, ca_key, ca_root)
             link = ul.merge_config(ul.load_config(home), uplink, uplink_cidr, dns_upstream)
             started = start(
-                home, world, concurrency=concurrency, timeout=timeout, cert_ttl=ttl, uplink=link
+                home,
+                world,
+                concurrency=concurrency,
+                timeout=timeout,
+                cert_ttl=ttl,
+                uplink=link,
+                node_grace=grace,
             )
         except ul.UplinkError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -27,6 +27,12 @@ def cli() -> None:
         "--workload-cert-ttl", type=float, default=86400.0, help="seconds a certificate lasts"
     )
     parser.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=None,
+        help="seconds without a report before a joined node is NotReady",
+    )
+    parser.add_argument(
         "--dns-upstream",
         default="",
         help="IP:PORT,... the DNS forwards other names to (with the uplink of the state "
@@ -40,6 +46,7 @@ def cli() -> None:
         args.concurrency,
         cert_ttl=args.workload_cert_ttl,
         dns_upstreams=args.dns_upstream,
+        node_grace=args.node_monitor_grace_period,
     )
 
 

@@ -131,6 +131,7 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
         dns_upstreams: str = "",
         etcd: EtcdConfig | None = None,
         mesh: Mesh | None = None,
+        node_grace: float | None = None,
     ) -> None:
         self.home = home
         # With etcd, the mesh this replica joined; None: the one control plane (SQLite).
@@ -237,6 +238,8 @@ class ControlPlane(XdsListen, XdsGen, JoinedNodes, NodeHeal, Report):
         self.node_service = joinapi.NodeService(
             self.store, self.ca, self.reconciler, self._kick_threadsafe, self.node.netns
         )
+        if node_grace is not None:
+            self.node_service.grace = node_grace
         self.join_listener = joinapi.JoinListener(home, self.node_service, self.ca)
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._relay: asyncio.Server | None = None
@@ -534,6 +537,7 @@ def main(
     *,
     cert_ttl: float = 86400.0,
     dns_upstreams: str = "",
+    node_grace: float | None = None,
 ) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -558,6 +562,7 @@ def main(
             dns_upstreams=dns_upstreams,
             etcd=etcd,
             mesh=mesh,
+            node_grace=node_grace,
         )
         asyncio.run(cp.run())
     finally:

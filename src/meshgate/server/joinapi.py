@@ -109,6 +109,9 @@ class NodeService:
         self.reconciler = reconciler
         self.kick = kick
         self.first_node_netns = first_node_netns
+        # Seconds without a report before a joined node is NotReady (`up
+        # --node-monitor-grace-period`, Kubernetes' node monitor grace period).
+        self.grace = nodes_mod.GRACE
         self._seen: dict[str, float] = {}  # node -> monotonic time of its last report
         self._looked_at = -1  # the store revision check_heartbeats last listed at
         self._lock = threading.Lock()
@@ -309,7 +312,7 @@ class NodeService:
                 continue
             with self._lock:
                 seen = self._seen.setdefault(name, now)  # after a restart: from now
-            if now - seen > nodes_mod.GRACE:
+            if now - seen > self.grace:
                 log.warning("node %s: no report for %.0fs; NotReady", name, now - seen)
                 status = nodes_mod.ready_status(
                     nodes_mod.gateway_ip(nodes_mod.pod_cidr(stored.object)),

@@ -73,6 +73,7 @@ def up(
     timeout: float = 60.0,
     cert_ttl: float | None = None,
     uplink: UplinkConfig | None = None,
+    node_grace: float | None = None,
 ) -> bool:
     """Start the control plane; returns False if one was already running. ``uplink`` is
     the merged setting (saved in the state directory's config here)."""
@@ -119,6 +120,8 @@ def up(
     argv += ["--concurrency", str(concurrency)]
     if cert_ttl is not None:
         argv += ["--workload-cert-ttl", str(cert_ttl)]
+    if node_grace is not None:
+        argv += ["--node-monitor-grace-period", str(node_grace)]
     if world:
         argv += ["--world", world]
     logf = server_log(home)

@@ -371,7 +371,7 @@ def test_silent_node_turns_not_ready(
     svc.check_heartbeats()  # reported just now (the join)
     node = store.get(key)
     assert node is not None and nodes.is_ready(node.object)
-    monkeypatch.setattr(nodes, "GRACE", -1.0)
+    svc.grace = -1.0  # `up --node-monitor-grace-period`
     svc.check_heartbeats()
     node = store.get(key)
     assert node is not None and not nodes.is_ready(node.object)
