@@ -344,6 +344,8 @@ class Reconciler(PodSync):
         if self.kubelet:
             self.runtime.reconcile()
         leading = self.leading()
+        if not leading:
+            self._eviction_later = False  # the leader's to look for, not a follower's
         # What the controllers are about to read, taken before they read it: a write or a
         # pod change during the pass (our own status writes included) differs from it, so
         # the next pass runs them again, and only a pass that changed nothing settles.
