@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshgate.home import mesh_id
 from tests.e2e.conftest import _skip_reason
-from tests.e2e.meshctl import WALKTHROUGH, Mesh, retry
-from tests.e2e.test_replicas_failover import _pid, _proxies
+from tests.e2e.meshctl import Mesh, retry
+from tests.e2e.test_replicas_failover import _pid, _proxies, walkthrough
 from tests.etcd_cluster import etcd_cluster
 
 pytestmark = pytest.mark.e2e
@@ -90,16 +90,7 @@ def test_logs_and_metrics_answer_for_the_mesh_on_either_replica(tmp_path: Path) 
         try:
             a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
             a.meshgate("apply", "-f", "-", input=MESH_CONFIG)
-            for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
-                a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
-            sleep = a.wait_pod("default", "sleep-")
-            gateway = a.wait_pod("istio-system", "istio-egressgateway-")
-            ok, last = retry(
-                lambda: a.curl(sleep, "-I", "aliyun.com").stdout,
-                lambda out: out.startswith("HTTP/1.1 301"),
-                30,
-            )
-            assert ok, last
+            sleep, gateway = walkthrough(a)
             # The gateway writes the TEXT line: nothing a backfill could read.
             own = a.meshgate("-n", "istio-system", "logs", gateway, "-c", "istio-proxy").stdout
             assert '"HEAD / HTTP/1.1" 301' in own and '{"' not in own

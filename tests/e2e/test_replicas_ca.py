@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import _skip_reason
-from tests.e2e.meshctl import WALKTHROUGH, Mesh, proxy_certificates, retry
-from tests.e2e.test_replicas_failover import _proxies
+from tests.e2e.meshctl import Mesh, proxy_certificates, retry
+from tests.e2e.test_replicas_failover import _proxies, walkthrough
 from tests.etcd_cluster import etcd_cluster
 
 pytestmark = pytest.mark.e2e
@@ -37,16 +37,7 @@ def test_rotation_started_on_one_replica_reaches_the_other(tmp_path: Path) -> No
         a, b, c = Mesh(tmp_path / "a"), Mesh(tmp_path / "b"), Mesh(tmp_path / "c")
         try:
             a.meshgate("up", "--world", "demo", "--store", cluster.store_url)
-            for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
-                a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
-            sleep = a.wait_pod("default", "sleep-")
-            gateway = a.wait_pod("istio-system", "istio-egressgateway-")
-            ok, last = retry(
-                lambda: a.curl(sleep, "-I", "aliyun.com").stdout,
-                lambda out: out.startswith("HTTP/1.1 301"),
-                30,
-            )
-            assert ok, last
+            sleep, gateway = walkthrough(a)
             b.meshgate("up", "--store", cluster.store_url)
             assert len(_proxies(a)) == 2, a.meshgate("proxy-status").stdout
             before = _secrets(a, gateway)

@@ -122,6 +122,22 @@ class CurlLoop:
         self._thread.join(30)
 
 
+def walkthrough(m: Mesh) -> tuple[str, str]:
+    """The walkthrough's steps 1, 3 and 4 on ``m``: the sleep pod and the egress gateway
+    (their names), once a request from the sleep pod gets aliyun.com's 301."""
+    for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
+        m.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
+    sleep = m.wait_pod("default", "sleep-")
+    gateway = m.wait_pod("istio-system", "istio-egressgateway-")
+    ok, last = retry(
+        lambda: m.curl(sleep, "-I", "aliyun.com").stdout,
+        lambda out: out.startswith("HTTP/1.1 301"),
+        30,
+    )
+    assert ok, last
+    return sleep, gateway
+
+
 def _proxies(m: Mesh, asked: Mesh | None = None) -> list[str]:
     """The proxies connected to replica ``m``, as ``proxy-status`` on ``asked`` (any
     replica: it lists the mesh's proxies, each with the replica serving it). Connected is
@@ -175,16 +191,7 @@ def test_leader_killed_under_traffic(tmp_path: Path, xds_mode: str) -> None:
             assert ok, a.log_tail()
             # Before any pod: its proxies start with that ADS flavour.
             a.meshgate("apply", "-f", "-", input=MESH_CONFIG.format(mode=xds_mode.upper()))
-            for step in ("1-sleep", "3-serviceentry", "4-egress-gateway"):
-                a.meshgate("apply", "-f", str(WALKTHROUGH / f"{step}.yaml"))
-            sleep = a.wait_pod("default", "sleep-")
-            a.wait_pod("istio-system", "istio-egressgateway-")
-            ok, last = retry(
-                lambda: a.curl(sleep, "-I", "aliyun.com").stdout,
-                lambda out: out.startswith("HTTP/1.1 301"),
-                30,
-            )
-            assert ok, last
+            sleep, _ = walkthrough(a)
             modes = json.loads(a.meshgate("proxy-status", "-o", "json").stdout)
             assert {p["mode"] for p in modes} == {xds_mode}
             # Every proxy is on the only replica there is...

@@ -35,9 +35,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from meshgate.security import pki
 from meshgate.server.leader import Etcd
-from meshgate.server.replicas import SECURITY_PREFIX, ReplicaError
+from meshgate.server.replicas import SECURITY_PREFIX, ReplicaError, write_security
 
 log = logging.getLogger("meshgate.casync")
 
@@ -65,14 +64,13 @@ def digest(files: dict[str, bytes]) -> str:
 
 
 def write_ca_files(home: Path, files: dict[str, bytes]) -> None:
-    """Make the CA directory hold exactly ``files`` (each replaced atomically)."""
-    root = home / "security" / CA_DIR
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, content in files.items():
+    """Make the CA directory hold exactly ``files`` (each replaced atomically, as
+    ``replicas.join`` writes etcd's copy)."""
+    for name in files:
         if "/" in name or name in ("", ".", ".."):
             raise ReplicaError(f"etcd {SECURITY_PREFIX}{CA_DIR}/{name}: not a file name")
-        mode = 0o600 if name.endswith("key.pem") or name.endswith(".json") else 0o644
-        pki.write_file(root / name, content, mode)
+    write_security(home, {f"{CA_DIR}/{name}": content for name, content in files.items()})
+    root = home / "security" / CA_DIR
     for path in root.iterdir():
         if path.is_file() and path.name not in files and not path.name.endswith(".tmp"):
             path.unlink()

@@ -85,7 +85,7 @@ def _security_files(home: Path) -> dict[str, bytes]:
     return out
 
 
-def _write_security(home: Path, files: dict[str, bytes]) -> None:
+def write_security(home: Path, files: dict[str, bytes]) -> None:
     root = home / "security"
     for rel, content in files.items():
         if ".." in Path(rel).parts or Path(rel).is_absolute():
@@ -166,7 +166,7 @@ async def join(etcd: Etcd, home: Path) -> Mesh:
     files = {kv.key[len(sec) :].decode(): kv.value for kv in got}
     if not files:
         raise ReplicaError(f"etcd {SECURITY_PREFIX}: the mesh's CA is missing")
-    _write_security(home, files)
+    write_security(home, files)
     return mesh
 
 
